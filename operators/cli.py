@@ -1,0 +1,214 @@
+"""sk8s: run the embedded meta-cluster and talk to it.
+
+    sk8s up | down | status | logs COMPONENT [-f] | kubeconfig | sandbox-logs NAME
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .config import Layout, home_id, layout, write_containers_conf
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def supervisor_pid(lay: Layout) -> int | None:
+    try:
+        pid = int(lay.supervisor_pid.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def read_state(lay: Layout) -> dict:
+    try:
+        return json.loads(lay.state_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def cmd_up(args) -> int:
+    t0 = time.monotonic()
+    lay = layout()
+    lay.ensure()
+    from .embedded.binaries import BuildError, ensure_binaries
+    try:
+        ensure_binaries()
+    except BuildError as exc:
+        print(f"sk8s up: {exc}", file=sys.stderr)
+        return 1
+    if supervisor_pid(lay) and read_state(lay).get("ready"):
+        print(f"sk8s is already running (home {lay.home})")
+        print(f"kubeconfig: {lay.kubeconfig}")
+        return 0
+    if not supervisor_pid(lay):
+        lay.state_file.unlink(missing_ok=True)
+        logf = open(lay.log("supervisor"), "ab")
+        subprocess.Popen([sys.executable, "-m", "operators.embedded.supervisor"], stdout=logf,
+                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                         env=dict(os.environ, SK8S_HOME=str(lay.home)),
+                         cwd=str(Path(__file__).resolve().parent.parent))
+        logf.close()
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if read_state(lay).get("ready"):
+            print(f"sk8s is up in {time.monotonic() - t0:.2f}s (home {lay.home})")
+            print(f"kubeconfig: {lay.kubeconfig}")
+            print(f"  export KUBECONFIG={lay.kubeconfig}")
+            return 0
+        if not supervisor_pid(lay) and time.monotonic() - t0 > 1:
+            break
+        time.sleep(0.05)
+    print("sk8s up failed; last lines of the supervisor log:", file=sys.stderr)
+    print(_tail(lay.log("supervisor"), 20), file=sys.stderr)
+    return 1
+
+
+def _tail(path: Path, n: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except FileNotFoundError:
+        return f"(no log at {path})"
+
+
+def cmd_down(args) -> int:
+    lay = layout()
+    pid = supervisor_pid(lay)
+    state = read_state(lay)
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    # Whatever a killed supervisor left behind.
+    for comp in (state.get("components") or {}).values():
+        if comp.get("pid") and _alive(comp["pid"]):
+            os.kill(comp["pid"], signal.SIGKILL)
+    removed = asyncio.run(_remove_sandboxes(lay))
+    lay.state_file.unlink(missing_ok=True)
+    lay.supervisor_pid.unlink(missing_ok=True)
+    print(f"sk8s is down; removed {removed} sandbox(es)")
+    return 0
+
+
+async def _remove_sandboxes(lay: Layout) -> int:
+    from .providers.local import LocalProvider
+    provider = LocalProvider(home_id=home_id(lay.home), containers_conf=str(write_containers_conf(lay)))
+    refs = await provider.list()
+    await provider.teardown()
+    return len(refs)
+
+
+def cmd_status(args) -> int:
+    lay = layout()
+    pid = supervisor_pid(lay)
+    state = read_state(lay)
+    if not pid:
+        print(f"sk8s is not running (home {lay.home})")
+        return 3
+    from .embedded.components import Component
+    from .embedded.supervisor import probe
+    print(f"home:        {lay.home}")
+    print(f"kubeconfig:  {lay.kubeconfig}")
+    print(f"supervisor:  pid {pid}, {'ready' if state.get('ready') else 'starting'}")
+    print(f"{'COMPONENT':28} {'PID':>7} {'HEALTH':9} {'RESTARTS':>8}  ENDPOINT")
+    healthy_all = True
+    for name, comp in (state.get("components") or {}).items():
+        alive = _alive(comp["pid"])
+        ok = alive and probe(Component(name, [], comp.get("url") or "", tls=name == "kube-apiserver"), lay)
+        healthy_all &= ok
+        print(f"{name:28} {comp['pid']:>7} {'healthy' if ok else ('running' if alive else 'down'):9} "
+              f"{comp.get('restarts', 0):>8}  {comp.get('url') or '-'}")
+    return 0 if healthy_all and state.get("ready") else 1
+
+
+def cmd_logs(args) -> int:
+    lay = layout()
+    path = lay.log(args.component)
+    if not path.exists():
+        known = sorted(p.stem for p in lay.logs.glob("*.log"))
+        print(f"no log for {args.component!r}; known: {', '.join(known) or 'none'}", file=sys.stderr)
+        return 1
+    if args.follow:
+        return subprocess.call(["tail", "-n", str(args.tail), "-F", str(path)])
+    print(_tail(path, args.tail))
+    return 0
+
+
+def cmd_kubeconfig(args) -> int:
+    print(layout().kubeconfig)
+    return 0
+
+
+def cmd_sandbox_logs(args) -> int:
+    from .kube import get_object_sync
+    from .providers import make_provider
+    from .sandboxpod.sandbox import ref_of
+    os.environ.setdefault("KUBECONFIG", str(layout().kubeconfig))
+    body = get_object_sync("sandboxpods", args.namespace, args.name)
+    if body is None:
+        print(f'sandboxpod "{args.name}" not found in namespace "{args.namespace}"', file=sys.stderr)
+        return 1
+    containers = [c["name"] for c in body["spec"]["containers"]]
+    container = args.container or containers[0]
+    if container not in containers:
+        print(f"container {container!r} is not valid for sandboxpod {args.name}; choose one of: "
+              f"{', '.join(containers)}", file=sys.stderr)
+        return 1
+    provider = make_provider((body.get("status") or {}).get("provider") or "local")
+
+    async def stream() -> None:
+        async for chunk in provider.logs(ref_of(body), container, follow=args.follow, tail=args.tail):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+    try:
+        asyncio.run(stream())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sk8s", description="serverless Kubernetes, embedded")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="start the embedded meta-cluster and operators")
+    up.add_argument("--timeout", type=float, default=180)
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop everything and remove every sandbox").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="what runs, where, and whether it is healthy").set_defaults(func=cmd_status)
+    logs = sub.add_parser("logs", help="a component's log")
+    logs.add_argument("component")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--tail", type=int, default=200)
+    logs.set_defaults(func=cmd_logs)
+    sub.add_parser("kubeconfig", help="print the admin kubeconfig's path").set_defaults(func=cmd_kubeconfig)
+    sl = sub.add_parser("sandbox-logs", help="a SandboxPod container's output")
+    sl.add_argument("name")
+    sl.add_argument("-n", "--namespace", default="default")
+    sl.add_argument("-c", "--container")
+    sl.add_argument("-f", "--follow", action="store_true")
+    sl.add_argument("--tail", type=int)
+    sl.set_defaults(func=cmd_sandbox_logs)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Where sk8s keeps its state, and how the pieces find each other.
+
+Everything of one embedded installation lives under $SK8S_HOME; binaries built from
+upstream are cached per machine under $SK8S_CACHE, keyed by version.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def sk8s_home() -> Path:
+    env = os.environ.get("SK8S_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "sk8s"
+
+
+def sk8s_cache() -> Path:
+    env = os.environ.get("SK8S_CACHE")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "sk8s"
+
+
+def home_id(home: Path | None = None) -> str:
+    """Short stable id of an installation: labels its sandboxes so two homes never mix."""
+    return hashlib.sha256(str(home or sk8s_home()).encode()).hexdigest()[:10]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Ports:
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    operators_base: int  # operator i serves its liveness probe on operators_base + i
+
+
+@dataclass
+class Layout:
+    home: Path
+
+    @property
+    def pki(self) -> Path: return self.home / "pki"
+    @property
+    def logs(self) -> Path: return self.home / "logs"
+    @property
+    def run(self) -> Path: return self.home / "run"
+    @property
+    def etcd_data(self) -> Path: return self.home / "etcd"
+    @property
+    def kubeconfig(self) -> Path: return self.home / "kubeconfig"
+    @property
+    def containers_conf(self) -> Path: return self.home / "containers.conf"
+    @property
+    def ports_file(self) -> Path: return self.home / "ports.json"
+    @property
+    def state_file(self) -> Path: return self.run / "state.json"
+    @property
+    def supervisor_pid(self) -> Path: return self.run / "supervisor.pid"
+
+    def log(self, component: str) -> Path:
+        return self.logs / f"{component}.log"
+
+    def ensure(self) -> None:
+        for d in (self.home, self.pki, self.logs, self.run, self.etcd_data):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.pki, 0o700)
+
+    def ports(self) -> Ports:
+        """Ports are chosen once per home and kept, so kubeconfigs stay valid across restarts."""
+        if self.ports_file.exists():
+            return Ports(**json.loads(self.ports_file.read_text()))
+        ports = Ports(free_port(), free_port(), free_port(), free_port())
+        self.ports_file.write_text(json.dumps(asdict(ports)))
+        return ports
+
+
+def layout() -> Layout:
+    return Layout(sk8s_home())
+
+
+CONTAINERS_CONF = """\
+# Written by sk8s. Points podman at runc with explicit ulimits: this host's process
+# lacks CAP_SYS_RESOURCE, and crun cannot run on its hybrid cgroups.
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+log_driver = "k8s-file"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+
+
+def write_containers_conf(lay: Layout) -> Path:
+    lay.home.mkdir(parents=True, exist_ok=True)
+    if not lay.containers_conf.exists() or lay.containers_conf.read_text() != CONTAINERS_CONF:
+        lay.containers_conf.write_text(CONTAINERS_CONF)
+    return lay.containers_conf

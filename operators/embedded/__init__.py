@@ -1,0 +1,1 @@
+"""The embedded meta-cluster: etcd, kube-apiserver and the operators on this host."""

@@ -1,0 +1,99 @@
+"""Command lines of the meta-cluster's components: pure builders, unit-tested."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Layout, Ports
+
+# One entry per independent operator: each runs as its own process.
+OPERATORS: dict[str, str] = {
+    "sandboxpod-operator": "operators.sandboxpod.operator",
+}
+
+SERVICE_CIDR = "10.96.0.0/16"
+
+
+@dataclass
+class Component:
+    name: str
+    argv: list[str]
+    health_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    tls: bool = False  # probe with the admin client certificate
+
+
+def etcd(bindir: Path, lay: Layout, ports: Ports) -> Component:
+    client = f"http://127.0.0.1:{ports.etcd_client}"
+    peer = f"http://127.0.0.1:{ports.etcd_peer}"
+    return Component("etcd", [
+        str(bindir / "etcd"),
+        "--name=sk8s-meta",
+        f"--data-dir={lay.etcd_data}",
+        f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=sk8s-meta={peer}",
+        "--listen-metrics-urls=",
+        # A single-member, host-local store: fsync latency dominates start-up and writes.
+        "--unsafe-no-fsync=true",
+        "--quota-backend-bytes=8589934592",
+        "--log-level=warn",
+    ], health_url=f"{client}/health")
+
+
+def apiserver(bindir: Path, lay: Layout, ports: Ports, *, name: str = "meta",
+              etcd_prefix: str = "/sk8s/meta") -> Component:
+    pki = lay.pki
+    return Component("kube-apiserver", [
+        str(bindir / "kube-apiserver"),
+        f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
+        f"--etcd-prefix={etcd_prefix}",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+        f"--secure-port={ports.apiserver}",
+        f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
+        f"--client-ca-file={pki / 'ca.crt'}",
+        f"--service-account-key-file={pki / 'sa.crt'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        "--authorization-mode=RBAC",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--allow-privileged=false",
+        "--profiling=false",
+        # Fairness queues cost memory and latency and protect nothing on a one-user host.
+        "--enable-priority-and-fairness=false",
+        "--endpoint-reconciler-type=none",
+        "--v=1",
+    ], health_url=f"https://127.0.0.1:{ports.apiserver}/readyz", tls=True)
+
+
+def controller_manager(bindir: Path, lay: Layout) -> Component:
+    # Namespace deletion and ownerReference garbage collection need these controllers.
+    return Component("kube-controller-manager", [
+        str(bindir / "kube-controller-manager"),
+        f"--kubeconfig={lay.home / 'controller-manager.kubeconfig'}",
+        f"--authentication-kubeconfig={lay.home / 'controller-manager.kubeconfig'}",
+        f"--authorization-kubeconfig={lay.home / 'controller-manager.kubeconfig'}",
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1", "--secure-port=0",
+        f"--service-account-private-key-file={lay.pki / 'sa.key'}",
+        f"--root-ca-file={lay.pki / 'ca.crt'}",
+        "--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token",
+        "--v=1",
+    ], health_url="")
+
+
+def operator(name: str, module: str, lay: Layout, port: int) -> Component:
+    return Component(name, [
+        sys.executable, "-m", "kopf", "run",
+        "--standalone", "--all-namespaces",
+        f"--liveness=http://127.0.0.1:{port}/healthz",
+        "-m", module,
+    ], health_url=f"http://127.0.0.1:{port}/healthz",
+        env={"KUBECONFIG": str(lay.kubeconfig), "SK8S_HOME": str(lay.home),
+             "CONTAINERS_CONF": str(lay.containers_conf)})
+
+
+def operators(lay: Layout, ports: Ports) -> list[Component]:
+    return [operator(name, module, lay, ports.operators_base + i)
+            for i, (name, module) in enumerate(OPERATORS.items())]

@@ -1,0 +1,54 @@
+"""A small Kubernetes client for what kopf does not do for us (status from watchers, GC)."""
+from __future__ import annotations
+
+import asyncio
+import os
+from functools import lru_cache
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from . import GROUP, VERSION
+
+
+@lru_cache(maxsize=1)
+def api_client() -> client.ApiClient:
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        config.load_incluster_config()
+    else:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def custom() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client())
+
+
+async def get_object(plural: str, namespace: str, name: str) -> dict | None:
+    return await asyncio.to_thread(get_object_sync, plural, namespace, name)
+
+
+async def patch_status(plural: str, namespace: str, name: str, status: dict) -> None:
+    def _patch():
+        try:
+            custom().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name,
+                                                           {"status": status})
+        except ApiException as exc:
+            if exc.status != 404:  # deleted meanwhile: nothing to report on
+                raise
+    await asyncio.to_thread(_patch)
+
+
+async def list_objects(plural: str) -> list[dict]:
+    def _list():
+        return custom().list_cluster_custom_object(GROUP, VERSION, plural).get("items", [])
+    return await asyncio.to_thread(_list)
+
+
+def get_object_sync(plural: str, namespace: str, name: str) -> dict | None:
+    try:
+        return custom().get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise

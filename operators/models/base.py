@@ -1,0 +1,75 @@
+"""Shared pieces of the CRD models: the base class, schema helpers and conditions.
+
+The pydantic models are the single source of truth for the CRDs: `operators.crdgen`
+turns their JSON schema into structural OpenAPI v3. Kubernetes-specific schema
+keywords travel through `json_schema_extra`.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Kubernetes resource.Quantity, as the apiserver's own validation accepts it.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+C_IDENTIFIER_ENV = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+
+
+def cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict:
+    """One x-kubernetes-validations entry."""
+    entry: dict[str, Any] = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    if reason:
+        entry["reason"] = reason
+    return entry
+
+
+def quantity(description: str) -> Any:
+    """A Kubernetes quantity: a string or a number, validated like the apiserver does."""
+    return Field(
+        default=None,
+        description=description,
+        json_schema_extra={"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN},
+    )
+
+
+class K8sModel(BaseModel):
+    """camelCase on the wire, as every Kubernetes API object."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    def to_wire(self) -> dict:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Condition(K8sModel):
+    """A status condition per the Kubernetes API conventions."""
+
+    type: str = Field(description="Type of condition in CamelCase.", max_length=316)
+    status: Literal["True", "False", "Unknown"]
+    reason: str | None = Field(default=None, description="Machine-readable reason, CamelCase.")
+    message: str | None = Field(default=None, description="Human-readable details.")
+    lastTransitionTime: str | None = Field(
+        default=None, description="When the status last changed.", json_schema_extra={"format": "date-time"}
+    )
+    observedGeneration: int | None = Field(
+        default=None, description="The .metadata.generation this condition was set against.", ge=0
+    )
+
+
+class LocalObjectRef(K8sModel):
+    name: str = Field(description="Name of the referenced object.", min_length=1, max_length=253,
+                      pattern=DNS1123_SUBDOMAIN)
+
+
+KOPF_STATUS_FIELD = Field(
+    default=None,
+    description="Operator bookkeeping (kopf progress); not for users.",
+    json_schema_extra={"x-kubernetes-preserve-unknown-fields": True, "type": "object"},
+)

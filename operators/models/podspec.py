@@ -1,0 +1,108 @@
+"""The Kubernetes PodSpec shape, as far as sandboxes run it.
+
+Field names and meanings follow core/v1 so that a tenant Pod's spec maps onto a
+SandboxPod without translation. Fields that sk8s cannot honour are not modelled; the
+compatibility checks at admission say so instead of silently dropping them.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import C_IDENTIFIER_ENV, DNS1123_LABEL, QUANTITY_PATTERN, K8sModel, cel, quantity
+
+
+class KeySelector(K8sModel):
+    name: str = Field(description="Name of the Secret or ConfigMap.", min_length=1)
+    key: str = Field(description="Key to select.", min_length=1)
+    optional: bool | None = None
+
+
+class ObjectFieldSelector(K8sModel):
+    fieldPath: str = Field(description="Path of the field to select, e.g. metadata.name.", min_length=1)
+    apiVersion: str | None = None
+
+
+class ResourceFieldSelector(K8sModel):
+    resource: str = Field(description="limits.cpu, limits.memory, requests.cpu or requests.memory.",
+                          min_length=1)
+    containerName: str | None = None
+    divisor: str | int | None = quantity("Output format of the exposed resources; defaults to 1.")
+
+
+class EnvVarSource(K8sModel):
+    secretKeyRef: KeySelector | None = None
+    configMapKeyRef: KeySelector | None = None
+    fieldRef: ObjectFieldSelector | None = None
+    resourceFieldRef: ResourceFieldSelector | None = None
+
+
+class EnvVar(K8sModel):
+    name: str = Field(description="Environment variable name.", min_length=1, pattern=C_IDENTIFIER_ENV)
+    value: str | None = None
+    valueFrom: EnvVarSource | None = None
+
+
+class ContainerPort(K8sModel):
+    containerPort: int = Field(description="Port the container listens on.", ge=1, le=65535)
+    protocol: Literal["TCP", "UDP", "SCTP"] | None = Field(default="TCP", description="Protocol.")
+    name: str | None = Field(default=None, max_length=15, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class ResourceRequirements(K8sModel):
+    limits: dict[str, str | int] | None = Field(
+        default=None,
+        description="Maximum resources (cpu, memory).",
+        json_schema_extra={"additionalProperties": {"x-kubernetes-int-or-string": True,
+                                                    "pattern": QUANTITY_PATTERN}},
+    )
+    requests: dict[str, str | int] | None = Field(
+        default=None,
+        description="Minimum resources (cpu, memory).",
+        json_schema_extra={"additionalProperties": {"x-kubernetes-int-or-string": True,
+                                                    "pattern": QUANTITY_PATTERN}},
+    )
+
+
+_UNIQUE_NAMES = cel(
+    "self.all(c, self.exists_one(d, d.name == c.name))",
+    "container names must be unique",
+)
+_ONE_VALUE_SOURCE = cel(
+    "self.all(e, !(has(e.value) && has(e.valueFrom)))",
+    "env: value and valueFrom are mutually exclusive",
+)
+
+
+class Container(K8sModel):
+    name: str = Field(description="Container name, a DNS-1123 label.", min_length=1, max_length=63,
+                      pattern=DNS1123_LABEL)
+    image: str = Field(description="Container image reference.", min_length=1,
+                       pattern=r"^[^\s]+$")
+    command: list[str] | None = Field(default=None, description="Entrypoint array.")
+    args: list[str] | None = Field(default=None, description="Arguments to the entrypoint.")
+    workingDir: str | None = None
+    env: list[EnvVar] | None = Field(default=None, description="Environment variables.", max_length=512,
+                                     json_schema_extra={"x-kubernetes-validations": [_ONE_VALUE_SOURCE]})
+    ports: list[ContainerPort] | None = Field(default=None, description="Ports to expose.", max_length=128)
+    resources: ResourceRequirements | None = None
+    imagePullPolicy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None, description="Always, IfNotPresent or Never.")
+    tty: bool | None = None
+    stdin: bool | None = None
+
+
+class PodSpec(K8sModel):
+    containers: list[Container] = Field(
+        description="Containers of the pod; at least one.",
+        min_length=1,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-validations": [_UNIQUE_NAMES]},
+    )
+    restartPolicy: Literal["Always", "OnFailure", "Never"] | None = Field(
+        default="Always", description="Always, OnFailure or Never.")
+    terminationGracePeriodSeconds: int | None = Field(
+        default=30, ge=0, le=3600, description="Seconds between SIGTERM and SIGKILL on deletion.")
+    hostname: str | None = Field(default=None, max_length=63, pattern=DNS1123_LABEL)
+    activeDeadlineSeconds: int | None = Field(default=None, ge=1)

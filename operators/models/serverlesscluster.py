@@ -1,0 +1,53 @@
+"""ServerlessCluster: a tenant's own Kubernetes control plane plus a virtual node."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import KOPF_STATUS_FIELD, Condition, K8sModel, cel, quantity
+
+# Kubernetes versions whose control-plane binaries sk8s builds (hack/build-components.sh).
+SUPPORTED_VERSIONS = ("v1.37.2",)
+
+
+class Quotas(K8sModel):
+    maxPods: int | None = Field(default=100, ge=1, le=10000, description="Most pods the tenant may run.")
+    cpu: str | int | None = quantity("Total cpu the tenant's pods may request, e.g. '16'.")
+    memory: str | int | None = quantity("Total memory the tenant's pods may request, e.g. '64Gi'.")
+
+
+class ServerlessClusterSpec(K8sModel):
+    version: Literal[SUPPORTED_VERSIONS] = Field(  # type: ignore[valid-type]
+        default=SUPPORTED_VERSIONS[0], description="Kubernetes version of the tenant control plane.")
+    provider: Literal["local", "aliyun"] = Field(default="local", description="Provider for the sandboxes.")
+    region: str | None = Field(default=None, description="Cloud region (aliyun provider only).",
+                               pattern=r"^[a-z]{2}-[a-z0-9-]+$")
+    quotas: Quotas | None = Field(default=None, description="Limits enforced on the tenant.")
+    sleepWhenIdle: bool | None = Field(default=None, description="Stop the control plane when idle.")
+
+
+class ServerlessClusterStatus(K8sModel):
+    phase: Literal["Pending", "Provisioning", "Ready", "Failed", "Deleting"] | None = None
+    endpoint: str | None = Field(default=None, description="URL of the tenant's API server.")
+    kubeconfigSecretName: str | None = None
+    version: str | None = None
+    conditions: list[Condition] | None = None
+    pods: int | None = Field(default=None, description="Pods the tenant runs.")
+    requestedCPU: str | None = None
+    requestedMemory: str | None = None
+    observedGeneration: int | None = None
+    message: str | None = None
+    kopf: dict | None = KOPF_STATUS_FIELD
+
+
+class ServerlessCluster(K8sModel):
+    """A tenant Kubernetes cluster with no nodes to manage."""
+
+    spec: ServerlessClusterSpec = Field(
+        json_schema_extra={"x-kubernetes-validations": [
+            cel("self.provider != 'aliyun' || has(self.region)", "region is required for the aliyun provider",
+                field_path=".region"),
+        ]},
+    )
+    status: ServerlessClusterStatus | None = None

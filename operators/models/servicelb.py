@@ -1,0 +1,68 @@
+"""ServiceLB: a load balancer for one tenant Service (local proxy or Alibaba SLB)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import DNS1123_LABEL, KOPF_STATUS_FIELD, Condition, K8sModel, LocalObjectRef, cel
+
+
+class ServiceRef(K8sModel):
+    namespace: str = Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)
+    name: str = Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)
+
+
+class Listener(K8sModel):
+    name: str | None = Field(default=None, max_length=63)
+    protocol: Literal["TCP", "UDP"] = "TCP"
+    port: int = Field(ge=1, le=65535, description="Port the load balancer listens on.")
+    targetPort: int = Field(ge=1, le=65535, description="Port on the backends.")
+
+
+class Backend(K8sModel):
+    ip: str = Field(min_length=1, description="Backend (pod) IP.")
+    ready: bool = True
+    targetRef: str | None = Field(default=None, description="namespace/name of the backing pod.")
+
+
+class ServiceLBSpec(K8sModel):
+    clusterRef: LocalObjectRef | None = None
+    service: ServiceRef | None = Field(default=None, description="The tenant Service this LB serves.")
+    addressType: Literal["internet", "intranet"] = Field(
+        default="internet", description="internet (public address) or intranet (VPC-only).")
+    listeners: list[Listener] = Field(
+        min_length=1,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-validations": [
+            cel("self.all(l, self.exists_one(m, m.port == l.port && m.protocol == l.protocol))",
+                "listener port and protocol must be unique"),
+        ]},
+    )
+    backends: list[Backend] | None = Field(default=None, max_length=10000)
+
+
+class BackendStatus(K8sModel):
+    ip: str
+    port: int | None = None
+    healthy: bool = False
+    message: str | None = None
+
+
+class ServiceLBStatus(K8sModel):
+    phase: Literal["Pending", "Provisioning", "Ready", "Failed"] | None = None
+    address: str | None = None
+    providerID: str | None = None
+    listeners: list[Listener] | None = None
+    backends: list[BackendStatus] | None = None
+    conditions: list[Condition] | None = None
+    observedGeneration: int | None = None
+    message: str | None = None
+    kopf: dict | None = KOPF_STATUS_FIELD
+
+
+class ServiceLB(K8sModel):
+    """A load balancer in front of a tenant Service."""
+
+    spec: ServiceLBSpec
+    status: ServiceLBStatus | None = None

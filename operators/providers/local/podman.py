@@ -1,0 +1,52 @@
+"""Async calls of the podman CLI, with the project's own containers.conf."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass
+
+from ..base import ProviderError
+
+
+@dataclass
+class Result:
+    rc: int
+    out: str
+    err: str
+
+
+class Podman:
+    def __init__(self, containers_conf: str, binary: str = "podman"):
+        self.binary = binary
+        self.env = dict(os.environ, CONTAINERS_CONF=containers_conf)
+
+    async def run(self, *args: str, timeout: float = 120, check: bool = True) -> Result:
+        proc = await asyncio.create_subprocess_exec(
+            self.binary, *args, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise ProviderError(f"podman {args[0]} timed out after {timeout:.0f}s", reason="ProviderTimeout")
+        res = Result(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+        if check and res.rc != 0:
+            raise ProviderError(f"podman {' '.join(args[:2])}: {_last_error(res.err)}")
+        return res
+
+    async def json(self, *args: str) -> list | dict:
+        res = await self.run(*args)
+        return json.loads(res.out or "null") or []
+
+    async def stream(self, *args: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            self.binary, *args, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+
+
+def _last_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and "syslog" not in ln]
+    errors = [ln for ln in lines if ln.startswith("Error")]
+    return (errors or lines or ["failed"])[-1]

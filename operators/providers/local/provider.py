@@ -1,0 +1,208 @@
+"""The local provider: each sandbox is a podman pod run by runc on this host.
+
+Containers of a pod share its network namespace (own IP on a bridge network), cpu and
+memory limits come from `resources`, and podman's own restart policy keeps
+restartPolicy. State changes are pushed by `podman events`, so status follows within
+milliseconds and nothing polls.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import AsyncIterator
+
+from ...models.podspec import PodSpec
+from ..base import (ContainerInfo, ImagePullError, Provider, ProviderError, SandboxInstance,
+                    SandboxRef)
+from .podman import Podman
+from .spec import (LABEL_CONTAINER, LABEL_HOME, LABEL_NAME, LABEL_NAMESPACE, LABEL_UID,
+                   container_name, run_args)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SUBNET = "10.213.0.0/16"
+_ZERO_TIME = "0001-01-01"
+_PULL_FAILURES = ("initializing source", "pinging container registry", "manifest unknown",
+                  "unable to pull", "requested access to the resource is denied", "Trying to pull",
+                  "reading manifest", "name unknown")
+
+
+def _rfc3339(ts: str | None) -> str | None:
+    if not ts or ts.startswith(_ZERO_TIME):
+        return None
+    return ts[:19] + "Z"
+
+
+def _container_info(name: str, data: dict) -> ContainerInfo:
+    st = data.get("State", {})
+    status = st.get("Status", "unknown")
+    common = dict(name=name, restart_count=int(data.get("RestartCount", 0)),
+                  image=data.get("ImageName"), image_id=data.get("Image"),
+                  container_id=f"podman://{data.get('Id', '')}")
+    if status == "running" or st.get("Running"):
+        return ContainerInfo(state="running", started_at=_rfc3339(st.get("StartedAt")), **common)
+    if status in ("exited", "stopped") and _rfc3339(st.get("StartedAt")):
+        code = int(st.get("ExitCode", 0))
+        reason = "OOMKilled" if st.get("OOMKilled") else ("Completed" if code == 0 else "Error")
+        return ContainerInfo(state="terminated", exit_code=code, reason=reason, message=st.get("Error") or None,
+                             started_at=_rfc3339(st.get("StartedAt")),
+                             finished_at=_rfc3339(st.get("FinishedAt")), **common)
+    if st.get("Error"):
+        return ContainerInfo(state="waiting", reason="RunContainerError", message=st["Error"], **common)
+    return ContainerInfo(state="waiting", reason="ContainerCreating", **common)
+
+
+class LocalProvider(Provider):
+    name = "local"
+
+    def __init__(self, *, home_id: str, containers_conf: str, network: str | None = None,
+                 subnet: str = DEFAULT_SUBNET):
+        self.home_id = home_id
+        self.podman = Podman(containers_conf)
+        self.network = network or f"sk8s-{home_id}"
+        self.subnet = subnet
+        self._host_ip: str | None = None
+
+    # --- shared resources -------------------------------------------------------
+    async def setup(self) -> None:
+        res = await self.podman.run("network", "exists", self.network, check=False)
+        if res.rc != 0:
+            created = await self.podman.run("network", "create", f"--subnet={self.subnet}",
+                                            f"--label={LABEL_HOME}={self.home_id}", self.network, check=False)
+            if created.rc != 0 and "already exists" not in created.err:
+                raise ProviderError(f"creating network {self.network}: {created.err.strip()}")
+        net = await self.podman.json("network", "inspect", self.network)
+        subnets = (net[0] if isinstance(net, list) else net).get("subnets") or []
+        self._host_ip = subnets[0].get("gateway") if subnets else None
+
+    async def teardown(self) -> None:
+        for ref in await self.list():
+            await self.delete(ref, 0)
+        await self.podman.run("network", "rm", "-f", self.network, check=False)
+
+    # --- sandboxes --------------------------------------------------------------
+    async def ensure(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> SandboxInstance:
+        labels = {**labels, LABEL_HOME: self.home_id}
+        existing = {c["Names"][0] for c in await self._ps(ref)}
+        pod_exists = bool(existing) or (
+            await self.podman.run("pod", "exists", ref.instance_name, check=False)).rc == 0
+        for c in spec.containers:
+            if container_name(ref, c.name) in existing:
+                continue
+            args = run_args(ref, spec, c, network=self.network, labels=labels, new_pod=not pod_exists)
+            res = await self.podman.run(*args, check=False, timeout=600)
+            if res.rc != 0:
+                raise self._classify(c.image, res.err)
+            pod_exists = True
+        inst = await self.inspect(ref)
+        if inst is None:
+            raise ProviderError(f"sandbox {ref.instance_name} vanished right after creation")
+        return inst
+
+    @staticmethod
+    def _classify(image: str, stderr: str) -> ProviderError:
+        msg = " ".join(ln.strip() for ln in stderr.splitlines() if ln.startswith("Error")) or stderr.strip()
+        if "image not known" in stderr and "Trying to pull" not in stderr:
+            return ImagePullError(f'image "{image}" is not present with pull policy of Never: {msg}',
+                                  reason="ErrImageNeverPull")
+        if any(s in stderr for s in _PULL_FAILURES):
+            return ImagePullError(f'failed to pull image "{image}": {msg}')
+        return ProviderError(msg or "podman run failed", reason="RunContainerError")
+
+    async def _ps(self, ref: SandboxRef) -> list[dict]:
+        out = await self.podman.json("ps", "--all", "--format=json", f"--filter=label={LABEL_UID}={ref.uid}")
+        return out if isinstance(out, list) else []
+
+    async def inspect(self, ref: SandboxRef) -> SandboxInstance | None:
+        res = await self.podman.run("pod", "inspect", ref.instance_name, check=False)
+        if res.rc != 0:
+            return None
+        pod = json.loads(res.out)
+        pod = pod[0] if isinstance(pod, list) else pod
+        ids = [c["Id"] for c in pod.get("Containers") or []]
+        if not ids:
+            return SandboxInstance(ref, pod.get("Id", ""), "creating")
+        data = await self.podman.json("container", "inspect", *ids)
+        by_name: dict[str, dict] = {}
+        ip = None
+        infra = pod.get("InfraContainerID")
+        for d in data:
+            if d.get("Id") == infra:
+                for net in (d.get("NetworkSettings", {}).get("Networks") or {}).values():
+                    ip = net.get("IPAddress") or ip
+                continue
+            cname = (d.get("Config", {}).get("Labels") or {}).get(LABEL_CONTAINER)
+            if cname:
+                by_name[cname] = d
+        containers = [_container_info(n, d) for n, d in by_name.items()]
+        states = {c.state for c in containers}
+        state = "running" if "running" in states else ("exited" if states == {"terminated"} else "creating")
+        started = min((c.started_at for c in containers if c.started_at), default=None)
+        return SandboxInstance(ref, pod.get("Id", "")[:12], state, ip=ip, host_ip=self._host_ip,
+                               started_at=started, containers=containers)
+
+    async def delete(self, ref: SandboxRef, grace_seconds: int) -> None:
+        await self.podman.run("pod", "rm", "--force", "--ignore", f"--time={grace_seconds}",
+                              ref.instance_name, timeout=grace_seconds + 60)
+        # A container left outside its pod (a crash between steps) must not leak either.
+        for c in await self._ps(ref):
+            await self.podman.run("rm", "--force", "--time=0", c["Id"], check=False)
+
+    async def list(self) -> list[SandboxRef]:
+        out = await self.podman.json("ps", "--all", "--format=json", f"--filter=label={LABEL_HOME}={self.home_id}")
+        refs = set()
+        for c in out if isinstance(out, list) else []:
+            ref = _ref_from_labels(c.get("Labels") or {})
+            if ref:
+                refs.add(ref)
+        return sorted(refs, key=lambda r: (r.namespace, r.name))
+
+    async def logs(self, ref: SandboxRef, container: str, *, follow: bool = False,
+                   tail: int | None = None) -> AsyncIterator[bytes]:
+        args = ["logs"]
+        if follow:
+            args.append("--follow")
+        if tail is not None:
+            args.append(f"--tail={tail}")
+        args.append(container_name(ref, container))
+        proc = await asyncio.create_subprocess_exec(
+            self.podman.binary, *args, env=self.podman.env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL)
+        try:
+            assert proc.stdout
+            while chunk := await proc.stdout.read(65536):
+                yield chunk
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+
+    async def watch(self) -> AsyncIterator[SandboxRef]:
+        """Container events of this installation, as the refs they concern. Reconnects forever."""
+        while True:
+            proc = await self.podman.stream("events", "--format=json", "--filter=type=container",
+                                            f"--filter=label={LABEL_HOME}={self.home_id}")
+            try:
+                assert proc.stdout
+                async for line in proc.stdout:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue
+                    ref = _ref_from_labels(event.get("Attributes") or {})
+                    if ref:
+                        yield ref
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+            log.warning("podman events ended; reconnecting")
+            await asyncio.sleep(1)
+
+
+def _ref_from_labels(labels: dict) -> SandboxRef | None:
+    try:
+        return SandboxRef(labels[LABEL_NAMESPACE], labels[LABEL_NAME], labels[LABEL_UID])
+    except KeyError:
+        return None

@@ -1,0 +1,102 @@
+"""Pure builders: a PodSpec container -> the `podman run` arguments that start it."""
+from __future__ import annotations
+
+import json
+
+from ...models.podspec import Container, PodSpec
+from ...quantity import cpu_cores, memory_bytes
+from ..base import InvalidSpecError, SandboxRef
+
+RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
+# kubelet semantics: Always re-checks the registry, IfNotPresent uses local storage first.
+PULL = {"Always": "newer", "IfNotPresent": "missing", "Never": "never"}
+
+LABEL_HOME = "sk8s.io/home"
+LABEL_NAMESPACE = "sk8s.io/namespace"
+LABEL_NAME = "sk8s.io/name"
+LABEL_UID = "sk8s.io/uid"
+LABEL_CONTAINER = "sk8s.io/container"
+
+
+def container_name(ref: SandboxRef, container: str) -> str:
+    return f"{ref.instance_name}-{container}"
+
+
+def pull_policy(c: Container) -> str:
+    if c.imagePullPolicy:
+        return c.imagePullPolicy
+    # Same defaulting as the apiserver: :latest or no tag means Always.
+    last = c.image.rsplit("/", 1)[-1]
+    if "@" in last:
+        return "IfNotPresent"
+    return "Always" if ":" not in last or last.endswith(":latest") else "IfNotPresent"
+
+
+def resource_args(c: Container) -> list[str]:
+    args: list[str] = []
+    res = c.resources
+    if not res:
+        return args
+    limits, requests = res.limits or {}, res.requests or {}
+    try:
+        if "memory" in limits:
+            args.append(f"--memory={memory_bytes(limits['memory'])}")
+        if "cpu" in limits:
+            args.append(f"--cpus={cpu_cores(limits['cpu']):.3f}")
+        if "cpu" in requests:
+            args.append(f"--cpu-shares={max(2, int(cpu_cores(requests['cpu']) * 1024))}")
+    except ValueError as exc:
+        raise InvalidSpecError(f"container {c.name}: {exc}") from exc
+    return args
+
+
+def env_args(c: Container, ref: SandboxRef) -> list[str]:
+    field_values = {"metadata.name": ref.name, "metadata.namespace": ref.namespace, "metadata.uid": ref.uid}
+    args = []
+    for e in c.env or []:
+        if e.valueFrom is None:
+            args.append(f"--env={e.name}={e.value or ''}")
+        elif e.valueFrom.fieldRef and e.valueFrom.fieldRef.fieldPath in field_values:
+            args.append(f"--env={e.name}={field_values[e.valueFrom.fieldRef.fieldPath]}")
+        else:
+            raise InvalidSpecError(
+                f"container {c.name}: env {e.name}: this valueFrom source is not supported on a SandboxPod",
+                reason="CreateContainerConfigError")
+    return args
+
+
+def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labels: dict[str, str],
+             new_pod: bool) -> list[str]:
+    """`podman run` arguments for one container; the first one creates the pod."""
+    args = ["run", "--detach", f"--name={container_name(ref, c.name)}"]
+    if new_pod:
+        args += [f"--pod=new:{ref.instance_name}", f"--network={network}",
+                 f"--hostname={spec.hostname or ref.name}"]
+    else:
+        args.append(f"--pod={ref.instance_name}")
+    all_labels = dict(labels)
+    all_labels.update({LABEL_NAMESPACE: ref.namespace, LABEL_NAME: ref.name, LABEL_UID: ref.uid,
+                       LABEL_CONTAINER: c.name})
+    args += [f"--label={k}={v}" for k, v in sorted(all_labels.items())]
+    args += [
+        # catatonit as PID 1: SIGTERM reaches the app even when it is a shell or busybox.
+        "--init",
+        f"--restart={RESTART[spec.restartPolicy or 'Always']}",
+        f"--stop-timeout={spec.terminationGracePeriodSeconds if spec.terminationGracePeriodSeconds is not None else 30}",
+        f"--pull={PULL[pull_policy(c)]}",
+        "--log-driver=k8s-file",
+    ]
+    args += resource_args(c)
+    args += env_args(c, ref)
+    if c.workingDir:
+        args.append(f"--workdir={c.workingDir}")
+    if c.tty:
+        args.append("--tty")
+    if c.stdin:
+        args.append("--interactive")
+    if c.command:
+        # Kubernetes' command replaces the image ENTRYPOINT, and with it the image CMD.
+        args.append(f"--entrypoint={json.dumps(c.command)}")
+    args.append(c.image)
+    args += list(c.args or [])
+    return args

@@ -1,0 +1,1 @@
+"""The SandboxPod operator: a SandboxPod in, a running sandbox out."""

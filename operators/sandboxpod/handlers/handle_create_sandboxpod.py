@@ -1,0 +1,33 @@
+"""Create (or, after an operator restart, resume) the sandbox of a SandboxPod."""
+from __future__ import annotations
+
+import kopf
+
+from ...models.sandboxpod import SandboxPodSpec
+from ...providers.base import ImagePullError, ProviderError
+from ..sandbox import ref_of, labels_of, status_for
+
+# kubelet's image pull back-off: 10 s doubling to 5 min.
+PULL_BACKOFF = [10, 20, 40, 80, 160, 300]
+
+
+async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_) -> None:
+    provider = memo.provider
+    ref = ref_of(body)
+    try:
+        inst = await provider.ensure(ref, SandboxPodSpec.model_validate(body["spec"]), labels_of(body))
+    except ImagePullError as err:
+        if retry > 0 and err.reason == "ErrImagePull":
+            err.reason = "ImagePullBackOff"
+        patch.status.update(status_for(body, None, provider, err))
+        kopf.warn(body, reason="Failed", message=str(err))
+        raise kopf.TemporaryError(str(err), delay=PULL_BACKOFF[min(retry, len(PULL_BACKOFF) - 1)])
+    except ProviderError as err:
+        patch.status.update(status_for(body, None, provider, err))
+        kopf.warn(body, reason=err.reason, message=str(err))
+        if not err.retryable:
+            raise kopf.PermanentError(str(err))
+        raise kopf.TemporaryError(str(err), delay=min(5 * (retry + 1), 60))
+    patch.status.update(status_for(body, inst, provider))
+    if retry == 0 or body.get("status", {}).get("reason"):
+        kopf.info(body, reason="Started", message=f"sandbox {inst.instance_id} started on provider {provider.name}")

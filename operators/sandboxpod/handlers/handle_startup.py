@@ -1,0 +1,47 @@
+"""Operator start-up: kopf settings, the provider, the event watcher, garbage collection."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import kopf
+
+from ...providers import make_provider
+from ..sandbox import collect_garbage
+from ..watcher import watch_provider
+
+log = logging.getLogger(__name__)
+FINALIZER = "sk8s.io/sandbox"
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    # Explicit watch timeouts: a silently dead watch connection must not stall the operator.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.watching.reconnect_backoff = 1.0
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="sk8s.io", key="last-handled-configuration")
+    settings.posting.level = logging.INFO
+    settings.execution.max_workers = 16
+    settings.batching.worker_limit = 64
+
+
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo) -> None:
+    configure(settings)
+    provider = make_provider(os.environ.get("SK8S_PROVIDER", "local"))
+    await provider.setup()
+    memo.provider = provider
+    memo.watcher = asyncio.create_task(watch_provider(provider))
+    removed = await collect_garbage(provider)
+    if removed:
+        log.warning("removed %d orphaned sandbox(es) at start-up", len(removed))
+
+
+async def stop(memo: kopf.Memo) -> None:
+    task = getattr(memo, "watcher", None)
+    if task:
+        task.cancel()

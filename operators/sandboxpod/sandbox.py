@@ -1,0 +1,54 @@
+"""Domain logic shared by the SandboxPod handlers: ensure, refresh, delete, collect garbage."""
+from __future__ import annotations
+
+import logging
+
+from ..models.sandboxpod import SandboxPodSpec
+from ..providers.base import Provider, ProviderError, SandboxInstance, SandboxRef
+from .. import kube
+from .status import build_status
+
+log = logging.getLogger(__name__)
+PLURAL = "sandboxpods"
+
+
+def ref_of(body) -> SandboxRef:
+    meta = body["metadata"]
+    return SandboxRef(meta["namespace"], meta["name"], meta["uid"])
+
+
+def labels_of(body) -> dict[str, str]:
+    spec = body.get("spec") or {}
+    cluster = (spec.get("clusterRef") or {}).get("name")
+    return {"sk8s.io/cluster": cluster} if cluster else {}
+
+
+def status_for(body, inst: SandboxInstance | None, provider: Provider,
+               error: ProviderError | None = None) -> dict:
+    spec = SandboxPodSpec.model_validate(body.get("spec") or {})
+    return build_status(spec, inst, prev=dict(body.get("status") or {}),
+                        generation=body["metadata"].get("generation"), provider=provider.name, error=error)
+
+
+async def refresh(provider: Provider, ref: SandboxRef) -> None:
+    """Re-read one sandbox and write the SandboxPod's status; used by the event watcher."""
+    body = await kube.get_object(PLURAL, ref.namespace, ref.name)
+    if body is None or body["metadata"]["uid"] != ref.uid or body["metadata"].get("deletionTimestamp"):
+        return
+    inst = await provider.inspect(ref)
+    if inst is None:
+        return  # not created yet, or being removed: the handlers own those states
+    await kube.patch_status(PLURAL, ref.namespace, ref.name, status_for(body, inst, provider))
+
+
+async def collect_garbage(provider: Provider) -> list[SandboxRef]:
+    """Remove sandboxes whose SandboxPod no longer exists (e.g. finalizer removed by hand)."""
+    live = {(o["metadata"]["namespace"], o["metadata"]["name"], o["metadata"]["uid"])
+            for o in await kube.list_objects(PLURAL)}
+    removed = []
+    for ref in await provider.list():
+        if (ref.namespace, ref.name, ref.uid) not in live:
+            log.warning("removing orphaned sandbox %s of %s/%s", ref.instance_name, ref.namespace, ref.name)
+            await provider.delete(ref, 0)
+            removed.append(ref)
+    return removed
