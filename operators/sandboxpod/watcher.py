@@ -2,6 +2,8 @@
 
 One task per operator (not per object): memory and API load stay flat as the
 number of sandboxes grows. Bursts of events for one sandbox collapse into one refresh.
+Handlers `notify` too after writing status themselves, so that an event which raced
+their write is never lost.
 """
 from __future__ import annotations
 
@@ -15,31 +17,37 @@ log = logging.getLogger(__name__)
 DEBOUNCE_SECONDS = 0.05
 
 
-async def watch_provider(provider: Provider, concurrency: int = 8) -> None:
-    pending: set[SandboxRef] = set()
-    wake = asyncio.Event()
-    limit = asyncio.Semaphore(concurrency)
+class StatusPusher:
+    def __init__(self, provider: Provider, concurrency: int = 8):
+        self.provider = provider
+        self.pending: set[SandboxRef] = set()
+        self.wake = asyncio.Event()
+        self.limit = asyncio.Semaphore(concurrency)
 
-    async def one(ref: SandboxRef) -> None:
-        async with limit:
+    def notify(self, ref: SandboxRef) -> None:
+        self.pending.add(ref)
+        self.wake.set()
+
+    async def _one(self, ref: SandboxRef) -> None:
+        async with self.limit:
             try:
-                await refresh(provider, ref)
+                await refresh(self.provider, ref)
             except Exception:  # the next event or the resume handler will try again
                 log.exception("refreshing %s/%s failed", ref.namespace, ref.name)
 
-    async def drain() -> None:
+    async def _drain(self) -> None:
         while True:
-            await wake.wait()
+            await self.wake.wait()
             await asyncio.sleep(DEBOUNCE_SECONDS)
-            wake.clear()
-            batch = list(pending)
-            pending.clear()
-            await asyncio.gather(*(one(r) for r in batch))
+            self.wake.clear()
+            batch = list(self.pending)
+            self.pending.clear()
+            await asyncio.gather(*(self._one(r) for r in batch))
 
-    drainer = asyncio.create_task(drain())
-    try:
-        async for ref in provider.watch():
-            pending.add(ref)
-            wake.set()
-    finally:
-        drainer.cancel()
+    async def run(self) -> None:
+        drainer = asyncio.create_task(self._drain())
+        try:
+            async for ref in self.provider.watch():
+                self.notify(ref)
+        finally:
+            drainer.cancel()

@@ -83,18 +83,20 @@ class LocalProvider(Provider):
 
     # --- sandboxes --------------------------------------------------------------
     async def ensure(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> SandboxInstance:
+        """Optimistic and idempotent: podman's unique names reject duplicates, so no listing first."""
         labels = {**labels, LABEL_HOME: self.home_id}
-        existing = {c["Names"][0] for c in await self._ps(ref)}
-        pod_exists = bool(existing) or (
-            await self.podman.run("pod", "exists", ref.instance_name, check=False)).rc == 0
+        new_pod = True
         for c in spec.containers:
-            if container_name(ref, c.name) in existing:
-                continue
-            args = run_args(ref, spec, c, network=self.network, labels=labels, new_pod=not pod_exists)
-            res = await self.podman.run(*args, check=False, timeout=600)
-            if res.rc != 0:
+            while True:
+                args = run_args(ref, spec, c, network=self.network, labels=labels, new_pod=new_pod)
+                res = await self.podman.run(*args, check=False, timeout=600)
+                if res.rc == 0 or "is already in use" in res.err:
+                    break  # created now, or before an operator restart
+                if new_pod and "pod already exists" in res.err:
+                    new_pod = False
+                    continue
                 raise self._classify(c.image, res.err)
-            pod_exists = True
+            new_pod = False
         inst = await self.inspect(ref)
         if inst is None:
             raise ProviderError(f"sandbox {ref.instance_name} vanished right after creation")

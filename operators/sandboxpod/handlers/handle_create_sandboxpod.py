@@ -5,17 +5,26 @@ import kopf
 
 from ...models.sandboxpod import SandboxPodSpec
 from ...providers.base import ImagePullError, ProviderError
-from ..sandbox import ref_of, labels_of, status_for
+from ... import kube
+from ..sandbox import PLURAL, labels_of, ref_of, status_for
 
 # kubelet's image pull back-off: 10 s doubling to 5 min.
 PULL_BACKOFF = [10, 20, 40, 80, 160, 300]
 
 
-async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_) -> None:
+async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, reason: str, **_) -> None:
     provider = memo.provider
     ref = ref_of(body)
+    spec = SandboxPodSpec.model_validate(body["spec"])
     try:
-        inst = await provider.ensure(ref, SandboxPodSpec.model_validate(body["spec"]), labels_of(body))
+        inst = None
+        if reason == "resume" or retry > 0:
+            # Most sandboxes exist already after an operator restart: look before creating.
+            inst = await provider.inspect(ref)
+            if inst is not None and len(inst.containers) < len(spec.containers):
+                inst = None
+        if inst is None:
+            inst = await provider.ensure(ref, spec, labels_of(body))
     except ImagePullError as err:
         if retry > 0 and err.reason == "ErrImagePull":
             err.reason = "ImagePullBackOff"
@@ -28,6 +37,7 @@ async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, *
         if not err.retryable:
             raise kopf.PermanentError(str(err))
         raise kopf.TemporaryError(str(err), delay=min(5 * (retry + 1), 60))
-    patch.status.update(status_for(body, inst, provider))
-    if retry == 0 or body.get("status", {}).get("reason"):
+    await kube.patch_status(PLURAL, ref.namespace, ref.name, status_for(body, inst, provider))
+    memo.pusher.notify(ref)  # an exit that raced this write must still reach the status
+    if reason == "create" and retry == 0 or (body.get("status") or {}).get("reason"):
         kopf.info(body, reason="Started", message=f"sandbox {inst.instance_id} started on provider {provider.name}")

@@ -9,7 +9,7 @@ import kopf
 
 from ...providers import make_provider
 from ..sandbox import collect_garbage
-from ..watcher import watch_provider
+from ..watcher import StatusPusher
 
 log = logging.getLogger(__name__)
 FINALIZER = "sk8s.io/sandbox"
@@ -35,7 +35,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo) -> None:
     provider = make_provider(os.environ.get("SK8S_PROVIDER", "local"))
     await provider.setup()
     memo.provider = provider
-    memo.watcher = asyncio.create_task(watch_provider(provider))
+    memo.pusher = StatusPusher(provider)
+    memo.watcher = asyncio.create_task(memo.pusher.run())
     removed = await collect_garbage(provider)
     if removed:
         log.warning("removed %d orphaned sandbox(es) at start-up", len(removed))

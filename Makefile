@@ -1,0 +1,44 @@
+# The two commands of the README:
+#   make demo   bring up the embedded meta-cluster and run a sample SandboxPod end to end
+#   make test   run the whole test suite (what CI runs)
+SHELL := /bin/bash
+VENV := .venv/bin
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: setup binaries image crds demo test unit e2e bench up down status
+
+setup:
+	@bash hack/setup.sh
+
+binaries:
+	@bash hack/build-components.sh
+
+image:
+	@bash hack/build-image.sh
+
+crds:
+	$(VENV)/python -m operators.crdgen
+
+demo: setup
+	@bash hack/demo.sh
+
+up: setup
+	$(VENV)/sk8s up
+
+down:
+	$(VENV)/sk8s down
+
+status:
+	$(VENV)/sk8s status
+
+unit: setup
+	$(VENV)/python -m pytest tests/unit -q
+
+e2e: setup
+	$(VENV)/python -m pytest tests/e2e -q
+
+test: setup
+	$(VENV)/python -m pytest tests -q -rs
+
+bench: setup
+	$(VENV)/python bench/sandbox_start.py

@@ -1,0 +1,47 @@
+"""Shared helpers of the benchmarks: percentiles, a private sk8s home, printing."""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGE = "localhost/sk8s-busybox:latest"
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def summary(values: list[float]) -> dict:
+    return {"n": len(values), "p50": pct(values, 50), "p99": pct(values, 99),
+            "mean": statistics.fmean(values) if values else float("nan")}
+
+
+def private_home() -> dict:
+    home = tempfile.mkdtemp(prefix="sk8s-bench-")
+    env = dict(os.environ, SK8S_HOME=home, CONTAINERS_CONF=f"{home}/containers.conf")
+    env.pop("KUBECONFIG", None)
+    return env
+
+
+def sk8s(env: dict, *args: str) -> tuple[float, str]:
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "operators.cli", *args], env=env, cwd=str(REPO),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"sk8s {' '.join(args)} failed: {proc.stdout}{proc.stderr}")
+    return time.monotonic() - t0, proc.stdout
+
+
+def row(name: str, s: dict, unit: str = "s") -> str:
+    return f"{name:44} n={s['n']:<4} p50={s['p50']:.3f}{unit}  p99={s['p99']:.3f}{unit}  mean={s['mean']:.3f}{unit}"

@@ -1,0 +1,37 @@
+"""Runs last: `sk8s down` stops every process it started and removes every sandbox."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from .conftest import sandboxpod
+
+pytestmark = pytest.mark.e2e
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_down_leaves_nothing(meta, namespace):
+    meta.apply(sandboxpod("leftover", [{"name": "a", "command": ["sleep", "3600"]}]), namespace)
+    meta.kubectl("wait", "--for=condition=Ready", "sandboxpod/leftover", "-n", namespace, "--timeout=60s")
+    state = meta.state()
+    pids = [state["supervisor"]] + [c["pid"] for c in state["components"].values()]
+    home_id = __import__("operators.config", fromlist=["home_id"]).home_id(meta.home)
+    out = meta.sk8s("down").stdout
+    assert "removed 1 sandbox" in out
+    assert [p for p in pids if _alive(p)] == []
+    left = json.loads(meta.podman("ps", "--all", "--format=json", f"--filter=label=sk8s.io/home={home_id}").stdout
+                      or "[]")
+    assert left == []
+    assert meta.sk8s("status", check=False).returncode == 3
+    # and it comes back, with the same data
+    meta.sk8s("up")
+    assert meta.get("namespace", namespace, "") is not None

@@ -1,0 +1,110 @@
+"""The deploy kustomization (manifests/) renders and follows the house rules.
+
+Renders with `kubectl kustomize`: the kubectl cached by hack/build-components.sh if
+present (never triggers a build), else the one on PATH; skips if there is none.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "manifests"
+CRD_DIR = ROOT / "crds"
+CRD_NAMES = {"sandboxpods.sk8s.io", "serverlessclusters.sk8s.io", "servicelbs.sk8s.io"}
+NAMESPACE = "sk8s-system"
+
+
+def find_kubectl() -> str | None:
+    """The kubectl that hack/build-components.sh caches (same cache layout), else PATH."""
+    cache = Path(os.environ.get("SK8S_CACHE")
+                 or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sk8s")
+    built = sorted((cache / "bin").glob("k8s-*/kubectl"), key=lambda p: p.stat().st_mtime)
+    built = [p for p in built if os.access(p, os.X_OK)]
+    if built:
+        return str(built[-1])
+    return shutil.which("kubectl")
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict]:
+    kubectl = find_kubectl()
+    if kubectl is None:
+        pytest.skip("no kubectl: neither cached by hack/build-components.sh nor on PATH")
+    proc = subprocess.run([kubectl, "kustomize", str(MANIFESTS)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, f"kubectl kustomize manifests failed:\n{proc.stderr}"
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def of_kind(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def test_crd_kustomization_lists_every_generated_crd():
+    listed = yaml.safe_load((CRD_DIR / "kustomization.yaml").read_text())["resources"]
+    on_disk = sorted(p.name for p in CRD_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(listed) == on_disk, "crds/kustomization.yaml is out of sync with crds/*.yaml"
+
+
+def test_the_three_crds_are_included(rendered):
+    names = {d["metadata"]["name"] for d in of_kind(rendered, "CustomResourceDefinition")}
+    assert CRD_NAMES <= names
+
+
+def test_namespace_is_included(rendered):
+    assert NAMESPACE in {d["metadata"]["name"] for d in of_kind(rendered, "Namespace")}
+
+
+def test_there_is_a_sandboxpod_operator(rendered):
+    deployments = {d["metadata"]["name"] for d in of_kind(rendered, "Deployment")}
+    assert "sandboxpod-operator" in deployments
+
+
+def test_every_deployment_is_a_single_recreated_replica_with_liveness(rendered):
+    deployments = of_kind(rendered, "Deployment")
+    assert deployments
+    for d in deployments:
+        name, spec = d["metadata"]["name"], d["spec"]
+        assert d["metadata"].get("namespace") == NAMESPACE, name
+        assert spec.get("replicas") == 1, name
+        assert spec.get("strategy", {}).get("type") == "Recreate", name
+        pod = spec["template"]["spec"]
+        assert pod.get("securityContext", {}).get("runAsNonRoot") is True, name
+        for c in pod["containers"]:
+            probe = c.get("livenessProbe")
+            assert probe and probe["httpGet"]["path"] == "/healthz", f"{name}/{c['name']}"
+            assert c["image"].startswith("sk8s-operator"), f"{name}/{c['name']}"
+            assert c.get("imagePullPolicy") == "IfNotPresent", f"{name}/{c['name']}"
+            assert "--standalone" in c["command"], f"{name}/{c['name']}"
+            res = c.get("resources", {})
+            assert res.get("requests", {}).get("memory") and res.get("limits", {}).get("memory"), name
+
+
+def test_every_operator_service_account_is_bound_to_a_cluster_role(rendered):
+    roles = {d["metadata"]["name"] for d in of_kind(rendered, "ClusterRole")}
+    accounts = {(d["metadata"]["namespace"], d["metadata"]["name"])
+                for d in of_kind(rendered, "ServiceAccount")}
+    bound: set[tuple[str, str]] = set()
+    for b in of_kind(rendered, "ClusterRoleBinding"):
+        assert b["roleRef"]["kind"] == "ClusterRole"
+        assert b["roleRef"]["name"] in roles, f"{b['metadata']['name']} binds a missing role"
+        bound |= {(s["namespace"], s["name"]) for s in b["subjects"] if s["kind"] == "ServiceAccount"}
+    for d in of_kind(rendered, "Deployment"):
+        sa = d["spec"]["template"]["spec"].get("serviceAccountName")
+        assert (d["metadata"]["namespace"], sa) in accounts, f"{d['metadata']['name']}: no ServiceAccount {sa}"
+    assert accounts and accounts <= bound, f"unbound: {accounts - bound}"
+
+
+def test_no_cluster_role_grants_wildcards(rendered):
+    roles = of_kind(rendered, "ClusterRole")
+    assert roles
+    for r in roles:
+        for rule in r.get("rules", []):
+            for field in ("verbs", "resources", "apiGroups"):
+                assert "*" not in rule.get(field, []), f"{r['metadata']['name']}: '*' in {field}"
