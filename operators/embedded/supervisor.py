@@ -120,7 +120,8 @@ class Supervisor:
 
     def install_crds(self, bindir: Path) -> None:
         kubectl = [str(bindir / "kubectl"), f"--kubeconfig={self.lay.kubeconfig}"]
-        subprocess.run(kubectl + ["apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR)],
+        files = [f"--filename={p}" for p in sorted(CRD_DIR.glob("sk8s.io_*.yaml"))]
+        subprocess.run(kubectl + ["apply", "--server-side", "--force-conflicts", *files],
                        check=True, stdout=subprocess.DEVNULL)
         subprocess.run(kubectl + ["wait", "--for=condition=Established", "--timeout=30s", "crd", "--all"],
                        check=True, stdout=subprocess.DEVNULL)

@@ -21,7 +21,6 @@ from .spec import (LABEL_CONTAINER, LABEL_HOME, LABEL_NAME, LABEL_NAMESPACE, LAB
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SUBNET = "10.213.0.0/16"
 _ZERO_TIME = "0001-01-01"
 _PULL_FAILURES = ("initializing source", "pinging container registry", "manifest unknown",
                   "unable to pull", "requested access to the resource is denied", "Trying to pull",
@@ -57,7 +56,7 @@ class LocalProvider(Provider):
     name = "local"
 
     def __init__(self, *, home_id: str, containers_conf: str, network: str | None = None,
-                 subnet: str = DEFAULT_SUBNET):
+                 subnet: str | None = None):
         self.home_id = home_id
         self.podman = Podman(containers_conf)
         self.network = network or f"sk8s-{home_id}"
@@ -68,7 +67,10 @@ class LocalProvider(Provider):
     async def setup(self) -> None:
         res = await self.podman.run("network", "exists", self.network, check=False)
         if res.rc != 0:
-            created = await self.podman.run("network", "create", f"--subnet={self.subnet}",
+            # Without an explicit subnet podman takes a free one from its pool, so several
+            # installations (and, later, tenants) never collide.
+            subnet = [f"--subnet={self.subnet}"] if self.subnet else []
+            created = await self.podman.run("network", "create", *subnet,
                                             f"--label={LABEL_HOME}={self.home_id}", self.network, check=False)
             if created.rc != 0 and "already exists" not in created.err:
                 raise ProviderError(f"creating network {self.network}: {created.err.strip()}")

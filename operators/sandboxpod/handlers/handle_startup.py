@@ -30,10 +30,14 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.batching.worker_limit = 64
 
 
-async def start(settings: kopf.OperatorSettings, memo: kopf.Memo) -> None:
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     configure(settings)
     provider = make_provider(os.environ.get("SK8S_PROVIDER", "local"))
-    await provider.setup()
+    try:
+        await provider.setup()
+    except Exception as exc:
+        # Exit instead of idling unready: the supervisor (or Deployment) restarts us with back-off.
+        raise kopf.PermanentError(f"provider {provider.name} cannot start: {exc}") from exc
     memo.provider = provider
     memo.pusher = StatusPusher(provider)
     memo.watcher = asyncio.create_task(memo.pusher.run())
@@ -42,7 +46,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo) -> None:
         log.warning("removed %d orphaned sandbox(es) at start-up", len(removed))
 
 
-async def stop(memo: kopf.Memo) -> None:
+async def stop(memo: kopf.Memo, **_) -> None:
     task = getattr(memo, "watcher", None)
     if task:
         task.cancel()
