@@ -75,6 +75,8 @@ def controller_manager(bindir: Path, lay: Layout) -> Component:
         f"--authentication-kubeconfig={lay.home / 'controller-manager.kubeconfig'}",
         f"--authorization-kubeconfig={lay.home / 'controller-manager.kubeconfig'}",
         "--leader-elect=false",
+        # Each controller acts as its own service account, with the RBAC bootstrap roles.
+        "--use-service-account-credentials=true",
         "--bind-address=127.0.0.1", "--secure-port=0",
         f"--service-account-private-key-file={lay.pki / 'sa.key'}",
         f"--root-ca-file={lay.pki / 'ca.crt'}",

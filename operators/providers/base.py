@@ -88,8 +88,12 @@ class Provider(abc.ABC):
         """Prepare shared resources (networks, credentials). Idempotent."""
 
     @abc.abstractmethod
-    async def ensure(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> SandboxInstance:
-        """Create the sandbox if it does not exist yet; return what exists now."""
+    async def ensure(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> str:
+        """Create the sandbox if it does not exist yet; return its instance id at once.
+
+        As with a cloud API, the caller learns the sandbox's state from `watch()` and
+        `inspect`, not from this call.
+        """
 
     @abc.abstractmethod
     async def inspect(self, ref: SandboxRef) -> SandboxInstance | None:

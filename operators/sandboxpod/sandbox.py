@@ -36,8 +36,14 @@ async def refresh(provider: Provider, ref: SandboxRef) -> None:
     if body is None or body["metadata"]["uid"] != ref.uid or body["metadata"].get("deletionTimestamp"):
         return
     inst = await provider.inspect(ref)
+    status = body.get("status") or {}
     if inst is None:
-        return  # not created yet, or being removed: the handlers own those states
+        if status.get("instanceID") and status.get("phase") not in ("Succeeded", "Failed"):
+            # Removed behind our back: say so, as a kubelet does for a pod it lost.
+            err = ProviderError(f"sandbox {status['instanceID']} no longer exists on provider {provider.name}",
+                                reason="SandboxLost", retryable=False)
+            await kube.patch_status(PLURAL, ref.namespace, ref.name, status_for(body, None, provider, err))
+        return  # otherwise not created yet: the create handler owns that state
     await kube.patch_status(PLURAL, ref.namespace, ref.name, status_for(body, inst, provider))
 
 

@@ -2,7 +2,8 @@
 
 A server-side dry run of a namespaced object fails when its namespace does not exist yet
 (the Namespace in the same apply is only dry-run created: kubernetes/kubernetes#83562),
-so the test creates sk8s-system for real if it is missing and removes it afterwards.
+so the test creates the (empty) sk8s-system namespace for real if it is missing, and
+leaves it: it is where `kubectl apply -k manifests` would put the operators anyway.
 """
 from __future__ import annotations
 
@@ -26,13 +27,14 @@ def kubectl(kubectl_bin: str, kubeconfig: str, *args: str) -> subprocess.Complet
 
 @pytest.fixture
 def operator_namespace(meta_kubeconfig, kubectl_bin):
-    existed = kubectl(kubectl_bin, meta_kubeconfig, "get", "namespace", NAMESPACE).returncode == 0
-    if not existed:
-        proc = kubectl(kubectl_bin, meta_kubeconfig, "create", "namespace", NAMESPACE)
-        assert proc.returncode == 0, proc.stderr
-    yield NAMESPACE
-    if not existed:
-        kubectl(kubectl_bin, meta_kubeconfig, "delete", "namespace", NAMESPACE, "--wait=false")
+    got = kubectl(kubectl_bin, meta_kubeconfig, "get", "namespace", NAMESPACE,
+                  "-o", "jsonpath={.status.phase}")
+    if got.returncode != 0:
+        made = kubectl(kubectl_bin, meta_kubeconfig, "create", "namespace", NAMESPACE)
+        assert made.returncode == 0 or "AlreadyExists" in made.stderr, made.stderr
+    else:
+        assert got.stdout == "Active", f"namespace {NAMESPACE} is {got.stdout}: cannot dry-run into it"
+    return NAMESPACE
 
 
 def test_kustomization_applies_in_server_dry_run(meta_kubeconfig, kubectl_bin, operator_namespace):

@@ -150,3 +150,16 @@ def test_operator_killed_mid_create_leaves_exactly_one_sandbox(meta, namespace):
     assert sorted(c["Labels"]["sk8s.io/container"] for c in containers_of(meta, uid)) == ["a", "b", "c", "d"]
     assert pods_named(meta, uid) == [f"sk8s-{uid}"]
     assert len(obj["status"]["containerStatuses"]) == 4
+
+
+def test_deleting_the_namespace_removes_its_sandboxes(meta):
+    ns = "e2e-nsdel"
+    meta.kubectl("create", "namespace", ns)
+    meta.apply(sandboxpod("inside", [{"name": "a", "command": ["sleep", "3600"]}]), ns)
+    meta.kubectl("wait", "--for=condition=Ready", "sandboxpod/inside", "-n", ns, "--timeout=60s")
+    uid = meta.get("sandboxpod", "inside", ns)["metadata"]["uid"]
+    # The namespace controller (kube-controller-manager) deletes the SandboxPod, the operator's
+    # finalizer removes the sandbox, and only then does the namespace go away.
+    meta.kubectl("delete", "namespace", ns, "--timeout=90s")
+    assert meta.kubectl("get", "namespace", ns, check=False).returncode != 0
+    assert containers_of(meta, uid) == []

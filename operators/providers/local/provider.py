@@ -84,7 +84,7 @@ class LocalProvider(Provider):
         await self.podman.run("network", "rm", "-f", self.network, check=False)
 
     # --- sandboxes --------------------------------------------------------------
-    async def ensure(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> SandboxInstance:
+    async def ensure(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> str:
         """Optimistic and idempotent: podman's unique names reject duplicates, so no listing first."""
         labels = {**labels, LABEL_HOME: self.home_id}
         new_pod = True
@@ -99,10 +99,7 @@ class LocalProvider(Provider):
                     continue
                 raise self._classify(c.image, res.err)
             new_pod = False
-        inst = await self.inspect(ref)
-        if inst is None:
-            raise ProviderError(f"sandbox {ref.instance_name} vanished right after creation")
-        return inst
+        return ref.instance_name
 
     @staticmethod
     def _classify(image: str, stderr: str) -> ProviderError:

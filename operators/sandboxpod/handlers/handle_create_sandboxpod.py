@@ -5,8 +5,7 @@ import kopf
 
 from ...models.sandboxpod import SandboxPodSpec
 from ...providers.base import ImagePullError, ProviderError
-from ... import kube
-from ..sandbox import PLURAL, labels_of, ref_of, status_for
+from ..sandbox import labels_of, ref_of, status_for
 
 # kubelet's image pull back-off: 10 s doubling to 5 min.
 PULL_BACKOFF = [10, 20, 40, 80, 160, 300]
@@ -23,8 +22,7 @@ async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, r
             inst = await provider.inspect(ref)
             if inst is not None and len(inst.containers) < len(spec.containers):
                 inst = None
-        if inst is None:
-            inst = await provider.ensure(ref, spec, labels_of(body))
+        instance_id = inst.instance_id if inst else await provider.ensure(ref, spec, labels_of(body))
     except ImagePullError as err:
         if retry > 0 and err.reason == "ErrImagePull":
             err.reason = "ImagePullBackOff"
@@ -37,7 +35,8 @@ async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, r
         if not err.retryable:
             raise kopf.PermanentError(str(err))
         raise kopf.TemporaryError(str(err), delay=min(5 * (retry + 1), 60))
-    await kube.patch_status(PLURAL, ref.namespace, ref.name, status_for(body, inst, provider))
-    memo.pusher.notify(ref)  # an exit that raced this write must still reach the status
+    # The status pusher writes the state (the provider's events usually got there first);
+    # notifying it here makes sure a state change that raced this handler is not lost.
+    memo.pusher.notify(ref)
     if reason == "create" and retry == 0 or (body.get("status") or {}).get("reason"):
-        kopf.info(body, reason="Started", message=f"sandbox {inst.instance_id} started on provider {provider.name}")
+        kopf.info(body, reason="Started", message=f"sandbox {instance_id} started on provider {provider.name}")

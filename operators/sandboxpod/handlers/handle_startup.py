@@ -27,7 +27,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
         prefix="sk8s.io", key="last-handled-configuration")
     settings.posting.level = logging.INFO
     settings.execution.max_workers = 16
-    settings.batching.worker_limit = 64
+    settings.queueing.worker_limit = 64
 
 
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
