@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,10 +37,23 @@ def home_id(home: Path | None = None) -> str:
     return hashlib.sha256(str(home or sk8s_home()).encode()).hexdigest()[:10]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands out for outgoing
+# connections could be taken by the time a component binds it.
+_PORT_RANGE = (20000, 32000)
+
+
+def free_port(taken: set[int] = frozenset()) -> int:
+    for _ in range(200):
+        port = random.randint(*_PORT_RANGE)
+        if port in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_PORT_RANGE}")
 
 
 @dataclass
@@ -47,7 +61,6 @@ class Ports:
     etcd_client: int
     etcd_peer: int
     apiserver: int
-    operators_base: int  # operator i serves its liveness probe on operators_base + i
 
 
 @dataclass
@@ -85,7 +98,10 @@ class Layout:
         """Ports are chosen once per home and kept, so kubeconfigs stay valid across restarts."""
         if self.ports_file.exists():
             return Ports(**json.loads(self.ports_file.read_text()))
-        ports = Ports(free_port(), free_port(), free_port(), free_port())
+        taken: set[int] = set()
+        for _ in range(3):
+            taken.add(free_port(taken))
+        ports = Ports(*sorted(taken))
         self.ports_file.write_text(json.dumps(asdict(ports)))
         return ports
 

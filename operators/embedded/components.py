@@ -5,7 +5,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import Layout, Ports
+from ..config import Layout, Ports, free_port
 
 # One entry per independent operator: each runs as its own process.
 OPERATORS: dict[str, str] = {
@@ -97,5 +97,11 @@ def operator(name: str, module: str, lay: Layout, port: int) -> Component:
 
 
 def operators(lay: Layout, ports: Ports) -> list[Component]:
-    return [operator(name, module, lay, ports.operators_base + i)
-            for i, (name, module) in enumerate(OPERATORS.items())]
+    """Liveness ports are picked afresh at each boot: nothing outside needs them stable."""
+    taken = {ports.etcd_client, ports.etcd_peer, ports.apiserver}
+    comps = []
+    for name, module in OPERATORS.items():
+        port = free_port(taken)
+        taken.add(port)
+        comps.append(operator(name, module, lay, port))
+    return comps

@@ -30,7 +30,9 @@ def test_schemas_are_structural():
 
 
 def test_every_crd_has_status_subresource_columns_shortnames_and_category():
-    for text in crdgen.expected_files().values():
+    for name, text in crdgen.expected_files().items():
+        if name == "kustomization.yaml":
+            continue
         crd = yaml.safe_load(text)
         version = crd["spec"]["versions"][0]
         assert version["subresources"] == {"status": {}}
