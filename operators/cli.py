@@ -101,11 +101,25 @@ def cmd_down(args) -> int:
     for comp in (state.get("components") or {}).values():
         if comp.get("pid") and _alive(comp["pid"]):
             os.kill(comp["pid"], signal.SIGKILL)
+    stopped = _stop_planes(lay)
     removed = asyncio.run(_remove_sandboxes(lay))
     lay.state_file.unlink(missing_ok=True)
     lay.supervisor_pid.unlink(missing_ok=True)
-    print(f"sk8s is down; removed {removed} sandbox(es)")
+    print(f"sk8s is down; stopped {stopped} tenant control plane(s), removed {removed} sandbox(es)")
     return 0
+
+
+def _stop_planes(lay: Layout) -> int:
+    """Tenant control planes outlive operator restarts by design, so stop them explicitly."""
+    from .embedded.processes import ProcessSet
+    root = lay.home / "planes"
+    count = 0
+    for directory in sorted(root.iterdir()) if root.exists() else []:
+        procs = ProcessSet(directory)
+        if procs.names():
+            procs.stop_all(order=["virtual-node", "kube-controller-manager", "kube-apiserver"])
+            count += 1
+    return count
 
 
 async def _remove_sandboxes(lay: Layout) -> int:
@@ -153,8 +167,62 @@ def cmd_logs(args) -> int:
 
 
 def cmd_kubeconfig(args) -> int:
-    print(layout().kubeconfig)
+    """Without a name: the meta-cluster's kubeconfig path. With one: a tenant's, written to a file."""
+    lay = layout()
+    if not args.name:
+        print(lay.kubeconfig)
+        return 0
+    os.environ.setdefault("KUBECONFIG", str(lay.kubeconfig))
+    import base64
+    from .kube import core
+    from kubernetes.client.rest import ApiException
+    try:
+        secret = core().read_namespaced_secret(f"{args.name}-kubeconfig", args.namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            print(f'no kubeconfig for cluster "{args.name}" in namespace "{args.namespace}" (is it Ready?)',
+                  file=sys.stderr)
+            return 1
+        raise
+    out = Path(args.output or lay.home / "clusters" / f"{args.namespace}-{args.name}.kubeconfig")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(base64.b64decode(secret.data["kubeconfig"]))
+    out.chmod(0o600)
+    print(out)
     return 0
+
+
+def cmd_cluster_create(args) -> int:
+    """Create a ServerlessCluster, wait for Ready, print the time and the kubeconfig."""
+    lay = layout()
+    kubectl = [str(_bindir() / "kubectl"), f"--kubeconfig={lay.kubeconfig}"]
+    manifest = {"apiVersion": "sk8s.io/v1alpha1", "kind": "ServerlessCluster",
+                "metadata": {"name": args.name, "namespace": args.namespace},
+                "spec": {"provider": args.provider}}
+    if args.max_pods or args.cpu or args.memory:
+        manifest["spec"]["quotas"] = {k: v for k, v in (("maxPods", args.max_pods), ("cpu", args.cpu),
+                                                         ("memory", args.memory)) if v}
+    t0 = time.monotonic()
+    proc = subprocess.run(kubectl + ["apply", "-f", "-"], input=json.dumps(manifest), text=True,
+                          capture_output=True)
+    if proc.returncode != 0:
+        print(proc.stderr.strip(), file=sys.stderr)
+        return 1
+    wait = subprocess.run(kubectl + ["wait", "--for=condition=Ready", f"--timeout={int(args.timeout)}s",
+                                     "-n", args.namespace, f"serverlesscluster/{args.name}"],
+                          capture_output=True, text=True)
+    if wait.returncode != 0:
+        print(f"cluster {args.name} is not Ready: {wait.stderr.strip()}", file=sys.stderr)
+        subprocess.run(kubectl + ["get", "-n", args.namespace, f"serverlesscluster/{args.name}", "-o", "wide"])
+        return 1
+    print(f"cluster {args.name} is Ready in {time.monotonic() - t0:.2f}s")
+    args.output = None
+    return cmd_kubeconfig(args)
+
+
+def _bindir() -> Path:
+    from .embedded.binaries import ensure_binaries
+    return ensure_binaries(quiet=True)
 
 
 def cmd_sandbox_logs(args) -> int:
@@ -198,7 +266,22 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("--tail", type=int, default=200)
     logs.set_defaults(func=cmd_logs)
-    sub.add_parser("kubeconfig", help="print the admin kubeconfig's path").set_defaults(func=cmd_kubeconfig)
+    kc = sub.add_parser("kubeconfig", help="the meta-cluster's kubeconfig path, or write a tenant's")
+    kc.add_argument("name", nargs="?", help="a ServerlessCluster")
+    kc.add_argument("-n", "--namespace", default="default")
+    kc.add_argument("-o", "--output", help="file to write (default under $SK8S_HOME/clusters)")
+    kc.set_defaults(func=cmd_kubeconfig)
+    cl = sub.add_parser("cluster", help="tenant clusters")
+    clsub = cl.add_subparsers(dest="cluster_cmd", required=True)
+    cc = clsub.add_parser("create", help="create a ServerlessCluster and wait until it is Ready")
+    cc.add_argument("name")
+    cc.add_argument("-n", "--namespace", default="default")
+    cc.add_argument("--provider", default="local")
+    cc.add_argument("--max-pods", type=int)
+    cc.add_argument("--cpu")
+    cc.add_argument("--memory")
+    cc.add_argument("--timeout", type=float, default=120)
+    cc.set_defaults(func=cmd_cluster_create)
     sl = sub.add_parser("sandbox-logs", help="a SandboxPod container's output")
     sl.add_argument("name")
     sl.add_argument("-n", "--namespace", default="default")

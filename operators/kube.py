@@ -52,3 +52,67 @@ def get_object_sync(plural: str, namespace: str, name: str) -> dict | None:
         if exc.status == 404:
             return None
         raise
+
+
+def core() -> client.CoreV1Api:
+    return client.CoreV1Api(api_client())
+
+
+async def ensure_namespace(name: str, labels: dict[str, str]) -> None:
+    def _create():
+        try:
+            core().create_namespace({"metadata": {"name": name, "labels": labels}})
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    await asyncio.to_thread(_create)
+
+
+async def namespace_phase(name: str) -> str | None:
+    """Active, Terminating, or None once it is gone."""
+    def _get():
+        try:
+            return core().read_namespace(name).status.phase
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+    return await asyncio.to_thread(_get)
+
+
+async def delete_namespace(name: str) -> None:
+    def _delete():
+        try:
+            core().delete_namespace(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    await asyncio.to_thread(_delete)
+
+
+async def apply_secret(namespace: str, secret: dict) -> None:
+    def _apply():
+        name = secret["metadata"]["name"]
+        try:
+            core().create_namespaced_secret(namespace, secret)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            core().replace_namespaced_secret(name, namespace, secret)
+    await asyncio.to_thread(_apply)
+
+
+async def delete_secret(namespace: str, name: str) -> None:
+    def _delete():
+        try:
+            core().delete_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    await asyncio.to_thread(_delete)
+
+
+async def list_namespaced(plural: str, namespace: str) -> list[dict]:
+    def _list():
+        return custom().list_namespaced_custom_object(GROUP, VERSION, namespace, plural).get("items", [])
+    return await asyncio.to_thread(_list)

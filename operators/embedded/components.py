@@ -10,6 +10,7 @@ from ..config import Layout, Ports, free_port
 # One entry per independent operator: each runs as its own process.
 OPERATORS: dict[str, str] = {
     "sandboxpod-operator": "operators.sandboxpod.operator",
+    "serverlesscluster-operator": "operators.serverlesscluster.operator",
 }
 
 SERVICE_CIDR = "10.96.0.0/16"
@@ -80,12 +81,13 @@ def controller_manager(bindir: Path, lay: Layout) -> Component:
         "--bind-address=127.0.0.1", "--secure-port=0",
         f"--service-account-private-key-file={lay.pki / 'sa.key'}",
         f"--root-ca-file={lay.pki / 'ca.crt'}",
-        "--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token",
+        "--controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,"
+        "serviceaccount-token-controller",
         "--v=1",
     ], health_url="")
 
 
-def operator(name: str, module: str, lay: Layout, port: int) -> Component:
+def operator(name: str, module: str, lay: Layout, port: int, ports: Ports) -> Component:
     return Component(name, [
         sys.executable, "-m", "kopf", "run",
         "--standalone", "--all-namespaces",
@@ -93,7 +95,9 @@ def operator(name: str, module: str, lay: Layout, port: int) -> Component:
         "-m", module,
     ], health_url=f"http://127.0.0.1:{port}/healthz",
         env={"KUBECONFIG": str(lay.kubeconfig), "SK8S_HOME": str(lay.home),
-             "CONTAINERS_CONF": str(lay.containers_conf)})
+             "CONTAINERS_CONF": str(lay.containers_conf),
+             # Tenant control planes keep their data under their own prefix of this etcd.
+             "SK8S_ETCD_URL": f"http://127.0.0.1:{ports.etcd_client}"})
 
 
 def operators(lay: Layout, ports: Ports) -> list[Component]:
@@ -103,5 +107,5 @@ def operators(lay: Layout, ports: Ports) -> list[Component]:
     for name, module in OPERATORS.items():
         port = free_port(taken)
         taken.add(port)
-        comps.append(operator(name, module, lay, port))
+        comps.append(operator(name, module, lay, port, ports))
     return comps

@@ -31,6 +31,8 @@ class ServerlessClusterStatus(K8sModel):
     phase: Literal["Pending", "Provisioning", "Ready", "Failed", "Deleting"] | None = None
     endpoint: str | None = Field(default=None, description="URL of the tenant's API server.")
     kubeconfigSecretName: str | None = None
+    sandboxNamespace: str | None = Field(default=None, description="Meta namespace of the tenant's SandboxPods.")
+    nodeName: str | None = Field(default=None, description="The tenant's virtual node.")
     version: str | None = None
     conditions: list[Condition] | None = None
     pods: int | None = Field(default=None, description="Pods the tenant runs.")

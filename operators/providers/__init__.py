@@ -7,6 +7,10 @@ from ..config import home_id, layout, write_containers_conf
 from .base import Provider
 
 
+def available_providers() -> list[str]:
+    return ["local"]
+
+
 def make_provider(name: str = "local") -> Provider:
     if name == "local":
         from .local import LocalProvider

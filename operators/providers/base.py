@@ -87,6 +87,9 @@ class Provider(abc.ABC):
     async def setup(self) -> None:
         """Prepare shared resources (networks, credentials). Idempotent."""
 
+    async def release_cluster(self, cluster_uid: str) -> None:
+        """Free what the provider holds for one tenant cluster (its network). Idempotent."""
+
     @abc.abstractmethod
     async def ensure(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> str:
         """Create the sandbox if it does not exist yet; return its instance id at once.

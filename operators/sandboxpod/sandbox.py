@@ -18,9 +18,16 @@ def ref_of(body) -> SandboxRef:
 
 
 def labels_of(body) -> dict[str, str]:
+    """Labels the provider sees: the tenant cluster decides the sandbox's network."""
     spec = body.get("spec") or {}
+    labels = {}
     cluster = (spec.get("clusterRef") or {}).get("name")
-    return {"sk8s.io/cluster": cluster} if cluster else {}
+    if cluster:
+        labels["sk8s.io/cluster"] = cluster
+    cluster_uid = (body["metadata"].get("labels") or {}).get("sk8s.io/cluster-uid")
+    if cluster_uid:
+        labels["sk8s.io/cluster-uid"] = cluster_uid
+    return labels
 
 
 def status_for(body, inst: SandboxInstance | None, provider: Provider,

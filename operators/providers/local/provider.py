@@ -16,7 +16,7 @@ from ...models.podspec import PodSpec
 from ..base import (ContainerInfo, ImagePullError, Provider, ProviderError, SandboxInstance,
                     SandboxRef)
 from .podman import Podman
-from .spec import (LABEL_CONTAINER, LABEL_HOME, LABEL_NAME, LABEL_NAMESPACE, LABEL_UID,
+from .spec import (LABEL_CLUSTER_UID, LABEL_CONTAINER, LABEL_HOME, LABEL_NAME, LABEL_NAMESPACE, LABEL_UID,
                    container_name, run_args)
 
 log = logging.getLogger(__name__)
@@ -62,35 +62,67 @@ class LocalProvider(Provider):
         self.network = network or f"sk8s-{home_id}"
         self.subnet = subnet
         self._host_ip: str | None = None
+        self._gateways: dict[str, str | None] = {}
 
     # --- shared resources -------------------------------------------------------
     async def setup(self) -> None:
-        res = await self.podman.run("network", "exists", self.network, check=False)
+        self._host_ip = await self._ensure_network(self.network, subnet=self.subnet, isolate=False)
+
+    def cluster_network(self, cluster_uid: str) -> str:
+        return f"sk8s-{self.home_id}-{cluster_uid[:12]}"
+
+    async def _ensure_network(self, name: str, *, subnet: str | None = None, isolate: bool = False,
+                              labels: dict[str, str] | None = None) -> str | None:
+        """Create a bridge network if missing; return its gateway (the sandboxes' host IP)."""
+        if name in self._gateways:
+            return self._gateways[name]
+        res = await self.podman.run("network", "exists", name, check=False)
         if res.rc != 0:
             # Without an explicit subnet podman takes a free one from its pool, so several
-            # installations (and, later, tenants) never collide.
-            subnet = [f"--subnet={self.subnet}"] if self.subnet else []
-            created = await self.podman.run("network", "create", *subnet,
-                                            f"--label={LABEL_HOME}={self.home_id}", self.network, check=False)
+            # installations and tenants never collide.
+            args = [f"--subnet={subnet}"] if subnet else []
+            if isolate:
+                # Tenant networks drop traffic from every other isolated network.
+                args.append("--opt=isolate=true")
+            args += [f"--label={k}={v}" for k, v in {LABEL_HOME: self.home_id, **(labels or {})}.items()]
+            created = await self.podman.run("network", "create", *args, name, check=False)
             if created.rc != 0 and "already exists" not in created.err:
-                raise ProviderError(f"creating network {self.network}: {created.err.strip()}")
-        net = await self.podman.json("network", "inspect", self.network)
+                raise ProviderError(f"creating network {name}: {created.err.strip()}")
+        net = await self.podman.json("network", "inspect", name)
         subnets = (net[0] if isinstance(net, list) else net).get("subnets") or []
-        self._host_ip = subnets[0].get("gateway") if subnets else None
+        self._gateways[name] = subnets[0].get("gateway") if subnets else None
+        return self._gateways[name]
+
+    async def network_for(self, labels: dict[str, str]) -> str:
+        cluster_uid = labels.get(LABEL_CLUSTER_UID)
+        if not cluster_uid:
+            return self.network
+        name = self.cluster_network(cluster_uid)
+        await self._ensure_network(name, isolate=True, labels={LABEL_CLUSTER_UID: cluster_uid})
+        return name
+
+    async def release_cluster(self, cluster_uid: str) -> None:
+        name = self.cluster_network(cluster_uid)
+        self._gateways.pop(name, None)
+        await self.podman.run("network", "rm", "--force", name, check=False)
 
     async def teardown(self) -> None:
+        """Remove every sandbox and network of this installation."""
         for ref in await self.list():
             await self.delete(ref, 0)
-        await self.podman.run("network", "rm", "-f", self.network, check=False)
+        nets = await self.podman.json("network", "ls", "--format=json", f"--filter=label={LABEL_HOME}={self.home_id}")
+        for net in nets if isinstance(nets, list) else []:
+            await self.podman.run("network", "rm", "--force", net.get("name") or net.get("Name"), check=False)
 
     # --- sandboxes --------------------------------------------------------------
     async def ensure(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> str:
         """Optimistic and idempotent: podman's unique names reject duplicates, so no listing first."""
         labels = {**labels, LABEL_HOME: self.home_id}
+        network = await self.network_for(labels)
         new_pod = True
         for c in spec.containers:
             while True:
-                args = run_args(ref, spec, c, network=self.network, labels=labels, new_pod=new_pod)
+                args = run_args(ref, spec, c, network=network, labels=labels, new_pod=new_pod)
                 res = await self.podman.run(*args, check=False, timeout=600)
                 if res.rc == 0 or "is already in use" in res.err:
                     break  # created now, or before an operator restart
@@ -128,10 +160,12 @@ class LocalProvider(Provider):
         by_name: dict[str, dict] = {}
         ip = None
         infra = pod.get("InfraContainerID")
+        host_ip = self._host_ip
         for d in data:
             if d.get("Id") == infra:
                 for net in (d.get("NetworkSettings", {}).get("Networks") or {}).values():
                     ip = net.get("IPAddress") or ip
+                    host_ip = net.get("Gateway") or host_ip
                 continue
             cname = (d.get("Config", {}).get("Labels") or {}).get(LABEL_CONTAINER)
             if cname:
@@ -140,7 +174,7 @@ class LocalProvider(Provider):
         states = {c.state for c in containers}
         state = "running" if "running" in states else ("exited" if states == {"terminated"} else "creating")
         started = min((c.started_at for c in containers if c.started_at), default=None)
-        return SandboxInstance(ref, pod.get("Id", "")[:12], state, ip=ip, host_ip=self._host_ip,
+        return SandboxInstance(ref, pod.get("Id", "")[:12], state, ip=ip, host_ip=host_ip,
                                started_at=started, containers=containers)
 
     async def delete(self, ref: SandboxRef, grace_seconds: int) -> None:

@@ -16,6 +16,7 @@ LABEL_NAMESPACE = "sk8s.io/namespace"
 LABEL_NAME = "sk8s.io/name"
 LABEL_UID = "sk8s.io/uid"
 LABEL_CONTAINER = "sk8s.io/container"
+LABEL_CLUSTER_UID = "sk8s.io/cluster-uid"
 
 
 def container_name(ref: SandboxRef, container: str) -> str:

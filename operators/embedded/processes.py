@@ -1,0 +1,97 @@
+"""Detached processes with pid files: they outlive an operator restart and are found again.
+
+Used for tenant control planes in embedded mode. The supervisor's own children die with
+it; these must not, because a ServerlessCluster keeps running while its operator restarts.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+class ProcessSet:
+    def __init__(self, directory: Path):
+        self.run = directory / "run"
+        self.logs = directory / "logs"
+
+    def _pidfile(self, name: str) -> Path:
+        return self.run / f"{name}.pid"
+
+    def pid(self, name: str) -> int | None:
+        try:
+            pid = int(self._pidfile(name).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def running(self, name: str) -> bool:
+        return self.pid(name) is not None
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None,
+              cwd: str | None = None) -> int:
+        existing = self.pid(name)
+        if existing:
+            return existing
+        self.run.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.logs / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=dict(os.environ, **(env or {})), cwd=cwd, start_new_session=True)
+        self._pidfile(name).write_text(str(proc.pid))
+        # Reap it when it exits, so that a dead child is not mistaken for a live zombie.
+        _reapers.append(proc)
+        return proc.pid
+
+    def stop(self, name: str, timeout: float = 10.0) -> None:
+        pid = self.pid(name)
+        if pid:
+            _terminate(pid, timeout)
+        self._pidfile(name).unlink(missing_ok=True)
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.run.glob("*.pid")) if self.run.exists() else []
+
+    def stop_all(self, order: list[str] | None = None, timeout: float = 10.0) -> None:
+        names = self.names()
+        for name in (order or []) + [n for n in names if n not in (order or [])]:
+            if name in names:
+                self.stop(name, timeout)
+
+
+_reapers: list[subprocess.Popen] = []
+
+
+def _alive(pid: int) -> bool:
+    for proc in list(_reapers):
+        if proc.poll() is not None:
+            _reapers.remove(proc)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _terminate(pid: int, timeout: float) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

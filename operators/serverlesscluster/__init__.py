@@ -1,0 +1,1 @@
+"""The ServerlessCluster operator: a tenant's own Kubernetes control plane plus a virtual node."""

@@ -1,0 +1,187 @@
+"""Domain logic of one tenant cluster: bring its control plane up, check it, tear it down."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from ..config import sk8s_home
+from ..embedded.binaries import ensure_binaries
+from ..embedded.kubeconfig import build_kubeconfig, write_kubeconfig
+from ..embedded.processes import ProcessSet
+from ..embedded.pki import load
+from ..models.serverlesscluster import ServerlessClusterSpec
+from . import controlplane as cp
+from . import planes
+from .tenant_client import TenantClient
+from .tenant_pki import ensure_tenant_pki
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VNODE_RBAC = REPO_ROOT / "operators" / "virtualnode" / "rbac.yaml"
+DEFAULT_QUOTAS = {"maxPods": 100, "cpu": "32", "memory": "128Gi"}
+ORDER = ["virtual-node", "kube-controller-manager", "kube-apiserver"]  # stop order
+
+
+def etcd_url() -> str:
+    return os.environ.get("SK8S_ETCD_URL", "http://127.0.0.1:2379")
+
+
+def plane_tenant(plane: planes.Plane, **identity) -> cp.Tenant:
+    return cp.Tenant(directory=plane.directory, ports=cp.TenantPorts(plane.apiserver_port, plane.kubelet_port),
+                     etcd_url=etcd_url(), etcd_prefix=plane.etcd_prefix, **identity)
+
+
+def claim_plane(uid: str) -> planes.Plane:
+    """The plane this cluster owns: found again after a restart, else a warm one, else a new one."""
+    plane = planes.find_claimed(uid)
+    if plane:
+        return plane
+    for candidate in planes.standby():
+        if planes.try_claim(candidate, uid):
+            return candidate
+    return planes.new_plane(claim_for=uid)
+
+
+def tenant_for(body, plane: planes.Plane) -> cp.Tenant:
+    meta = body["metadata"]
+    spec = ServerlessClusterSpec.model_validate(body.get("spec") or {})
+    quotas = {**DEFAULT_QUOTAS, **(spec.quotas.to_wire() if spec.quotas else {})}
+    return plane_tenant(
+        plane, name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
+        sandbox_namespace=cp.sandbox_namespace(meta["name"], meta["uid"]),
+        max_pods=int(quotas["maxPods"]), cpu=str(quotas["cpu"]), memory=str(quotas["memory"]),
+        provider=spec.provider)
+
+
+def processes(t: cp.Tenant) -> ProcessSet:
+    return ProcessSet(t.directory)
+
+
+def write_credentials(t: cp.Tenant) -> None:
+    ensure_tenant_pki(t.pki, "tenant")
+    ca = (t.pki / "ca.crt").read_bytes()
+    for user in ("admin", "controller-manager", "virtual-node"):
+        pair = load(t.pki, user)
+        path = t.kubeconfig(user)
+        if not path.exists():
+            write_kubeconfig(path, build_kubeconfig(name="sk8s-tenant", server=t.endpoint, ca_pem=ca,
+                                                    cert_pem=pair.cert_pem, key_pem=pair.key_pem, user=user))
+
+
+def start_apiserver(t: cp.Tenant) -> None:
+    write_credentials(t)
+    processes(t).start("kube-apiserver", cp.apiserver_args(ensure_binaries(quiet=True), t), env=cp.APISERVER_ENV)
+
+
+def start_controller_manager(t: cp.Tenant) -> None:
+    processes(t).start("kube-controller-manager", cp.controller_manager_args(ensure_binaries(quiet=True), t),
+                       env=cp.KCM_ENV)
+
+
+def start_virtual_node(t: cp.Tenant) -> None:
+    processes(t).start("virtual-node", cp.virtual_node_args(t, Path(os.environ.get("KUBECONFIG", ""))),
+                       env={"SK8S_HOME": str(sk8s_home())}, cwd=str(REPO_ROOT))
+
+
+async def wait_apiserver(t: cp.Tenant, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    async with TenantClient(t.endpoint, t.pki) as tc:
+        while time.monotonic() < deadline:
+            if await tc.ready():
+                return True
+            if not processes(t).running("kube-apiserver"):
+                return False
+            await asyncio.sleep(0.05)
+    return False
+
+
+async def bootstrap(t: cp.Tenant) -> None:
+    """Objects the tenant needs before its virtual node starts: the node's RBAC."""
+    async with TenantClient(t.endpoint, t.pki) as tc:
+        for doc in yaml.safe_load_all(VNODE_RBAC.read_text()):
+            if not doc:
+                continue
+            plural = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings",
+                      "Role": "roles", "RoleBinding": "rolebindings"}[doc["kind"]]
+            ns = doc["metadata"].get("namespace")
+            path = (f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{plural}/{doc['metadata']['name']}"
+                    if ns else f"/apis/rbac.authorization.k8s.io/v1/{plural}/{doc['metadata']['name']}")
+            await tc.apply(path, doc)
+
+
+async def warm_up(t: cp.Tenant, timeout: float = 90) -> bool:
+    """Everything that does not depend on which cluster will own the plane."""
+    start_apiserver(t)
+    if not await wait_apiserver(t, timeout):
+        return False
+    await bootstrap(t)
+    start_controller_manager(t)
+    return True
+
+
+async def node_ready(t: cp.Tenant) -> bool:
+    async with TenantClient(t.endpoint, t.pki) as tc:
+        try:
+            node = await tc.get(f"/api/v1/nodes/{cp.NODE_NAME}")
+        except Exception:
+            return False
+    conds = ((node or {}).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+
+async def wait_node(t: cp.Tenant, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await node_ready(t):
+            return True
+        if not processes(t).running("virtual-node"):
+            return False
+        await asyncio.sleep(0.05)
+    return False
+
+
+def kubeconfig_secret(t: cp.Tenant) -> dict:
+    pair = load(t.pki, "admin")
+    config = build_kubeconfig(name=t.name, server=t.endpoint, ca_pem=(t.pki / "ca.crt").read_bytes(),
+                              cert_pem=pair.cert_pem, key_pem=pair.key_pem)
+    text = yaml.safe_dump(config, sort_keys=False)
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": f"{t.name}-kubeconfig", "labels": {"sk8s.io/cluster": t.name}},
+        "data": {"kubeconfig": base64.b64encode(text.encode()).decode(),
+                 "endpoint": base64.b64encode(t.endpoint.encode()).decode()},
+    }
+
+
+def _etcd(t: cp.Tenant, op: str, **extra) -> dict:
+    """etcd's JSON gateway on the tenant's prefix: no client library needed."""
+    prefix = (t.etcd_prefix + "/").encode()
+    end = prefix[:-1] + bytes([prefix[-1] + 1])
+    body = json.dumps({"key": base64.b64encode(prefix).decode(),
+                       "range_end": base64.b64encode(end).decode(), **extra}).encode()
+    req = urllib.request.Request(f"{t.etcd_url}/v3/kv/{op}", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read() or b"{}")
+
+
+def delete_etcd_prefix(t: cp.Tenant) -> None:
+    _etcd(t, "deleterange")
+
+
+def count_etcd_keys(t: cp.Tenant) -> int:
+    return int(_etcd(t, "range", count_only=True).get("count", 0))
+
+
+def destroy_plane(plane: planes.Plane) -> None:
+    """Stop a plane's processes and remove its stored data and files."""
+    t = plane_tenant(plane)
+    processes(t).stop_all(order=ORDER)
+    delete_etcd_prefix(t)
+    planes.remove(plane)

@@ -1,0 +1,53 @@
+"""Bring a tenant control plane up (create), or back (resume after an operator restart)."""
+from __future__ import annotations
+
+import time
+
+import kopf
+
+from ... import kube
+from ...providers import available_providers
+from .. import cluster
+from ..status import cluster_status
+
+APISERVER_TIMEOUT = 90
+NODE_TIMEOUT = 30
+
+
+async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reason: str, **_) -> None:
+    t0 = time.monotonic()
+    spec = body.get("spec") or {}
+    meta = body["metadata"]
+    prev = dict(body.get("status") or {})
+    provider = spec.get("provider", "local")
+    if provider not in available_providers():
+        msg = f"provider {provider!r} is not available here (available: {', '.join(available_providers())})"
+        patch.status.update(cluster_status(generation=meta.get("generation"), prev=prev, control_plane=False,
+                                           node=False, endpoint=None, secret=None, sandbox_namespace="",
+                                           version=spec.get("version", ""), message=msg,
+                                           failed="ProviderUnavailable"))
+        raise kopf.PermanentError(msg)
+
+    plane = cluster.claim_plane(meta["uid"])
+    memo.pool_wake.set()  # refill the standby pool behind us
+    t = cluster.tenant_for(body, plane)
+    base = dict(generation=meta.get("generation"), prev=prev, sandbox_namespace=t.sandbox_namespace,
+                version=spec.get("version", "v1.37.2"))
+    await kube.ensure_namespace(t.sandbox_namespace, {"sk8s.io/cluster": t.name, "sk8s.io/cluster-uid": t.uid})
+    if not await cluster.warm_up(t, APISERVER_TIMEOUT):  # a no-op for a warm standby plane
+        raise kopf.TemporaryError(f"tenant apiserver not ready; see {t.directory}/logs/kube-apiserver.log",
+                                  delay=5)
+    cluster.start_virtual_node(t)
+    secret = cluster.kubeconfig_secret(t)
+    kopf.adopt(secret, owner=body)
+    await kube.apply_secret(t.namespace, secret)
+    if not await cluster.wait_node(t, NODE_TIMEOUT):
+        patch.status.update(cluster_status(control_plane=True, node=False, endpoint=t.endpoint,
+                                           secret=secret["metadata"]["name"], **base))
+        raise kopf.TemporaryError(f"virtual node not Ready; see {t.directory}/logs/virtual-node.log", delay=2)
+    patch.status.update(cluster_status(control_plane=True, node=True, endpoint=t.endpoint,
+                                       secret=secret["metadata"]["name"], **base))
+    if reason == "create":
+        kopf.info(body, reason="Ready",
+                  message=f"tenant control plane at {t.endpoint} Ready in {time.monotonic() - t0:.2f}s")
+    logger.info("cluster %s ready (%s, plane %s) in %.2fs", t.name, reason, plane.id, time.monotonic() - t0)

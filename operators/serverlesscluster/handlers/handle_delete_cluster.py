@@ -1,0 +1,28 @@
+"""Delete a tenant: its sandboxes, control plane processes, stored data and credentials."""
+from __future__ import annotations
+
+import kopf
+
+from ... import kube
+from ...providers import make_provider
+from .. import cluster, planes
+from ..controlplane import sandbox_namespace
+
+
+async def delete_cluster(body, logger, **_) -> None:
+    meta = body["metadata"]
+    sandbox_ns = sandbox_namespace(meta["name"], meta["uid"])
+    plane = planes.find_claimed(meta["uid"])
+    if plane:
+        # First, so that nothing re-creates sandboxes meanwhile.
+        cluster.processes(cluster.plane_tenant(plane)).stop("virtual-node")
+    # Deleting the namespace deletes the SandboxPods; their finalizers remove the sandboxes.
+    await kube.delete_namespace(sandbox_ns)
+    phase = await kube.namespace_phase(sandbox_ns)
+    if phase is not None:
+        raise kopf.TemporaryError(f"waiting for namespace {sandbox_ns} ({phase}) to go", delay=1)
+    if plane:
+        cluster.destroy_plane(plane)
+    await make_provider((body.get("spec") or {}).get("provider", "local")).release_cluster(meta["uid"])
+    await kube.delete_secret(meta["namespace"], f"{meta['name']}-kubeconfig")
+    logger.info("cluster %s deleted", meta["name"])

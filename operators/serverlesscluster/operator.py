@@ -1,0 +1,18 @@
+"""The ServerlessCluster operator's entry module: it only registers handlers.
+
+    kopf run --standalone --all-namespaces -m operators.serverlesscluster.operator
+"""
+import kopf
+
+from .. import GROUP, VERSION
+from .handlers import handle_check_cluster, handle_create_cluster, handle_delete_cluster, handle_startup
+
+RESOURCE = (GROUP, VERSION, "serverlessclusters")
+
+kopf.on.startup()(handle_startup.start)
+kopf.on.cleanup()(handle_startup.stop)
+
+kopf.on.create(*RESOURCE, id="controlplane", backoff=5)(handle_create_cluster.ensure_cluster)
+kopf.on.resume(*RESOURCE, id="controlplane", backoff=5)(handle_create_cluster.ensure_cluster)
+kopf.timer(*RESOURCE, id="health", interval=10, initial_delay=10, idle=5)(handle_check_cluster.check_cluster)
+kopf.on.delete(*RESOURCE, id="controlplane", backoff=5)(handle_delete_cluster.delete_cluster)

@@ -1,0 +1,30 @@
+"""Every credential of one tenant control plane, signed by the tenant's own CA."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..embedded import pki
+
+VNODE_USER = "sk8s:virtual-node"
+VNODE_GROUP = "sk8s:virtual-nodes"
+
+
+def ensure_tenant_pki(directory: Path, cluster: str) -> None:
+    """Idempotent: nothing is regenerated once the set is complete (sa.key is written last)."""
+    if (directory / "sa.key").exists():
+        return
+    ca = pki.make_ca(f"sk8s-tenant-{cluster}-ca")
+    pki.write(ca, directory, "ca")
+    pki.write(pki.issue(ca, "kube-apiserver", server=True,
+                        dns=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                             "kubernetes.default.svc.cluster.local"],
+                        ips=["127.0.0.1", "10.96.0.1"]), directory, "apiserver")
+    pki.write(pki.issue(ca, "admin", orgs=["system:masters"], client=True), directory, "admin")
+    pki.write(pki.issue(ca, "system:kube-controller-manager", client=True), directory, "controller-manager")
+    # The apiserver's identity towards the virtual node's kubelet endpoints (logs, exec).
+    pki.write(pki.issue(ca, "kube-apiserver-kubelet-client", orgs=["system:masters"], client=True),
+              directory, "apiserver-kubelet-client")
+    pki.write(pki.issue(ca, VNODE_USER, orgs=[VNODE_GROUP], client=True), directory, "virtual-node")
+    pki.write(pki.issue(ca, "virtual-node", server=True, dns=["localhost"], ips=["127.0.0.1"]),
+              directory, "virtual-node-serving")
+    pki.write(pki.service_account_key(), directory, "sa")

@@ -1,0 +1,106 @@
+"""Command-line contract of the virtual node (the ServerlessCluster operator launches it)."""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass
+
+from ..quantity import cpu_cores, memory_bytes
+
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+# Without a quota the node still has to advertise some capacity; these are large enough
+# to never bind-limit a tenant on one machine, like other virtual kubelets do.
+UNLIMITED_CPU = "1000"
+UNLIMITED_MEMORY = "4Ti"
+
+
+@dataclass
+class Options:
+    tenant_kubeconfig: str
+    meta_kubeconfig: str
+    meta_namespace: str
+    cluster: str
+    cluster_uid: str
+    node_name: str
+    port: int
+    address: str
+    tls_cert: str
+    tls_key: str
+    client_ca: str
+    max_pods: int
+    cpu: str
+    memory: str
+    provider: str
+    cpu_limited: bool = True
+    memory_limited: bool = True
+    log_level: str = "INFO"
+
+    @property
+    def cpu_millis(self) -> int:
+        return int(cpu_cores(self.cpu) * 1000)
+
+    @property
+    def memory_bytes(self) -> int:
+        return memory_bytes(self.memory)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m operators.virtualnode",
+                                description="sk8s virtual node: runs a tenant cluster's pods as SandboxPods")
+    p.add_argument("--tenant-kubeconfig", required=True, help="credentials for the tenant apiserver")
+    p.add_argument("--meta-kubeconfig", required=True, help="credentials for the meta-cluster")
+    p.add_argument("--meta-namespace", required=True, help="meta namespace of this tenant's SandboxPods")
+    p.add_argument("--cluster", required=True, help="ServerlessCluster name (spec.clusterRef.name)")
+    p.add_argument("--cluster-uid", required=True, help="ServerlessCluster uid (label sk8s.io/cluster-uid)")
+    p.add_argument("--node-name", default="virtual-node", help="name of the Node object")
+    p.add_argument("--port", type=int, required=True, help="kubelet HTTPS port")
+    p.add_argument("--address", default="127.0.0.1", help="kubelet address (Node InternalIP)")
+    p.add_argument("--tls-cert", required=True, help="kubelet serving certificate")
+    p.add_argument("--tls-key", required=True, help="kubelet serving key")
+    p.add_argument("--client-ca", required=True, help="CA that signs the tenant apiserver's client cert")
+    p.add_argument("--max-pods", type=int, default=100, help="pod capacity (the cluster's quota)")
+    p.add_argument("--cpu", default=None, help="cpu capacity, a quantity (default: unlimited)")
+    p.add_argument("--memory", default=None, help="memory capacity, a quantity (default: unlimited)")
+    p.add_argument("--provider", default="local", help="provider that serves container logs")
+    p.add_argument("--log-level", default=os.environ.get("SK8S_LOG_LEVEL", "INFO"),
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def parse(argv: list[str] | None = None) -> Options:
+    """Parse and validate; a bad argument exits with status 2 and a message naming it."""
+    p = parser()
+    a = p.parse_args(argv)
+    for flag in ("tenant_kubeconfig", "meta_kubeconfig", "tls_cert", "tls_key", "client_ca"):
+        path = getattr(a, flag)
+        if not os.path.isfile(path):
+            p.error(f"--{flag.replace('_', '-')}: no such file: {path}")
+    if not _DNS1123_SUBDOMAIN.match(a.node_name) or len(a.node_name) > 253:
+        p.error(f"--node-name: {a.node_name!r} is not a DNS-1123 subdomain")
+    if not _DNS1123_SUBDOMAIN.match(a.meta_namespace) or len(a.meta_namespace) > 63:
+        p.error(f"--meta-namespace: {a.meta_namespace!r} is not a valid namespace name")
+    if not a.cluster or not a.cluster_uid:
+        p.error("--cluster and --cluster-uid must not be empty")
+    if not 1 <= a.port <= 65535:
+        p.error(f"--port: {a.port} is not a port number")
+    if a.max_pods < 1:
+        p.error(f"--max-pods: must be at least 1, got {a.max_pods}")
+    cpu, memory = a.cpu or UNLIMITED_CPU, a.memory or UNLIMITED_MEMORY
+    try:
+        if cpu_cores(cpu) <= 0:
+            raise ValueError("must be positive")
+    except ValueError as exc:
+        p.error(f"--cpu: invalid quantity {cpu!r}: {exc}")
+    try:
+        if memory_bytes(memory) <= 0:
+            raise ValueError("must be positive")
+    except ValueError as exc:
+        p.error(f"--memory: invalid quantity {memory!r}: {exc}")
+    return Options(tenant_kubeconfig=a.tenant_kubeconfig, meta_kubeconfig=a.meta_kubeconfig,
+                   meta_namespace=a.meta_namespace, cluster=a.cluster, cluster_uid=a.cluster_uid,
+                   node_name=a.node_name, port=a.port, address=a.address, tls_cert=a.tls_cert,
+                   tls_key=a.tls_key, client_ca=a.client_ca, max_pods=a.max_pods, cpu=cpu, memory=memory,
+                   provider=a.provider, cpu_limited=a.cpu is not None, memory_limited=a.memory is not None,
+                   log_level=a.log_level)
