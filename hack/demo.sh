@@ -1,26 +1,41 @@
 #!/usr/bin/env bash
-# The README's main command: bring up the embedded sk8s and run a SandboxPod end to end.
+# The README's main command: bring up the embedded sk8s, create a tenant cluster, and
+# deploy into it with plain kubectl; every pod runs in its own sandbox.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$(bash hack/build-components.sh 2>/dev/null):$PATH"
+image=localhost/sk8s-busybox:latest   # built locally: no registry is reachable here
+step() { printf '\n\033[1m+ %s\033[0m\n' "$*"; }
 
+step "sk8s up"
 sk8s up
-export KUBECONFIG="$(sk8s kubeconfig)"
-echo "+ kubectl apply -f examples/sandboxpod-web.yaml"
-kubectl apply -f examples/sandboxpod-web.yaml
-echo "+ kubectl wait --for=condition=Ready sandboxpod/web"
-kubectl wait --for=condition=Ready sandboxpod/web --timeout=120s
-echo "+ kubectl get sandboxpods -o wide"
-kubectl get sandboxpods -o wide
-ip=$(kubectl get sandboxpod web -o jsonpath='{.status.podIP}')
-echo "+ curl http://$ip/"
+export META_KUBECONFIG="$(sk8s kubeconfig)"
+
+step "sk8s cluster create demo     # a ServerlessCluster: its own kube-apiserver, a virtual node"
+tenant=$(sk8s cluster create demo | tee /dev/stderr | tail -1)
+export KUBECONFIG="$tenant"
+
+step "kubectl get nodes"
+kubectl get nodes -o wide
+step "kubectl create deployment web --image $image --replicas=2"
+kubectl create deployment web --image "$image" --replicas=2 --dry-run=client -o yaml | kubectl apply -f -
+kubectl rollout status deployment/web --timeout=120s
+step "kubectl get all"
+kubectl get all -o wide
+ip=$(kubectl get pods -l app=web -o jsonpath='{.items[0].status.podIP}')
+step "curl http://$ip/"
 curl -sS --max-time 5 "http://$ip/"
-echo "+ sk8s sandbox-logs web"
-sk8s sandbox-logs web --tail 5
+pod=$(kubectl get pods -l app=web -o jsonpath='{.items[0].metadata.name}')
+step "kubectl logs $pod"
+kubectl logs "$pod" --tail=5 || true
+step "in the meta-cluster: kubectl get sk8s -A"
+kubectl --kubeconfig "$META_KUBECONFIG" get sk8s -A
 cat <<MSG
 
-sk8s is running. Point kubectl at it with:
-  export KUBECONFIG=$KUBECONFIG
+The tenant cluster "demo" is running. Use it with:
+  export KUBECONFIG=$tenant
   export PATH=$(dirname "$(command -v kubectl)"):\$PATH
-Remove the sample with 'kubectl delete sandboxpod web'; stop everything with 'make down'.
+The meta-cluster's kubeconfig is $META_KUBECONFIG.
+Delete the tenant with 'kubectl --kubeconfig $META_KUBECONFIG delete serverlesscluster demo';
+stop everything with 'make down'.
 MSG

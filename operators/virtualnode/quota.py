@@ -61,17 +61,19 @@ class Capacity:
 
 
 def check_fit(cap: Capacity, used: Resources, used_pods: int, req: Resources) -> str | None:
-    """None if the pod fits; otherwise the scheduler-style reason, naming the quota."""
+    """None if the pod fits; otherwise the scheduler-style reason, naming the quota.
+
+    The message leaves out current usage on purpose: it is written to the pod only
+    when it changes, and usage changes all the time."""
     problems = []
     if used_pods + 1 > cap.pods:
-        problems.append(f"Too many pods (cluster quota maxPods={cap.pods}, {used_pods} in use)")
+        problems.append(f"Too many pods (cluster quota maxPods={cap.pods})")
     if cap.cpu_limited and used.cpu_millis + req.cpu_millis > cap.cpu_millis:
         problems.append(f"Insufficient cpu (cluster quota cpu={format_cpu(cap.cpu_millis / 1000)}, "
-                        f"{format_cpu(used.cpu_millis / 1000)} requested, "
                         f"pod requests {format_cpu(req.cpu_millis / 1000)})")
     if cap.memory_limited and used.memory + req.memory > cap.memory:
         problems.append(f"Insufficient memory (cluster quota memory={format_memory(cap.memory)}, "
-                        f"{format_memory(used.memory)} requested, pod requests {format_memory(req.memory)})")
+                        f"pod requests {format_memory(req.memory)})")
     if not problems:
         return None
     return "0/1 nodes are available: " + ", ".join(f"1 {p}" for p in problems) + "."

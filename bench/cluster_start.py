@@ -1,0 +1,250 @@
+"""ServerlessCluster and tenant-pod figures, each next to its baseline from the same run.
+
+    python bench/cluster_start.py [--sequential 10] [--concurrent 5] [--pods 50] [--replicas 100]
+                                  [--standby 2] [--tenants 0]
+
+- ServerlessCluster created -> Ready: p50/p99 over sequential and concurrent creations
+  (targets p50 <= 2 s, p99 <= 4 s), next to a cold tenant kube-apiserver start (no pool).
+- tenant Pod created -> Running over --pods pods, next to SandboxPod-only in the same run.
+- a Deployment of --replicas replicas -> all Running (target <= 30 s).
+- memory of one idle tenant control plane (apiserver + controller-manager + virtual node;
+  target <= 350 MiB) and how many tenants this machine holds by that figure; with
+  --tenants N it really creates N clusters and reports the memory they use.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from common import IMAGE, REPO, private_home, row, sk8s, summary
+from sandbox_start import sandbox_pods
+
+
+def kubectl(env: dict, *args: str, kubeconfig: str | None = None, input: str | None = None) -> str:
+    bindir = subprocess.run(["bash", str(REPO / "hack/build-components.sh")], env=env, capture_output=True,
+                            text=True, check=True).stdout.strip().splitlines()[-1]
+    cmd = [f"{bindir}/kubectl", f"--kubeconfig={kubeconfig or env['KUBECONFIG']}", *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, input=input)
+    if proc.returncode != 0:
+        raise SystemExit(f"kubectl {' '.join(args)}: {proc.stderr}")
+    return proc.stdout
+
+
+def create_cluster(env: dict, name: str) -> float:
+    from kubernetes import client
+    api = client.CustomObjectsApi()
+    t0 = time.monotonic()
+    api.create_namespaced_custom_object("sk8s.io", "v1alpha1", "default", "serverlessclusters", {
+        "apiVersion": "sk8s.io/v1alpha1", "kind": "ServerlessCluster", "metadata": {"name": name}, "spec": {}})
+    while time.monotonic() - t0 < 180:
+        obj = api.get_namespaced_custom_object("sk8s.io", "v1alpha1", "default", "serverlessclusters", name)
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in (obj.get("status") or {}).get("conditions") or []):
+            return time.monotonic() - t0
+        time.sleep(0.02)
+    raise SystemExit(f"cluster {name} not Ready in 180 s")
+
+
+def delete_cluster(name: str) -> None:
+    from kubernetes import client
+    client.CustomObjectsApi().delete_namespaced_custom_object("sk8s.io", "v1alpha1", "default",
+                                                              "serverlessclusters", name)
+
+
+def wait_gone(names: list[str]) -> None:
+    from kubernetes import client
+    api = client.CustomObjectsApi()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        left = {o["metadata"]["name"] for o in api.list_namespaced_custom_object(
+            "sk8s.io", "v1alpha1", "default", "serverlessclusters")["items"]}
+        if not left & set(names):
+            return
+        time.sleep(0.5)
+
+
+def tenant_kubeconfig(env: dict, name: str) -> str:
+    from kubernetes import client
+    secret = client.CoreV1Api().read_namespaced_secret(f"{name}-kubeconfig", "default")
+    path = Path(env["SK8S_HOME"]) / f"{name}.kubeconfig"
+    path.write_bytes(base64.b64decode(secret.data["kubeconfig"]))
+    return str(path)
+
+
+def tenant_pods(kubeconfig: str, n: int) -> list[float]:
+    from kubernetes import client, config, watch
+    api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+    running: dict[str, float] = {}
+    seen = threading.Event()
+
+    def watcher():
+        for ev in watch.Watch().stream(api.list_namespaced_pod, "default", timeout_seconds=600):
+            pod = ev["object"]
+            if pod.status and pod.status.phase == "Running":
+                running.setdefault(pod.metadata.name, time.monotonic())
+                seen.set()
+
+    threading.Thread(target=watcher, daemon=True).start()
+    time.sleep(0.5)
+    times = []
+    for i in range(n):
+        name = f"p{i}-{uuid.uuid4().hex[:5]}"
+        t0 = time.monotonic()
+        api.create_namespaced_pod("default", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                                              "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
+                                                  "name": "main", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
+                                                  "command": ["sleep", "3600"]}]}})
+        while name not in running and time.monotonic() - t0 < 60:
+            seen.wait(0.01)
+            seen.clear()
+        if name not in running:
+            raise SystemExit(f"tenant pod {name} not Running in 60 s")
+        times.append(running[name] - t0)
+    return times
+
+
+def deployment(env: dict, kubeconfig: str, replicas: int) -> float:
+    from kubernetes import client, config
+    api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+    t0 = time.monotonic()
+    kubectl(env, "create", "deployment", "big", f"--image={IMAGE}", f"--replicas={replicas}", kubeconfig=kubeconfig)
+    while time.monotonic() - t0 < 600:
+        pods = api.list_namespaced_pod("default", label_selector="app=big").items
+        if sum(1 for p in pods if p.status.phase == "Running") >= replicas:
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    raise SystemExit("deployment did not get all replicas Running in 600 s")
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def plane_memory(home: Path, uid: str) -> dict[str, float]:
+    for d in (home / "planes").iterdir():
+        if (d / "claimed-by").exists() and (d / "claimed-by").read_text() == uid:
+            return {p.stem: rss_mib(int(p.read_text())) for p in (d / "run").glob("*.pid")}
+    return {}
+
+
+def cold_apiserver(env: dict, n: int = 3) -> list[float]:
+    """Baseline: a tenant kube-apiserver started from nothing, until /readyz (what the pool hides)."""
+    from operators.serverlesscluster import cluster, planes
+    import asyncio
+    times = []
+    for _ in range(n):
+        os.environ["SK8S_HOME"] = env["SK8S_HOME"]
+        os.environ["SK8S_ETCD_URL"] = env["SK8S_ETCD_URL"]
+        plane = planes.new_plane(claim_for="bench-cold")
+        t = cluster.plane_tenant(plane)
+        t0 = time.monotonic()
+        cluster.start_apiserver(t)
+        ok = asyncio.run(cluster.wait_apiserver(t, 90))
+        times.append(time.monotonic() - t0 if ok else float("nan"))
+        cluster.destroy_plane(plane)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sequential", type=int, default=10)
+    ap.add_argument("--concurrent", type=int, default=5)
+    ap.add_argument("--pods", type=int, default=50)
+    ap.add_argument("--replicas", type=int, default=100)
+    ap.add_argument("--standby", type=int, default=2)
+    ap.add_argument("--tenants", type=int, default=0)
+    args = ap.parse_args()
+    env = private_home()
+    env["SK8S_STANDBY_PLANES"] = str(args.standby)
+    up_s, _ = sk8s(env, "up")
+    env["KUBECONFIG"] = f"{env['SK8S_HOME']}/kubeconfig"
+    ports = json.loads(Path(env["SK8S_HOME"], "ports.json").read_text())
+    env["SK8S_ETCD_URL"] = f"http://127.0.0.1:{ports['etcd_client']}"
+    subprocess.run(["bash", str(REPO / "hack/build-image.sh")], env=env, check=True, capture_output=True)
+    from kubernetes import config
+    config.load_kube_config(config_file=env["KUBECONFIG"])
+    results: dict = {"up_s": up_s}
+    try:
+        time.sleep(8)  # let the standby pool fill, as it would on a machine that has been up a while
+        seq = []
+        for i in range(args.sequential):
+            seq.append(create_cluster(env, f"seq-{i}"))
+            time.sleep(1.0)  # a user does not create clusters back to back; the pool refills meanwhile
+        names = [f"seq-{i}" for i in range(args.sequential)]
+        for n in names[1:]:
+            delete_cluster(n)
+        wait_gone(names[1:])
+        time.sleep(8)
+        with ThreadPoolExecutor(args.concurrent) as ex:
+            conc = list(ex.map(lambda i: create_cluster(env, f"conc-{i}"), range(args.concurrent)))
+        cnames = [f"conc-{i}" for i in range(args.concurrent)]
+        for n in cnames:
+            delete_cluster(n)
+        wait_gone(cnames)
+        cold = cold_apiserver(env)
+
+        kc = tenant_kubeconfig(env, "seq-0")
+        tpods = tenant_pods(kc, args.pods)
+        sbp = sandbox_pods(env, args.pods)
+        dep_s = deployment(env, kc, args.replicas)
+        kubectl(env, "delete", "deployment", "big", "--wait=false", kubeconfig=kc)
+        kubectl(env, "delete", "pods", "--all", "--wait=false", kubeconfig=kc)
+
+        from kubernetes import client
+        uid = client.CustomObjectsApi().get_namespaced_custom_object(
+            "sk8s.io", "v1alpha1", "default", "serverlessclusters", "seq-0")["metadata"]["uid"]
+        mem = plane_memory(Path(env["SK8S_HOME"]), uid)
+        mem_total = sum(mem.values())
+        avail = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines()
+                         if ln.startswith("MemAvailable")).split()[1]) / 1024
+        tenants_mem = None
+        if args.tenants:
+            extra = [f"many-{i}" for i in range(args.tenants)]
+            for n in extra:
+                create_cluster(env, n)
+            tenants_mem = sum(sum(plane_memory(Path(env["SK8S_HOME"]), client.CustomObjectsApi()
+                                                .get_namespaced_custom_object("sk8s.io", "v1alpha1", "default",
+                                                                              "serverlessclusters", n)
+                                                ["metadata"]["uid"]).values()) for n in extra)
+    finally:
+        sk8s(env, "down")
+
+    s_seq, s_conc, s_cold = summary(seq), summary(conc), summary(cold)
+    s_tp, s_sbp = summary(tpods), summary(sbp)
+    print()
+    print(f"standby pool size: {args.standby}; sk8s up: {up_s:.2f}s")
+    print(row(f"ServerlessCluster -> Ready, {args.sequential} sequential", s_seq))
+    print(row(f"ServerlessCluster -> Ready, {args.concurrent} concurrent", s_conc))
+    print(row("baseline: cold tenant kube-apiserver -> /readyz", s_cold))
+    print(f"ratio cluster-Ready/cold-apiserver: p50 {s_seq['p50'] / s_cold['p50']:.2f}x"
+          f"   (targets: p50 <= 2 s, p99 <= 4 s)")
+    print(row("tenant Pod created -> Running", s_tp))
+    print(row("SandboxPod created -> Running (same run)", s_sbp))
+    print(f"ratio tenant-pod/SandboxPod: p50 {s_tp['p50'] / s_sbp['p50']:.2f}x")
+    print(f"Deployment of {args.replicas} replicas -> all Running: {dep_s:.2f}s   (target <= 30 s)")
+    print(f"idle tenant control plane RSS: {mem_total:.0f} MiB "
+          + ", ".join(f"{k} {v:.0f}" for k, v in sorted(mem.items())) + "   (target <= 350 MiB)")
+    print(f"tenants this machine holds by that figure: {int(avail // max(mem_total, 1))} "
+          f"(MemAvailable {avail:.0f} MiB)")
+    if tenants_mem is not None:
+        print(f"{args.tenants} extra live tenants use {tenants_mem:.0f} MiB "
+              f"({tenants_mem / args.tenants:.0f} MiB each)")
+    print(json.dumps({"seq": s_seq, "conc": s_conc, "cold": s_cold, "tenant_pod": s_tp, "sandboxpod": s_sbp,
+                      "deployment_s": dep_s, "plane_mib": mem}))
+
+
+if __name__ == "__main__":
+    main()

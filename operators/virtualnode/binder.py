@@ -1,0 +1,169 @@
+"""Binds the tenant's new pods to the virtual node, in place of kube-scheduler.
+
+With one node there is nothing to choose, so scheduling is a quota check and a
+pods/binding call. Like the scheduler, it "assumes" a pod's resources as soon as it
+decides to bind, so concurrent bindings never overcommit the quota, and it retries pods
+that did not fit whenever a pod goes away.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .events import EventRecorder
+from .kubeclient import STRATEGIC, ApiError, KubeClient
+from .quota import Capacity, Resources, check_fit, is_terminal, pod_requests
+
+log = logging.getLogger(__name__)
+SCHEDULERS = (None, "", "default-scheduler")
+BIND_CONCURRENCY = 16
+COMPONENT = "sk8s-virtual-node-binder"
+
+
+def wants_binding(pod: dict) -> bool:
+    spec, meta = pod.get("spec") or {}, pod.get("metadata") or {}
+    return (not spec.get("nodeName") and spec.get("schedulerName") in SCHEDULERS
+            and not meta.get("deletionTimestamp") and not is_terminal(pod)
+            # Pods gated by schedulingGates wait for whoever owns the gates to remove them.
+            and not spec.get("schedulingGates"))
+
+
+def selector_mismatch(pod: dict, labels: dict[str, str]) -> str | None:
+    sel = (pod.get("spec") or {}).get("nodeSelector") or {}
+    if all(labels.get(k) == v for k, v in sel.items()):
+        return None
+    return "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+
+
+def _order(pod: dict) -> tuple:
+    meta = pod["metadata"]
+    return (-((pod.get("spec") or {}).get("priority") or 0), meta.get("creationTimestamp") or "",
+            meta["namespace"], meta["name"])
+
+
+class Binder:
+    def __init__(self, client: KubeClient, *, node_name: str, capacity: Capacity, node_labels: dict[str, str],
+                 events: EventRecorder):
+        self.client = client
+        self.node_name = node_name
+        self.capacity = capacity
+        self.node_labels = node_labels
+        self.events = events
+        self.pending: dict[str, dict] = {}       # uid -> unbound pod
+        self.usage: dict[str, Resources] = {}    # uid -> requests of pods on (or being bound to) the node
+        self.in_flight: set[str] = set()
+        self._deleted_in_flight: set[str] = set()
+        self._unschedulable: dict[str, str] = {}  # uid -> message last reported
+        self._wake = asyncio.Event()
+        self._limit = asyncio.Semaphore(BIND_CONCURRENCY)
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- fed by the tenant pod informer ----------------------------------------
+    def on_pod(self, kind: str, pod: dict, old: dict | None) -> None:
+        uid = pod["metadata"]["uid"]
+        gone = kind == "DELETED"
+        if gone and uid in self.in_flight:
+            self._deleted_in_flight.add(uid)
+        if not gone and (pod.get("spec") or {}).get("nodeName") == self.node_name and not is_terminal(pod):
+            self.usage[uid] = pod_requests(pod)
+        elif uid in self.usage and (gone or uid not in self.in_flight):
+            del self.usage[uid]
+            if self.pending:
+                self._wake.set()  # capacity freed: pods that did not fit may fit now
+        if not gone and wants_binding(pod):
+            self.pending[uid] = pod
+            self._wake.set()
+        else:
+            self.pending.pop(uid, None)
+            if gone or (pod.get("spec") or {}).get("nodeName"):
+                self._unschedulable.pop(uid, None)
+
+    def used(self) -> tuple[Resources, int]:
+        total = Resources()
+        for r in self.usage.values():
+            total += r
+        return total, len(self.usage)
+
+    # --- the loop -----------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            for pod in sorted(self.pending.values(), key=_order):
+                uid = pod["metadata"]["uid"]
+                if uid in self.in_flight:
+                    continue
+                reason = selector_mismatch(pod, self.node_labels)
+                if reason is None:
+                    used, count = self.used()
+                    reason = check_fit(self.capacity, used, count, pod_requests(pod))
+                if reason:
+                    self._report_unschedulable(pod, reason)
+                    continue
+                self.in_flight.add(uid)
+                self.usage[uid] = pod_requests(pod)
+                task = asyncio.create_task(self._bind(pod))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _bind(self, pod: dict) -> None:
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        body = {"apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": uid},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name}}
+        bound = False
+        try:
+            async with self._limit:
+                await self.client.create(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/binding", body)
+            bound = True
+            self.pending.pop(uid, None)
+            self._unschedulable.pop(uid, None)
+            self.events.emit(pod, "Normal", "Scheduled",
+                             f"Successfully assigned {meta['namespace']}/{meta['name']} to {self.node_name}",
+                             component=COMPONENT)
+        except ApiError as exc:
+            if exc.status in (404, 409):
+                # Deleted, or bound meanwhile (by us before a restart, or by someone else):
+                # the informer brings the truth; nothing to retry.
+                self.pending.pop(uid, None)
+                log.debug("binding %s/%s: %s", meta["namespace"], meta["name"], exc)
+            else:
+                log.warning("binding %s/%s failed: %s; retrying", meta["namespace"], meta["name"], exc)
+                asyncio.get_running_loop().call_later(1.0, self._wake.set)
+        finally:
+            self.in_flight.discard(uid)
+            if not bound or uid in self._deleted_in_flight:
+                self.usage.pop(uid, None)
+            self._deleted_in_flight.discard(uid)
+
+    def _report_unschedulable(self, pod: dict, message: str) -> None:
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        if self._unschedulable.get(uid) == message:
+            return
+        self._unschedulable[uid] = message
+        cond = next((c for c in (pod.get("status") or {}).get("conditions") or []
+                     if c.get("type") == "PodScheduled"), {})
+        self.events.emit(pod, "Warning", "FailedScheduling", message, component=COMPONENT)
+        if cond.get("status") == "False" and cond.get("message") == message:
+            return  # reported before a restart
+        log.info("pod %s/%s unschedulable: %s", meta["namespace"], meta["name"], message)
+        task = asyncio.create_task(self._write_unschedulable(pod, message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write_unschedulable(self, pod: dict, message: str) -> None:
+        from ..conditions import now_rfc3339
+        meta = pod["metadata"]
+        patch = {"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                            "message": message, "lastProbeTime": None,
+                                            "lastTransitionTime": now_rfc3339()}]}}
+        try:
+            # Strategic merge: conditions merge by type, leaving the others as they are.
+            await self.client.patch(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status", patch,
+                                    STRATEGIC)
+        except ApiError as exc:
+            log.debug("marking %s/%s unschedulable: %s", meta["namespace"], meta["name"], exc)
+            self._unschedulable.pop(meta["uid"], None)
+

@@ -1,0 +1,240 @@
+"""Keeps each tenant pod bound to this node and its SandboxPod in step, both ways.
+
+Level-triggered: every event of either side only queues the SandboxPod name, and one
+`reconcile` looks at both cached objects and does the next step. So a restart, a missed
+event or a relist all converge the same way, and nothing polls.
+
+    tenant pod bound, no SandboxPod        -> resolve env, create it (409 with our pod uid = done)
+    both exist                             -> carry the SandboxPod status to the pod
+    pod terminating                        -> delete the SandboxPod; once gone, delete the pod (grace 0)
+    SandboxPod of another pod uid / no pod -> delete it (orphan)
+    SandboxPod vanished under a live pod   -> pod Failed, SandboxLost
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .envresolve import ConfigError, referenced_sources, resolve_env
+from .events import EventRecorder
+from .informer import Informer
+from .kubeclient import MERGE, ApiError, KubeClient
+from .quota import is_terminal
+from .spec import (ANNOTATION_GRACE, build_sandboxpod, lost_status, pod_status_from_sandbox, pod_uid_of,
+                   sandboxpod_name)
+from .statussync import Conflict, StatusWriter
+from .workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+WORKERS = 16
+COMPONENT = "sk8s-virtual-node"
+CONFIG_RETRY_MAX = 10.0   # a missing Secret is usually created moments later
+REJECTED_RETRY_MAX = 60.0
+
+
+def _deleting(obj: dict | None) -> bool:
+    return bool(obj and obj["metadata"].get("deletionTimestamp"))
+
+
+def _ever_ran(pod: dict) -> bool:
+    st = pod.get("status") or {}
+    return bool(st.get("podIP")) or st.get("phase") == "Running" or any(
+        c.get("containerID") for c in st.get("containerStatuses") or [])
+
+
+class PodSync:
+    def __init__(self, *, tenant: KubeClient, meta: KubeClient, pods: Informer, sandboxes: Informer,
+                 events: EventRecorder, node_name: str, meta_namespace: str, cluster: str, cluster_uid: str,
+                 allocatable: dict[str, str]):
+        self.tenant = tenant
+        self.meta = meta
+        self.pods = pods
+        self.sandboxes = sandboxes
+        self.events = events
+        self.node_name = node_name
+        self.meta_namespace = meta_namespace
+        self.cluster = cluster
+        self.cluster_uid = cluster_uid
+        self.allocatable = allocatable
+        self.status = StatusWriter(tenant, pods)
+        self.queue = WorkQueue()
+        self.pod_keys: dict[str, tuple[str, str]] = {}  # SandboxPod name -> (namespace, name) of its pod
+        self.lost: set[str] = set()                      # pod uids whose SandboxPod vanished
+        self.sbp_path = f"/apis/sk8s.io/v1alpha1/namespaces/{meta_namespace}/sandboxpods"
+
+    # --- informer callbacks (synchronous: they only queue work) --------------------
+    def on_pod(self, kind: str, pod: dict, old: dict | None) -> None:
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        if spec.get("nodeName") != self.node_name:
+            return
+        name = sandboxpod_name(meta["namespace"], meta["name"])
+        if kind == "DELETED":
+            if self.pod_keys.get(name) == (meta["namespace"], meta["name"]):
+                self.pod_keys.pop(name, None)
+            self.lost.discard(meta["uid"])
+            self.events.forget(meta["uid"])
+        else:
+            self.pod_keys[name] = (meta["namespace"], meta["name"])
+        self.queue.add(name)
+
+    def on_sandbox(self, kind: str, sbp: dict, old: dict | None) -> None:
+        name = sbp["metadata"]["name"]
+        if kind == "DELETED":
+            pod = self.pod_for(name)
+            if (pod and pod["metadata"]["uid"] == pod_uid_of(sbp) and not _deleting(pod)
+                    and not is_terminal(pod)):
+                self.lost.add(pod["metadata"]["uid"])
+        self.queue.add(name)
+
+    def pod_for(self, sbp_name: str) -> dict | None:
+        key = self.pod_keys.get(sbp_name)
+        pod = self.pods.get(key) if key else None
+        if pod is None or (pod.get("spec") or {}).get("nodeName") != self.node_name:
+            return None
+        return pod
+
+    # --- workers ---------------------------------------------------------------------
+    async def run(self) -> None:
+        await asyncio.gather(*(self._worker() for _ in range(WORKERS)))
+
+    async def _worker(self) -> None:
+        while True:
+            name = await self.queue.get()
+            try:
+                await self.reconcile(name)
+            except Conflict:
+                self.queue.add_after(name, 0.2)  # the watch brings the fresh pod in a moment
+            except ApiError as exc:
+                delay = self.queue.retry(name)
+                log.warning("%s: %s; retrying in %.1fs", name, exc, delay)
+            except Exception:
+                delay = self.queue.retry(name)
+                log.exception("%s: reconcile failed; retrying in %.1fs", name, delay)
+            finally:
+                self.queue.done(name)
+
+    async def reconcile(self, name: str) -> None:
+        pod = self.pod_for(name)
+        sbp = self.sandboxes.get(name)
+        if pod is None:
+            if sbp is not None and not _deleting(sbp):
+                log.info("deleting orphaned SandboxPod %s (its pod is gone)", name)
+                await self._delete_sandbox(sbp)
+            self.queue.forget(name)
+            return
+        uid = pod["metadata"]["uid"]
+        if sbp is not None and pod_uid_of(sbp) != uid:
+            # Left by an earlier pod of the same name: it must go before ours can exist.
+            if not _deleting(sbp):
+                log.info("deleting SandboxPod %s of an earlier pod %s", name, pod_uid_of(sbp))
+                await self._delete_sandbox(sbp)
+            return
+        if _deleting(pod):
+            await self._finish_deletion(pod, sbp)
+            return
+        if sbp is None:
+            await self._without_sandbox(name, pod)
+            return
+        self.queue.forget(name)
+        if _deleting(sbp):
+            return  # being removed (pod deleted meanwhile, or by hand): the DELETED event follows
+        await self.status.write(pod, pod_status_from_sandbox(pod, sbp))
+
+    # --- steps -------------------------------------------------------------------------
+    async def _without_sandbox(self, name: str, pod: dict) -> None:
+        meta = pod["metadata"]
+        if is_terminal(pod):
+            return  # finished: nothing runs, and nothing should be started again
+        if meta["uid"] in self.lost or _ever_ran(pod):
+            msg = f"sandbox {name} of this pod no longer exists in the meta-cluster"
+            log.warning("pod %s/%s: %s; marking it Failed", meta["namespace"], meta["name"], msg)
+            self.events.emit(pod, "Warning", "SandboxLost", msg)
+            await self.status.write(pod, lost_status(pod, msg))
+            self.lost.discard(meta["uid"])
+            return
+        try:
+            env = await self._environment(pod)
+        except ConfigError as err:
+            await self._config_error(name, pod, str(err), CONFIG_RETRY_MAX)
+            return
+        body = build_sandboxpod(pod, namespace=self.meta_namespace, cluster=self.cluster,
+                                cluster_uid=self.cluster_uid, env=env)
+        try:
+            created = await self.meta.create(self.sbp_path, body)
+        except ApiError as exc:
+            if exc.status == 409:
+                existing = await self.meta.get_or_none(f"{self.sbp_path}/{name}")
+                if existing is None:
+                    self.queue.add_after(name, 0.2)
+                    return
+                self.sandboxes.put_if_newer(existing)
+                if pod_uid_of(existing) != meta["uid"]:
+                    self.queue.add(name)  # stale: reconcile deletes it
+                    return
+                created = existing  # ours, from before a restart
+            elif exc.status in (400, 403, 422):
+                await self._config_error(name, pod, f"the sandbox rejected this pod: {exc.message}",
+                                         REJECTED_RETRY_MAX)
+                return
+            else:
+                raise
+        else:
+            self.sandboxes.put_if_newer(created)
+            log.info("pod %s/%s -> SandboxPod %s/%s", meta["namespace"], meta["name"], self.meta_namespace, name)
+        self.queue.forget(name)
+        await self.status.write(pod, pod_status_from_sandbox(pod, created))
+
+    async def _environment(self, pod: dict) -> dict[str, list[dict]]:
+        ns = pod["metadata"]["namespace"]
+        secret_names, cm_names = referenced_sources(pod)
+        secrets = {n: await self.tenant.get_or_none(f"/api/v1/namespaces/{ns}/secrets/{n}") for n in secret_names}
+        configmaps = {n: await self.tenant.get_or_none(f"/api/v1/namespaces/{ns}/configmaps/{n}")
+                      for n in cm_names}
+        env: dict[str, list[dict]] = {}
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            values, skipped = resolve_env(pod, c, secrets=secrets, configmaps=configmaps, node_name=self.node_name,
+                                          allocatable=self.allocatable)
+            env[c["name"]] = values
+            if skipped:
+                self.events.emit(pod, "Warning", "InvalidEnvironmentVariableNames",
+                                 f"Keys [{', '.join(sorted(skipped))}] from the EnvFrom of container {c['name']} "
+                                 "were skipped since they are invalid environment variable names.")
+        return env
+
+    async def _config_error(self, name: str, pod: dict, message: str, max_delay: float) -> None:
+        meta = pod["metadata"]
+        delay = self.queue.retry(name, max_delay=max_delay)
+        log.info("pod %s/%s: %s (retrying in %.1fs)", meta["namespace"], meta["name"], message, delay)
+        self.events.emit(pod, "Warning", "Failed", f"Error: {message}")
+        await self.status.write(pod, pod_status_from_sandbox(pod, None, config_error=message))
+
+    async def _delete_sandbox(self, sbp: dict, grace: int | None = None) -> None:
+        meta = sbp["metadata"]
+        path = f"{self.sbp_path}/{meta['name']}"
+        spec_grace = (sbp.get("spec") or {}).get("terminationGracePeriodSeconds")
+        try:
+            if grace is not None and grace != spec_grace:
+                await self.meta.patch(path, {"metadata": {"annotations": {ANNOTATION_GRACE: str(grace)}}}, MERGE)
+            await self.meta.delete(path, grace=grace, uid=meta["uid"])
+        except ApiError as exc:
+            if exc.status not in (404, 409):
+                raise
+
+    async def _finish_deletion(self, pod: dict, sbp: dict | None) -> None:
+        meta = pod["metadata"]
+        if sbp is not None:
+            if not _deleting(sbp):
+                grace = meta.get("deletionGracePeriodSeconds")
+                log.info("pod %s/%s terminating: deleting its SandboxPod (grace %ss)", meta["namespace"],
+                         meta["name"], grace)
+                await self._delete_sandbox(sbp, grace)
+            return  # the SandboxPod's DELETED event brings us back
+        # The sandbox is gone: the pod can go, as a kubelet finishes it (grace 0).
+        try:
+            await self.tenant.delete(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}", grace=0,
+                                     uid=meta["uid"])
+            log.info("pod %s/%s deleted", meta["namespace"], meta["name"])
+        except ApiError as exc:
+            if exc.status not in (404, 409):
+                raise
+

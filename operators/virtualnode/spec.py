@@ -1,0 +1,348 @@
+"""Tenant Pod <-> SandboxPod mapping (pure functions, no I/O).
+
+`build_sandboxpod` turns a bound tenant pod (with its environment already resolved) into
+the SandboxPod that runs it; `pod_status_from_sandbox` turns the SandboxPod's status back
+into the tenant pod's, as a kubelet would report it.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+
+from .. import API_VERSION
+from ..conditions import now_rfc3339
+
+LABEL_CLUSTER = "sk8s.io/cluster"
+LABEL_CLUSTER_UID = "sk8s.io/cluster-uid"
+LABEL_POD_NAMESPACE = "sk8s.io/pod-namespace"
+LABEL_POD_NAME = "sk8s.io/pod-name"
+LABEL_POD_UID = "sk8s.io/pod-uid"
+# Label values stop at 63 characters; annotations keep the exact pod name.
+ANNOTATION_POD_NAMESPACE = "sk8s.io/pod-namespace"
+ANNOTATION_POD_NAME = "sk8s.io/pod-name"
+# The grace period of this deletion, when it differs from spec.terminationGracePeriodSeconds
+# (`kubectl delete --grace-period`): custom resources have no graceful deletion of their own.
+ANNOTATION_GRACE = "sk8s.io/deletion-grace-period-seconds"
+
+MAX_NAME = 253
+MAX_LABEL = 63
+MAX_GRACE = 3600  # the SandboxPod schema's bound
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+# Container fields the SandboxPod schema has, copied as they are (the apiserver prunes
+# anything else, and the spec is immutable once created, so nothing else is sent).
+_CONTAINER_FIELDS = ("workingDir", "imagePullPolicy", "tty", "stdin")
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def sandboxpod_name(namespace: str, name: str) -> str:
+    """`<namespace>.<name>`: deterministic, so a restart never creates a second one."""
+    full = f"{namespace}.{name}"
+    if len(full) <= MAX_NAME:
+        return full
+    return full[:MAX_NAME - 11].rstrip(".-") + "-" + _short_hash(full)
+
+
+def label_value(text: str) -> str:
+    if len(text) <= MAX_LABEL and _LABEL_VALUE.match(text):
+        return text
+    head = re.sub(r"[^-A-Za-z0-9_.]", "-", text)[:MAX_LABEL - 11].strip("-_.")
+    return (head + "-" if head else "") + _short_hash(text)
+
+
+def hostname_of(pod: dict) -> str:
+    """As the kubelet: spec.hostname, else the pod name cut to a DNS label."""
+    spec, meta = pod.get("spec") or {}, pod.get("metadata") or {}
+    if spec.get("hostname"):
+        return spec["hostname"]
+    name = meta.get("name", "")[:MAX_LABEL].rstrip("-.")
+    if _DNS_LABEL.match(name):
+        return name
+    return name.replace(".", "-").rstrip("-") or "pod"
+
+
+def _container(c: dict, env: list[dict] | None) -> dict:
+    from .envresolve import expand_command  # local: keeps this module's import graph flat
+    out: dict = {"name": c["name"], "image": c["image"]}
+    env = env or []
+    if c.get("command") is not None:
+        out["command"] = expand_command(c["command"], env)
+    if c.get("args") is not None:
+        out["args"] = expand_command(c["args"], env)
+    for f in _CONTAINER_FIELDS:
+        if c.get(f) is not None:
+            out[f] = c[f]
+    if env:
+        out["env"] = env
+    ports = []
+    for p in c.get("ports") or []:
+        port = {"containerPort": p["containerPort"], "protocol": p.get("protocol") or "TCP"}
+        if p.get("name") and _PORT_NAME.match(p["name"]) and len(p["name"]) <= 15:
+            port["name"] = p["name"]
+        ports.append(port)
+    if ports:
+        out["ports"] = ports
+    res = c.get("resources") or {}
+    resources = {k: dict(res[k]) for k in ("limits", "requests") if res.get(k)}
+    if resources:
+        out["resources"] = resources
+    return out
+
+
+def sandbox_labels(pod: dict, *, cluster: str, cluster_uid: str) -> dict[str, str]:
+    meta = pod["metadata"]
+    return {
+        LABEL_CLUSTER: label_value(cluster),
+        LABEL_CLUSTER_UID: label_value(cluster_uid),
+        LABEL_POD_NAMESPACE: label_value(meta["namespace"]),
+        LABEL_POD_NAME: label_value(meta["name"]),
+        LABEL_POD_UID: label_value(meta["uid"]),
+    }
+
+
+def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: str,
+                     env: dict[str, list[dict]]) -> dict:
+    """The SandboxPod for a tenant pod; `env` maps container names to resolved environments."""
+    meta, spec = pod["metadata"], pod.get("spec") or {}
+    grace = spec.get("terminationGracePeriodSeconds")
+    sb_spec: dict = {
+        "containers": [_container(c, env.get(c["name"])) for c in spec.get("containers") or []],
+        "restartPolicy": spec.get("restartPolicy") or "Always",
+        "terminationGracePeriodSeconds": min(max(int(30 if grace is None else grace), 0), MAX_GRACE),
+        "hostname": hostname_of(pod),
+        "clusterRef": {"name": cluster},
+    }
+    if spec.get("activeDeadlineSeconds"):
+        sb_spec["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "SandboxPod",
+        "metadata": {
+            "name": sandboxpod_name(meta["namespace"], meta["name"]),
+            "namespace": namespace,
+            "labels": sandbox_labels(pod, cluster=cluster, cluster_uid=cluster_uid),
+            "annotations": {ANNOTATION_POD_NAMESPACE: meta["namespace"], ANNOTATION_POD_NAME: meta["name"]},
+        },
+        "spec": sb_spec,
+    }
+
+
+def pod_uid_of(sbp: dict) -> str | None:
+    return ((sbp.get("metadata") or {}).get("labels") or {}).get(LABEL_POD_UID)
+
+
+# --- status: SandboxPod -> tenant pod ------------------------------------------------
+
+def qos_class(pod: dict) -> str:
+    """Guaranteed, Burstable or BestEffort, by the apiserver's rules (pkg/apis/core/helper/qos)."""
+    spec = pod.get("spec") or {}
+    containers = (spec.get("containers") or []) + (spec.get("initContainers") or [])
+    any_set = False
+    guaranteed = True
+    for c in containers:
+        res = c.get("resources") or {}
+        limits = {k: v for k, v in (res.get("limits") or {}).items() if k in ("cpu", "memory")}
+        requests = {k: v for k, v in (res.get("requests") or {}).items() if k in ("cpu", "memory")}
+        if limits or requests:
+            any_set = True
+        if set(limits) != {"cpu", "memory"}:
+            guaranteed = False
+            continue
+        for k, v in requests.items():
+            if _quantity_neq(v, limits[k]):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _quantity_neq(a, b) -> bool:
+    from ..quantity import parse
+    try:
+        return parse(a) != parse(b)
+    except ValueError:
+        return str(a) != str(b)
+
+
+def _condition(type_: str, status: str, prev: dict[str, dict], now: str, reason: str | None = None,
+               message: str | None = None, since: str | None = None) -> dict:
+    old = prev.get(type_)
+    if old and old.get("status") == status and old.get("lastTransitionTime"):
+        since = old["lastTransitionTime"]
+    cond = {"type": type_, "status": status, "lastProbeTime": None, "lastTransitionTime": since or now}
+    if reason:
+        cond["reason"] = reason
+    if message:
+        cond["message"] = message
+    return cond
+
+
+def _sbp_condition(sb_status: dict, type_: str) -> dict:
+    return next((c for c in sb_status.get("conditions") or [] if c.get("type") == type_), {})
+
+
+def _container_statuses(pod: dict, sb_status: dict, waiting: dict | None) -> list[dict]:
+    by_name = {c.get("name"): c for c in sb_status.get("containerStatuses") or []}
+    before = {c.get("name"): c for c in (pod.get("status") or {}).get("containerStatuses") or []}
+    out = []
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        src = by_name.get(c["name"])
+        if src is None or waiting is not None:
+            old = before.get(c["name"]) or {}
+            st = {"name": c["name"], "image": c["image"], "imageID": "", "ready": False, "started": False,
+                  "restartCount": old.get("restartCount", 0),
+                  "state": {"waiting": waiting or {"reason": "ContainerCreating"}}}
+            if old.get("lastState"):
+                st["lastState"] = old["lastState"]
+            out.append(st)
+            continue
+        state = src.get("state") or {"waiting": {"reason": "ContainerCreating"}}
+        st = {
+            "name": c["name"],
+            "image": c["image"],  # as the pod spec says it, like the kubelet reports it
+            "imageID": src.get("imageID") or "",
+            "ready": bool(src.get("ready")),
+            "started": bool(src.get("started")) if src.get("started") is not None else "running" in state,
+            "restartCount": int(src.get("restartCount") or 0),
+            "state": state,
+        }
+        if src.get("containerID"):
+            st["containerID"] = src["containerID"]
+        if src.get("lastState"):
+            st["lastState"] = src["lastState"]
+        out.append(st)
+    return out
+
+
+def pod_status_from_sandbox(pod: dict, sbp: dict | None, *, config_error: str | None = None,
+                            now: str | None = None) -> dict:
+    """The tenant pod's status fields that the virtual node owns.
+
+    `sbp` None means no SandboxPod yet: the pod is Pending, its containers are
+    ContainerCreating, or CreateContainerConfigError with `config_error` as message.
+    Fields absent from the SandboxPod come out as None, so a merge patch clears them.
+    """
+    now = now or now_rfc3339()
+    cur = pod.get("status") or {}
+    prev = {c.get("type"): c for c in cur.get("conditions") or []}
+    sb = (sbp or {}).get("status") or {}
+    waiting = {"reason": "CreateContainerConfigError", "message": config_error} if config_error else None
+
+    phase = sb.get("phase") or "Pending"
+    if waiting is not None:
+        phase = "Pending"
+    if cur.get("phase") in ("Succeeded", "Failed"):
+        phase = cur["phase"]  # a terminal phase never changes (the apiserver would refuse)
+    statuses = _container_statuses(pod, sb, waiting)
+
+    containers_ready = bool(statuses) and all(s["ready"] for s in statuses) and phase == "Running"
+    not_ready = [s["name"] for s in statuses if not s["ready"]]
+    if containers_ready:
+        cr = _condition("ContainersReady", "True", prev, now,
+                        since=_sbp_condition(sb, "ContainersReady").get("lastTransitionTime"))
+    elif phase in ("Succeeded", "Failed"):
+        cr = _condition("ContainersReady", "False", prev, now, "PodCompleted")
+    else:
+        cr = _condition("ContainersReady", "False", prev, now, "ContainersNotReady",
+                        f"containers with unready status: [{' '.join(not_ready)}]")
+    # Readiness gates are conditions other controllers set: Ready waits for them too.
+    gates = [g.get("conditionType") for g in (pod.get("spec") or {}).get("readinessGates") or []]
+    missing = [g for g in gates if (prev.get(g) or {}).get("status") != "True"]
+    if containers_ready and not missing:
+        ready = _condition("Ready", "True", prev, now, since=cr["lastTransitionTime"])
+    elif containers_ready:
+        ready = _condition("Ready", "False", prev, now, "ReadinessGatesNotReady",
+                           f"corresponding condition of pod readiness gate \"{missing[0]}\" does not exist.")
+    else:
+        ready = dict(_condition("Ready", "False", prev, now, cr.get("reason"), cr.get("message")))
+
+    ours = [
+        _condition("PodReadyToStartContainers", "True" if sb.get("podIP") else "False", prev, now),
+        _condition("Initialized", "True", prev, now),
+        ready,
+        cr,
+        _condition("PodScheduled", "True", prev, now),
+    ]
+    if phase in ("Succeeded", "Failed") and not sb.get("podIP"):
+        ours[0]["status"] = "False"
+    mine = {c["type"] for c in ours}
+    conditions = ours + [c for c in cur.get("conditions") or [] if c.get("type") not in mine]
+
+    pod_ip, host_ip = sb.get("podIP"), sb.get("hostIP")
+    if not pod_ip and phase in ("Succeeded", "Failed"):
+        pod_ip = cur.get("podIP")  # keep the last known address of a finished pod
+    if not host_ip:
+        host_ip = cur.get("hostIP")
+    status = {
+        "phase": phase,
+        "conditions": conditions,
+        "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}] if pod_ip else None,
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}] if host_ip else None,
+        "startTime": cur.get("startTime") or sb.get("startTime") or now,
+        "containerStatuses": statuses,
+        "qosClass": cur.get("qosClass") or qos_class(pod),
+        "reason": None,
+        "message": None,
+    }
+    if phase in ("Failed", "Succeeded") and sb.get("reason") and cur.get("phase") not in ("Succeeded", "Failed"):
+        status["reason"], status["message"] = sb.get("reason"), sb.get("message")
+    elif cur.get("phase") in ("Succeeded", "Failed"):
+        status["reason"], status["message"] = cur.get("reason"), cur.get("message")
+    return status
+
+
+def lost_status(pod: dict, message: str, now: str | None = None) -> dict:
+    """The pod's sandbox vanished: Failed, so that its controller replaces it."""
+    now = now or now_rfc3339()
+    cur = pod.get("status") or {}
+    prev = {c.get("type"): c for c in cur.get("conditions") or []}
+    statuses = []
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        old = next((s for s in cur.get("containerStatuses") or [] if s.get("name") == c["name"]), {})
+        term = {"exitCode": 137, "reason": "SandboxLost", "message": message, "finishedAt": now}
+        started = ((old.get("state") or {}).get("running") or {}).get("startedAt")
+        if started:
+            term["startedAt"] = started
+        st = {"name": c["name"], "image": c["image"], "imageID": old.get("imageID") or "", "ready": False,
+              "started": False, "restartCount": old.get("restartCount", 0), "state": {"terminated": term}}
+        if old.get("containerID"):
+            st["containerID"] = old["containerID"]
+        statuses.append(st)
+    ours = [
+        _condition("Ready", "False", prev, now, "PodFailed"),
+        _condition("ContainersReady", "False", prev, now, "PodFailed"),
+    ]
+    mine = {c["type"] for c in ours}
+    return {
+        "phase": "Failed",
+        "reason": "SandboxLost",
+        "message": message,
+        "conditions": ours + [c for c in cur.get("conditions") or [] if c.get("type") not in mine],
+        "containerStatuses": statuses,
+    }
+
+
+def status_patch(pod: dict, desired: dict) -> dict | None:
+    """The merge patch that moves the pod's status to `desired`, or None if nothing changes."""
+    cur = pod.get("status") or {}
+    changes = {}
+    for k, v in desired.items():
+        if _normal(cur.get(k)) != _normal(v):
+            changes[k] = v
+    return changes or None
+
+
+def _normal(v):
+    """Compare as the API stores: a None field is an absent one, and so is an empty list."""
+    if isinstance(v, dict):
+        return {k: _normal(x) for k, x in v.items() if x is not None and x != []}
+    if isinstance(v, list):
+        return [_normal(x) for x in v] or None
+    return v

@@ -1,0 +1,76 @@
+"""ServerlessCluster: control-plane builders, standby planes, status (pure or on a temp dir)."""
+from pathlib import Path
+
+import pytest
+
+from operators.serverlesscluster import controlplane as cp
+from operators.serverlesscluster import planes
+from operators.serverlesscluster.status import cluster_status, usage
+
+T = cp.Tenant(directory=Path("/x/p1"), ports=cp.TenantPorts(21000, 21001), etcd_url="http://127.0.0.1:2379",
+              etcd_prefix="/sk8s/tenants/p1", name="c1", namespace="team", uid="u-1",
+              sandbox_namespace="tenant-c1-u-1", max_pods=7, cpu="4", memory="8Gi")
+
+
+def test_apiserver_uses_its_own_prefix_ca_and_kubelet_client():
+    args = cp.apiserver_args(Path("/bin"), T)
+    assert "--etcd-prefix=/sk8s/tenants/p1" in args and "--secure-port=21000" in args
+    assert "--client-ca-file=/x/p1/pki/ca.crt" in args
+    assert "--kubelet-client-certificate=/x/p1/pki/apiserver-kubelet-client.crt" in args
+
+
+def test_controller_manager_never_evicts_from_the_virtual_node():
+    args = cp.controller_manager_args(Path("/bin"), T)
+    controllers = next(a for a in args if a.startswith("--controllers="))
+    assert "-node-lifecycle-controller" in controllers and "-taint-eviction-controller" in controllers
+
+
+def test_virtual_node_gets_quotas_and_identity():
+    args = cp.virtual_node_args(T, Path("/meta.kubeconfig"))
+    assert {"--max-pods=7", "--cpu=4", "--memory=8Gi", "--cluster=c1", "--cluster-uid=u-1",
+            "--meta-namespace=tenant-c1-u-1", "--port=21001"} <= set(args)
+
+
+def test_sandbox_namespace_is_a_dns_label():
+    ns = cp.sandbox_namespace("x" * 60, "0123456789abcdef")
+    assert len(ns) <= 63 and ns.endswith("-01234567")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SK8S_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_a_plane_is_claimed_once(home):
+    plane = planes.new_plane()
+    planes.mark_warm(plane)
+    assert planes.standby() == [plane]
+    assert planes.try_claim(plane, "uid-a") is True
+    assert planes.try_claim(plane, "uid-b") is False
+    assert planes.find_claimed("uid-a").id == plane.id and planes.standby() == []
+
+
+def test_unwarmed_planes_are_not_offered(home):
+    planes.new_plane()
+    assert planes.standby() == [] and len(planes.standby(ready_only=False)) == 1
+
+
+def test_status_conditions_and_phase():
+    st = cluster_status(generation=2, prev={}, control_plane=True, node=False, endpoint="https://e",
+                        secret="c1-kubeconfig", sandbox_namespace="ns", version="v1.37.2")
+    conds = {c["type"]: c for c in st["conditions"]}
+    assert st["phase"] == "Provisioning" and conds["ControlPlaneReady"]["status"] == "True"
+    assert conds["Ready"]["status"] == "False" and conds["Ready"]["reason"] == "WaitingForVirtualNode"
+    ok = cluster_status(generation=2, prev=st, control_plane=True, node=True, endpoint="https://e",
+                        secret="c1-kubeconfig", sandbox_namespace="ns", version="v1.37.2")
+    assert ok["phase"] == "Ready" and all(c["observedGeneration"] == 2 for c in ok["conditions"])
+
+
+def test_usage_counts_live_pods_and_requests():
+    def sbp(phase, cpu, mem, limits_only=False):
+        res = {"limits": {"cpu": cpu, "memory": mem}} if limits_only else {"requests": {"cpu": cpu, "memory": mem}}
+        return {"status": {"phase": phase}, "spec": {"containers": [{"name": "a", "resources": res}]}}
+    u = usage([sbp("Running", "500m", "64Mi"), sbp("Pending", "1", "1Gi", limits_only=True),
+               sbp("Succeeded", "8", "8Gi")])
+    assert u == {"pods": 2, "requestedCPU": "1500m", "requestedMemory": "1088Mi"}
