@@ -116,3 +116,34 @@ async def list_namespaced(plural: str, namespace: str) -> list[dict]:
     def _list():
         return custom().list_namespaced_custom_object(GROUP, VERSION, namespace, plural).get("items", [])
     return await asyncio.to_thread(_list)
+
+
+def rbac() -> client.RbacAuthorizationV1Api:
+    return client.RbacAuthorizationV1Api(api_client())
+
+
+async def scoped_token(namespace: str, name: str, rules: list[dict], seconds: int) -> str:
+    """A ServiceAccount limited to `rules` in one namespace, and a token for it."""
+    def _make() -> str:
+        meta = {"name": name, "namespace": namespace}
+        for create in (lambda: core().create_namespaced_service_account(namespace, {"metadata": meta}),
+                       lambda: rbac().create_namespaced_role(namespace, {"metadata": meta, "rules": rules}),
+                       lambda: rbac().create_namespaced_role_binding(namespace, {
+                           "metadata": meta,
+                           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                           "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]})):
+            try:
+                create()
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        req = core().create_namespaced_service_account_token(
+            name, namespace, {"spec": {"expirationSeconds": seconds}})
+        return req.status.token
+    return await asyncio.to_thread(_make)
+
+
+def server_and_ca() -> tuple[str, bytes]:
+    cfg = api_client().configuration
+    with open(cfg.ssl_ca_cert, "rb") as f:
+        return cfg.host, f.read()

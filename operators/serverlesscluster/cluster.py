@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from .. import kube
 from ..config import sk8s_home
 from ..embedded.binaries import ensure_binaries
 from ..embedded.kubeconfig import build_kubeconfig, write_kubeconfig
@@ -84,8 +85,31 @@ def start_controller_manager(t: cp.Tenant) -> None:
                        env=cp.KCM_ENV)
 
 
+# The virtual node's rights in the meta-cluster: its own tenant's SandboxPods, nothing else.
+VNODE_META_RULES = [{"apiGroups": ["sk8s.io"], "resources": ["sandboxpods"],
+                     "verbs": ["get", "list", "watch", "create", "delete"]}]
+VNODE_TOKEN_SECONDS = 365 * 24 * 3600
+
+
+async def write_meta_credentials(t: cp.Tenant) -> Path:
+    """A kubeconfig for the meta-cluster that a compromised virtual node cannot abuse."""
+    path = t.directory / "meta.kubeconfig"
+    if path.exists():
+        return path
+    token = await kube.scoped_token(t.sandbox_namespace, "virtual-node", VNODE_META_RULES, VNODE_TOKEN_SECONDS)
+    server, ca = kube.server_and_ca()
+    config = {"apiVersion": "v1", "kind": "Config",
+              "clusters": [{"name": "meta", "cluster": {"server": server,
+                                                        "certificate-authority-data": base64.b64encode(ca).decode()}}],
+              "users": [{"name": "virtual-node", "user": {"token": token}}],
+              "contexts": [{"name": "meta", "context": {"cluster": "meta", "user": "virtual-node",
+                                                        "namespace": t.sandbox_namespace}}],
+              "current-context": "meta"}
+    return write_kubeconfig(path, config)
+
+
 def start_virtual_node(t: cp.Tenant) -> None:
-    processes(t).start("virtual-node", cp.virtual_node_args(t, Path(os.environ.get("KUBECONFIG", ""))),
+    processes(t).start("virtual-node", cp.virtual_node_args(t, t.directory / "meta.kubeconfig"),
                        env={"SK8S_HOME": str(sk8s_home())}, cwd=str(REPO_ROOT))
 
 

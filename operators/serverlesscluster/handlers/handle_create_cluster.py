@@ -37,6 +37,7 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     if not await cluster.warm_up(t, APISERVER_TIMEOUT):  # a no-op for a warm standby plane
         raise kopf.TemporaryError(f"tenant apiserver not ready; see {t.directory}/logs/kube-apiserver.log",
                                   delay=5)
+    await cluster.write_meta_credentials(t)
     cluster.start_virtual_node(t)
     secret = cluster.kubeconfig_secret(t)
     kopf.adopt(secret, owner=body)
