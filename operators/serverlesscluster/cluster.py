@@ -87,7 +87,7 @@ def start_controller_manager(t: cp.Tenant) -> None:
 
 # The virtual node's rights in the meta-cluster: its own tenant's SandboxPods, nothing else.
 VNODE_META_RULES = [{"apiGroups": ["sk8s.io"], "resources": ["sandboxpods"],
-                     "verbs": ["get", "list", "watch", "create", "delete"]}]
+                     "verbs": ["get", "list", "watch", "create", "patch", "delete"]}]
 VNODE_TOKEN_SECONDS = 365 * 24 * 3600
 
 

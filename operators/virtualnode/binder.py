@@ -77,6 +77,8 @@ class Binder:
             self.pending.pop(uid, None)
             if gone or (pod.get("spec") or {}).get("nodeName"):
                 self._unschedulable.pop(uid, None)
+            if gone:
+                self.events.forget(uid)
 
     def used(self) -> tuple[Resources, int]:
         total = Resources()

@@ -35,7 +35,7 @@ class ApiError(Exception):
     """An API call answered with a non-2xx status (or did not answer: status 0)."""
 
     def __init__(self, status: int, reason: str, message: str):
-        super().__init__(f"{status} {reason}: {message}")
+        super().__init__(f"{status} {reason}: {message}" if status else message)
         self.status = status
         self.reason = reason
         self.message = message
@@ -151,7 +151,7 @@ class KubeClient:
                     raise _api_error(resp.status, raw)
                 return json.loads(raw) if raw else {}
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise ApiError(0, "Unreachable", f"{self.name} API {method} {path}: {exc!r}") from exc
+            raise ApiError(0, "Unreachable", f"{self.name} API {method} {path}: {_describe(exc)}") from exc
 
     async def get(self, path: str, **params) -> dict:
         return await self.request("GET", path, params=params or None)
@@ -209,7 +209,11 @@ class KubeClient:
                         if line.strip():
                             yield json.loads(line)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise ApiError(0, "Unreachable", f"{self.name} API watch {path}: {exc!r}") from exc
+            raise ApiError(0, "Unreachable", f"{self.name} API watch {path}: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__  # a timeout's str() is empty
 
 
 def _api_error(status: int, raw: bytes) -> ApiError:

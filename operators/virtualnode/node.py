@@ -129,7 +129,10 @@ class NodeAgent:
         except ApiError as exc:
             if exc.status != 409:
                 raise
-            await self.client.patch(self.path, {"metadata": {"labels": node_labels(self.opts.node_name)}})
+            node = await self.client.patch(self.path, {"metadata": {"labels": node_labels(self.opts.node_name)}})
+            # Keep the transition times of conditions that did not change across our restart.
+            self._conditions = (node.get("status") or {}).get("conditions") or []
+            status = self._status()
             node = await self.client.patch(self.path + "/status", {"status": status}, MERGE)
             log.info("node %s exists; refreshed its labels and status", self.opts.node_name)
         self.uid = node["metadata"]["uid"]

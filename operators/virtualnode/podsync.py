@@ -20,8 +20,8 @@ from .events import EventRecorder
 from .informer import Informer
 from .kubeclient import MERGE, ApiError, KubeClient
 from .quota import is_terminal
-from .spec import (ANNOTATION_GRACE, build_sandboxpod, lost_status, pod_status_from_sandbox, pod_uid_of,
-                   sandboxpod_name)
+from .spec import (ANNOTATION_GRACE, build_sandboxpod, dropped_fields, lost_status, pod_status_from_sandbox,
+                   pod_uid_of, sandboxpod_name)
 from .statussync import Conflict, StatusWriter
 from .workqueue import WorkQueue
 
@@ -60,6 +60,7 @@ class PodSync:
         self.queue = WorkQueue()
         self.pod_keys: dict[str, tuple[str, str]] = {}  # SandboxPod name -> (namespace, name) of its pod
         self.lost: set[str] = set()                      # pod uids whose SandboxPod vanished
+        self._config_errors: dict[str, str] = {}         # pod uid -> message last logged
         self.sbp_path = f"/apis/sk8s.io/v1alpha1/namespaces/{meta_namespace}/sandboxpods"
 
     # --- informer callbacks (synchronous: they only queue work) --------------------
@@ -72,6 +73,7 @@ class PodSync:
             if self.pod_keys.get(name) == (meta["namespace"], meta["name"]):
                 self.pod_keys.pop(name, None)
             self.lost.discard(meta["uid"])
+            self._config_errors.pop(meta["uid"], None)
             self.events.forget(meta["uid"])
         else:
             self.pod_keys[name] = (meta["namespace"], meta["name"])
@@ -180,7 +182,12 @@ class PodSync:
                 raise
         else:
             self.sandboxes.put_if_newer(created)
+            self._config_errors.pop(meta["uid"], None)
             log.info("pod %s/%s -> SandboxPod %s/%s", meta["namespace"], meta["name"], self.meta_namespace, name)
+            dropped = dropped_fields(pod)
+            if dropped:
+                self.events.emit(pod, "Warning", "UnsupportedPodFields",
+                                 f"sk8s runs this pod without: {'; '.join(dropped)}")
         self.queue.forget(name)
         await self.status.write(pod, pod_status_from_sandbox(pod, created))
 
@@ -204,7 +211,10 @@ class PodSync:
     async def _config_error(self, name: str, pod: dict, message: str, max_delay: float) -> None:
         meta = pod["metadata"]
         delay = self.queue.retry(name, max_delay=max_delay)
-        log.info("pod %s/%s: %s (retrying in %.1fs)", meta["namespace"], meta["name"], message, delay)
+        if self._config_errors.get(meta["uid"]) != message:
+            self._config_errors[meta["uid"]] = message
+            log.info("pod %s/%s: %s (retrying with back-off)", meta["namespace"], meta["name"], message)
+        log.debug("pod %s/%s: %s (retrying in %.1fs)", meta["namespace"], meta["name"], message, delay)
         self.events.emit(pod, "Warning", "Failed", f"Error: {message}")
         await self.status.write(pod, pod_status_from_sandbox(pod, None, config_error=message))
 
@@ -212,10 +222,18 @@ class PodSync:
         meta = sbp["metadata"]
         path = f"{self.sbp_path}/{meta['name']}"
         spec_grace = (sbp.get("spec") or {}).get("terminationGracePeriodSeconds")
-        try:
-            if grace is not None and grace != spec_grace:
+        if grace is not None and grace != spec_grace:
+            try:
                 await self.meta.patch(path, {"metadata": {"annotations": {ANNOTATION_GRACE: str(grace)}}}, MERGE)
-            await self.meta.delete(path, grace=grace, uid=meta["uid"])
+            except ApiError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                # Without patch rights the spec's grace period applies; deleting matters more.
+                log.debug("annotating %s with grace %s: %s", meta["name"], grace, exc)
+        try:
+            resp = await self.meta.delete(path, grace=grace, uid=meta["uid"])
+            if resp.get("kind") == "SandboxPod":
+                self.sandboxes.put_if_newer(resp)  # now marked deleting: later passes must not delete again
         except ApiError as exc:
             if exc.status not in (404, 409):
                 raise

@@ -132,6 +132,34 @@ def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: st
     }
 
 
+_SA_TOKEN_VOLUME = "kube-api-access-"
+_SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+_CONTAINER_EXTRAS = ("livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "securityContext")
+
+
+def dropped_fields(pod: dict) -> list[str]:
+    """Pod fields a SandboxPod cannot carry yet, so that the user is told rather than
+    finding out. The service-account token volume every pod gets is not worth a warning."""
+    spec = pod.get("spec") or {}
+    out = []
+    if spec.get("initContainers"):
+        out.append("initContainers")
+    vols = [v["name"] for v in spec.get("volumes") or [] if not v["name"].startswith(_SA_TOKEN_VOLUME)]
+    if vols:
+        out.append(f"volumes [{' '.join(vols)}]")
+    for c in spec.get("containers") or []:
+        extras = [f for f in _CONTAINER_EXTRAS if c.get(f)]
+        if any(m.get("mountPath") != _SA_TOKEN_PATH for m in c.get("volumeMounts") or []):
+            extras.append("volumeMounts")
+        if extras:
+            out.append(f"container {c['name']}: {', '.join(extras)}")
+    if (spec.get("securityContext") or {}).get("runAsUser") is not None:
+        out.append("securityContext.runAsUser")
+    if spec.get("hostAliases"):
+        out.append("hostAliases")
+    return out
+
+
 def pod_uid_of(sbp: dict) -> str | None:
     return ((sbp.get("metadata") or {}).get("labels") or {}).get(LABEL_POD_UID)
 
@@ -197,8 +225,7 @@ def _container_statuses(pod: dict, sb_status: dict, waiting: dict | None) -> lis
             st = {"name": c["name"], "image": c["image"], "imageID": "", "ready": False, "started": False,
                   "restartCount": old.get("restartCount", 0),
                   "state": {"waiting": waiting or {"reason": "ContainerCreating"}}}
-            if old.get("lastState"):
-                st["lastState"] = old["lastState"]
+            st["lastState"] = old.get("lastState") or {}
             out.append(st)
             continue
         state = src.get("state") or {"waiting": {"reason": "ContainerCreating"}}
@@ -213,8 +240,7 @@ def _container_statuses(pod: dict, sb_status: dict, waiting: dict | None) -> lis
         }
         if src.get("containerID"):
             st["containerID"] = src["containerID"]
-        if src.get("lastState"):
-            st["lastState"] = src["lastState"]
+        st["lastState"] = src.get("lastState") or {}  # the API always shows it, if only as {}
         out.append(st)
     return out
 
@@ -311,7 +337,8 @@ def lost_status(pod: dict, message: str, now: str | None = None) -> dict:
         if started:
             term["startedAt"] = started
         st = {"name": c["name"], "image": c["image"], "imageID": old.get("imageID") or "", "ready": False,
-              "started": False, "restartCount": old.get("restartCount", 0), "state": {"terminated": term}}
+              "started": False, "restartCount": old.get("restartCount", 0), "state": {"terminated": term},
+              "lastState": old.get("lastState") or {}}
         if old.get("containerID"):
             st["containerID"] = old["containerID"]
         statuses.append(st)

@@ -43,5 +43,6 @@ class StatusWriter:
                 return False  # deleted meanwhile
             raise
         self.writes += 1
+        log.debug("status of %s/%s: wrote %s", meta["namespace"], meta["name"], ", ".join(sorted(changes)))
         self.pods.put_if_newer(fresh)
         return True

@@ -173,6 +173,7 @@ def test_quota_limits_pods(beta):
     assert cond["reason"] == "Unschedulable" and "pods" in cond["message"]
     beta.kubectl("delete", "pod", "q0", "--timeout=60s")
     beta.wait_pod("q2", lambda p: p["status"].get("phase") == "Running")
+    beta.kubectl("delete", "pod", "q1", "q2", "--grace-period=1", "--timeout=60s")
 
 
 def test_credentials_do_not_cross_tenants(meta, alpha, beta):

@@ -34,10 +34,13 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     base = dict(generation=meta.get("generation"), prev=prev, sandbox_namespace=t.sandbox_namespace,
                 version=spec.get("version", "v1.37.2"))
     await kube.ensure_namespace(t.sandbox_namespace, {"sk8s.io/cluster": t.name, "sk8s.io/cluster-uid": t.uid})
+    steps = {"namespace": time.monotonic() - t0}
     if not await cluster.warm_up(t, APISERVER_TIMEOUT):  # a no-op for a warm standby plane
         raise kopf.TemporaryError(f"tenant apiserver not ready; see {t.directory}/logs/kube-apiserver.log",
                                   delay=5)
+    steps["control plane"] = time.monotonic() - t0
     await cluster.write_meta_credentials(t)
+    steps["credentials"] = time.monotonic() - t0
     cluster.start_virtual_node(t)
     secret = cluster.kubeconfig_secret(t)
     kopf.adopt(secret, owner=body)
@@ -51,4 +54,6 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     if reason == "create":
         kopf.info(body, reason="Ready",
                   message=f"tenant control plane at {t.endpoint} Ready in {time.monotonic() - t0:.2f}s")
-    logger.info("cluster %s ready (%s, plane %s) in %.2fs", t.name, reason, plane.id, time.monotonic() - t0)
+    steps["node"] = time.monotonic() - t0
+    logger.info("cluster %s ready (%s, plane %s) in %.2fs: %s", t.name, reason, plane.id, steps["node"],
+                ", ".join(f"{k} at {v:.2f}s" for k, v in steps.items()))

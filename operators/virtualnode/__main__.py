@@ -1,0 +1,66 @@
+"""`python -m operators.virtualnode ...`: parse, load credentials, run until SIGTERM."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+
+from . import options
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = options.parse(argv)
+    logging.basicConfig(level=opts.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Killing a log process that has just exited makes Popen reap it first, and asyncio's
+    # child watcher then warns "Unknown child process": benign, and frequent with `logs`.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
+    log = logging.getLogger("operators.virtualnode")
+
+    from .app import VirtualNode
+    from .kubeclient import KubeClient, KubeconfigError
+    from .kubelet_server import server_ssl_context
+    try:
+        tenant = KubeClient.from_kubeconfig(opts.tenant_kubeconfig, "tenant")
+        meta = KubeClient.from_kubeconfig(opts.meta_kubeconfig, "meta")
+    except KubeconfigError as exc:
+        print(f"virtual node: bad kubeconfig: {exc}", file=sys.stderr)
+        return 2
+    try:
+        ctx = server_ssl_context(opts.tls_cert, opts.tls_key, opts.client_ca)
+    except (ssl.SSLError, OSError) as exc:
+        print(f"virtual node: cannot load --tls-cert/--tls-key/--client-ca: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        node = asyncio.create_task(VirtualNode(opts, tenant, meta, ctx).run())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({node, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if node.done():
+            stopping.cancel()
+            try:
+                node.result()
+            except OSError as exc:  # e.g. the kubelet port is taken
+                log.error("virtual node failed: %s", exc)
+                return 1
+            except Exception:
+                log.exception("virtual node failed")
+                return 1
+            return 1
+        log.info("SIGTERM: stopping (SandboxPods keep running; a restart picks them up)")
+        node.cancel()
+        await asyncio.gather(node, return_exceptions=True)
+        return 0
+
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

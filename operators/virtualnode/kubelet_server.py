@@ -1,0 +1,174 @@
+"""The kubelet HTTPS API that the tenant apiserver proxies to (`kubectl logs`).
+
+Mutual TLS against the tenant CA; only the apiserver's kubelet client identity (or
+another system:masters certificate) is let in, as a kubelet would authorize
+nodes/proxy and nodes/log for the apiserver only.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import logging
+import ssl
+from typing import TYPE_CHECKING, Callable
+
+from aiohttp import web
+
+from .spec import pod_uid_of
+
+if TYPE_CHECKING:
+    from ..providers.base import Provider
+
+log = logging.getLogger(__name__)
+
+ALLOWED_CN = "kube-apiserver-kubelet-client"
+ALLOWED_ORG = "system:masters"
+NOT_YET = ("exec", "attach", "portForward", "run")
+
+Lookup = Callable[[str, str], "tuple[dict | None, dict | None]"]
+
+
+def server_ssl_context(cert: str, key: str, client_ca: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=client_ca)
+    ctx.load_cert_chain(cert, key)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def _identity(request: web.Request) -> tuple[str, list[str]]:
+    sslobj = request.transport.get_extra_info("ssl_object") if request.transport else None
+    cert = sslobj.getpeercert() if sslobj else None
+    cn, orgs = "", []
+    for rdn in (cert or {}).get("subject", ()):
+        for k, v in rdn:
+            if k == "commonName":
+                cn = v
+            elif k == "organizationName":
+                orgs.append(v)
+    return cn, orgs
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
+
+
+def _int(request: web.Request, name: str, minimum: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name}: invalid integer {raw!r}\n")
+    if value < minimum:
+        raise web.HTTPBadRequest(text=f"{name}: must be at least {minimum}\n")
+    return value
+
+
+def _optional_log_args(provider: "Provider", request: web.Request) -> dict:
+    """`timestamps` and `since` (RFC 3339) go to providers whose logs() takes them; the
+    others ignore these options, as they cannot honour them."""
+    accepted = inspect.signature(provider.logs).parameters
+    args: dict = {}
+    if "timestamps" in accepted and _bool(request.query.get("timestamps")):
+        args["timestamps"] = True
+    since = request.query.get("sinceTime")
+    seconds = _int(request, "sinceSeconds", 1)
+    if seconds is not None:
+        since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if "since" in accepted and since:
+        args["since"] = since
+    return args
+
+
+class KubeletServer:
+    def __init__(self, *, lookup: Lookup, provider: Callable[[], "Provider"], meta_namespace: str):
+        self.lookup = lookup
+        self.provider = provider
+        self.meta_namespace = meta_namespace
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._authorize])
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
+        for verb in NOT_YET:
+            app.router.add_route("*", f"/{verb}/{{tail:.*}}", self.not_implemented)
+        return app
+
+    @web.middleware
+    async def _authorize(self, request: web.Request, handler):
+        if request.path == "/healthz":
+            return await handler(request)
+        cn, orgs = _identity(request)
+        if cn != ALLOWED_CN and ALLOWED_ORG not in orgs:
+            log.warning("refused %s %s for %r %s", request.method, request.path, cn, orgs)
+            raise web.HTTPForbidden(text=f"user {cn!r} may not use the kubelet API\n")
+        return await handler(request)
+
+    async def start(self, address: str, port: int, ctx: ssl.SSLContext) -> None:
+        # Cancelling the handler when the client goes away ends `kubectl logs -f` streams
+        # (and their podman processes) even while the container prints nothing.
+        self._runner = web.AppRunner(self.app(), handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, address, port, ssl_context=ctx).start()
+        log.info("kubelet API on https://%s:%d", address, port)
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def not_implemented(self, request: web.Request) -> web.Response:
+        verb = request.path.strip("/").split("/")[0]
+        return web.Response(status=501, text=f"{verb} is not supported by the sk8s virtual node yet\n")
+
+    async def container_logs(self, request: web.Request) -> web.StreamResponse:
+        ns, name, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        pod, sbp = self.lookup(ns, name)
+        if pod is None:
+            raise web.HTTPNotFound(text=f'pod "{name}" in namespace "{ns}" is not on this node\n')
+        spec_containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        if container not in spec_containers:
+            raise web.HTTPNotFound(text=f'container "{container}" not found in pod "{name}"; '
+                                        f'choose one of: [{" ".join(spec_containers)}]\n')
+        follow = _bool(request.query.get("follow"))
+        tail = _int(request, "tailLines", 0)
+        limit = _int(request, "limitBytes", 1)
+        status = next((c for c in (pod.get("status") or {}).get("containerStatuses") or []
+                       if c.get("name") == container), {})
+        if _bool(request.query.get("previous")) and not status.get("restartCount"):
+            raise web.HTTPBadRequest(text=f'previous terminated container "{container}" in pod "{name}" not found\n')
+        waiting = (status.get("state") or {}).get("waiting")
+        if sbp is None or pod_uid_of(sbp) != pod["metadata"]["uid"] or (
+                waiting and not status.get("containerID")):
+            reason = (waiting or {}).get("reason") or "ContainerCreating"
+            raise web.HTTPBadRequest(text=f'container "{container}" in pod "{name}" is waiting to start: {reason}\n')
+
+        from ..providers.base import SandboxRef
+        try:
+            provider = self.provider()
+        except ValueError as exc:
+            raise web.HTTPServiceUnavailable(text=f"container logs are not available: {exc}\n")
+        ref = SandboxRef(self.meta_namespace, sbp["metadata"]["name"], sbp["metadata"]["uid"])
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        stream = provider.logs(ref, container, follow=follow, tail=tail, **_optional_log_args(provider, request))
+        sent = 0
+        try:
+            async for chunk in stream:
+                if limit is not None:
+                    chunk = chunk[:limit - sent]
+                await resp.write(chunk)
+                sent += len(chunk)
+                if limit is not None and sent >= limit:
+                    break
+            await resp.write_eof()
+        except ConnectionResetError:
+            pass  # the client went away
+        finally:
+            await stream.aclose()  # stops the provider's log process, also when cancelled
+        return resp
