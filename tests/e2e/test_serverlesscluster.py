@@ -195,8 +195,8 @@ def test_sandboxes_of_different_tenants_cannot_talk(alpha, beta):
     target_ip = beta.wait_pod("target", lambda p: p["status"].get("phase") == "Running")["status"]["podIP"]
     alpha.kubectl("run", "friend", f"--image={IMAGE}", "--image-pull-policy=IfNotPresent", "--restart=Never")
     friend_ip = alpha.wait_pod("friend", lambda p: p["status"].get("phase") == "Running")["status"]["podIP"]
-    probe = (f"sleep 1; wget -q -T 3 -O- http://{friend_ip}/ >/dev/null && echo same-tenant=ok || echo same-tenant=fail; "
-             f"wget -q -T 3 -O- http://{target_ip}/ >/dev/null && echo other-tenant=ok || echo other-tenant=blocked")
+    probe = (f"sleep 1; timeout 3 wget -q -O- http://{friend_ip}/ >/dev/null && echo same-tenant=ok || echo same-tenant=fail; "
+             f"timeout 3 wget -q -O- http://{target_ip}/ >/dev/null && echo other-tenant=ok || echo other-tenant=blocked")
     alpha.kubectl("run", "prober", f"--image={IMAGE}", "--image-pull-policy=IfNotPresent", "--restart=Never",
                   "--", "sh", "-c", probe)
     alpha.wait_pod("prober", lambda p: p["status"].get("phase") in ("Succeeded", "Failed"), timeout=60)
