@@ -261,3 +261,54 @@ def test_invalid_cluster_is_rejected(meta):
     bad["spec"] = {"quotas": {"memory": "a lot"}}
     proc = meta.apply(bad, "default", check=False)
     assert proc.returncode != 0 and "spec.quotas.memory" in proc.stderr
+
+
+def _vnode_pid(meta, cluster: str) -> int:
+    uid = meta.get("serverlesscluster", cluster, "default")["metadata"]["uid"]
+    for d in (meta.home / "planes").iterdir():
+        if (d / "claimed-by").exists() and (d / "claimed-by").read_text() == uid:
+            return int((d / "run" / "virtual-node.pid").read_text())
+    raise AssertionError(f"no plane for {cluster}")
+
+
+def test_readiness_does_not_flap_when_the_heartbeat_is_late(meta, alpha):
+    import os
+    import signal
+    alpha.kubectl("run", "steady", f"--image={IMAGE}", "--image-pull-policy=IfNotPresent", "--restart=Never")
+    alpha.wait_pod("steady", lambda p: condition(p, "Ready") == "True")
+    pid = _vnode_pid(meta, "alpha")
+    os.kill(pid, signal.SIGSTOP)  # no heartbeats, no status writes, for longer than a lease (40 s is too long
+    try:                          # for a test; the node-lifecycle controller would act after its grace anyway)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            assert condition(alpha.pod("steady"), "Ready") == "True"
+            time.sleep(1)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert condition(alpha.pod("steady"), "Ready") == "True"
+
+
+def test_virtual_node_restart_reconciles_both_sides(meta, alpha):
+    import os
+    import signal
+    alpha.kubectl("run", "keep", f"--image={IMAGE}", "--image-pull-policy=IfNotPresent", "--restart=Never")
+    alpha.kubectl("run", "drop", f"--image={IMAGE}", "--image-pull-policy=IfNotPresent", "--restart=Never")
+    alpha.wait_pod("keep", lambda p: p["status"].get("phase") == "Running")
+    drop_uid = alpha.wait_pod("drop", lambda p: p["status"].get("phase") == "Running")["metadata"]["uid"]
+    pid = _vnode_pid(meta, "alpha")
+    os.kill(pid, signal.SIGKILL)
+    # While the node is down: one pod is deleted, one is created.
+    alpha.kubectl("delete", "pod", "drop", "--wait=false")
+    alpha.kubectl("run", "late", f"--image={IMAGE}", "--image-pull-policy=IfNotPresent", "--restart=Never")
+    # The operator's health check restarts the virtual node; it catches up on both sides.
+    alpha.wait_pod("late", lambda p: p["status"].get("phase") == "Running", timeout=60)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and alpha.kubectl("get", "pod", "drop", check=False).returncode == 0:
+        time.sleep(0.5)
+    assert alpha.kubectl("get", "pod", "drop", check=False).returncode != 0, "pod stuck Terminating"
+    ns = meta.get("serverlesscluster", "alpha", "default")["status"]["sandboxNamespace"]
+    sbps = json.loads(meta.kubectl("get", "sandboxpods", "-n", ns, "-o", "json").stdout)["items"]
+    uids = [s["metadata"]["labels"]["sk8s.io/pod-uid"] for s in sbps]
+    assert drop_uid not in uids and len(uids) == len(set(uids))
+    assert _vnode_pid(meta, "alpha") != pid
+    assert alpha.pod("keep")["status"]["phase"] == "Running"
