@@ -18,13 +18,8 @@ from .config import Layout, home_id, layout, write_containers_conf
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from .embedded.processes import alive
+    return alive(pid)
 
 
 def supervisor_pid(lay: Layout) -> int | None:

@@ -43,18 +43,17 @@ def etcd(bindir: Path, lay: Layout, ports: Ports) -> Component:
     ], health_url=f"{client}/health")
 
 
-def apiserver(bindir: Path, lay: Layout, ports: Ports, *, name: str = "meta",
-              etcd_prefix: str = "/sk8s/meta") -> Component:
-    pki = lay.pki
-    return Component("kube-apiserver", [
+def apiserver_argv(bindir: Path, pki: Path, *, etcd_url: str, etcd_prefix: str, port: int) -> list[str]:
+    """The kube-apiserver command line that the meta-cluster and every tenant share."""
+    return [
         str(bindir / "kube-apiserver"),
-        f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
+        f"--etcd-servers={etcd_url}",
         f"--etcd-prefix={etcd_prefix}",
         "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-        f"--secure-port={ports.apiserver}",
+        f"--secure-port={port}",
         f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
         f"--client-ca-file={pki / 'ca.crt'}",
-        f"--service-account-key-file={pki / 'sa.crt'}",
+        f"--service-account-key-file={pki / 'sa.crt'}",  # holds the public key
         f"--service-account-signing-key-file={pki / 'sa.key'}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         "--authorization-mode=RBAC",
@@ -65,26 +64,38 @@ def apiserver(bindir: Path, lay: Layout, ports: Ports, *, name: str = "meta",
         "--enable-priority-and-fairness=false",
         "--endpoint-reconciler-type=none",
         "--v=1",
-    ], health_url=f"https://127.0.0.1:{ports.apiserver}/readyz", tls=True)
+    ]
 
 
-def controller_manager(bindir: Path, lay: Layout) -> Component:
-    # Namespace deletion and ownerReference garbage collection need these controllers.
-    return Component("kube-controller-manager", [
+def controller_manager_argv(bindir: Path, pki: Path, kubeconfig: Path, controllers: str) -> list[str]:
+    """The kube-controller-manager command line that the meta-cluster and every tenant share."""
+    return [
         str(bindir / "kube-controller-manager"),
-        f"--kubeconfig={lay.home / 'controller-manager.kubeconfig'}",
-        f"--authentication-kubeconfig={lay.home / 'controller-manager.kubeconfig'}",
-        f"--authorization-kubeconfig={lay.home / 'controller-manager.kubeconfig'}",
+        f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
         "--leader-elect=false",
         # Each controller acts as its own service account, with the RBAC bootstrap roles.
         "--use-service-account-credentials=true",
         "--bind-address=127.0.0.1", "--secure-port=0",
-        f"--service-account-private-key-file={lay.pki / 'sa.key'}",
-        f"--root-ca-file={lay.pki / 'ca.crt'}",
-        "--controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,"
-        "serviceaccount-token-controller",
+        f"--service-account-private-key-file={pki / 'sa.key'}",
+        f"--root-ca-file={pki / 'ca.crt'}",
+        f"--controllers={controllers}",
         "--v=1",
-    ], health_url="")
+    ]
+
+
+def apiserver(bindir: Path, lay: Layout, ports: Ports) -> Component:
+    argv = apiserver_argv(bindir, lay.pki, etcd_url=f"http://127.0.0.1:{ports.etcd_client}",
+                          etcd_prefix="/sk8s/meta", port=ports.apiserver)
+    return Component("kube-apiserver", argv, health_url=f"https://127.0.0.1:{ports.apiserver}/readyz", tls=True)
+
+
+def controller_manager(bindir: Path, lay: Layout) -> Component:
+    # Namespace deletion and ownerReference garbage collection need these controllers.
+    argv = controller_manager_argv(bindir, lay.pki, lay.home / "controller-manager.kubeconfig",
+                                   "namespace-controller,garbage-collector-controller,"
+                                   "serviceaccount-controller,serviceaccount-token-controller")
+    return Component("kube-controller-manager", argv, health_url="")
 
 
 def operator(name: str, module: str, lay: Layout, port: int, ports: Ports) -> Component:

@@ -25,7 +25,7 @@ class ProcessSet:
             pid = int(self._pidfile(name).read_text())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if alive(pid) else None
 
     def running(self, name: str) -> bool:
         return self.pid(name) is not None
@@ -64,7 +64,8 @@ class ProcessSet:
 _reapers: list[subprocess.Popen] = []
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """True for a running process; a zombie (exited, not yet reaped) is not alive."""
     for proc in list(_reapers):
         if proc.poll() is not None:
             _reapers.remove(proc)
@@ -87,9 +88,9 @@ def _terminate(pid: int, timeout: float) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and alive(pid):
         time.sleep(0.05)
-    if _alive(pid):
+    if alive(pid):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:

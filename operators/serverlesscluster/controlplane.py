@@ -9,10 +9,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..quantity import cpu_cores, memory_bytes
+from ..embedded.components import apiserver_argv, controller_manager_argv
 
 NODE_NAME = "virtual-node"
-SERVICE_CIDR = "10.96.0.0/16"
 # Go runtime limits keep an idle tenant control plane small (target <= 350 MiB in all).
 APISERVER_ENV = {"GOMEMLIMIT": "200MiB", "GOGC": "50"}
 KCM_ENV = {"GOMEMLIMIT": "64MiB", "GOGC": "50"}
@@ -59,48 +58,23 @@ def sandbox_namespace(name: str, uid: str) -> str:
 
 def apiserver_args(bindir: Path, t: Tenant) -> list[str]:
     p = t.pki
-    return [
-        str(bindir / "kube-apiserver"),
-        f"--etcd-servers={t.etcd_url}",
-        f"--etcd-prefix={t.etcd_prefix}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-        f"--secure-port={t.ports.apiserver}",
-        f"--tls-cert-file={p / 'apiserver.crt'}", f"--tls-private-key-file={p / 'apiserver.key'}",
-        f"--client-ca-file={p / 'ca.crt'}",
-        f"--service-account-key-file={p / 'sa.crt'}",
-        f"--service-account-signing-key-file={p / 'sa.key'}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+    return apiserver_argv(bindir, p, etcd_url=t.etcd_url, etcd_prefix=t.etcd_prefix, port=t.ports.apiserver) + [
+        # The apiserver's way to the virtual node's kubelet endpoints (logs, exec).
         f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
         f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
         f"--kubelet-certificate-authority={p / 'ca.crt'}",
         "--kubelet-preferred-address-types=InternalIP",
-        "--authorization-mode=RBAC",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--allow-privileged=false",
-        "--profiling=false",
-        "--enable-priority-and-fairness=false",
-        "--endpoint-reconciler-type=none",
-        "--v=1",
     ]
 
 
 def controller_manager_args(bindir: Path, t: Tenant) -> list[str]:
-    kc = t.kubeconfig("controller-manager")
-    return [
-        str(bindir / "kube-controller-manager"),
-        f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-        "--leader-elect=false",
-        "--use-service-account-credentials=true",
-        "--bind-address=127.0.0.1", "--secure-port=0",
-        f"--service-account-private-key-file={t.pki / 'sa.key'}",
-        f"--root-ca-file={t.pki / 'ca.crt'}",
-        # No node lifecycle: the virtual node's pods live in sandboxes, not on the node, so
-        # a late heartbeat must not evict them or flip their readiness. No IPAM/routes/cloud.
-        "--controllers=*,-node-lifecycle-controller,-taint-eviction-controller,-node-ipam-controller,"
-        "-persistentvolume-attach-detach-controller",
+    # No node lifecycle: the virtual node's pods live in sandboxes, not on the node, so
+    # a late heartbeat must not evict them or flip their readiness. No IPAM either.
+    controllers = ("*,-node-lifecycle-controller,-taint-eviction-controller,-node-ipam-controller,"
+                   "-persistentvolume-attach-detach-controller")
+    return controller_manager_argv(bindir, t.pki, t.kubeconfig("controller-manager"), controllers) + [
         "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
         "--kube-api-qps=200", "--kube-api-burst=400",
-        "--v=1",
     ]
 
 
@@ -119,8 +93,3 @@ def virtual_node_args(t: Tenant, meta_kubeconfig: Path) -> list[str]:
         f"--max-pods={t.max_pods}", f"--cpu={t.cpu}", f"--memory={t.memory}",
         f"--provider={t.provider}",
     ]
-
-
-def validate_quotas(cpu: str, memory: str) -> None:
-    cpu_cores(cpu)
-    memory_bytes(memory)
