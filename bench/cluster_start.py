@@ -38,12 +38,13 @@ def kubectl(env: dict, *args: str, kubeconfig: str | None = None, input: str | N
     return proc.stdout
 
 
-def create_cluster(env: dict, name: str) -> float:
+def create_cluster(env: dict, name: str, spec: dict | None = None) -> float:
     from kubernetes import client
     api = client.CustomObjectsApi()
     t0 = time.monotonic()
     api.create_namespaced_custom_object("sk8s.io", "v1alpha1", "default", "serverlessclusters", {
-        "apiVersion": "sk8s.io/v1alpha1", "kind": "ServerlessCluster", "metadata": {"name": name}, "spec": {}})
+        "apiVersion": "sk8s.io/v1alpha1", "kind": "ServerlessCluster", "metadata": {"name": name},
+        "spec": spec or {}})
     while time.monotonic() - t0 < 180:
         obj = api.get_namespaced_custom_object("sk8s.io", "v1alpha1", "default", "serverlessclusters", name)
         if any(c["type"] == "Ready" and c["status"] == "True" for c in (obj.get("status") or {}).get("conditions") or []):
@@ -68,6 +69,19 @@ def wait_gone(names: list[str]) -> None:
         if not left & set(names):
             return
         time.sleep(0.5)
+
+
+def wait_pool(env: dict, size: int, timeout: float = 300) -> None:
+    """Measure as on a machine that has been up a while: with the standby pool full."""
+    root = Path(env["SK8S_HOME"]) / "planes"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        warm = [d for d in root.iterdir() if (d / "warm").exists() and not (d / "claimed-by").exists()] \
+            if root.exists() else []
+        if len(warm) >= size:
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"standby pool did not reach {size} in {timeout:.0f} s")
 
 
 def tenant_kubeconfig(env: dict, name: str) -> str:
@@ -164,7 +178,7 @@ def main() -> None:
     ap.add_argument("--concurrent", type=int, default=5)
     ap.add_argument("--pods", type=int, default=50)
     ap.add_argument("--replicas", type=int, default=100)
-    ap.add_argument("--standby", type=int, default=2)
+    ap.add_argument("--standby", type=int, default=5)
     ap.add_argument("--tenants", type=int, default=0)
     args = ap.parse_args()
     env = private_home()
@@ -178,7 +192,7 @@ def main() -> None:
     config.load_kube_config(config_file=env["KUBECONFIG"])
     results: dict = {"up_s": up_s}
     try:
-        time.sleep(8)  # let the standby pool fill, as it would on a machine that has been up a while
+        wait_pool(env, args.standby)
         seq = []
         for i in range(args.sequential):
             seq.append(create_cluster(env, f"seq-{i}"))
@@ -187,7 +201,7 @@ def main() -> None:
         for n in names[1:]:
             delete_cluster(n)
         wait_gone(names[1:])
-        time.sleep(8)
+        wait_pool(env, args.standby)
         with ThreadPoolExecutor(args.concurrent) as ex:
             conc = list(ex.map(lambda i: create_cluster(env, f"conc-{i}"), range(args.concurrent)))
         cnames = [f"conc-{i}" for i in range(args.concurrent)]
@@ -196,12 +210,13 @@ def main() -> None:
         wait_gone(cnames)
         cold = cold_apiserver(env)
 
-        kc = tenant_kubeconfig(env, "seq-0")
+        create_cluster(env, "work", {"quotas": {"maxPods": args.pods + args.replicas + 10}})
+        kc = tenant_kubeconfig(env, "work")
         tpods = tenant_pods(kc, args.pods)
         sbp = sandbox_pods(env, args.pods)
+        kubectl(env, "delete", "pods", "--all", "--grace-period=0", kubeconfig=kc)
         dep_s = deployment(env, kc, args.replicas)
         kubectl(env, "delete", "deployment", "big", "--wait=false", kubeconfig=kc)
-        kubectl(env, "delete", "pods", "--all", "--wait=false", kubeconfig=kc)
 
         from kubernetes import client
         uid = client.CustomObjectsApi().get_namespaced_custom_object(

@@ -8,6 +8,9 @@ import os
 from . import cluster, planes
 
 log = logging.getLogger(__name__)
+# A claim is followed by the claimant's own start-up (its virtual node): starting a new
+# kube-apiserver (seconds of CPU) at that very moment would slow the cluster being created.
+REFILL_DELAY = 2.0
 
 
 def target_size() -> int:
@@ -42,5 +45,6 @@ async def keep_pool(wake: asyncio.Event) -> None:
         wake.clear()
         try:
             await asyncio.wait_for(wake.wait(), timeout=5)
+            await asyncio.sleep(REFILL_DELAY)
         except asyncio.TimeoutError:
             pass
