@@ -180,6 +180,7 @@ def main() -> None:
     ap.add_argument("--replicas", type=int, default=100)
     ap.add_argument("--standby", type=int, default=5)
     ap.add_argument("--tenants", type=int, default=0)
+    ap.add_argument("--skip-clusters", action="store_true", help="only the pod and Deployment figures")
     args = ap.parse_args()
     env = private_home()
     env["SK8S_STANDBY_PLANES"] = str(args.standby)
@@ -192,23 +193,25 @@ def main() -> None:
     config.load_kube_config(config_file=env["KUBECONFIG"])
     results: dict = {"up_s": up_s}
     try:
-        wait_pool(env, args.standby)
-        seq = []
-        for i in range(args.sequential):
+        seq, conc, cold = [], [], []
+        if not args.skip_clusters:
+            wait_pool(env, args.standby)
+        for i in range(0 if args.skip_clusters else args.sequential):
             seq.append(create_cluster(env, f"seq-{i}"))
             time.sleep(1.0)  # a user does not create clusters back to back; the pool refills meanwhile
-        names = [f"seq-{i}" for i in range(args.sequential)]
-        for n in names[1:]:
-            delete_cluster(n)
-        wait_gone(names[1:])
-        wait_pool(env, args.standby)
-        with ThreadPoolExecutor(args.concurrent) as ex:
-            conc = list(ex.map(lambda i: create_cluster(env, f"conc-{i}"), range(args.concurrent)))
-        cnames = [f"conc-{i}" for i in range(args.concurrent)]
-        for n in cnames:
-            delete_cluster(n)
-        wait_gone(cnames)
-        cold = cold_apiserver(env)
+        if not args.skip_clusters:
+            names = [f"seq-{i}" for i in range(args.sequential)]
+            for n in names[1:]:
+                delete_cluster(n)
+            wait_gone(names[1:])
+            wait_pool(env, args.standby)
+            with ThreadPoolExecutor(args.concurrent) as ex:
+                conc = list(ex.map(lambda i: create_cluster(env, f"conc-{i}"), range(args.concurrent)))
+            cnames = [f"conc-{i}" for i in range(args.concurrent)]
+            for n in cnames:
+                delete_cluster(n)
+            wait_gone(cnames)
+            cold = cold_apiserver(env)
 
         create_cluster(env, "work", {"quotas": {"maxPods": args.pods + args.replicas + 10}})
         kc = tenant_kubeconfig(env, "work")
@@ -219,6 +222,8 @@ def main() -> None:
         kubectl(env, "delete", "deployment", "big", "--wait=false", kubeconfig=kc)
 
         from kubernetes import client
+        if args.skip_clusters:
+            create_cluster(env, "seq-0")
         uid = client.CustomObjectsApi().get_namespaced_custom_object(
             "sk8s.io", "v1alpha1", "default", "serverlessclusters", "seq-0")["metadata"]["uid"]
         mem = plane_memory(Path(env["SK8S_HOME"]), uid)
@@ -241,11 +246,12 @@ def main() -> None:
     s_tp, s_sbp = summary(tpods), summary(sbp)
     print()
     print(f"standby pool size: {args.standby}; sk8s up: {up_s:.2f}s")
-    print(row(f"ServerlessCluster -> Ready, {args.sequential} sequential", s_seq))
-    print(row(f"ServerlessCluster -> Ready, {args.concurrent} concurrent", s_conc))
-    print(row("baseline: cold tenant kube-apiserver -> /readyz", s_cold))
-    print(f"ratio cluster-Ready/cold-apiserver: p50 {s_seq['p50'] / s_cold['p50']:.2f}x"
-          f"   (targets: p50 <= 2 s, p99 <= 4 s)")
+    if seq:
+        print(row(f"ServerlessCluster -> Ready, {args.sequential} sequential", s_seq))
+        print(row(f"ServerlessCluster -> Ready, {args.concurrent} concurrent", s_conc))
+        print(row("baseline: cold tenant kube-apiserver -> /readyz", s_cold))
+        print(f"ratio cluster-Ready/cold-apiserver: p50 {s_seq['p50'] / s_cold['p50']:.2f}x"
+              f"   (targets: p50 <= 2 s, p99 <= 4 s)")
     print(row("tenant Pod created -> Running", s_tp))
     print(row("SandboxPod created -> Running (same run)", s_sbp))
     print(f"ratio tenant-pod/SandboxPod: p50 {s_tp['p50'] / s_sbp['p50']:.2f}x")

@@ -23,6 +23,8 @@ def pct(values: list[float], p: float) -> float:
 
 
 def summary(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0, "p50": float("nan"), "p99": float("nan"), "mean": float("nan")}
     return {"n": len(values), "p50": pct(values, 50), "p99": pct(values, 99),
             "mean": statistics.fmean(values) if values else float("nan")}
 

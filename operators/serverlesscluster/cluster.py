@@ -5,6 +5,7 @@ import asyncio
 import base64
 import json
 import os
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -109,7 +110,17 @@ async def write_meta_credentials(t: cp.Tenant) -> Path:
 
 
 def start_virtual_node(t: cp.Tenant) -> None:
-    processes(t).start("virtual-node", cp.virtual_node_args(t, t.directory / "meta.kubeconfig"),
+    """Start (or hand its cluster to) the plane's virtual node.
+
+    A standby plane's node is started without a cluster and waits for its arguments
+    file; writing that file is all a claim has to do.
+    """
+    args_file = t.directory / "virtual-node.args"
+    if t.name and not args_file.exists():
+        tmp = args_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cp.virtual_node_args(t, t.directory / "meta.kubeconfig")))
+        tmp.replace(args_file)  # atomic: the waiting node never reads half a file
+    processes(t).start("virtual-node", [sys.executable, "-m", "operators.virtualnode", f"--args-from={args_file}"],
                        env={"SK8S_HOME": str(sk8s_home())}, cwd=str(REPO_ROOT))
 
 
@@ -146,6 +157,7 @@ async def warm_up(t: cp.Tenant, timeout: float = 90) -> bool:
         return False
     await bootstrap(t)
     start_controller_manager(t)
+    start_virtual_node(t)
     return True
 
 

@@ -2,15 +2,40 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import signal
 import ssl
 import sys
+import time
 
 from . import options
 
+ARGS_FROM = "--args-from="
+
+
+def await_arguments(path: str) -> list[str]:
+    """A standby virtual node: pay the imports now, learn which cluster it serves later.
+
+    The ServerlessCluster operator starts one with every warm control plane and writes
+    the real arguments (a JSON list) into `path` when a cluster claims that plane, so a
+    new cluster does not wait for a Python interpreter to start.
+    """
+    from . import app, kubeclient, kubelet_server  # noqa: F401  (warm the import cache)
+    from .. import providers  # noqa: F401
+    while not os.path.exists(path):
+        if not os.path.exists(os.path.dirname(path)):
+            sys.exit(0)  # the plane was removed while we waited
+        time.sleep(0.02)
+    with open(path) as f:
+        return json.load(f)
+
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].startswith(ARGS_FROM):
+        argv = await_arguments(argv[0][len(ARGS_FROM):])
     opts = options.parse(argv)
     logging.basicConfig(level=opts.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

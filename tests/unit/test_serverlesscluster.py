@@ -21,8 +21,10 @@ def test_apiserver_uses_its_own_prefix_ca_and_kubelet_client():
 
 def test_controller_manager_never_evicts_from_the_virtual_node():
     args = cp.controller_manager_args(Path("/bin"), T)
-    controllers = next(a for a in args if a.startswith("--controllers="))
-    assert "-node-lifecycle-controller" in controllers and "-taint-eviction-controller" in controllers
+    controllers = next(a for a in args if a.startswith("--controllers=")).split("=", 1)[1].split(",")
+    assert "node-lifecycle-controller" not in controllers and "taint-eviction-controller" not in controllers
+    assert {"deployment-controller", "replicaset-controller", "job-controller",
+            "garbage-collector-controller"} <= set(controllers)
 
 
 def test_virtual_node_gets_quotas_and_identity():
