@@ -35,9 +35,9 @@ async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, r
         if not err.retryable:
             raise kopf.PermanentError(str(err))
         raise kopf.TemporaryError(str(err), delay=min(5 * (retry + 1), 60))
-    # The status pusher writes the state from the provider's events. A sandbox found
-    # rather than created (a resume) sends none, so ask for a refresh.
-    if inst is not None:
-        memo.pusher.notify(ref)
+    # The status pusher writes the state from the provider's events; this refresh covers
+    # a sandbox found rather than created (a resume sends no event) and any event that
+    # was seen before the sandbox was complete.
+    memo.pusher.notify(ref)
     if reason == "create" and retry == 0 or (body.get("status") or {}).get("reason"):
         kopf.info(body, reason="Started", message=f"sandbox {instance_id} started on provider {provider.name}")
