@@ -42,3 +42,4 @@ test: setup
 
 bench: setup
 	$(VENV)/python bench/sandbox_start.py
+	$(VENV)/python bench/cluster_start.py
