@@ -117,6 +117,8 @@ def start_virtual_node(t: cp.Tenant) -> None:
     """
     args_file = t.directory / "virtual-node.args"
     if t.name and not args_file.exists():
+        if not (t.directory / "meta.kubeconfig").exists():
+            raise RuntimeError("the virtual node's meta credentials must be written before its arguments")
         tmp = args_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(cp.virtual_node_args(t, t.directory / "meta.kubeconfig")))
         tmp.replace(args_file)  # atomic: the waiting node never reads half a file

@@ -35,12 +35,13 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
                 version=spec.get("version", "v1.37.2"))
     await kube.ensure_namespace(t.sandbox_namespace, {"sk8s.io/cluster": t.name, "sk8s.io/cluster-uid": t.uid})
     steps = {"namespace": time.monotonic() - t0}
+    # Before the plane's waiting virtual node is handed its arguments, which name this file.
+    await cluster.write_meta_credentials(t)
+    steps["credentials"] = time.monotonic() - t0
     if not await cluster.warm_up(t, APISERVER_TIMEOUT):  # a no-op for a warm standby plane
         raise kopf.TemporaryError(f"tenant apiserver not ready; see {t.directory}/logs/kube-apiserver.log",
                                   delay=5)
     steps["control plane"] = time.monotonic() - t0
-    await cluster.write_meta_credentials(t)
-    steps["credentials"] = time.monotonic() - t0
     cluster.start_virtual_node(t)
     secret = cluster.kubeconfig_secret(t)
     kopf.adopt(secret, owner=body)
