@@ -106,15 +106,16 @@ def cmd_down(args) -> int:
 
 def _stop_planes(lay: Layout) -> int:
     """Tenant control planes outlive operator restarts by design, so stop them explicitly."""
+    from concurrent.futures import ThreadPoolExecutor
     from .embedded.processes import ProcessSet
     root = lay.home / "planes"
-    count = 0
-    for directory in sorted(root.iterdir()) if root.exists() else []:
-        procs = ProcessSet(directory)
-        if procs.names():
-            procs.stop_all(order=["virtual-node", "kube-controller-manager", "kube-apiserver"])
-            count += 1
-    return count
+    sets = [ProcessSet(d) for d in sorted(root.iterdir())] if root.exists() else []
+    sets = [p for p in sets if p.names()]
+    with ThreadPoolExecutor(max_workers=16) as pool:  # an apiserver takes seconds to shut down
+        list(pool.map(lambda p: p.stop_all(order=["virtual-node", "kube-controller-manager", "kube-apiserver"],
+                                           timeout=3),
+                      sets))
+    return len(sets)
 
 
 async def _remove_sandboxes(lay: Layout) -> int:

@@ -220,6 +220,6 @@ def count_etcd_keys(t: cp.Tenant) -> int:
 def destroy_plane(plane: planes.Plane) -> None:
     """Stop a plane's processes and remove its stored data and files."""
     t = plane_tenant(plane)
-    processes(t).stop_all(order=ORDER)
+    processes(t).stop_all(order=ORDER, timeout=3)
     delete_etcd_prefix(t)
     planes.remove(plane)
