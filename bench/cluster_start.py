@@ -99,11 +99,14 @@ def tenant_pods(kubeconfig: str, n: int) -> list[float]:
     seen = threading.Event()
 
     def watcher():
-        for ev in watch.Watch().stream(api.list_namespaced_pod, "default", timeout_seconds=600):
-            pod = ev["object"]
-            if pod.status and pod.status.phase == "Running":
-                running.setdefault(pod.metadata.name, time.monotonic())
-                seen.set()
+        try:
+            for ev in watch.Watch().stream(api.list_namespaced_pod, "default", timeout_seconds=600):
+                pod = ev["object"]
+                if pod.status and pod.status.phase == "Running":
+                    running.setdefault(pod.metadata.name, time.monotonic())
+                    seen.set()
+        except Exception:  # the stream ends when the benchmark tears the cluster down
+            pass
 
     threading.Thread(target=watcher, daemon=True).start()
     time.sleep(0.5)

@@ -42,14 +42,17 @@ def sandbox_pods(env: dict, n: int) -> list[float]:
 
     def watcher():
         w = watch.Watch()
-        for ev in w.stream(api.list_namespaced_custom_object, "sk8s.io", "v1alpha1", "default", "sandboxpods",
-                           timeout_seconds=600):
-            obj = ev["object"]
-            if (obj.get("status") or {}).get("phase") == "Running":
-                running.setdefault(obj["metadata"]["name"], time.monotonic())
-                seen.set()
-            if stop.is_set():
-                w.stop()
+        try:
+            for ev in w.stream(api.list_namespaced_custom_object, "sk8s.io", "v1alpha1", "default",
+                               "sandboxpods", timeout_seconds=600):
+                obj = ev["object"]
+                if (obj.get("status") or {}).get("phase") == "Running":
+                    running.setdefault(obj["metadata"]["name"], time.monotonic())
+                    seen.set()
+                if stop.is_set():
+                    w.stop()
+        except Exception:  # the stream ends when the benchmark tears the cluster down
+            pass
 
     threading.Thread(target=watcher, daemon=True).start()
     time.sleep(0.5)
