@@ -97,7 +97,10 @@ class Layout:
     def ports(self) -> Ports:
         """Ports are chosen once per home and kept, so kubeconfigs stay valid across restarts."""
         if self.ports_file.exists():
-            return Ports(**json.loads(self.ports_file.read_text()))
+            saved = json.loads(self.ports_file.read_text())
+            fields = {f for f in Ports.__dataclass_fields__}
+            if fields <= saved.keys():  # a file of an older layout is replaced, not trusted
+                return Ports(**{k: saved[k] for k in fields})
         taken: set[int] = set()
         for _ in range(3):
             taken.add(free_port(taken))
