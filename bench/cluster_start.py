@@ -18,13 +18,11 @@ import base64
 import json
 import os
 import subprocess
-import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import IMAGE, REPO, private_home, row, sk8s, summary
+from common import IMAGE, REPO, private_home, row, sk8s, summary, time_to_running
 from sandbox_start import sandbox_pods
 
 
@@ -93,38 +91,16 @@ def tenant_kubeconfig(env: dict, name: str) -> str:
 
 
 def tenant_pods(kubeconfig: str, n: int) -> list[float]:
-    from kubernetes import client, config, watch
+    from kubernetes import client, config
     api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
-    running: dict[str, float] = {}
-    seen = threading.Event()
 
-    def watcher():
-        try:
-            for ev in watch.Watch().stream(api.list_namespaced_pod, "default", timeout_seconds=600):
-                pod = ev["object"]
-                if pod.status and pod.status.phase == "Running":
-                    running.setdefault(pod.metadata.name, time.monotonic())
-                    seen.set()
-        except Exception:  # the stream ends when the benchmark tears the cluster down
-            pass
-
-    threading.Thread(target=watcher, daemon=True).start()
-    time.sleep(0.5)
-    times = []
-    for i in range(n):
-        name = f"p{i}-{uuid.uuid4().hex[:5]}"
-        t0 = time.monotonic()
+    def create(name: str) -> None:
         api.create_namespaced_pod("default", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
                                               "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
                                                   "name": "main", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
                                                   "command": ["sleep", "3600"]}]}})
-        while name not in running and time.monotonic() - t0 < 60:
-            seen.wait(0.01)
-            seen.clear()
-        if name not in running:
-            raise SystemExit(f"tenant pod {name} not Running in 60 s")
-        times.append(running[name] - t0)
-    return times
+
+    return time_to_running(api.list_namespaced_pod, ("default",), create, n, "p")
 
 
 def deployment(env: dict, kubeconfig: str, replicas: int) -> float:

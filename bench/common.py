@@ -47,3 +47,48 @@ def sk8s(env: dict, *args: str) -> tuple[float, str]:
 
 def row(name: str, s: dict, unit: str = "s") -> str:
     return f"{name:44} n={s['n']:<4} p50={s['p50']:.3f}{unit}  p99={s['p99']:.3f}{unit}  mean={s['mean']:.3f}{unit}"
+
+
+def time_to_running(list_fn, list_args: tuple, create, n: int, prefix: str) -> list[float]:
+    """Create n objects one after another; for each, seconds until a watch sees it Running.
+
+    `list_fn(*list_args)` is a kubernetes-client list call to watch; `create(name)` makes one.
+    Watching (not polling) makes the figure the system's latency, not the benchmark's.
+    """
+    import threading
+    import uuid
+
+    from kubernetes import watch
+
+    running: dict[str, float] = {}
+    seen = threading.Event()
+
+    def phase(obj) -> tuple[str, str | None]:
+        if isinstance(obj, dict):
+            return obj["metadata"]["name"], (obj.get("status") or {}).get("phase")
+        return obj.metadata.name, obj.status.phase if obj.status else None
+
+    def watcher() -> None:
+        try:
+            for ev in watch.Watch().stream(list_fn, *list_args, timeout_seconds=600):
+                name, ph = phase(ev["object"])
+                if ph == "Running":
+                    running.setdefault(name, time.monotonic())
+                    seen.set()
+        except Exception:  # the stream ends when the benchmark tears the cluster down
+            pass
+
+    threading.Thread(target=watcher, daemon=True).start()
+    time.sleep(0.5)
+    times = []
+    for i in range(n):
+        name = f"{prefix}-{i}-{uuid.uuid4().hex[:6]}"
+        t0 = time.monotonic()
+        create(name)
+        while name not in running and time.monotonic() - t0 < 60:
+            seen.wait(0.01)
+            seen.clear()
+        if name not in running:
+            raise SystemExit(f"{name} did not reach Running within 60 s")
+        times.append(running[name] - t0)
+    return times

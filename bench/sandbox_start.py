@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import threading
 import time
 import uuid
 
-from common import IMAGE, REPO, private_home, row, sk8s, summary
+from common import IMAGE, REPO, private_home, row, sk8s, summary, time_to_running
 
 
 def bare_podman(env: dict, network: str, n: int) -> list[float]:
@@ -32,48 +31,19 @@ def bare_podman(env: dict, network: str, n: int) -> list[float]:
 
 
 def sandbox_pods(env: dict, n: int) -> list[float]:
-    from kubernetes import client, config, watch
+    from kubernetes import client, config
 
     config.load_kube_config(config_file=env["KUBECONFIG"])
     api = client.CustomObjectsApi()
-    running: dict[str, float] = {}
-    seen = threading.Event()
-    stop = threading.Event()
 
-    def watcher():
-        w = watch.Watch()
-        try:
-            for ev in w.stream(api.list_namespaced_custom_object, "sk8s.io", "v1alpha1", "default",
-                               "sandboxpods", timeout_seconds=600):
-                obj = ev["object"]
-                if (obj.get("status") or {}).get("phase") == "Running":
-                    running.setdefault(obj["metadata"]["name"], time.monotonic())
-                    seen.set()
-                if stop.is_set():
-                    w.stop()
-        except Exception:  # the stream ends when the benchmark tears the cluster down
-            pass
+    def create(name: str) -> None:
+        api.create_namespaced_custom_object("sk8s.io", "v1alpha1", "default", "sandboxpods", {
+            "apiVersion": "sk8s.io/v1alpha1", "kind": "SandboxPod", "metadata": {"name": name},
+            "spec": {"terminationGracePeriodSeconds": 0, "containers": [
+                {"name": "main", "image": IMAGE, "imagePullPolicy": "IfNotPresent", "command": ["sleep", "3600"]}]}})
 
-    threading.Thread(target=watcher, daemon=True).start()
-    time.sleep(0.5)
-    times = []
-    for i in range(n):
-        name = f"bench-{i}-{uuid.uuid4().hex[:6]}"
-        body = {"apiVersion": "sk8s.io/v1alpha1", "kind": "SandboxPod", "metadata": {"name": name},
-                "spec": {"terminationGracePeriodSeconds": 0, "containers": [
-                    {"name": "main", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
-                     "command": ["sleep", "3600"]}]}}
-        t0 = time.monotonic()
-        api.create_namespaced_custom_object("sk8s.io", "v1alpha1", "default", "sandboxpods", body)
-        deadline = t0 + 60
-        while name not in running and time.monotonic() < deadline:
-            seen.wait(0.01)
-            seen.clear()
-        if name not in running:
-            raise SystemExit(f"{name} did not reach Running within 60 s")
-        times.append(running[name] - t0)
-    stop.set()
-    return times
+    return time_to_running(api.list_namespaced_custom_object,
+                           ("sk8s.io", "v1alpha1", "default", "sandboxpods"), create, n, "bench")
 
 
 def main() -> None:
