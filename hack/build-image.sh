@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local sample image (no registry is reachable here): a busybox-static root
 # file system imported into podman's local storage, where the local provider finds it
-# exactly as it would find a pulled image. It serves /www with httpd by default.
+# exactly as it would find a pulled image. It serves /www with httpd by default, logging
+# each request (so `kubectl logs` has something to show).
 set -euo pipefail
 IMAGE="${1:-localhost/sk8s-busybox:latest}"
 SK8S_HOME="${SK8S_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/sk8s}"
@@ -10,7 +11,9 @@ export CONTAINERS_CONF="$SK8S_HOME/containers.conf"
 [ -f "$CONTAINERS_CONF" ] || "$(dirname "$0")/../.venv/bin/python" -c \
   "from operators.config import layout, write_containers_conf; write_containers_conf(layout())"
 
-if podman image exists "$IMAGE"; then
+# Bump when the image's content changes: an older image of the same name is rebuilt.
+VERSION=2
+if podman image exists "$IMAGE" && [ "$(podman image inspect --format '{{index .Config.Labels "sk8s.io/image-version"}}' "$IMAGE")" = "$VERSION" ]; then
   echo "$IMAGE"
   exit 0
 fi
@@ -26,6 +29,7 @@ echo "root:x:0:0:root:/:/bin/sh" > "$root/etc/passwd"
 echo "root:x:0:" > "$root/etc/group"
 echo "<h1>Welcome to sk8s</h1><p>served from a sandbox</p>" > "$root/www/index.html"
 tar -C "$root" -c . | podman import \
-  --change 'CMD ["httpd", "-f", "-p", "80", "-h", "/www"]' \
+  --change 'CMD ["httpd", "-f", "-v", "-p", "80", "-h", "/www"]' \
+  --change "LABEL sk8s.io/image-version=$VERSION" \
   --change 'EXPOSE 80' - "$IMAGE" >/dev/null
 echo "$IMAGE"
