@@ -85,6 +85,8 @@ def cmd_down(args) -> int:
     lay = layout()
     pid = supervisor_pid(lay)
     state = read_state(lay)
+    if pid and state.get("ready"):
+        _mark_clusters_stopped(lay)
     if pid:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 60
@@ -102,6 +104,28 @@ def cmd_down(args) -> int:
     lay.supervisor_pid.unlink(missing_ok=True)
     print(f"sk8s is down; stopped {stopped} tenant control plane(s), removed {removed} sandbox(es)")
     return 0
+
+
+def _mark_clusters_stopped(lay: Layout) -> None:
+    """Tenant clusters stop with sk8s: their status must not keep saying Ready meanwhile."""
+    os.environ.setdefault("KUBECONFIG", str(lay.kubeconfig))
+    try:
+        from .conditions import condition
+        from .kube import custom
+        from . import GROUP, VERSION
+        for sc in custom().list_cluster_custom_object(GROUP, VERSION, "serverlessclusters")["items"]:
+            st = sc.get("status") or {}
+            if st.get("phase") != "Ready":
+                continue
+            gen = sc["metadata"].get("generation")
+            conds = [c for c in st.get("conditions") or [] if c.get("type") not in ("Ready",)]
+            conds.append(condition("Ready", False, "Stopped", "sk8s is down", generation=gen,
+                                   previous=st.get("conditions")))
+            custom().patch_namespaced_custom_object_status(
+                GROUP, VERSION, sc["metadata"]["namespace"], "serverlessclusters", sc["metadata"]["name"],
+                {"status": {"phase": "Provisioning", "message": "sk8s is down", "conditions": conds}})
+    except Exception as exc:  # best effort: down must go on
+        print(f"note: could not mark clusters as stopped: {exc}", file=sys.stderr)
 
 
 def _stop_planes(lay: Layout) -> int:

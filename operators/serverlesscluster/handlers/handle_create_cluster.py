@@ -33,6 +33,13 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     t = cluster.tenant_for(body, plane)
     base = dict(generation=meta.get("generation"), prev=prev, sandbox_namespace=t.sandbox_namespace,
                 version=spec.get("version", "v1.37.2"))
+    procs = cluster.processes(t)
+    if prev.get("phase") == "Ready" and not all(procs.running(n) for n in cluster.ORDER):
+        # Coming back (after `sk8s down` or a crash): say so at once, so that nobody waiting
+        # for Ready is answered by the status of the control plane that went away.
+        await kube.patch_status("serverlessclusters", t.namespace, t.name, cluster_status(
+            control_plane=False, node=False, endpoint=t.endpoint, secret=prev.get("kubeconfigSecretName"),
+            message="restarting the tenant control plane", **base))
     await kube.ensure_namespace(t.sandbox_namespace, {"sk8s.io/cluster": t.name, "sk8s.io/cluster-uid": t.uid})
     steps = {"namespace": time.monotonic() - t0}
     # Before the plane's waiting virtual node is handed its arguments, which name this file.
