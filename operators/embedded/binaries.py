@@ -16,8 +16,17 @@ class BuildError(RuntimeError):
     pass
 
 
+_found: Path | None = None
+
+
 def ensure_binaries(*, quiet: bool = False) -> Path:
-    """Build (first run, minutes) or find in the cache (seconds) the pinned binaries."""
+    """Build (first run, minutes) or find in the cache (seconds) the pinned binaries.
+
+    Remembered per process: tenant start-ups ask on every claim and restart.
+    """
+    global _found
+    if _found is not None and all((_found / c).exists() for c in COMPONENTS):
+        return _found
     env = dict(os.environ, SK8S_CACHE=str(sk8s_cache()))
     proc = subprocess.run(["bash", str(BUILD_SCRIPT)], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL if quiet else sys.stderr, text=True)
@@ -27,6 +36,7 @@ def ensure_binaries(*, quiet: bool = False) -> Path:
     missing = [c for c in COMPONENTS if not (bindir / c).exists()]
     if missing:
         raise BuildError(f"missing binaries in {bindir}: {', '.join(missing)}")
+    _found = bindir
     return bindir
 
 
