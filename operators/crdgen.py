@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel
 
 from . import GROUP, VERSION
-from .models import SandboxPod, ServerlessCluster, ServiceLB
+from .models import PrivateZone, SandboxPod, ServerlessCluster, ServiceLB
 
 CRD_DIR = Path(__file__).resolve().parent.parent / "crds"
 _DROP = {"title"}
@@ -78,6 +78,19 @@ CRDS: list[CRDInfo] = [
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             _ready_column(),
             {"name": "Service", "type": "string", "jsonPath": ".spec.service.name", "priority": 1},
+            {"name": "Backends", "type": "integer", "jsonPath": ".status.listeners[0].healthyBackends",
+             "priority": 1},
+            _age_column(),
+        ],
+    ),
+    CRDInfo(
+        PrivateZone, "PrivateZone", "privatezones", ["pvtz"],
+        [
+            {"name": "Zone", "type": "string", "jsonPath": ".spec.zoneName"},
+            {"name": "Records", "type": "integer", "jsonPath": ".status.recordCount"},
+            {"name": "Resolvers", "type": "string", "jsonPath": ".status.resolvers[*]"},
+            _ready_column(),
+            {"name": "VPC", "type": "string", "jsonPath": ".spec.vpcIDs[*]", "priority": 1},
             _age_column(),
         ],
     ),

@@ -1,4 +1,9 @@
-"""ServiceLB: a load balancer for one tenant Service (local proxy or Alibaba SLB)."""
+"""ServiceLB: a load balancer for one tenant Service (local proxy or Alibaba SLB).
+
+The shape follows an SLB instance: an address of a type (internet, or intranet inside a
+VPC), listeners (port, protocol, backend port) and a backend server group. The virtual
+node keeps `backends` equal to the Service's ready endpoints.
+"""
 from __future__ import annotations
 
 from typing import Literal
@@ -27,10 +32,15 @@ class Backend(K8sModel):
 
 
 class ServiceLBSpec(K8sModel):
+
     clusterRef: LocalObjectRef | None = None
     service: ServiceRef | None = Field(default=None, description="The tenant Service this LB serves.")
     addressType: Literal["internet", "intranet"] = Field(
         default="internet", description="internet (public address) or intranet (VPC-only).")
+    vpcID: str | None = Field(
+        default=None, max_length=128,
+        description="The VPC an intranet address is allocated in; sk8s gives each tenant cluster its own "
+                    "VPC, named by the ServerlessCluster's uid.")
     listeners: list[Listener] = Field(
         min_length=1,
         max_length=64,
@@ -49,11 +59,18 @@ class BackendStatus(K8sModel):
     message: str | None = None
 
 
+class ListenerStatus(K8sModel):
+    protocol: Literal["TCP", "UDP"] = "TCP"
+    port: int
+    targetPort: int
+    healthyBackends: int = 0
+
+
 class ServiceLBStatus(K8sModel):
     phase: Literal["Pending", "Provisioning", "Ready", "Failed"] | None = None
     address: str | None = None
     providerID: str | None = None
-    listeners: list[Listener] | None = None
+    listeners: list[ListenerStatus] | None = None
     backends: list[BackendStatus] | None = None
     conditions: list[Condition] | None = None
     observedGeneration: int | None = None
@@ -64,5 +81,12 @@ class ServiceLBStatus(K8sModel):
 class ServiceLB(K8sModel):
     """A load balancer in front of a tenant Service."""
 
-    spec: ServiceLBSpec
+    spec: ServiceLBSpec = Field(json_schema_extra={"x-kubernetes-validations": [
+        cel("self.addressType != 'intranet' || has(self.vpcID)", "vpcID is required for an intranet address",
+            field_path=".vpcID"),
+        cel("!has(oldSelf.vpcID) || (has(self.vpcID) && self.vpcID == oldSelf.vpcID)", "vpcID is immutable",
+            field_path=".vpcID"),
+        cel("self.addressType == oldSelf.addressType", "addressType is immutable: delete and re-create",
+            field_path=".addressType"),
+    ]})
     status: ServiceLBStatus | None = None

@@ -1,14 +1,23 @@
-"""Providers run sandboxes. `local` (podman + runc) is the embedded default."""
+"""Providers run sandboxes, load balancers and private zones. `local` (podman + runc on
+this host, proxies and a DNS server in the tenants' VPCs) is the embedded default."""
 from __future__ import annotations
 
 import os
 
 from ..config import home_id, layout, write_containers_conf
 from .base import Provider
+from .services import LoadBalancers, PrivateZones
 
 
 def available_providers() -> list[str]:
     return ["local"]
+
+
+def _local_vpcs():
+    from .local.podman import Podman
+    from .local.vpc import LocalVpcs
+    lay = layout()
+    return LocalVpcs(Podman(str(write_containers_conf(lay))), home_id(lay.home))
 
 
 def make_provider(name: str = "local") -> Provider:
@@ -17,4 +26,19 @@ def make_provider(name: str = "local") -> Provider:
         lay = layout()
         return LocalProvider(home_id=home_id(lay.home), containers_conf=str(write_containers_conf(lay)),
                              subnet=os.environ.get("SK8S_POD_SUBNET") or None)
+    raise ValueError(f"unknown provider {name!r}")
+
+
+def make_load_balancers(name: str = "local") -> LoadBalancers:
+    if name == "local":
+        from .local.loadbalancer import LocalLoadBalancers
+        vpcs = _local_vpcs()
+        return LocalLoadBalancers(vpcs, vpcs.home_id)
+    raise ValueError(f"unknown provider {name!r}")
+
+
+def make_private_zones(name: str = "local") -> PrivateZones:
+    if name == "local":
+        from .local.privatezone import LocalPrivateZones
+        return LocalPrivateZones(_local_vpcs())
     raise ValueError(f"unknown provider {name!r}")

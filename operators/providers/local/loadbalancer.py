@@ -1,0 +1,191 @@
+"""Local load balancers: a real TCP/UDP proxy per LB, on an address of its own.
+
+Internet LBs take an address from a loopback range (127.x.y.z, reachable from this host
+as a public address would be from anywhere); intranet LBs take one from their VPC's
+service range, bound inside the VPC's anchor namespace so that only that tenant's pods
+(and the host) reach it. Addresses are recorded in each ServiceLB's status; at start-up
+the operator hands them back through `setup`, so a restart keeps every address and an
+address added by a run that died before recording it is freed.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import logging
+import os
+import socket
+
+from ..base import ProviderError
+from ..services import BackendHealth, LBListener, LBSpec, LBState, LoadBalancers
+from . import netns
+from .proxy import BackendSet, Listener, check_tcp
+from .vpc import LocalVpcs
+
+log = logging.getLogger(__name__)
+HEALTH_INTERVAL = 1.0
+
+
+def internet_range(home_id: str) -> ipaddress.IPv4Network:
+    """A /16 of 127/8 per installation, so that two homes on one host never collide."""
+    env = os.environ.get("SK8S_LB_RANGE")
+    if env:
+        return ipaddress.ip_network(env)
+    second = 64 + int(hashlib.sha256(home_id.encode()).hexdigest()[:4], 16) % 128
+    return ipaddress.ip_network(f"127.{second}.0.0/16")
+
+
+def pick_address(candidates: list[str], taken: set[str], wanted: str | None) -> str:
+    """`wanted` if it is a candidate and free, else the lowest free candidate."""
+    if wanted and wanted not in taken and wanted in set(candidates):
+        return wanted
+    for a in candidates:
+        if a not in taken:
+            return a
+    raise ProviderError("no free load balancer address left", reason="AddressExhausted")
+
+
+class _LB:
+    def __init__(self, spec: LBSpec, address: str, ns: str | None) -> None:
+        self.spec = spec
+        self.address = address
+        self.netns = ns
+        self.listeners: dict[LBListener, Listener] = {}
+        self.backends: dict[LBListener, BackendSet] = {}
+        self.health_task: asyncio.Task | None = None
+
+
+class LocalLoadBalancers(LoadBalancers):
+    name = "local"
+
+    def __init__(self, vpcs: LocalVpcs, home_id: str) -> None:
+        self.vpcs = vpcs
+        self.internet = internet_range(home_id)
+        self.lbs: dict[str, _LB] = {}
+        self.reserved: dict[str, str] = {}  # address -> lb id
+        self._lock = asyncio.Lock()
+
+    async def setup(self, known: dict[str, str]) -> None:
+        self.reserved = {addr: lb_id for lb_id, addr in known.items() if addr}
+        await self._free_orphan_addresses()
+
+    async def _free_orphan_addresses(self) -> None:
+        """Intranet addresses in VPC anchors that no ServiceLB records (a run killed mid-way)."""
+        pods = await self.vpcs.podman.json("pod", "ps", "--format=json",
+                                           f"--filter=label=sk8s.io/home={self.vpcs.home_id}")
+        for pod in pods if isinstance(pods, list) else []:
+            vpc_id = (pod.get("Labels") or {}).get("sk8s.io/vpc")
+            if not vpc_id or pod.get("Status") != "Running":
+                continue
+            try:
+                vpc = await self.vpcs.ensure(vpc_id)
+            except ProviderError as exc:
+                log.warning("VPC %s: %s", vpc_id, exc)
+                continue
+            rc, out = await netns.ip(vpc.netns, "-o", "-4", "addr", "show", "dev", "eth0")
+            for line in out.splitlines() if rc == 0 else []:
+                parts = line.split()
+                addr = parts[parts.index("inet") + 1] if "inet" in parts else ""
+                ip, _, plen = addr.partition("/")
+                if plen == "32" and ip not in self.reserved:
+                    log.warning("freeing orphaned LB address %s in VPC %s", ip, vpc_id)
+                    await netns.ip(vpc.netns, "addr", "del", f"{ip}/32", "dev", "eth0")
+
+    async def _allocate(self, spec: LBSpec, wanted: str | None) -> tuple[str, str | None]:
+        taken = {a for a, owner in self.reserved.items() if owner != spec.id}
+        if spec.address_type == "intranet":
+            if not spec.vpc_id:
+                raise ProviderError("an intranet load balancer needs a VPC", reason="InvalidSpec")
+            vpc = await self.vpcs.ensure(spec.vpc_id)
+            candidates = vpc.layout.service_addresses()
+            address = pick_address(candidates, taken, wanted)
+            self.reserved[address] = spec.id
+            rc, out = await netns.ip(vpc.netns, "addr", "add", f"{address}/32", "dev", "eth0")
+            if rc != 0 and "File exists" not in out:
+                self.reserved.pop(address, None)
+                raise ProviderError(f"adding {address} to VPC {spec.vpc_id}: {out}")
+            return address, vpc.netns
+        address = pick_address([str(a) for a in self.internet.hosts()], taken, wanted)
+        self.reserved[address] = spec.id
+        return address, None
+
+    async def ensure(self, spec: LBSpec, address: str | None) -> LBState:
+        async with self._lock:
+            lb = self.lbs.get(spec.id)
+            if lb is None:
+                addr, ns = await self._allocate(spec, address)
+                lb = self.lbs[spec.id] = _LB(spec, addr, ns)
+                lb.health_task = asyncio.create_task(self._check_health(lb), name=f"lb-health-{spec.id}")
+            lb.spec = spec
+            await self._sync_listeners(lb)
+        return self._state(lb)
+
+    async def _sync_listeners(self, lb: _LB) -> None:
+        wanted = set(lb.spec.listeners)
+        for lst in [k for k in lb.listeners if k not in wanted]:
+            await lb.listeners.pop(lst).close()
+            lb.backends.pop(lst, None)
+        for lst in lb.spec.listeners:
+            targets = [(ip, lst.target_port) for ip in lb.spec.backends]
+            if lst in lb.listeners:
+                lb.backends[lst].replace(targets)
+                continue
+            kind = socket.SOCK_DGRAM if lst.protocol == "UDP" else socket.SOCK_STREAM
+            try:
+                sock = netns.bind_in(lb.netns, lb.address, lst.port, kind)
+            except OSError as exc:
+                raise ProviderError(f"binding {lst.protocol} {lb.address}:{lst.port}: {exc.strerror}",
+                                    reason="ListenFailed") from exc
+            backends = BackendSet()
+            backends.replace(targets)
+            listener = Listener(lst.protocol, sock, backends)
+            await listener.start()
+            lb.listeners[lst], lb.backends[lst] = listener, backends
+
+    async def _check_health(self, lb: _LB) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL)
+            changed = False
+            for lst, backends in list(lb.backends.items()):
+                lb.listeners[lst].housekeeping()
+                if lst.protocol != "TCP":
+                    continue
+                targets = list(backends.targets)
+                results = await asyncio.gather(*(check_tcp(t) for t in targets))
+                for t, ok in zip(targets, results):
+                    was = t not in backends.unhealthy
+                    if ok:
+                        backends.unhealthy.discard(t)
+                    else:
+                        backends.unhealthy.add(t)
+                    changed |= was != ok
+            if changed and self.on_health_change:
+                self.on_health_change(lb.spec.id)
+
+    def _state(self, lb: _LB) -> LBState:
+        backends = []
+        for lst, bs in lb.backends.items():
+            backends += [BackendHealth(ip, port, (ip, port) not in bs.unhealthy) for ip, port in bs.targets]
+        return LBState(lb.address, [(lst, lb.backends[lst].healthy_count()) for lst in lb.spec.listeners
+                                    if lst in lb.backends], backends)
+
+    def state(self, lb_id: str) -> LBState | None:
+        lb = self.lbs.get(lb_id)
+        return self._state(lb) if lb else None
+
+    async def delete(self, lb_id: str) -> None:
+        async with self._lock:
+            lb = self.lbs.pop(lb_id, None)
+            if lb is None:
+                for addr, owner in list(self.reserved.items()):
+                    if owner == lb_id:
+                        self.reserved.pop(addr)
+                return
+            if lb.health_task:
+                lb.health_task.cancel()
+            for listener in lb.listeners.values():
+                await listener.close()
+            if lb.netns and os.path.exists(lb.netns):
+                await netns.ip(lb.netns, "addr", "del", f"{lb.address}/32", "dev", "eth0")
+            self.reserved.pop(lb.address, None)
+

@@ -1,0 +1,155 @@
+"""Tenant VPCs on the local provider: one isolated podman bridge network per tenant.
+
+Each VPC is a /23: pods take addresses from the lower /24 (podman's IPAM is told so with
+`--ip-range`), the upper /24 belongs to the VPC's services: intranet load balancer
+addresses and, at the top, the VPC resolver. Those service addresses live in a small
+"anchor" pod on the network, whose network namespace the LB and DNS operators bind their
+sockets in. Traffic from other tenants' networks is dropped by the bridge isolation, the
+same as for their pods; the host reaches every VPC.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+from dataclasses import dataclass
+
+from ..base import ProviderError
+from .podman import Podman
+
+LABEL_HOME = "sk8s.io/home"
+LABEL_VPC = "sk8s.io/vpc"
+LABEL_CLUSTER_UID = "sk8s.io/cluster-uid"
+DEFAULT_POOL = "10.112.0.0/12"
+VPC_PREFIX = 23
+
+
+@dataclass(frozen=True)
+class VpcLayout:
+    subnet: ipaddress.IPv4Network
+
+    @property
+    def pod_range(self) -> ipaddress.IPv4Network:
+        return next(self.subnet.subnets(new_prefix=self.subnet.prefixlen + 1))
+
+    @property
+    def service_range(self) -> ipaddress.IPv4Network:
+        return list(self.subnet.subnets(new_prefix=self.subnet.prefixlen + 1))[1]
+
+    @property
+    def resolver(self) -> str:
+        return str(self.subnet.broadcast_address - 1)
+
+    def service_addresses(self) -> list[str]:
+        """Addresses an intranet load balancer may take, lowest first."""
+        # .0 and .255 are valid inside a /23 but confuse people and some tools.
+        return [str(a) for a in self.service_range if str(a) != self.resolver
+                and a != self.subnet.broadcast_address and str(a).split(".")[-1] not in ("0", "255")]
+
+
+def pick_subnet(used: list[ipaddress.IPv4Network], pool: ipaddress.IPv4Network,
+                prefix: int = VPC_PREFIX) -> ipaddress.IPv4Network:
+    """The first /23 of the pool that overlaps no existing network."""
+    for candidate in pool.subnets(new_prefix=prefix):
+        if not any(candidate.overlaps(u) for u in used):
+            return candidate
+    raise ProviderError(f"no free /{prefix} left in the VPC pool {pool}", reason="VpcPoolExhausted")
+
+
+@dataclass
+class Vpc:
+    id: str
+    network: str
+    layout: VpcLayout
+    gateway: str
+    netns: str  # the anchor pod's network namespace (a bind-mounted nsfs path)
+
+
+class LocalVpcs:
+    def __init__(self, podman: Podman, home_id: str, pool: str | None = None):
+        self.podman = podman
+        self.home_id = home_id
+        self.pool = ipaddress.ip_network(pool or os.environ.get("SK8S_VPC_POOL") or DEFAULT_POOL)
+        self._cache: dict[str, Vpc] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def network_name(self, vpc_id: str) -> str:
+        # The name the tenant networks always had, so existing clusters keep theirs.
+        return f"sk8s-{self.home_id}-{vpc_id[:12]}"
+
+    def anchor_name(self, vpc_id: str) -> str:
+        return f"{self.network_name(vpc_id)}-vpc"
+
+    async def ensure(self, vpc_id: str) -> Vpc:
+        cached = self._cache.get(vpc_id)
+        if cached and os.path.exists(cached.netns):
+            return cached
+        lock = self._locks.setdefault(vpc_id, asyncio.Lock())
+        async with lock:
+            cached = self._cache.get(vpc_id)
+            if cached and os.path.exists(cached.netns):
+                return cached
+            network, layout, gateway = await self._ensure_network(vpc_id)
+            netns = await self._ensure_anchor(vpc_id, network, layout)
+            vpc = Vpc(vpc_id, network, layout, gateway, netns)
+            self._cache[vpc_id] = vpc
+            return vpc
+
+    async def _inspect_network(self, name: str) -> tuple[VpcLayout, str] | None:
+        res = await self.podman.run("network", "inspect", name, check=False)
+        if res.rc != 0:
+            return None
+        net = json.loads(res.out)
+        net = net[0] if isinstance(net, list) else net
+        sub = (net.get("subnets") or [{}])[0]
+        return VpcLayout(ipaddress.ip_network(sub["subnet"])), sub.get("gateway") or ""
+
+    async def _used_subnets(self) -> list[ipaddress.IPv4Network]:
+        nets = await self.podman.json("network", "ls", "--format=json")
+        used = []
+        for n in nets if isinstance(nets, list) else []:
+            for s in n.get("subnets") or []:
+                try:
+                    used.append(ipaddress.ip_network(s["subnet"]))
+                except (KeyError, ValueError):
+                    pass
+        return used
+
+    async def _ensure_network(self, vpc_id: str) -> tuple[str, VpcLayout, str]:
+        name = self.network_name(vpc_id)
+        for _ in range(8):
+            found = await self._inspect_network(name)
+            if found:
+                return name, *found
+            subnet = pick_subnet(await self._used_subnets(), self.pool)
+            layout = VpcLayout(subnet)
+            res = await self.podman.run(
+                "network", "create", f"--subnet={subnet}", f"--ip-range={layout.pod_range}",
+                # Tenant networks drop traffic from every other isolated network; our own
+                # resolver replaces podman's (aardvark) one.
+                "--opt=isolate=true", "--disable-dns",
+                f"--label={LABEL_HOME}={self.home_id}", f"--label={LABEL_CLUSTER_UID}={vpc_id}",
+                f"--label={LABEL_VPC}={vpc_id}", name, check=False)
+            if res.rc != 0 and "already exists" not in res.err and "already used" not in res.err:
+                raise ProviderError(f"creating VPC network {name}: {res.err.strip()}")
+        raise ProviderError(f"creating VPC network {name}: no free subnet after retries")
+
+    async def _ensure_anchor(self, vpc_id: str, network: str, layout: VpcLayout) -> str:
+        name = self.anchor_name(vpc_id)
+        res = await self.podman.run("pod", "create", f"--name={name}", f"--network={network}",
+                                    f"--ip={layout.resolver}", f"--label={LABEL_HOME}={self.home_id}",
+                                    f"--label={LABEL_VPC}={vpc_id}", check=False)
+        if res.rc != 0 and "already exists" not in res.err:
+            raise ProviderError(f"creating the VPC anchor {name}: {res.err.strip()}")
+        await self.podman.run("pod", "start", name)
+        infra = (await self.podman.run("pod", "inspect", name, "--format={{.InfraContainerID}}")).out.strip()
+        netns = (await self.podman.run("inspect", infra, "--format={{.NetworkSettings.SandboxKey}}")).out.strip()
+        if not netns or not os.path.exists(netns):
+            raise ProviderError(f"VPC anchor {name} has no network namespace ({netns!r})")
+        return netns
+
+    async def release(self, vpc_id: str) -> None:
+        self._cache.pop(vpc_id, None)
+        await self.podman.run("pod", "rm", "--force", "--ignore", "--time=0", self.anchor_name(vpc_id), check=False)
+        await self.podman.run("network", "rm", "--force", self.network_name(vpc_id), check=False)

@@ -1,0 +1,83 @@
+"""Provider interfaces for a tenant's services: load balancers and private DNS zones.
+
+Shaped after the cloud's (SLB and PrivateZone): an LB has an address of a type
+(internet, or intranet inside a VPC), listeners and a backend group; a zone has record
+sets and answers in the VPCs it is bound to. Calls are idempotent and keyed by the
+object's uid, so an operator killed at any point converges when it runs again.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class LBListener:
+    protocol: str  # "TCP" | "UDP"
+    port: int
+    target_port: int
+
+
+@dataclass
+class LBSpec:
+    id: str  # the ServiceLB's uid
+    address_type: str  # "internet" | "intranet"
+    vpc_id: str | None
+    listeners: list[LBListener]
+    backends: list[str]  # IPs of ready endpoints
+
+
+@dataclass
+class BackendHealth:
+    ip: str
+    port: int
+    healthy: bool
+
+
+@dataclass
+class LBState:
+    address: str
+    listeners: list[tuple[LBListener, int]] = field(default_factory=list)  # with healthy backend counts
+    backends: list[BackendHealth] = field(default_factory=list)
+
+
+class LoadBalancers(abc.ABC):
+    name: str = "abstract"
+    on_health_change: Callable[[str], None] | None = None
+
+    async def setup(self, known: dict[str, str]) -> None:
+        """Start-up: `known` maps LB ids to the addresses their status records, which stay
+        reserved for them; anything the provider holds beyond those is an orphan to free."""
+
+    @abc.abstractmethod
+    async def ensure(self, spec: LBSpec, address: str | None) -> LBState:
+        """Create or update; `address` is the one recorded before (kept if still valid)."""
+
+    @abc.abstractmethod
+    def state(self, lb_id: str) -> LBState | None:
+        """What the LB serves now, with backend health."""
+
+    @abc.abstractmethod
+    async def delete(self, lb_id: str) -> None:
+        """Stop serving and free the address. Idempotent."""
+
+
+class PrivateZones(abc.ABC):
+    name: str = "abstract"
+
+    async def setup(self) -> None:
+        """Start-up (shared resources)."""
+
+    @abc.abstractmethod
+    async def ensure(self, zone_id: str, zone_name: str, vpc_ids: list[str],
+                     records: list[dict]) -> list[str]:
+        """Create or update the zone and its VPC bindings; return the resolvers' addresses."""
+
+    @abc.abstractmethod
+    async def delete(self, zone_id: str) -> None:
+        """Remove the zone and its records. Idempotent."""
+
+    @abc.abstractmethod
+    async def vpc_resolver(self, vpc_id: str) -> str:
+        """The address a sandbox in this VPC resolves names through."""
