@@ -11,6 +11,8 @@ from ..config import Layout, Ports, free_port
 OPERATORS: dict[str, str] = {
     "sandboxpod-operator": "operators.sandboxpod.operator",
     "serverlesscluster-operator": "operators.serverlesscluster.operator",
+    "servicelb-operator": "operators.servicelb.operator",
+    "privatezone-operator": "operators.privatezone.operator",
 }
 
 SERVICE_CIDR = "10.96.0.0/16"

@@ -1,0 +1,1 @@
+"""The PrivateZone operator: private DNS zones answering inside their VPCs."""

@@ -1,0 +1,17 @@
+"""The PrivateZone operator's entry module: it only registers handlers.
+
+    kopf run --standalone --all-namespaces -m operators.privatezone.operator
+"""
+import kopf
+
+from .. import GROUP, VERSION
+from .handlers import handle_delete_zone, handle_ensure_zone, handle_startup
+
+RESOURCE = (GROUP, VERSION, "privatezones")
+
+kopf.on.startup()(handle_startup.start)
+
+kopf.on.create(*RESOURCE, id="zone")(handle_ensure_zone.ensure_zone)
+kopf.on.resume(*RESOURCE, id="zone")(handle_ensure_zone.ensure_zone)
+kopf.on.update(*RESOURCE, id="zone", field="spec")(handle_ensure_zone.ensure_zone)
+kopf.on.delete(*RESOURCE, id="zone")(handle_delete_zone.delete_zone)

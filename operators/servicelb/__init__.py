@@ -1,0 +1,1 @@
+"""The ServiceLB operator: a load balancer per ServiceLB, through the provider."""

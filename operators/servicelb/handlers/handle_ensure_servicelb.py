@@ -1,0 +1,24 @@
+"""Create or update a ServiceLB's load balancer; record its address and listeners."""
+from __future__ import annotations
+
+import kopf
+
+from ...providers.base import ProviderError
+from ..status import build_status, failed_status, lb_spec
+
+
+async def ensure_lb(body, spec, status, meta, patch, memo: kopf.Memo, **_) -> None:
+    uid, generation = meta["uid"], meta.get("generation")
+    previous = (status or {}).get("conditions")
+    first = not (status or {}).get("address")
+    try:
+        state = await memo.lbs.ensure(lb_spec(uid, dict(spec)), (status or {}).get("address"))
+    except ProviderError as exc:
+        patch.status.update(failed_status(str(exc), exc.reason or "ProviderError", generation=generation,
+                                          previous=previous))
+        kopf.warn(body, reason="SyncLoadBalancerFailed", message=str(exc))
+        raise kopf.TemporaryError(str(exc), delay=10) from exc
+    patch.status.update(build_status(state, provider=memo.lbs.name, generation=generation, previous=previous))
+    if first:
+        kopf.info(body, reason="EnsuredLoadBalancer",
+                  message=f"{spec.get('addressType', 'internet')} address {state.address}")

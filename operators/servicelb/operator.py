@@ -1,0 +1,19 @@
+"""The ServiceLB operator's entry module: it only registers handlers.
+
+    kopf run --standalone --all-namespaces -m operators.servicelb.operator
+"""
+import kopf
+
+from .. import GROUP, VERSION
+from .handlers import handle_delete_servicelb, handle_ensure_servicelb, handle_report_health, handle_startup
+
+RESOURCE = (GROUP, VERSION, "servicelbs")
+
+kopf.on.startup()(handle_startup.start)
+
+kopf.on.create(*RESOURCE, id="lb")(handle_ensure_servicelb.ensure_lb)
+kopf.on.resume(*RESOURCE, id="lb")(handle_ensure_servicelb.ensure_lb)
+kopf.on.update(*RESOURCE, id="lb", field="spec")(handle_ensure_servicelb.ensure_lb)
+kopf.on.delete(*RESOURCE, id="lb")(handle_delete_servicelb.delete_lb)
+kopf.timer(*RESOURCE, id="health", interval=handle_report_health.INTERVAL, idle=0,
+           initial_delay=handle_report_health.INTERVAL)(handle_report_health.report_health)

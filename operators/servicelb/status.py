@@ -1,0 +1,51 @@
+"""ServiceLB spec <-> provider terms, and the status it reports (pure functions)."""
+from __future__ import annotations
+
+from ..conditions import condition
+from ..providers.services import LBListener, LBSpec, LBState
+
+
+def lb_spec(uid: str, spec: dict) -> LBSpec:
+    listeners = [LBListener(lst.get("protocol") or "TCP", int(lst["port"]), int(lst["targetPort"]))
+                 for lst in spec.get("listeners") or []]
+    backends = sorted({b["ip"] for b in spec.get("backends") or [] if b.get("ready", True) and b.get("ip")})
+    return LBSpec(uid, spec.get("addressType") or "internet", spec.get("vpcID"), listeners, backends)
+
+
+def build_status(state: LBState, *, provider: str, generation: int | None, previous: list[dict] | None) -> dict:
+    listeners = [{"protocol": lst.protocol, "port": lst.port, "targetPort": lst.target_port,
+                  "healthyBackends": healthy} for lst, healthy in state.listeners]
+    starved = [f"{lst.protocol}/{lst.port}" for lst, healthy in state.listeners if healthy == 0]
+    conditions = [
+        condition("Ready", True, "Listening", f"serving on {state.address}", generation=generation,
+                  previous=previous),
+        condition("BackendsHealthy", not starved,
+                  "NoHealthyBackends" if starved else "Healthy",
+                  f"no healthy backend for {', '.join(starved)}" if starved else "every listener has a healthy backend",
+                  generation=generation, previous=previous),
+    ]
+    return {
+        "phase": "Ready",
+        "address": state.address,
+        "providerID": f"{provider}://{state.address}",
+        "listeners": listeners,
+        "backends": [{"ip": b.ip, "port": b.port, "healthy": b.healthy} for b in state.backends],
+        "conditions": conditions,
+        "observedGeneration": generation,
+        "message": None,
+    }
+
+
+def failed_status(message: str, reason: str, *, generation: int | None, previous: list[dict] | None) -> dict:
+    return {
+        "phase": "Failed",
+        "message": message,
+        "conditions": [condition("Ready", False, reason, message, generation=generation, previous=previous)],
+        "observedGeneration": generation,
+    }
+
+
+def health_view(status: dict) -> tuple:
+    """What the health reporter compares, so that it patches only on a change."""
+    return (tuple((lst.get("port"), lst.get("healthyBackends")) for lst in status.get("listeners") or []),
+            tuple((b.get("ip"), b.get("port"), b.get("healthy")) for b in status.get("backends") or []))
