@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import C_IDENTIFIER_ENV, DNS1123_LABEL, QUANTITY_PATTERN, K8sModel, cel, quantity
+from .volumes import VOLUME_SCHEMA, Volume, VolumeMount
 
 
 class KeySelector(K8sModel):
@@ -75,6 +76,55 @@ _ONE_VALUE_SOURCE = cel(
 )
 
 
+class ExecAction(K8sModel):
+    command: list[str] = Field(description="Command run inside the container; exit 0 is healthy.", min_length=1)
+
+
+class HTTPHeader(K8sModel):
+    name: str = Field(description="Header name.", min_length=1)
+    value: str = Field(description="Header value.")
+
+
+def _port(description: str):
+    return Field(description=description, json_schema_extra={"x-kubernetes-int-or-string": True})
+
+
+class HTTPGetAction(K8sModel):
+    path: str | None = Field(default=None, description="Path to request; defaults to /.")
+    port: int | str = _port("Port number or name of a container port.")
+    host: str | None = Field(default=None, description="Host to connect to; defaults to the pod IP.")
+    scheme: Literal["HTTP", "HTTPS"] | None = Field(default=None, description="HTTP or HTTPS.")
+    httpHeaders: list[HTTPHeader] | None = None
+
+
+class TCPSocketAction(K8sModel):
+    port: int | str = _port("Port number or name of a container port.")
+    host: str | None = Field(default=None, description="Host to connect to; defaults to the pod IP.")
+
+
+class Probe(K8sModel):
+    exec: ExecAction | None = None
+    httpGet: HTTPGetAction | None = None
+    tcpSocket: TCPSocketAction | None = None
+    initialDelaySeconds: int | None = Field(default=None, ge=0, description="Seconds after start before probing.")
+    timeoutSeconds: int | None = Field(default=None, ge=1, description="Seconds before a probe times out; 1.")
+    periodSeconds: int | None = Field(default=None, ge=1, description="Seconds between probes; 10.")
+    successThreshold: int | None = Field(default=None, ge=1, description="Successes in a row to pass; 1.")
+    failureThreshold: int | None = Field(default=None, ge=1, description="Failures in a row to fail; 3.")
+    terminationGracePeriodSeconds: int | None = Field(default=None, ge=1)
+
+
+_ONE_HANDLER = cel(
+    "[has(self.exec), has(self.httpGet), has(self.tcpSocket)].filter(x, x).size() == 1",
+    "a probe needs exactly one of exec, httpGet and tcpSocket",
+)
+
+
+def _probe(kind: str):
+    return Field(default=None, description=f"{kind} probe of the container.",
+                 json_schema_extra={"x-kubernetes-validations": [_ONE_HANDLER]})
+
+
 class Container(K8sModel):
     name: str = Field(description="Container name, a DNS-1123 label.", min_length=1, max_length=63,
                       pattern=DNS1123_LABEL)
@@ -91,6 +141,21 @@ class Container(K8sModel):
         default=None, description="Always, IfNotPresent or Never.")
     tty: bool | None = None
     stdin: bool | None = None
+    livenessProbe: Probe | None = _probe("Liveness")
+    readinessProbe: Probe | None = _probe("Readiness")
+    startupProbe: Probe | None = _probe("Startup")
+    volumeMounts: list[VolumeMount] | None = Field(default=None, description="Pod volumes to mount.")
+
+
+class PodDNSConfigOption(K8sModel):
+    name: str = Field(min_length=1, max_length=64)
+    value: str | None = None
+
+
+class PodDNSConfig(K8sModel):
+    nameservers: list[str] | None = Field(default=None, max_length=3)
+    searches: list[str] | None = Field(default=None, max_length=32)
+    options: list[PodDNSConfigOption] | None = Field(default=None, max_length=16)
 
 
 class PodSpec(K8sModel):
@@ -100,9 +165,21 @@ class PodSpec(K8sModel):
         max_length=32,
         json_schema_extra={"x-kubernetes-validations": [_UNIQUE_NAMES]},
     )
+    initContainers: list[Container] | None = Field(
+        default=None,
+        description="Containers run in order, each to completion, before the containers start.",
+        max_length=32,
+        json_schema_extra={"x-kubernetes-validations": [_UNIQUE_NAMES]},
+    )
     restartPolicy: Literal["Always", "OnFailure", "Never"] | None = Field(
         default="Always", description="Always, OnFailure or Never.")
     terminationGracePeriodSeconds: int | None = Field(
         default=30, ge=0, le=3600, description="Seconds between SIGTERM and SIGKILL on deletion.")
     hostname: str | None = Field(default=None, max_length=63, pattern=DNS1123_LABEL)
     activeDeadlineSeconds: int | None = Field(default=None, ge=1)
+    dnsPolicy: Literal["ClusterFirst", "Default", "None"] | None = Field(
+        default=None, description="ClusterFirst: the VPC resolver (private zones) plus dnsConfig; Default: the "
+                                   "provider's resolver; None: only dnsConfig.")
+    dnsConfig: PodDNSConfig | None = None
+    volumes: list[Volume] | None = Field(default=None, description="Volumes the containers can mount.",
+                                         max_length=64, json_schema_extra=VOLUME_SCHEMA)

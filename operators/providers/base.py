@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from ..models.podspec import PodSpec
 
@@ -41,6 +41,10 @@ class ContainerInfo:
     image: str | None = None
     image_id: str | None = None
     container_id: str | None = None
+    # Set where the provider runs probes itself (the local kubelet); None: follow the state.
+    ready: bool | None = None
+    started: bool | None = None
+    last_state: "ContainerInfo | None" = None  # the previous run's termination, after a restart
 
 
 @dataclass
@@ -54,8 +58,13 @@ class SandboxInstance:
     host_ip: str | None = None
     started_at: str | None = None
     containers: list[ContainerInfo] = field(default_factory=list)
+    init_containers: list[ContainerInfo] = field(default_factory=list)
     reason: str | None = None
     message: str | None = None
+
+
+# (sandbox, type, reason, message): how a provider's kubelet part reports events.
+EventSink = Callable[[SandboxRef, str, str, str], None]
 
 
 class ProviderError(Exception):
@@ -81,6 +90,40 @@ class InvalidSpecError(ProviderError):
     retryable = False
 
 
+class StdioSession(abc.ABC):
+    """A process wired to a container's stdio: `kubectl exec` or `kubectl attach`.
+
+    Under a tty, stdout carries the terminal's output and stderr stays empty.
+    """
+
+    @abc.abstractmethod
+    async def read_stdout(self) -> bytes:
+        """The next output; b"" once the stream has ended."""
+
+    @abc.abstractmethod
+    async def read_stderr(self) -> bytes:
+        """The next error output; b"" once the stream has ended (at once under a tty)."""
+
+    @abc.abstractmethod
+    async def write_stdin(self, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def close_stdin(self) -> None:
+        """End of input, as the process sees it."""
+
+    @abc.abstractmethod
+    def resize(self, width: int, height: int) -> None:
+        """The client's terminal changed size (tty sessions only)."""
+
+    @abc.abstractmethod
+    async def wait(self) -> int:
+        """The exit code of the exec'd command (for attach: of the attachment)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop the session (the client went away). Idempotent."""
+
+
 class Provider(abc.ABC):
     name: str
 
@@ -89,6 +132,36 @@ class Provider(abc.ABC):
 
     async def release_cluster(self, cluster_uid: str) -> None:
         """Free what the provider holds for one tenant cluster (its network). Idempotent."""
+
+    async def prepare_volumes(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str],
+                              content: dict[str, dict[str, tuple[bytes, int]]]) -> None:
+        """Make the pod's volumes ready before `ensure`; `content` holds the files of its
+        ConfigMap, Secret and downward API volumes (volume -> path -> (bytes, mode)). Idempotent."""
+
+    async def write_volumes(self, ref: SandboxRef, spec: PodSpec,
+                            content: dict[str, dict[str, tuple[bytes, int]]]) -> list[str]:
+        """Replace the files of content volumes atomically (a source changed); the names changed."""
+        return []
+
+    # --- the kubelet's part: restarts, init containers, probes -------------------------
+    # A cloud instance (ECI) restarts containers, runs init containers and probes by
+    # itself; a provider without that (local) does it here and reports the outcome through
+    # `inspect` (restartCount, CrashLoopBackOff, ready) and user-visible events through the sink.
+    event_sink: "EventSink | None" = None
+
+    def record_event(self, ref: SandboxRef, type_: str, reason: str, message: str) -> None:
+        """A kubelet-style event (Unhealthy, BackOff, Killing...) about one sandbox."""
+        if self.event_sink is not None:
+            self.event_sink(ref, type_, reason, message)
+
+    async def resume(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> None:
+        """Take over a sandbox found after an operator restart (its restart and probe loop).
+        Nothing to do where the instance manages its containers itself."""
+
+    async def exec_command(self, ref: SandboxRef, container: str, command: list[str],
+                           timeout: float) -> tuple[int, str]:
+        """Run a command in a container to completion (exec probes): exit code and output."""
+        raise ProviderError(f"provider {self.name} cannot run commands in containers", retryable=False)
 
     @abc.abstractmethod
     async def ensure(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> str:
@@ -118,3 +191,15 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def watch(self) -> AsyncIterator[SandboxRef]:
         """Yields the ref of each sandbox whose state may have changed."""
+
+    async def open_exec_session(self, ref: SandboxRef, container: str, command: list[str], *,
+                                stdin: bool, tty: bool) -> StdioSession:
+        """Run a command in a running container with its stdio streamed (`kubectl exec`)."""
+        raise ProviderError(f"the {self.name} provider cannot exec in containers", reason="NotSupported",
+                            retryable=False)
+
+    async def open_attach_session(self, ref: SandboxRef, container: str, *, stdin: bool,
+                                  tty: bool) -> StdioSession:
+        """Stream a running container's own stdio (`kubectl attach`)."""
+        raise ProviderError(f"the {self.name} provider cannot attach to containers", reason="NotSupported",
+                            retryable=False)

@@ -5,7 +5,8 @@
 import kopf
 
 from .. import GROUP, VERSION
-from .handlers import handle_create_sandboxpod, handle_delete_sandboxpod, handle_startup
+from ..volumecontent import LABEL_VOLUME_CONTENT
+from .handlers import handle_create_sandboxpod, handle_delete_sandboxpod, handle_startup, handle_update_volumecontent
 
 RESOURCE = (GROUP, VERSION, "sandboxpods")
 
@@ -15,3 +16,5 @@ kopf.on.cleanup()(handle_startup.stop)
 kopf.on.create(*RESOURCE, id="sandbox")(handle_create_sandboxpod.ensure_sandbox)
 kopf.on.resume(*RESOURCE, id="sandbox")(handle_create_sandboxpod.ensure_sandbox)
 kopf.on.delete(*RESOURCE, id="sandbox")(handle_delete_sandboxpod.delete_sandbox)
+kopf.on.event("v1", "secrets", labels={LABEL_VOLUME_CONTENT: "true"})(
+    handle_update_volumecontent.update_volume_content)

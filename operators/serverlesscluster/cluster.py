@@ -86,9 +86,14 @@ def start_controller_manager(t: cp.Tenant) -> None:
                        env=cp.KCM_ENV)
 
 
-# The virtual node's rights in the meta-cluster: its own tenant's SandboxPods, nothing else.
-VNODE_META_RULES = [{"apiGroups": ["sk8s.io"], "resources": ["sandboxpods"],
-                     "verbs": ["get", "list", "watch", "create", "patch", "delete"]}]
+# The virtual node's rights in the meta-cluster: its own tenant's SandboxPods, load
+# balancers and private zone (all in the tenant's namespace), nothing else.
+VNODE_META_RULES = [{"apiGroups": ["sk8s.io"], "resources": ["sandboxpods", "servicelbs", "privatezones"],
+                     "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+                    # The sandboxes' kubelet events, mirrored onto the tenant pods.
+                    {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
+                    # Pods' volume content (ConfigMap, Secret, downward API files).
+                    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch"]}]
 VNODE_TOKEN_SECONDS = 365 * 24 * 3600
 
 

@@ -7,6 +7,7 @@ import ssl
 import time
 
 from .binder import Binder
+from .eventmirror import EventMirror
 from .events import EventRecorder
 from .informer import Informer
 from .kubeclient import ApiError, KubeClient
@@ -15,6 +16,7 @@ from .node import UNREACHABLE_GRACE, NodeAgent, node_labels
 from .options import Options
 from .podsync import COMPONENT, PodSync
 from .quota import Capacity
+from .servicesync import ServiceSync
 from .spec import LABEL_CLUSTER_UID, label_value, sandboxpod_name
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,11 @@ class VirtualNode:
         self.podsync = PodSync(tenant=tenant, meta=meta, pods=self.pods, sandboxes=self.sandboxes, events=self.events,
                                node_name=opts.node_name, meta_namespace=opts.meta_namespace, cluster=opts.cluster,
                                cluster_uid=opts.cluster_uid, allocatable={"cpu": opts.cpu, "memory": opts.memory})
+        self.services = ServiceSync(tenant=tenant, meta=meta, events=self.events, cluster=opts.cluster,
+                                    cluster_uid=opts.cluster_uid, meta_namespace=opts.meta_namespace)
         self.pods.handlers += [self.binder.on_pod, self.podsync.on_pod]
+        self.event_mirror = EventMirror(tenant, meta, meta_namespace=opts.meta_namespace, sandboxes=self.sandboxes,
+                                        pod_for=self.podsync.pod_for, host=opts.node_name)
         self.sandboxes.handlers.append(self.podsync.on_sandbox)
         self.kubelet = KubeletServer(lookup=self.lookup, provider=self.provider, meta_namespace=opts.meta_namespace)
         self.node: NodeAgent | None = None
@@ -111,6 +117,9 @@ class VirtualNode:
                                               self.kubelet.start(self.opts.address, self.opts.port, self.server_ctx))
             tasks += [asyncio.create_task(self.sandboxes.run(), name="sandboxpod-informer"),
                       asyncio.create_task(self.pods.run(), name="pod-informer")]
+            # Volume sources: acted on once synced, read directly until then (no wait here).
+            tasks += [asyncio.create_task(self.podsync.volumes.configmaps.run(), name="configmap-informer"),
+                      asyncio.create_task(self.podsync.volumes.secrets.run(), name="secret-informer")]
             try:
                 await asyncio.wait_for(self.sandboxes.synced.wait(), META_SYNC_WAIT)
             except asyncio.TimeoutError:
@@ -126,7 +135,9 @@ class VirtualNode:
             await asyncio.gather(self.pods.synced.wait(), self.sandboxes.synced.wait())
             self.node.poke()
             tasks += [asyncio.create_task(self.binder.run(), name="binder"),
-                      asyncio.create_task(self.podsync.run(), name="podsync")]
+                      asyncio.create_task(self.podsync.run(), name="podsync"),
+                      asyncio.create_task(self.event_mirror.run(), name="sandbox-event-mirror"),
+                      asyncio.create_task(self.services.run(), name="services")]
             self._warm = asyncio.create_task(self._warm_provider())
             log.info("virtual node %s in sync: %d pods on the node, %d SandboxPods", self.opts.node_name,
                      len(self.podsync.pod_keys), len(self.sandboxes.store))

@@ -23,6 +23,8 @@ from .quota import is_terminal
 from .spec import (ANNOTATION_GRACE, build_sandboxpod, dropped_fields, lost_status, pod_status_from_sandbox,
                    pod_uid_of, sandboxpod_name)
 from .statussync import Conflict, StatusWriter
+from .volumes import VolumeError
+from .volumesync import VolumeSync
 from .workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ class PodSync:
         self.lost: set[str] = set()                      # pod uids whose SandboxPod vanished
         self._config_errors: dict[str, str] = {}         # pod uid -> message last logged
         self.sbp_path = f"/apis/sk8s.io/v1alpha1/namespaces/{meta_namespace}/sandboxpods"
+        self.volumes = VolumeSync(tenant=tenant, meta=meta, meta_namespace=meta_namespace, node_name=node_name,
+                                  allocatable=allocatable, requeue=self.queue.add)
 
     # --- informer callbacks (synchronous: they only queue work) --------------------
     def on_pod(self, kind: str, pod: dict, old: dict | None) -> None:
@@ -75,8 +79,10 @@ class PodSync:
             self.lost.discard(meta["uid"])
             self._config_errors.pop(meta["uid"], None)
             self.events.forget(meta["uid"])
+            self.volumes.track(name, None)
         else:
             self.pod_keys[name] = (meta["namespace"], meta["name"])
+            self.volumes.track(name, pod)
         self.queue.add(name)
 
     def on_sandbox(self, kind: str, sbp: dict, old: dict | None) -> None:
@@ -140,6 +146,7 @@ class PodSync:
         self.queue.forget(name)
         if _deleting(sbp):
             return  # being removed (pod deleted meanwhile, or by hand): the DELETED event follows
+        await self.volumes.sync(pod, sbp, lambda reason, msg: self.events.emit(pod, "Warning", reason, msg))
         await self.status.write(pod, pod_status_from_sandbox(pod, sbp))
 
     # --- steps -------------------------------------------------------------------------
@@ -156,11 +163,18 @@ class PodSync:
             return
         try:
             env = await self._environment(pod)
+            content = await self.volumes.content(pod)
+        except VolumeError as err:
+            await self._mount_error(name, pod, str(err))
+            return
         except ConfigError as err:
             await self._config_error(name, pod, str(err), CONFIG_RETRY_MAX)
             return
         body = build_sandboxpod(pod, namespace=self.meta_namespace, cluster=self.cluster,
                                 cluster_uid=self.cluster_uid, env=env)
+        if content is not None:
+            # Before the SandboxPod, so that the provider finds the files; owned by it right after.
+            await self.volumes.write(name, content, body["metadata"]["labels"])
         try:
             created = await self.meta.create(self.sbp_path, body)
         except ApiError as exc:
@@ -183,6 +197,8 @@ class PodSync:
         else:
             self.sandboxes.put_if_newer(created)
             self._config_errors.pop(meta["uid"], None)
+            if content is not None:
+                await self.volumes.write(name, content, body["metadata"]["labels"], owner=created)
             log.info("pod %s/%s -> SandboxPod %s/%s", meta["namespace"], meta["name"], self.meta_namespace, name)
             dropped = dropped_fields(pod)
             if dropped:
@@ -198,7 +214,8 @@ class PodSync:
         configmaps = {n: await self.tenant.get_or_none(f"/api/v1/namespaces/{ns}/configmaps/{n}")
                       for n in cm_names}
         env: dict[str, list[dict]] = {}
-        for c in (pod.get("spec") or {}).get("containers") or []:
+        spec = pod.get("spec") or {}
+        for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
             values, skipped = resolve_env(pod, c, secrets=secrets, configmaps=configmaps, node_name=self.node_name,
                                           allocatable=self.allocatable)
             env[c["name"]] = values
@@ -207,6 +224,14 @@ class PodSync:
                                  f"Keys [{', '.join(sorted(skipped))}] from the EnvFrom of container {c['name']} "
                                  "were skipped since they are invalid environment variable names.")
         return env
+
+    async def _mount_error(self, name: str, pod: dict, message: str) -> None:
+        """As a kubelet whose volume cannot be set up: ContainerCreating, a FailedMount event, retries."""
+        meta = pod["metadata"]
+        delay = self.queue.retry(name, max_delay=CONFIG_RETRY_MAX)
+        log.debug("pod %s/%s: %s (retrying in %.1fs)", meta["namespace"], meta["name"], message, delay)
+        self.events.emit(pod, "Warning", "FailedMount", message)
+        await self.status.write(pod, pod_status_from_sandbox(pod, None))
 
     async def _config_error(self, name: str, pod: dict, message: str, max_delay: float) -> None:
         meta = pod["metadata"]

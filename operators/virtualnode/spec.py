@@ -11,6 +11,7 @@ import re
 
 from .. import API_VERSION
 from ..conditions import now_rfc3339
+from .volumes import add_volumes, unsupported_volumes
 
 LABEL_CLUSTER = "sk8s.io/cluster"
 LABEL_CLUSTER_UID = "sk8s.io/cluster-uid"
@@ -91,6 +92,64 @@ def _container(c: dict, env: list[dict] | None) -> dict:
     resources = {k: dict(res[k]) for k in ("limits", "requests") if res.get(k)}
     if resources:
         out["resources"] = resources
+    for kind in _PROBES:
+        probe = _probe(c.get(kind))
+        if probe:
+            out[kind] = probe
+    return out
+
+
+_PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+_PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket")
+_PROBE_TIMING = ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold",
+                 "terminationGracePeriodSeconds")
+
+
+def _probe(p: dict | None) -> dict | None:
+    """A probe the sandbox runs (exec, httpGet, tcpSocket); None for others (grpc)."""
+    if not p:
+        return None
+    handler = next((h for h in _PROBE_HANDLERS if p.get(h)), None)
+    if handler is None:
+        return None
+    action = dict(p[handler])
+    if handler == "httpGet":
+        action = {k: v for k, v in action.items() if k in ("path", "port", "host", "scheme", "httpHeaders")}
+    elif handler == "tcpSocket":
+        action = {k: v for k, v in action.items() if k in ("port", "host")}
+    else:
+        action = {"command": list(action.get("command") or [])}
+    out = {handler: action}
+    for k in _PROBE_TIMING:
+        if p.get(k) is not None and int(p[k]) >= (0 if k == "initialDelaySeconds" else 1):
+            out[k] = int(p[k])
+    return out
+
+
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def pod_dns(pod: dict) -> dict:
+    """dnsPolicy/dnsConfig of the sandbox, as the kubelet builds resolv.conf: ClusterFirst
+    searches the pod's namespace, then the cluster's, with ndots:5."""
+    spec = pod.get("spec") or {}
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    cfg = spec.get("dnsConfig") or {}
+    searches, options = [], []
+    if policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
+        policy = "ClusterFirst"
+        ns = pod["metadata"]["namespace"]
+        searches = [f"{ns}.svc.{CLUSTER_DOMAIN}", f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN]
+        options = [{"name": "ndots", "value": "5"}]
+    searches += [d for d in cfg.get("searches") or [] if d not in searches]
+    names = {o.get("name") for o in cfg.get("options") or []}
+    options = [o for o in options if o["name"] not in names] + [
+        {k: v for k, v in o.items() if k in ("name", "value") and v is not None} for o in cfg.get("options") or []]
+    out: dict = {"dnsPolicy": policy if policy in ("ClusterFirst", "Default", "None") else "ClusterFirst"}
+    dns_config = {k: v for k, v in (("nameservers", list(cfg.get("nameservers") or [])[:3]),
+                                    ("searches", searches[:32]), ("options", options[:16])) if v}
+    if dns_config:
+        out["dnsConfig"] = dns_config
     return out
 
 
@@ -112,6 +171,8 @@ def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: st
     grace = spec.get("terminationGracePeriodSeconds")
     sb_spec: dict = {
         "containers": [_container(c, env.get(c["name"])) for c in spec.get("containers") or []],
+        **({"initContainers": [_container(c, env.get(c["name"])) for c in spec["initContainers"]]}
+           if spec.get("initContainers") else {}),
         "restartPolicy": spec.get("restartPolicy") or "Always",
         "terminationGracePeriodSeconds": min(max(int(30 if grace is None else grace), 0), MAX_GRACE),
         "hostname": hostname_of(pod),
@@ -119,6 +180,8 @@ def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: st
     }
     if spec.get("activeDeadlineSeconds"):
         sb_spec["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
+    sb_spec.update(pod_dns(pod))
+    add_volumes(sb_spec, pod)
     return {
         "apiVersion": API_VERSION,
         "kind": "SandboxPod",
@@ -134,7 +197,7 @@ def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: st
 
 _SA_TOKEN_VOLUME = "kube-api-access-"
 _SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
-_CONTAINER_EXTRAS = ("livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "securityContext")
+_CONTAINER_EXTRAS = ("lifecycle", "securityContext")
 
 
 def dropped_fields(pod: dict) -> list[str]:
@@ -142,14 +205,15 @@ def dropped_fields(pod: dict) -> list[str]:
     finding out. The service-account token volume every pod gets is not worth a warning."""
     spec = pod.get("spec") or {}
     out = []
-    if spec.get("initContainers"):
-        out.append("initContainers")
-    vols = [v["name"] for v in spec.get("volumes") or [] if not v["name"].startswith(_SA_TOKEN_VOLUME)]
+    vols = unsupported_volumes(pod, _SA_TOKEN_VOLUME)
     if vols:
         out.append(f"volumes [{' '.join(vols)}]")
-    for c in spec.get("containers") or []:
+    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         extras = [f for f in _CONTAINER_EXTRAS if c.get(f)]
-        if any(m.get("mountPath") != _SA_TOKEN_PATH for m in c.get("volumeMounts") or []):
+        extras += [f"{k}.grpc" for k in _PROBES if c.get(k) and _probe(c[k]) is None]
+        if c.get("restartPolicy"):
+            extras.append("restartPolicy (sidecar)")
+        if any(m.get("name") in vols for m in c.get("volumeMounts") or []):
             extras.append("volumeMounts")
         if extras:
             out.append(f"container {c['name']}: {', '.join(extras)}")
@@ -214,17 +278,42 @@ def _sbp_condition(sb_status: dict, type_: str) -> dict:
     return next((c for c in sb_status.get("conditions") or [] if c.get("type") == type_), {})
 
 
-def _container_statuses(pod: dict, sb_status: dict, waiting: dict | None) -> list[dict]:
-    by_name = {c.get("name"): c for c in sb_status.get("containerStatuses") or []}
-    before = {c.get("name"): c for c in (pod.get("status") or {}).get("containerStatuses") or []}
+def pod_ident(pod: dict) -> str:
+    """The kubelet's format.Pod, as its messages name a pod: name_namespace(uid)."""
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('name')}_{meta.get('namespace')}({meta.get('uid')})"
+
+
+def tenant_message(text: str, sbp: dict | None, pod: dict) -> str:
+    """A message of the sandbox's kubelet, naming the tenant pod instead of the SandboxPod."""
+    if not text or not sbp:
+        return text
+    return text.replace(pod_ident(sbp), pod_ident(pod))
+
+
+def _tenant_state(state: dict, sbp: dict | None, pod: dict) -> dict:
+    waiting = state.get("waiting")
+    if waiting and waiting.get("message"):
+        return {**state, "waiting": {**waiting, "message": tenant_message(waiting["message"], sbp, pod)}}
+    return state
+
+
+def _container_statuses(pod: dict, sb_status: dict, waiting: dict | None, sbp: dict | None = None, *,
+                        init: bool = False) -> list[dict]:
+    key = "initContainerStatuses" if init else "containerStatuses"
+    by_name = {c.get("name"): c for c in sb_status.get(key) or []}
+    before = {c.get("name"): c for c in (pod.get("status") or {}).get(key) or []}
+    spec = pod.get("spec") or {}
+    # Before the sandbox reports, a pod with init containers is initializing, as upstream shows it.
+    default = {"reason": "PodInitializing"} if spec.get("initContainers") else {"reason": "ContainerCreating"}
     out = []
-    for c in (pod.get("spec") or {}).get("containers") or []:
+    for c in spec.get("initContainers" if init else "containers") or []:
         src = by_name.get(c["name"])
         if src is None or waiting is not None:
             old = before.get(c["name"]) or {}
             st = {"name": c["name"], "image": c["image"], "imageID": "", "ready": False, "started": False,
                   "restartCount": old.get("restartCount", 0),
-                  "state": {"waiting": waiting or {"reason": "ContainerCreating"}}}
+                  "state": {"waiting": waiting or default}}
             st["lastState"] = old.get("lastState") or {}
             out.append(st)
             continue
@@ -236,7 +325,7 @@ def _container_statuses(pod: dict, sb_status: dict, waiting: dict | None) -> lis
             "ready": bool(src.get("ready")),
             "started": bool(src.get("started")) if src.get("started") is not None else "running" in state,
             "restartCount": int(src.get("restartCount") or 0),
-            "state": state,
+            "state": _tenant_state(state, sbp, pod),
         }
         if src.get("containerID"):
             st["containerID"] = src["containerID"]
@@ -264,7 +353,16 @@ def pod_status_from_sandbox(pod: dict, sbp: dict | None, *, config_error: str | 
         phase = "Pending"
     if cur.get("phase") in ("Succeeded", "Failed"):
         phase = cur["phase"]  # a terminal phase never changes (the apiserver would refuse)
-    statuses = _container_statuses(pod, sb, waiting)
+    statuses = _container_statuses(pod, sb, waiting, sbp)
+    init_statuses = _container_statuses(pod, sb, waiting, sbp, init=True)
+    init_names = [c["name"] for c in (pod.get("spec") or {}).get("initContainers") or []]
+    sb_init = _sbp_condition(sb, "Initialized")
+    if not init_names or (sb_init.get("status") == "True" and waiting is None):
+        initialized = _condition("Initialized", "True", prev, now)
+    else:
+        pending = [s["name"] for s in init_statuses if not s["ready"]] or init_names
+        initialized = _condition("Initialized", "False", prev, now, "ContainersNotInitialized",
+                                 f"containers with incomplete status: [{' '.join(pending)}]")
 
     containers_ready = bool(statuses) and all(s["ready"] for s in statuses) and phase == "Running"
     not_ready = [s["name"] for s in statuses if not s["ready"]]
@@ -289,7 +387,7 @@ def pod_status_from_sandbox(pod: dict, sbp: dict | None, *, config_error: str | 
 
     ours = [
         _condition("PodReadyToStartContainers", "True" if sb.get("podIP") else "False", prev, now),
-        _condition("Initialized", "True", prev, now),
+        initialized,
         ready,
         cr,
         _condition("PodScheduled", "True", prev, now),
@@ -313,6 +411,7 @@ def pod_status_from_sandbox(pod: dict, sbp: dict | None, *, config_error: str | 
         "hostIPs": [{"ip": host_ip}] if host_ip else None,
         "startTime": cur.get("startTime") or sb.get("startTime") or now,
         "containerStatuses": statuses,
+        "initContainerStatuses": init_statuses or None,
         "qosClass": cur.get("qosClass") or qos_class(pod),
         "reason": None,
         "message": None,

@@ -85,7 +85,7 @@ def test_build_sandboxpod_copies_what_the_schema_has_and_validates():
     assert c["args"] == ["echo hi", "$(X)"]
     assert c["ports"] == [{"containerPort": 80, "protocol": "TCP", "name": "http"}]
     assert c["env"] == [{"name": "GREETING", "value": "hi"}]
-    assert "volumeMounts" not in c and "livenessProbe" not in c
+    assert c["volumeMounts"] == [{"name": "v", "mountPath": "/v"}] and spec["volumes"] == [{"name": "v", "emptyDir": {}}]
     assert spec["terminationGracePeriodSeconds"] == 3600  # the schema's bound
     assert spec["restartPolicy"] == "OnFailure" and spec["clusterRef"] == {"name": "demo"}
     assert spec["hostname"] == "web" and spec["activeDeadlineSeconds"] == 60
@@ -435,6 +435,7 @@ def test_fields_a_sandbox_cannot_carry_are_named():
     assert dropped_fields(pod(containers=[{"name": "c", "image": "i", "volumeMounts": [sa_mount]}],
                               volumes=[sa])) == []
     p = pod(containers=[{"name": "c", "image": "i", "readinessProbe": {"httpGet": {"port": 80}},
+                         "livenessProbe": {"grpc": {"port": 9000}},
                          "volumeMounts": [sa_mount, {"name": "data", "mountPath": "/data"}]}],
-            volumes=[sa, {"name": "data", "emptyDir": {}}], initContainers=[{"name": "i", "image": "i"}])
-    assert dropped_fields(p) == ["initContainers", "volumes [data]", "container c: readinessProbe, volumeMounts"]
+            volumes=[sa, {"name": "data", "hostPath": {"path": "/"}}], initContainers=[{"name": "i", "image": "i"}])
+    assert dropped_fields(p) == ["volumes [data]", "container c: livenessProbe.grpc, volumeMounts"]

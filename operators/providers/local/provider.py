@@ -1,23 +1,28 @@
 """The local provider: each sandbox is a podman pod run by runc on this host.
 
 Containers of a pod share its network namespace (own IP on a bridge network), cpu and
-memory limits come from `resources`, and podman's own restart policy keeps
-restartPolicy. State changes are pushed by `podman events`, so status follows within
-milliseconds and nothing polls.
+memory limits come from `resources`. A small kubelet per pod (`kubelet/`) runs init
+containers, restarts containers per restartPolicy with back-off and runs probes. State
+changes are pushed by `podman events`, so status follows within milliseconds and nothing polls.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from pathlib import Path
 from typing import AsyncIterator
 
-from ...models.podspec import PodSpec
+from ...models.podspec import Container, PodSpec
 from ..base import (ContainerInfo, ImagePullError, Provider, ProviderError, SandboxInstance,
-                    SandboxRef)
+                    SandboxRef, StdioSession)
+from .kubelet.worker import PodWorker
 from .podman import Podman
-from .spec import (LABEL_CLUSTER_UID, LABEL_CONTAINER, LABEL_HOME, LABEL_NAME, LABEL_NAMESPACE, LABEL_UID,
-                   container_name, run_args)
+from . import volumes
+from .vpc import LocalVpcs
+from .stdio import attach_args, exec_args, open_session
+from .spec import (LABEL_CLUSTER_UID, LABEL_CONTAINER, LABEL_HOME, LABEL_INIT, LABEL_NAME, LABEL_NAMESPACE,
+                   LABEL_UID, container_name, dns_args, run_args)
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +61,13 @@ class LocalProvider(Provider):
     name = "local"
 
     def __init__(self, *, home_id: str, containers_conf: str, network: str | None = None,
-                 subnet: str | None = None):
+                 subnet: str | None = None, state_dir: Path | None = None):
         self.home_id = home_id
         self.podman = Podman(containers_conf)
         self.network = network or f"sk8s-{home_id}"
         self.subnet = subnet
         self._host_ip: str | None = None
+        self.vpcs = LocalVpcs(self.podman, home_id)
         self._gateways: dict[str, str | None] = {}
         # Concurrent `podman run`s contend on podman's locks and storage: beyond a few at a
         # time, a burst (a 100-replica Deployment) gets slower in total, not faster.
@@ -69,13 +75,16 @@ class LocalProvider(Provider):
         # A pod's IP and container ids do not change while it lives: later inspections
         # take one podman call instead of two.
         self._known: dict[SandboxRef, tuple[list[str], str | None, str | None, str]] = {}
+        self.state_dir = state_dir
+        self._workers: dict[SandboxRef, PodWorker] = {}
+        self._changes: asyncio.Queue[SandboxRef] = asyncio.Queue()
 
     # --- shared resources -------------------------------------------------------
     async def setup(self) -> None:
         self._host_ip = await self._ensure_network(self.network, subnet=self.subnet, isolate=False)
 
     def cluster_network(self, cluster_uid: str) -> str:
-        return f"sk8s-{self.home_id}-{cluster_uid[:12]}"
+        return self.vpcs.network_name(cluster_uid)
 
     async def _ensure_network(self, name: str, *, subnet: str | None = None, isolate: bool = False,
                               labels: dict[str, str] | None = None) -> str | None:
@@ -99,18 +108,18 @@ class LocalProvider(Provider):
         self._gateways[name] = subnets[0].get("gateway") if subnets else None
         return self._gateways[name]
 
-    async def network_for(self, labels: dict[str, str]) -> str:
+    async def network_for(self, labels: dict[str, str]) -> tuple[str, str | None]:
+        """The sandbox's network and, in a tenant VPC, the VPC resolver."""
         cluster_uid = labels.get(LABEL_CLUSTER_UID)
         if not cluster_uid:
-            return self.network
-        name = self.cluster_network(cluster_uid)
-        await self._ensure_network(name, isolate=True, labels={LABEL_CLUSTER_UID: cluster_uid})
-        return name
+            return self.network, None
+        vpc = await self.vpcs.ensure(cluster_uid)
+        self._gateways[vpc.network] = vpc.gateway
+        return vpc.network, vpc.layout.resolver
 
     async def release_cluster(self, cluster_uid: str) -> None:
-        name = self.cluster_network(cluster_uid)
-        self._gateways.pop(name, None)
-        await self.podman.run("network", "rm", "--force", name, check=False)
+        self._gateways.pop(self.cluster_network(cluster_uid), None)
+        await self.vpcs.release(cluster_uid)
 
     async def teardown(self) -> None:
         """Remove every sandbox and network of this installation."""
@@ -120,6 +129,10 @@ class LocalProvider(Provider):
             async with limit:
                 await self.delete(ref, 0)
         await asyncio.gather(*(remove(ref) for ref in await self.list()))
+        # VPC anchor pods (the tenants' service addresses) go with their networks.
+        pods = await self.podman.json("pod", "ps", "--format=json", f"--filter=label={LABEL_HOME}={self.home_id}")
+        for pod in pods if isinstance(pods, list) else []:
+            await self.podman.run("pod", "rm", "--force", "--time=0", pod.get("Id") or pod.get("Name"), check=False)
         nets = await self.podman.json("network", "ls", "--format=json", f"--filter=label={LABEL_HOME}={self.home_id}")
         for net in nets if isinstance(nets, list) else []:
             await self.podman.run("network", "rm", "--force", net.get("name") or net.get("Name"), check=False)
@@ -128,21 +141,68 @@ class LocalProvider(Provider):
     async def ensure(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> str:
         """Optimistic and idempotent: podman's unique names reject duplicates, so no listing first."""
         labels = {**labels, LABEL_HOME: self.home_id}
-        network = await self.network_for(labels)
-        new_pod = True
-        for c in spec.containers:
-            while True:
-                args = run_args(ref, spec, c, network=network, labels=labels, new_pod=new_pod)
-                async with self._creating:
-                    res = await self.podman.run(*args, check=False, timeout=600)
-                if res.rc == 0 or "is already in use" in res.err:
-                    break  # created now, or before an operator restart
-                if new_pod and "pod already exists" in res.err:
-                    new_pod = False
-                    continue
-                raise self._classify(c.image, res.err)
-            new_pod = False
+        worker = await self._worker(ref, spec, labels)
+        await worker.start()
         return ref.instance_name
+
+    async def run_container(self, ref: SandboxRef, spec: PodSpec, c: Container, *, network: str,
+                            labels: dict[str, str], dns: list[str], new_pod: bool, init: bool = False) -> None:
+        """`podman run` one container of the pod; the first one creates the pod. Idempotent."""
+        for _ in range(3):
+            args = run_args(ref, spec, c, network=network, labels=labels, new_pod=new_pod, dns=dns, init=init)
+            async with self._creating:
+                res = await self.podman.run(*args, check=False, timeout=600)
+            if res.rc == 0 or "is already in use" in res.err:
+                break  # created now, or before an operator restart
+            if new_pod and "pod already exists" in res.err:
+                new_pod = False
+                continue
+            if not new_pod and "no such pod" in res.err:
+                new_pod = True
+                continue
+            raise self._classify(c.image, res.err)
+        self._known.pop(ref, None)  # the pod has one more container to report
+
+    # --- the kubelet's part (see kubelet/): restarts, init containers, probes ------------
+    async def _worker(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> PodWorker:
+        worker = self._workers.get(ref)
+        if worker is None:
+            labels = {**labels, LABEL_HOME: self.home_id}
+            network, resolver = await self.network_for(labels)
+            worker = self._workers.get(ref)  # created by a concurrent call meanwhile?
+            if worker is None:
+                state = self.state_dir / f"{ref.uid}.json" if self.state_dir else None
+                worker = PodWorker(self, ref, spec, network=network, labels=labels, dns=dns_args(spec, resolver),
+                                   state_file=state)
+                self._workers[ref] = worker
+        return worker
+
+    async def resume(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> None:
+        (await self._worker(ref, spec, labels)).resume()
+
+    def sandbox_changed(self, ref: SandboxRef) -> None:
+        """The kubelet changed what `inspect` reports (back-off, probe results)."""
+        self._changes.put_nowait(ref)
+
+    async def pod_ip(self, ref: SandboxRef) -> str | None:
+        known = self._known.get(ref)
+        if known and known[1]:
+            return known[1]
+        inst = await self.inspect(ref)
+        return inst.ip if inst else None
+
+    async def exec_command(self, ref: SandboxRef, container: str, command: list[str],
+                           timeout: float) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            self.podman.binary, "exec", container_name(ref, container), *command, env=self.podman.env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        return proc.returncode or 0, out.decode(errors="replace")
 
     @staticmethod
     def _classify(image: str, stderr: str) -> ProviderError:
@@ -164,7 +224,7 @@ class LocalProvider(Provider):
             ids, ip, host_ip, pod_id = known
             res = await self.podman.run("container", "inspect", *ids, check=False)
             if res.rc == 0:
-                return self._instance(ref, pod_id, json.loads(res.out), None, ip, host_ip)
+                return self._with_kubelet(self._instance(ref, pod_id, json.loads(res.out), None, ip, host_ip))
             self._known.pop(ref, None)  # a container went away: look at the pod afresh
         res = await self.podman.run("pod", "inspect", ref.instance_name, check=False)
         if res.rc != 0:
@@ -183,31 +243,75 @@ class LocalProvider(Provider):
                     ip = net.get("IPAddress") or ip
                     host_ip = net.get("Gateway") or host_ip
         inst = self._instance(ref, pod.get("Id", "")[:12], data, infra, ip, host_ip)
-        if ip and len(inst.containers) == len(ids) - 1:
+        if ip and len(inst.containers) + len(inst.init_containers) == len(ids) - 1:
             self._known[ref] = ([d["Id"] for d in data if d.get("Id") != infra], ip, host_ip, inst.instance_id)
+        return self._with_kubelet(inst)
+
+    def _with_kubelet(self, inst: SandboxInstance) -> SandboxInstance:
+        """podman's view, completed by the pod's kubelet: restart counts, back-off, probes,
+        containers still waiting for their init containers."""
+        worker = self._workers.get(inst.ref)
+        if worker is None:
+            return inst
+        raw = {c.name: c for c in inst.init_containers + inst.containers}
+        inst.init_containers, inst.containers = worker.report(raw)
         return inst
 
     @staticmethod
     def _instance(ref: SandboxRef, pod_id: str, data: list[dict], infra: str | None, ip: str | None,
                   host_ip: str | None) -> SandboxInstance:
-        containers = []
+        containers, init_containers = [], []
         for d in data:
-            cname = (d.get("Config", {}).get("Labels") or {}).get(LABEL_CONTAINER)
+            labels = d.get("Config", {}).get("Labels") or {}
+            cname = labels.get(LABEL_CONTAINER)
             if d.get("Id") != infra and cname:
-                containers.append(_container_info(cname, d))
+                (init_containers if labels.get(LABEL_INIT) else containers).append(_container_info(cname, d))
         states = {c.state for c in containers}
         state = "running" if "running" in states else ("exited" if states == {"terminated"} else "creating")
-        started = min((c.started_at for c in containers if c.started_at), default=None)
+        started = min((c.started_at for c in containers + init_containers if c.started_at), default=None)
         return SandboxInstance(ref, pod_id, state, ip=ip, host_ip=host_ip, started_at=started,
-                               containers=containers)
+                               containers=containers, init_containers=init_containers)
 
     async def delete(self, ref: SandboxRef, grace_seconds: int) -> None:
         self._known.pop(ref, None)
+        worker = self._workers.pop(ref, None)
+        if worker is not None:  # nothing may restart the containers being removed
+            await worker.stop()
+            worker.forget()
         await self.podman.run("pod", "rm", "--force", "--ignore", f"--time={grace_seconds}",
                               ref.instance_name, timeout=grace_seconds + 60)
         # A container left outside its pod (a crash between steps) must not leak either.
         for c in await self._ps(ref):
             await self.podman.run("rm", "--force", "--time=0", c["Id"], check=False)
+        await self._remove_volumes(ref)
+
+    # --- volumes (see volumes.py) ---------------------------------------------------
+    async def prepare_volumes(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str],
+                              content: dict[str, dict[str, tuple[bytes, int]]]) -> None:
+        if not spec.volumes:
+            return
+        await asyncio.to_thread(volumes.prepare, ref, spec, self.volume_root)
+        await self.write_volumes(ref, spec, content)
+        for v in spec.volumes:
+            if v.nfs:
+                vol_labels = {**labels, LABEL_HOME: self.home_id, LABEL_UID: ref.uid}
+                res = await self.podman.run(*volumes.nfs_create_args(ref, v, vol_labels), check=False)
+                if res.rc != 0 and "already exists" not in res.err:
+                    raise ProviderError(f'volume "{v.name}": {res.err.strip()}', reason="FailedMount")
+
+    async def write_volumes(self, ref: SandboxRef, spec: PodSpec,
+                            content: dict[str, dict[str, tuple[bytes, int]]]) -> list[str]:
+        return await asyncio.to_thread(volumes.write_content, ref, spec, self.volume_root, content)
+
+    async def _remove_volumes(self, ref: SandboxRef) -> None:
+        await asyncio.to_thread(volumes.cleanup, ref, self.volume_root)
+        res = await self.podman.run("volume", "ls", "--quiet", f"--filter=label={LABEL_UID}={ref.uid}", check=False)
+        for name in res.out.split():
+            await self.podman.run("volume", "rm", "--force", name, check=False)
+
+    @property
+    def volume_root(self) -> Path:
+        return self.state_dir.parent / "volumes" if self.state_dir else volumes.default_root()
 
     async def list(self) -> list[SandboxRef]:
         out = await self.podman.json("ps", "--all", "--format=json", f"--filter=label={LABEL_HOME}={self.home_id}")
@@ -238,8 +342,30 @@ class LocalProvider(Provider):
                 proc.kill()
             await proc.wait()
 
+    async def open_exec_session(self, ref: SandboxRef, container: str, command: list[str], *,
+                                stdin: bool, tty: bool) -> StdioSession:
+        return await open_session(self.podman.binary, self.podman.env,
+                                  exec_args(container_name(ref, container), command, stdin=stdin, tty=tty),
+                                  stdin=stdin, tty=tty)
+
+    async def open_attach_session(self, ref: SandboxRef, container: str, *, stdin: bool,
+                                  tty: bool) -> StdioSession:
+        return await open_session(self.podman.binary, self.podman.env,
+                                  attach_args(container_name(ref, container), stdin=stdin), stdin=stdin, tty=tty)
+
     async def watch(self) -> AsyncIterator[SandboxRef]:
-        """Container events of this installation, as the refs they concern. Reconnects forever."""
+        """Refs of sandboxes whose state changed: podman's container events and the kubelet's
+        own changes (back-off, probe results)."""
+        reader = asyncio.create_task(self._read_events(), name="podman events")
+        try:
+            while True:
+                yield await self._changes.get()
+        finally:
+            reader.cancel()
+
+    async def _read_events(self) -> None:
+        """Container events of this installation: a died container wakes its pod's kubelet,
+        every event refreshes the sandbox's status. Reconnects forever."""
         while True:
             # Only what changes a pod's status: a start (first or a restart) and an exit.
             proc = await self.podman.stream("events", "--format=json", "--filter=type=container",
@@ -252,9 +378,14 @@ class LocalProvider(Provider):
                         event = json.loads(line)
                     except ValueError:
                         continue
-                    ref = _ref_from_labels(event.get("Attributes") or {})
-                    if ref:
-                        yield ref
+                    attributes = event.get("Attributes") or {}
+                    ref = _ref_from_labels(attributes)
+                    if ref is None:
+                        continue
+                    worker = self._workers.get(ref)
+                    if worker is not None and event.get("Status") == "died":
+                        worker.on_died(attributes.get(LABEL_CONTAINER, ""))
+                    self._changes.put_nowait(ref)
             finally:
                 if proc.returncode is None:
                     proc.kill()

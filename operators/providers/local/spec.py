@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from ...models.podspec import Container, PodSpec
 from ...quantity import cpu_cores, memory_bytes
 from ..base import InvalidSpecError, SandboxRef
+from .volumes import default_root, mount_args
 
-RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 # kubelet semantics: Always re-checks the registry, IfNotPresent uses local storage first.
 PULL = {"Always": "newer", "IfNotPresent": "missing", "Never": "never"}
 
@@ -17,6 +18,7 @@ LABEL_NAME = "sk8s.io/name"
 LABEL_UID = "sk8s.io/uid"
 LABEL_CONTAINER = "sk8s.io/container"
 LABEL_CLUSTER_UID = "sk8s.io/cluster-uid"
+LABEL_INIT = "sk8s.io/init-container"
 
 
 def container_name(ref: SandboxRef, container: str) -> str:
@@ -66,29 +68,52 @@ def env_args(c: Container, ref: SandboxRef) -> list[str]:
     return args
 
 
+def dns_args(spec: PodSpec, vpc_resolver: str | None) -> list[str]:
+    """The pod's resolv.conf, as the kubelet writes it: ClusterFirst puts the cluster's
+    resolver (here the VPC's, serving the private zone) before dnsConfig's entries."""
+    policy = spec.dnsPolicy or "ClusterFirst"
+    cfg = spec.dnsConfig
+    servers = list(cfg.nameservers or []) if cfg else []
+    if policy == "ClusterFirst" and vpc_resolver:
+        servers = [vpc_resolver] + servers
+    args = [f"--dns={s}" for s in servers[:3]]
+    args += [f"--dns-search={d}" for d in (cfg.searches or [] if cfg else [])][:32]
+    for o in (cfg.options or []) if cfg else []:
+        args.append(f"--dns-option={o.name}:{o.value}" if o.value is not None else f"--dns-option={o.name}")
+    return args
+
+
 def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labels: dict[str, str],
-             new_pod: bool) -> list[str]:
+             new_pod: bool, init: bool = False, dns: list[str] | None = None,
+             volume_root: Path | None = None) -> list[str]:
     """`podman run` arguments for one container; the first one creates the pod."""
     args = ["run", "--detach", f"--name={container_name(ref, c.name)}"]
     if new_pod:
         args += [f"--pod=new:{ref.instance_name}", f"--network={network}",
                  f"--hostname={spec.hostname or ref.name}"]
+        args += dns or []
     else:
         args.append(f"--pod={ref.instance_name}")
     all_labels = dict(labels)
     all_labels.update({LABEL_NAMESPACE: ref.namespace, LABEL_NAME: ref.name, LABEL_UID: ref.uid,
                        LABEL_CONTAINER: c.name})
+    if init:
+        all_labels[LABEL_INIT] = "true"
     args += [f"--label={k}={v}" for k, v in sorted(all_labels.items())]
     args += [
         # catatonit as PID 1: SIGTERM reaches the app even when it is a shell or busybox.
         "--init",
-        f"--restart={RESTART[spec.restartPolicy or 'Always']}",
+        # The provider's kubelet restarts containers, with the kubelet's back-off: podman's
+        # own policy would restart at once, forever, without CrashLoopBackOff.
+        "--restart=no",
         f"--stop-timeout={spec.terminationGracePeriodSeconds if spec.terminationGracePeriodSeconds is not None else 30}",
         f"--pull={PULL[pull_policy(c)]}",
         "--log-driver=k8s-file",
     ]
     args += resource_args(c)
     args += env_args(c, ref)
+    if c.volumeMounts:
+        args += mount_args(ref, spec, c, volume_root or default_root())
     if c.workingDir:
         args.append(f"--workdir={c.workingDir}")
     if c.tty:

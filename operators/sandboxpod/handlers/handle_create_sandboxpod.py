@@ -6,6 +6,9 @@ import kopf
 from ...models.sandboxpod import SandboxPodSpec
 from ...providers.base import ImagePullError, ProviderError
 from ..sandbox import labels_of, ref_of, status_for
+from ..volumecontent import ContentMissing, load
+
+CONTENT_WAIT = 0.5  # the virtual node writes a pod's volume content before its SandboxPod
 
 # kubelet's image pull back-off: 10 s doubling to 5 min.
 PULL_BACKOFF = [10, 20, 40, 80, 160, 300]
@@ -20,8 +23,12 @@ async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, r
         if reason == "resume" or retry > 0:
             # Most sandboxes exist already after an operator restart: look before creating.
             inst = await provider.inspect(ref)
-            if inst is not None and len(inst.containers) < len(spec.containers):
+            if inst is not None and len(inst.containers) < len(spec.containers) and not spec.initContainers:
                 inst = None
+            if inst is not None:
+                await provider.resume(ref, spec, labels_of(body))
+        if spec.volumes:
+            await prepare_volumes(provider, body, spec)
         instance_id = inst.instance_id if inst else await provider.ensure(ref, spec, labels_of(body))
     except ImagePullError as err:
         if retry > 0 and err.reason == "ErrImagePull":
@@ -41,3 +48,12 @@ async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, r
     memo.pusher.notify(ref)
     if reason == "create" and retry == 0 or (body.get("status") or {}).get("reason"):
         kopf.info(body, reason="Started", message=f"sandbox {instance_id} started on provider {provider.name}")
+
+
+async def prepare_volumes(provider, body, spec: SandboxPodSpec) -> None:
+    meta = body["metadata"]
+    try:
+        content = await load(meta["namespace"], meta["name"], spec)
+    except ContentMissing as exc:
+        raise kopf.TemporaryError(str(exc), delay=CONTENT_WAIT)
+    await provider.prepare_volumes(ref_of(body), spec, labels_of(body), content)

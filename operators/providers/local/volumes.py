@@ -1,0 +1,178 @@
+"""Pod volumes on the local provider: host directories shared by the pod's containers.
+
+Every volume of a sandbox is a directory under `<root>/<sandbox uid>/<volume>`, bind-mounted
+into each container that mounts it, so containers of one pod share it:
+
+- emptyDir: a plain directory (disk), or a tmpfs mounted there (`medium: Memory`, sized by
+  sizeLimit, else by the pod's memory limits when every container has one).
+- configMap, secret, downwardAPI: files written as the kubelet's AtomicWriter does: a
+  timestamped `..<time>` directory, a `..data` symlink swapped atomically by rename, and
+  one user-visible symlink per top-level name into `..data`. Mounted read-only, as upstream.
+- nfs: a podman volume of the local driver with type nfs (mount(8) on the host).
+
+Builders (`*_args`, `tmpfs_options`) are pure; `prepare`/`write_files`/`cleanup` do the I/O.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from ...models.podspec import Container, PodSpec
+from ...models.volumes import Volume
+from ...quantity import memory_bytes
+from ..base import InvalidSpecError, SandboxRef
+
+DATA_DIR = "..data"
+
+
+def default_root() -> Path:
+    from ...config import layout
+    return layout().home / "volumes"
+
+
+def volume_dir(root: Path, ref: SandboxRef, volume: str) -> Path:
+    return root / ref.uid / volume
+
+
+def nfs_volume_name(ref: SandboxRef, volume: str) -> str:
+    return f"sk8s-{ref.uid}-{volume}"
+
+
+def tmpfs_options(spec: PodSpec, v: Volume) -> str:
+    """Mount options of a memory emptyDir: bounded by sizeLimit, else by the pod's memory limits."""
+    size = None
+    if v.emptyDir and v.emptyDir.sizeLimit is not None:
+        size = memory_bytes(v.emptyDir.sizeLimit)
+    else:
+        limits = [(c.resources.limits or {}).get("memory") if c.resources else None for c in spec.containers]
+        if limits and all(x is not None for x in limits):
+            size = sum(memory_bytes(x) for x in limits)
+    return f"mode=1777,size={size}" if size else "mode=1777"
+
+
+def nfs_create_args(ref: SandboxRef, v: Volume, labels: dict[str, str]) -> list[str]:
+    """`podman volume create` arguments of an NFS volume (local driver, mounted by the host kernel)."""
+    assert v.nfs is not None
+    opts = f"addr={v.nfs.server}," + ("ro" if v.nfs.readOnly else "rw")
+    args = ["volume", "create", "--driver=local", "--opt=type=nfs", f"--opt=o={opts}",
+            f"--opt=device={v.nfs.server}:{v.nfs.path}"]
+    args += [f"--label={k}={val}" for k, val in sorted(labels.items())]
+    return args + [nfs_volume_name(ref, v.name)]
+
+
+def mount_args(ref: SandboxRef, spec: PodSpec, c: Container, root: Path) -> list[str]:
+    """`--volume` arguments for one container's volumeMounts."""
+    vols = {v.name: v for v in spec.volumes or []}
+    args = []
+    for m in c.volumeMounts or []:
+        v = vols.get(m.name)
+        if v is None:
+            raise InvalidSpecError(f'container {c.name}: volumeMount "{m.name}" refers to no volume of the pod')
+        read_only = bool(m.readOnly) or v.has_content or bool(v.nfs and v.nfs.readOnly)
+        if v.nfs:
+            if m.subPath:
+                raise InvalidSpecError(f'container {c.name}: subPath is not supported on nfs volume "{v.name}"')
+            src = nfs_volume_name(ref, v.name)
+        else:
+            src = str(volume_dir(root, ref, v.name) / (m.subPath or ""))
+            src = src.rstrip("/") if m.subPath else src
+        args.append(f"--volume={src}:{m.mountPath}:{'ro' if read_only else 'rw'}")
+    return args
+
+
+# --- I/O -------------------------------------------------------------------------------
+
+def _is_mount(path: Path) -> bool:
+    return os.path.ismount(path)
+
+
+def prepare(ref: SandboxRef, spec: PodSpec, root: Path) -> None:
+    """Directories (and tmpfs mounts) of every volume, and the subPaths that mounts need. Idempotent."""
+    vols = {v.name: v for v in spec.volumes or []}
+    for v in vols.values():
+        if v.nfs:
+            continue
+        d = volume_dir(root, ref, v.name)
+        d.mkdir(parents=True, exist_ok=True)
+        if v.emptyDir and v.emptyDir.medium == "Memory" and not _is_mount(d):
+            res = subprocess.run(["mount", "-t", "tmpfs", "-o", tmpfs_options(spec, v), "tmpfs", str(d)],
+                                 capture_output=True, text=True)
+            if res.returncode != 0:
+                raise InvalidSpecError(f'volume "{v.name}": mounting tmpfs: {res.stderr.strip()}')
+        elif v.emptyDir:
+            os.chmod(d, 0o777)  # as the kubelet: any user of the image may write
+    for c in spec.containers + list(getattr(spec, "initContainers", None) or []):
+        for m in c.volumeMounts or []:
+            v = vols.get(m.name)
+            if v is not None and v.emptyDir and m.subPath:
+                # The kubelet creates a missing subPath of a writable volume.
+                (volume_dir(root, ref, v.name) / m.subPath).mkdir(parents=True, exist_ok=True)
+
+
+def _current(target: Path) -> dict[str, tuple[bytes, int]] | None:
+    link = target / DATA_DIR
+    if not link.is_symlink():
+        return None
+    base = target / os.readlink(link)
+    out = {}
+    for p in base.rglob("*"):
+        if p.is_file():
+            out[str(p.relative_to(base))] = (p.read_bytes(), p.stat().st_mode & 0o777)
+    return out
+
+
+def write_files(target: Path, files: dict[str, tuple[bytes, int]]) -> bool:
+    """Kubelet's AtomicWriter: readers see the old or the new set of files, never a mix.
+    Returns whether anything changed."""
+    target.mkdir(parents=True, exist_ok=True)
+    if _current(target) == files:
+        return False
+    stamp = f"..{time.strftime('%Y_%m_%d_%H_%M_%S', time.gmtime())}.{secrets.token_hex(5)}"
+    new = target / stamp
+    new.mkdir(mode=0o755)
+    for rel, (data, mode) in files.items():
+        path = new / rel
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        path.write_bytes(data)
+        os.chmod(path, mode)
+    tmp = target / "..data_tmp"
+    if tmp.is_symlink():
+        tmp.unlink()
+    os.symlink(stamp, tmp)
+    os.rename(tmp, target / DATA_DIR)  # the atomic step
+    tops = {rel.split("/", 1)[0] for rel in files}
+    for top in tops:
+        link = target / top
+        if not link.is_symlink():
+            os.symlink(f"{DATA_DIR}/{top}", link)
+    for entry in target.iterdir():
+        if entry.name.startswith(".."):
+            if entry.name not in (DATA_DIR, stamp) and entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name not in tops and entry.is_symlink():
+            entry.unlink()
+    return True
+
+
+def write_content(ref: SandboxRef, spec: PodSpec, root: Path,
+                  content: dict[str, dict[str, tuple[bytes, int]]]) -> list[str]:
+    """Files of the pod's ConfigMap, Secret and downward API volumes; names of volumes changed."""
+    changed = []
+    for v in spec.volumes or []:
+        if v.has_content and write_files(volume_dir(root, ref, v.name), content.get(v.name) or {}):
+            changed.append(v.name)
+    return changed
+
+
+def cleanup(ref: SandboxRef, root: Path) -> None:
+    base = root / ref.uid
+    if not base.exists():
+        return
+    for d in base.iterdir():
+        if _is_mount(d):
+            subprocess.run(["umount", "--lazy", str(d)], capture_output=True)
+    shutil.rmtree(base, ignore_errors=True)

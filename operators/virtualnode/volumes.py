@@ -1,0 +1,183 @@
+"""Pod volumes as the virtual node hands them to a sandbox (pure functions, no I/O).
+
+ConfigMaps and Secrets live in the tenant cluster, which sandboxes cannot reach. So the
+virtual node computes the files of every ConfigMap, Secret and downward API volume as
+the kubelet would (items, modes, label/annotation formats, error messages of
+pkg/volume/{configmap,secret,downwardapi}) and writes them into one Secret per pod in
+the meta-cluster, the pod's *volume content*, named like its SandboxPod and owned by it.
+The SandboxPod spec only references the volumes; when a source changes, the content
+Secret is rewritten and the provider swaps the files in place (kubelet's AtomicWriter).
+"""
+from __future__ import annotations
+
+import base64
+import json
+from typing import Mapping
+
+from .envresolve import ConfigError, _field_value, _resource_value
+
+SUPPORTED = ("emptyDir", "configMap", "secret", "downwardAPI", "nfs")
+CONTENT_SOURCES = ("configMap", "secret", "downwardAPI")
+DEFAULT_MODE = 0o644
+# Only what a downward API *volume* may show (status fields are env-only upstream).
+_DOWNWARD_FIELDS = ("metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels",
+                    "metadata.annotations")
+
+
+class VolumeError(ConfigError):
+    """A volume cannot be set up (yet): the pod stays ContainerCreating, with a FailedMount event."""
+
+    reason = "FailedMount"
+
+    def __init__(self, volume: str, message: str):
+        super().__init__(f'MountVolume.SetUp failed for volume "{volume}" : {message}')
+        self.volume = volume
+
+
+def volume_type(volume: dict) -> str | None:
+    return next((k for k in volume if k != "name"), None)
+
+
+def sandbox_volumes(pod: dict) -> list[dict]:
+    """The pod's volumes a sandbox runs, as the tenant wrote them. Others (the service-account
+    token volume every pod gets, or types refused at admission) are not sent."""
+    out = []
+    for v in (pod.get("spec") or {}).get("volumes") or []:
+        kind = volume_type(v)
+        if kind in SUPPORTED:
+            out.append({"name": v["name"], kind: dict(v[kind] or {})})
+    return out
+
+
+def sandbox_mounts(container: dict, volumes: set[str]) -> list[dict]:
+    out = []
+    for m in container.get("volumeMounts") or []:
+        if m.get("name") not in volumes:
+            continue
+        mount = {"name": m["name"], "mountPath": m["mountPath"]}
+        if m.get("readOnly"):
+            mount["readOnly"] = True
+        if m.get("subPath"):
+            mount["subPath"] = m["subPath"]
+        out.append(mount)
+    return out
+
+
+def referenced_volume_sources(pod: dict) -> tuple[set[str], set[str]]:
+    """Names of the Secrets and ConfigMaps the pod's volumes read."""
+    secrets: set[str] = set()
+    configmaps: set[str] = set()
+    for v in (pod.get("spec") or {}).get("volumes") or []:
+        if v.get("secret"):
+            secrets.add(v["secret"]["secretName"])
+        if v.get("configMap"):
+            configmaps.add(v["configMap"]["name"])
+    return secrets, configmaps
+
+
+def _file(data: bytes, mode: int | None, default: int | None) -> dict:
+    m = mode if mode is not None else (default if default is not None else DEFAULT_MODE)
+    return {"mode": m, "data": base64.b64encode(data).decode()}
+
+
+def _keyed_payload(volume: str, src: dict, values: dict[str, bytes], *, missing: str) -> dict[str, dict]:
+    items = src.get("items")
+    default = src.get("defaultMode")
+    if not items:
+        return {k: _file(v, None, default) for k, v in values.items()}
+    out = {}
+    for item in items:
+        if item["key"] not in values:
+            if src.get("optional"):
+                continue
+            raise VolumeError(volume, f"{missing}: {item['key']}")
+        out[item["path"]] = _file(values[item["key"]], item.get("mode"), default)
+    return out
+
+
+def configmap_payload(volume: str, src: dict, cm: dict | None) -> dict[str, dict]:
+    if cm is None:
+        if src.get("optional"):
+            return {}
+        raise VolumeError(volume, f'configmap "{src["name"]}" not found')
+    values = {k: v.encode() for k, v in (cm.get("data") or {}).items()}
+    values.update({k: base64.b64decode(v) for k, v in (cm.get("binaryData") or {}).items()})
+    return _keyed_payload(volume, src, values, missing="configmap references non-existent config key")
+
+
+def secret_payload(volume: str, src: dict, secret: dict | None) -> dict[str, dict]:
+    if secret is None:
+        if src.get("optional"):
+            return {}
+        raise VolumeError(volume, f'secret "{src["secretName"]}" not found')
+    values = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+    return _keyed_payload(volume, src, values, missing="references non-existent secret key")
+
+
+def format_map(m: Mapping[str, str]) -> str:
+    """Labels and annotations as the kubelet writes them: sorted `key="value"` lines."""
+    return "\n".join(f"{k}={json.dumps(m[k], ensure_ascii=False)}" for k in sorted(m))
+
+
+def downward_payload(volume: str, src: dict, pod: dict, *, node_name: str,
+                     allocatable: Mapping[str, str | int]) -> dict[str, dict]:
+    meta = pod.get("metadata") or {}
+    out = {}
+    for item in src.get("items") or []:
+        if item.get("fieldRef"):
+            path = item["fieldRef"]["fieldPath"]
+            if path in ("metadata.labels", "metadata.annotations"):
+                value = format_map(meta.get(path.split(".")[1]) or {})
+            elif path in _DOWNWARD_FIELDS or path.startswith(("metadata.labels[", "metadata.annotations[")):
+                value = _field_value(pod, path, node_name) or ""
+            else:
+                raise VolumeError(volume, f"unsupported fieldPath: {path}")
+        elif item.get("resourceFieldRef"):
+            ref = item["resourceFieldRef"]
+            try:
+                value = _resource_value(pod, {"name": ref.get("containerName") or ""}, ref, allocatable)
+            except ConfigError as err:
+                raise VolumeError(volume, str(err)) from err
+        else:
+            continue
+        out[item["path"]] = _file(value.encode(), item.get("mode"), src.get("defaultMode"))
+    return out
+
+
+def volume_content(pod: dict, *, secrets: Mapping[str, dict | None], configmaps: Mapping[str, dict | None],
+                   node_name: str, allocatable: Mapping[str, str | int] | None = None) -> dict[str, dict]:
+    """Volume name -> {relative path: {mode, data (base64)}} for every content volume."""
+    allocatable = allocatable or {}
+    out: dict[str, dict] = {}
+    for v in (pod.get("spec") or {}).get("volumes") or []:
+        name = v["name"]
+        if v.get("configMap"):
+            out[name] = configmap_payload(name, v["configMap"], configmaps.get(v["configMap"]["name"]))
+        elif v.get("secret"):
+            out[name] = secret_payload(name, v["secret"], secrets.get(v["secret"]["secretName"]))
+        elif v.get("downwardAPI") is not None:
+            out[name] = downward_payload(name, v["downwardAPI"], pod, node_name=node_name, allocatable=allocatable)
+    return out
+
+
+def add_volumes(sb_spec: dict, pod: dict) -> dict:
+    """Volumes and every container's (and init container's) mounts of them, onto a SandboxPod spec."""
+    vols = sandbox_volumes(pod)
+    if not vols:
+        return sb_spec
+    names = {v["name"] for v in vols}
+    sb_spec["volumes"] = vols
+    spec = pod.get("spec") or {}
+    for key in ("initContainers", "containers"):
+        src = {c["name"]: c for c in spec.get(key) or []}
+        for c in sb_spec.get(key) or []:
+            mounts = sandbox_mounts(src.get(c["name"]) or {}, names)
+            if mounts:
+                c["volumeMounts"] = mounts
+    return sb_spec
+
+
+def unsupported_volumes(pod: dict, ignore_prefix: str = "kube-api-access-") -> list[str]:
+    """Volumes a sandbox does not get (admission refuses them; this covers pods admitted before)."""
+    return [v["name"] for v in (pod.get("spec") or {}).get("volumes") or []
+            if volume_type(v) not in SUPPORTED and not v["name"].startswith(ignore_prefix)]

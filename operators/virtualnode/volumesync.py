@@ -1,0 +1,113 @@
+"""Keeps each pod's volume-content Secret in the meta-cluster in step with its sources.
+
+The tenant's ConfigMaps and Secrets are watched (one watch each, as a kubelet's Watch
+change-detection strategy); a change queues the pods whose volumes read the object, and
+their reconcile rewrites the content Secret, which the provider turns into an atomic swap
+of the files in the sandbox. Downward API files follow the pod's own updates the same way.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from ..volumecontent import build_content_secret, content_hash
+from .informer import Informer
+from .kubeclient import MERGE, ApiError, KubeClient
+from .volumes import VolumeError, referenced_volume_sources, volume_content
+
+log = logging.getLogger(__name__)
+
+
+def _key(obj: dict) -> tuple[str, str]:
+    return obj["metadata"]["namespace"], obj["metadata"]["name"]
+
+
+def has_content_volumes(pod: dict) -> bool:
+    return any(v.get("configMap") or v.get("secret") or v.get("downwardAPI") is not None
+               for v in (pod.get("spec") or {}).get("volumes") or [])
+
+
+class VolumeSync:
+    def __init__(self, *, tenant: KubeClient, meta: KubeClient, meta_namespace: str, node_name: str,
+                 allocatable: dict[str, str], requeue: Callable[[str], None]):
+        self.tenant = tenant
+        self.meta = meta
+        self.meta_namespace = meta_namespace
+        self.node_name = node_name
+        self.allocatable = allocatable
+        self.requeue = requeue
+        self.configmaps = Informer(tenant, "/api/v1/configmaps", name="tenant configmaps", key=_key)
+        self.secrets = Informer(tenant, "/api/v1/secrets", name="tenant secrets", key=_key)
+        self.configmaps.handlers.append(self._on_source("configmap"))
+        self.secrets.handlers.append(self._on_source("secret"))
+        self.readers: dict[tuple[str, str, str], set[str]] = {}  # (kind, ns, name) -> SandboxPod names
+        self._reads: dict[str, set[tuple[str, str, str]]] = {}
+        self.written: dict[str, tuple[str, str | None]] = {}  # SandboxPod name -> (hash, owner uid)
+
+    # --- which pods read what ----------------------------------------------------------
+    def track(self, name: str, pod: dict | None) -> None:
+        for k in self._reads.pop(name, set()):
+            self.readers.get(k, set()).discard(name)
+        if pod is None:
+            self.written.pop(name, None)
+            return
+        ns = pod["metadata"]["namespace"]
+        secrets, configmaps = referenced_volume_sources(pod)
+        reads = {("secret", ns, n) for n in secrets} | {("configmap", ns, n) for n in configmaps}
+        self._reads[name] = reads
+        for k in reads:
+            self.readers.setdefault(k, set()).add(name)
+
+    def _on_source(self, kind: str):
+        def handler(event: str, obj: dict, old: dict | None) -> None:
+            ns, name = _key(obj)
+            for sbp in self.readers.get((kind, ns, name), ()):
+                self.requeue(sbp)
+        return handler
+
+    # --- content -----------------------------------------------------------------------
+    async def _get(self, informer: Informer, plural: str, ns: str, name: str) -> dict | None:
+        if informer.synced.is_set():
+            return informer.get((ns, name))
+        return await self.tenant.get_or_none(f"/api/v1/namespaces/{ns}/{plural}/{name}")
+
+    async def content(self, pod: dict) -> dict[str, dict] | None:
+        """Files of the pod's content volumes; None without any. Raises VolumeError."""
+        if not has_content_volumes(pod):
+            return None
+        ns = pod["metadata"]["namespace"]
+        secret_names, cm_names = referenced_volume_sources(pod)
+        secrets = {n: await self._get(self.secrets, "secrets", ns, n) for n in secret_names}
+        configmaps = {n: await self._get(self.configmaps, "configmaps", ns, n) for n in cm_names}
+        return volume_content(pod, secrets=secrets, configmaps=configmaps, node_name=self.node_name,
+                              allocatable=self.allocatable)
+
+    async def write(self, name: str, content: dict[str, dict], labels: dict[str, str],
+                    owner: dict | None = None) -> None:
+        """Create or update the content Secret; nothing if it already says the same."""
+        digest = content_hash(content)
+        owner_uid = owner["metadata"]["uid"] if owner else None
+        if self.written.get(name) == (digest, owner_uid):
+            return
+        body = build_content_secret(name, self.meta_namespace, content, labels=labels, owner=owner)
+        path = f"/api/v1/namespaces/{self.meta_namespace}/secrets"
+        try:
+            await self.meta.create(path, body)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            patch = {"metadata": {k: body["metadata"][k] for k in ("labels", "annotations", "ownerReferences")
+                                  if k in body["metadata"]}, "data": body["data"]}
+            await self.meta.patch(f"{path}/{name}", patch, MERGE)
+        self.written[name] = (digest, owner_uid)
+
+    async def sync(self, pod: dict, sbp: dict, emit: Callable[[str, str], None]) -> None:
+        """Both exist: the content follows its sources. A source gone keeps the last files,
+        as a kubelet keeps them, and says why."""
+        try:
+            content = await self.content(pod)
+        except VolumeError as err:
+            emit("FailedMount", str(err))
+            return
+        if content is not None:
+            await self.write(sbp["metadata"]["name"], content, dict(sbp["metadata"].get("labels") or {}), owner=sbp)

@@ -1,0 +1,167 @@
+"""Pod volumes: the virtual node's file payloads, the content Secret, the local provider's
+mount arguments and its kubelet-style atomic writer."""
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pytest
+
+from operators.models.podspec import PodSpec
+from operators.providers.base import InvalidSpecError, SandboxRef
+from operators.providers.local import volumes as local
+from operators.virtualnode.volumes import (VolumeError, add_volumes, format_map, referenced_volume_sources,
+                                           unsupported_volumes, volume_content)
+from operators.volumecontent import build_content_secret, content_hash, read_content_secret
+
+REF = SandboxRef("ns", "default.web", "uid-1")
+
+
+def b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+def pod(volumes, containers=None, **meta):
+    return {"metadata": {"name": "web", "namespace": "default", "uid": "u1", **meta},
+            "spec": {"containers": containers or [{"name": "c", "image": "i"}], "volumes": volumes}}
+
+
+def files(content, vol):
+    return {p: (base64.b64decode(f["data"]).decode(), oct(f["mode"])) for p, f in content[vol].items()}
+
+
+CM = {"data": {"a.conf": "A", "b": "B"}, "binaryData": {"bin": b64("\x00\x01")}}
+SECRET = {"data": {"user": b64("admin"), "pw": b64("s3cret")}}
+
+
+def test_configmap_volume_all_keys_with_default_mode_and_binary_data():
+    c = volume_content(pod([{"name": "cfg", "configMap": {"name": "cm", "defaultMode": 0o600}}]),
+                       secrets={}, configmaps={"cm": CM}, node_name="n")
+    assert files(c, "cfg") == {"a.conf": ("A", "0o600"), "b": ("B", "0o600"), "bin": ("\x00\x01", "0o600")}
+
+
+def test_items_choose_keys_paths_and_modes():
+    v = {"name": "cfg", "configMap": {"name": "cm", "items": [{"key": "a.conf", "path": "sub/dir/a"},
+                                                               {"key": "b", "path": "b", "mode": 0o400}]}}
+    c = volume_content(pod([v]), secrets={}, configmaps={"cm": CM}, node_name="n")
+    assert files(c, "cfg") == {"sub/dir/a": ("A", "0o644"), "b": ("B", "0o400")}
+
+
+def test_missing_sources_and_keys_fail_like_the_kubelet_unless_optional():
+    with pytest.raises(VolumeError) as err:
+        volume_content(pod([{"name": "cfg", "configMap": {"name": "nope"}}]), secrets={}, configmaps={"nope": None},
+                       node_name="n")
+    assert str(err.value) == 'MountVolume.SetUp failed for volume "cfg" : configmap "nope" not found'
+    with pytest.raises(VolumeError) as err:
+        volume_content(pod([{"name": "s", "secret": {"secretName": "creds"}}]), secrets={"creds": None},
+                       configmaps={}, node_name="n")
+    assert str(err.value) == 'MountVolume.SetUp failed for volume "s" : secret "creds" not found'
+    with pytest.raises(VolumeError) as err:
+        volume_content(pod([{"name": "s", "secret": {"secretName": "creds", "items": [{"key": "x", "path": "x"}]}}]),
+                       secrets={"creds": SECRET}, configmaps={}, node_name="n")
+    assert str(err.value).endswith(": references non-existent secret key: x")
+    with pytest.raises(VolumeError) as err:
+        volume_content(pod([{"name": "c", "configMap": {"name": "cm", "items": [{"key": "x", "path": "x"}]}}]),
+                       secrets={}, configmaps={"cm": CM}, node_name="n")
+    assert str(err.value).endswith(": configmap references non-existent config key: x")
+    c = volume_content(pod([{"name": "c", "configMap": {"name": "nope", "optional": True}},
+                            {"name": "s", "secret": {"secretName": "creds", "optional": True,
+                                                     "items": [{"key": "x", "path": "x"}, {"key": "pw", "path": "p"}]}}]),
+                       secrets={"creds": SECRET}, configmaps={"nope": None}, node_name="n")
+    assert c["c"] == {} and files(c, "s") == {"p": ("s3cret", "0o644")}
+
+
+def test_downward_api_files_as_the_kubelet_formats_them():
+    p = pod([{"name": "info", "downwardAPI": {"items": [
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+        {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
+        {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+        {"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}},
+        {"path": "tier", "fieldRef": {"fieldPath": "metadata.labels['tier']"}},
+        {"path": "mem", "resourceFieldRef": {"containerName": "c", "resource": "limits.memory", "divisor": "1Mi"}},
+    ]}}], containers=[{"name": "c", "image": "i", "resources": {"limits": {"memory": "64Mi"}}}],
+        labels={"tier": "web", "app": 'x"y'}, annotations={"note": "hi"})
+    c = volume_content(p, secrets={}, configmaps={}, node_name="n")
+    assert files(c, "info") == {"labels": ('app="x\\"y"\ntier="web"', "0o644"), "annotations": ('note="hi"', "0o644"),
+                                "name": ("web", "0o644"), "ns": ("default", "0o644"), "tier": ("web", "0o644"),
+                                "mem": ("64", "0o644")}
+    assert format_map({}) == ""
+    with pytest.raises(VolumeError, match="unsupported fieldPath: status.podIP"):
+        volume_content(pod([{"name": "i", "downwardAPI": {"items": [
+            {"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]}}]), secrets={}, configmaps={}, node_name="n")
+
+
+def test_sandbox_gets_supported_volumes_and_the_mounts_of_them():
+    p = pod([{"name": "kube-api-access-x", "projected": {"sources": []}}, {"name": "data", "emptyDir": {}},
+             {"name": "cfg", "configMap": {"name": "cm"}}, {"name": "host", "hostPath": {"path": "/"}}],
+            containers=[{"name": "c", "image": "i", "volumeMounts": [
+                {"name": "data", "mountPath": "/data", "subPath": "x", "readOnly": True},
+                {"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"},
+                {"name": "cfg", "mountPath": "/etc/cfg"}]}])
+    sb = add_volumes({"containers": [{"name": "c", "image": "i"}]}, p)
+    assert sb["volumes"] == [{"name": "data", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "cm"}}]
+    assert sb["containers"][0]["volumeMounts"] == [
+        {"name": "data", "mountPath": "/data", "readOnly": True, "subPath": "x"},
+        {"name": "cfg", "mountPath": "/etc/cfg"}]
+    assert unsupported_volumes(p) == ["host"]
+    assert referenced_volume_sources(p) == (set(), {"cm"})
+    PodSpec.model_validate(sb)
+
+
+def test_content_secret_round_trip_and_owner():
+    content = {"cfg": {"a": {"mode": 0o640, "data": b64("A")}}}
+    owner = {"apiVersion": "sk8s.io/v1alpha1", "kind": "SandboxPod", "metadata": {"name": "default.web", "uid": "u"}}
+    s = build_content_secret("default.web", "tenant", content, labels={"sk8s.io/cluster": "c"}, owner=owner)
+    assert s["metadata"]["labels"] == {"sk8s.io/cluster": "c", "sk8s.io/volume-content": "true"}
+    assert s["metadata"]["ownerReferences"][0]["uid"] == "u"
+    assert s["metadata"]["annotations"]["sk8s.io/volume-content-hash"] == content_hash(content)
+    assert read_content_secret(s) == {"cfg": {"a": (b"A", 0o640)}}
+
+
+# --- local provider ------------------------------------------------------------------
+
+def spec(volumes, mounts, **res):
+    return PodSpec.model_validate({"containers": [{"name": "c", "image": "i", "volumeMounts": mounts, **res}],
+                                   "volumes": volumes})
+
+
+def test_mount_args_share_one_host_directory_per_volume():
+    s = spec([{"name": "data", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "cm"}},
+              {"name": "share", "nfs": {"server": "10.0.0.5", "path": "/exports", "readOnly": True}}],
+             [{"name": "data", "mountPath": "/data"}, {"name": "data", "mountPath": "/logs", "subPath": "logs",
+                                                       "readOnly": True},
+              {"name": "cfg", "mountPath": "/etc/cfg"}, {"name": "share", "mountPath": "/mnt"}])
+    assert local.mount_args(REF, s, s.containers[0], Path("/v")) == [
+        "--volume=/v/uid-1/data:/data:rw", "--volume=/v/uid-1/data/logs:/logs:ro",
+        "--volume=/v/uid-1/cfg:/etc/cfg:ro",  # API data is always read-only, as upstream
+        "--volume=sk8s-uid-1-share:/mnt:ro"]
+    assert local.nfs_create_args(REF, s.volumes[2], {"sk8s.io/uid": "uid-1"}) == [
+        "volume", "create", "--driver=local", "--opt=type=nfs", "--opt=o=addr=10.0.0.5,ro",
+        "--opt=device=10.0.0.5:/exports", "--label=sk8s.io/uid=uid-1", "sk8s-uid-1-share"]
+    bad = spec([{"name": "data", "emptyDir": {}}], [{"name": "other", "mountPath": "/x"}])
+    with pytest.raises(InvalidSpecError, match='volumeMount "other" refers to no volume'):
+        local.mount_args(REF, bad, bad.containers[0], Path("/v"))
+
+
+def test_memory_emptydir_is_sized_by_its_limit_or_the_pods_memory():
+    s = spec([{"name": "m", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}], [])
+    assert local.tmpfs_options(s, s.volumes[0]) == f"mode=1777,size={16 << 20}"
+    s = spec([{"name": "m", "emptyDir": {"medium": "Memory"}}], [], resources={"limits": {"memory": "64Mi"}})
+    assert local.tmpfs_options(s, s.volumes[0]) == f"mode=1777,size={64 << 20}"
+    s = spec([{"name": "m", "emptyDir": {"medium": "Memory"}}], [])
+    assert local.tmpfs_options(s, s.volumes[0]) == "mode=1777"
+
+
+def test_atomic_writer_swaps_the_data_symlink(tmp_path):
+    target = tmp_path / "cfg"
+    assert local.write_files(target, {"a": (b"1", 0o644), "dir/b": (b"2", 0o600)})
+    first = os.readlink(target / "..data")
+    assert first.startswith("..") and os.readlink(target / "a") == "..data/a"
+    assert (target / "a").read_text() == "1" and (target / "dir" / "b").read_text() == "2"
+    assert (target / "dir" / "b").stat().st_mode & 0o777 == 0o600
+    assert not local.write_files(target, {"a": (b"1", 0o644), "dir/b": (b"2", 0o600)})  # unchanged: no swap
+    assert local.write_files(target, {"a": (b"new", 0o644)})
+    assert os.readlink(target / "..data") != first and (target / "a").read_text() == "new"
+    assert not (target / "dir").exists() and not (target / first).exists()  # old files and links go
+    assert sorted(p.name for p in target.iterdir() if not p.name.startswith("..")) == ["a"]
