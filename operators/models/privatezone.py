@@ -6,11 +6,11 @@ one zone, bound to the tenant's VPC, with a record set per Service.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import DNS1123_SUBDOMAIN, KOPF_STATUS_FIELD, Condition, K8sModel, LocalObjectRef, cel
+from .base import DNS1123_SUBDOMAIN, KOPF_STATUS_FIELD, Condition, K8sModel, LocalObjectRef
 
 RECORD_TYPES = ("A", "AAAA", "CNAME", "SRV", "TXT", "PTR")
 
@@ -28,15 +28,13 @@ class ZoneRecord(K8sModel):
 class PrivateZoneSpec(K8sModel):
     zoneName: str = Field(default="cluster.local", min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
     clusterRef: LocalObjectRef | None = None
-    vpcIDs: list[str] = Field(
+    vpcIDs: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         min_length=1, max_length=16, description="VPCs the zone answers in (sk8s: the tenant cluster's uid).",
-        json_schema_extra={"x-kubernetes-validations": [
-            cel("self.all(v, self.exists_one(w, w == v))", "vpcIDs must be unique")]})
+        json_schema_extra={"x-kubernetes-list-type": "set"})
     records: list[ZoneRecord] | None = Field(
         default=None, max_length=20000,
-        json_schema_extra={"x-kubernetes-validations": [
-            cel("self.all(r, self.exists_one(s, s.rr == r.rr && s.type == r.type))",
-                "one record set per rr and type")]})
+        # One record set per rr and type, enforced by the apiserver as list-map keys.
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["rr", "type"]})
 
 
 class PrivateZoneStatus(K8sModel):

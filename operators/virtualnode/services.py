@@ -1,0 +1,183 @@
+"""Tenant Services -> ServiceLBs and private-zone records (pure functions, no I/O).
+
+There is no kube-proxy and no node: a Service's virtual IP is a load balancer of its
+own. Every Service with a selector or endpoints gets an intranet ServiceLB in the
+tenant's VPC, which its DNS name resolves to; a LoadBalancer Service gets an internet
+ServiceLB as well (its EXTERNAL-IP), unless the ACK annotation asks for intranet, in
+which case the intranet address is the EXTERNAL-IP. Headless Services resolve to their
+ready endpoints, ExternalName Services to a CNAME.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from .. import API_VERSION
+from .spec import LABEL_CLUSTER, LABEL_CLUSTER_UID, label_value
+
+# The annotation ACK (Alibaba's managed Kubernetes) reads, so manifests written for it work.
+ADDRESS_TYPE_ANNOTATION = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
+LABEL_SERVICE_NAMESPACE = "sk8s.io/service-namespace"
+LABEL_SERVICE_NAME = "sk8s.io/service-name"
+LABEL_SERVICE_UID = "sk8s.io/service-uid"
+ZONE_NAME = "cluster.local"
+ZONE_OBJECT = "cluster.local"
+MAX_NAME = 253
+
+
+def svc_key(svc: dict) -> tuple[str, str]:
+    return svc["metadata"]["namespace"], svc["metadata"]["name"]
+
+
+def servicelb_name(namespace: str, name: str, internet: bool) -> str:
+    full = f"{namespace}.{name}" + (".internet" if internet else "")
+    if len(full) <= MAX_NAME:
+        return full
+    return full[:MAX_NAME - 11].rstrip(".-") + "-" + hashlib.sha256(full.encode()).hexdigest()[:10]
+
+
+def is_headless(svc: dict) -> bool:
+    return (svc.get("spec") or {}).get("clusterIP") == "None"
+
+
+def wants_lb(svc: dict) -> bool:
+    spec = svc.get("spec") or {}
+    return spec.get("type", "ClusterIP") in ("ClusterIP", "NodePort", "LoadBalancer") and not is_headless(svc) \
+        and bool(spec.get("ports"))
+
+
+def external_type(svc: dict) -> str | None:
+    """"internet" or "intranet" for a LoadBalancer Service, else None."""
+    if (svc.get("spec") or {}).get("type") != "LoadBalancer":
+        return None
+    asked = ((svc["metadata"].get("annotations") or {}).get(ADDRESS_TYPE_ANNOTATION) or "internet").lower()
+    return "intranet" if asked == "intranet" else "internet"
+
+
+def ready_endpoints(slices: list[dict], *, include_not_ready: bool = False) -> list[dict]:
+    """Endpoints (address, hostname, targetRef) that may take traffic, deduplicated by IP."""
+    out: dict[str, dict] = {}
+    for sl in slices:
+        if sl.get("addressType", "IPv4") != "IPv4":
+            continue
+        for ep in sl.get("endpoints") or []:
+            cond = ep.get("conditions") or {}
+            ready = cond.get("ready") is not False and cond.get("terminating") is not True
+            if not (ready or include_not_ready):
+                continue
+            for ip in ep.get("addresses") or []:
+                out.setdefault(ip, {"ip": ip, "hostname": ep.get("hostname"), "targetRef": ep.get("targetRef")})
+    return [out[k] for k in sorted(out)]
+
+
+def target_port(port: dict, slices: list[dict]) -> int | None:
+    """The backend port of a Service port: the EndpointSlice says it for named targetPorts."""
+    for sl in slices:
+        for p in sl.get("ports") or []:
+            if (p.get("name") or "") == (port.get("name") or "") and p.get("port"):
+                return int(p["port"])
+    tp = port.get("targetPort", port.get("port"))
+    if isinstance(tp, int) or (isinstance(tp, str) and tp.isdigit()):
+        return int(tp)
+    return None  # a named port no endpoint resolves yet
+
+
+def listeners(svc: dict, slices: list[dict]) -> list[dict]:
+    out = []
+    for p in (svc.get("spec") or {}).get("ports") or []:
+        proto = p.get("protocol") or "TCP"
+        tp = target_port(p, slices)
+        if proto not in ("TCP", "UDP") or tp is None:
+            continue
+        lst = {"protocol": proto, "port": int(p["port"]), "targetPort": tp}
+        if p.get("name"):
+            lst["name"] = p["name"][:63]
+        out.append(lst)
+    return out
+
+
+def build_servicelbs(svc: dict, slices: list[dict], *, cluster: str, cluster_uid: str,
+                     namespace: str) -> list[dict]:
+    """The ServiceLBs a Service needs, keyed by name (empty when it needs none)."""
+    if not wants_lb(svc):
+        return []
+    lsts = listeners(svc, slices)
+    if not lsts:
+        return []
+    meta = svc["metadata"]
+    backends = [{"ip": e["ip"], "ready": True,
+                 **({"targetRef": f"{meta['namespace']}/{e['targetRef']['name']}"} if e.get("targetRef") else {})}
+                for e in ready_endpoints(slices)]
+    labels = {LABEL_CLUSTER: label_value(cluster), LABEL_CLUSTER_UID: label_value(cluster_uid),
+              LABEL_SERVICE_NAMESPACE: label_value(meta["namespace"]),
+              LABEL_SERVICE_NAME: label_value(meta["name"]), LABEL_SERVICE_UID: label_value(meta["uid"])}
+    out = []
+    types = ["intranet"] + (["internet"] if external_type(svc) == "internet" else [])
+    for t in types:
+        out.append({
+            "apiVersion": API_VERSION, "kind": "ServiceLB",
+            "metadata": {"name": servicelb_name(meta["namespace"], meta["name"], t == "internet"),
+                         "namespace": namespace, "labels": labels},
+            "spec": {"clusterRef": {"name": cluster},
+                     "service": {"namespace": meta["namespace"], "name": meta["name"]},
+                     "addressType": t, **({"vpcID": cluster_uid} if t == "intranet" else {}),
+                     "listeners": lsts, "backends": backends},
+        })
+    return out
+
+
+def lb_address(lb: dict | None) -> str | None:
+    st = (lb or {}).get("status") or {}
+    return st.get("address") if st.get("phase") == "Ready" else None
+
+
+def ingress(svc: dict, lbs: dict[str, dict]) -> list[dict]:
+    """status.loadBalancer.ingress of a LoadBalancer Service, from its ServiceLBs' status."""
+    kind = external_type(svc)
+    if kind is None:
+        return []
+    ns, name = svc_key(svc)
+    addr = lb_address(lbs.get(servicelb_name(ns, name, kind == "internet")))
+    return [{"ip": addr, "ipMode": "VIP"}] if addr else []
+
+
+def records(services: list[dict], slices_of, lbs: dict[str, dict]) -> list[dict]:
+    """The zone's record sets: `slices_of(ns, name)` gives a Service's EndpointSlices."""
+    out: dict[tuple[str, str], dict] = {}
+
+    def add(rr: str, rtype: str, values: list[str]) -> None:
+        if values:
+            out[(rr, rtype)] = {"rr": rr, "type": rtype, "values": sorted(set(values)), "ttl": 5}
+
+    for svc in services:
+        ns, name = svc_key(svc)
+        spec = svc.get("spec") or {}
+        rr = f"{name}.{ns}.svc"
+        if spec.get("type") == "ExternalName":
+            if spec.get("externalName"):
+                add(rr, "CNAME", [spec["externalName"]])
+            continue
+        if is_headless(svc):
+            eps = ready_endpoints(slices_of(ns, name), include_not_ready=bool(spec.get("publishNotReadyAddresses")))
+            add(rr, "A", [e["ip"] for e in eps])
+            for e in eps:
+                if e.get("hostname"):
+                    add(f"{e['hostname']}.{rr}", "A", [e["ip"]])
+        else:
+            addr = lb_address(lbs.get(servicelb_name(ns, name, False)))
+            if addr:
+                add(rr, "A", [addr])
+        for p in spec.get("ports") or []:
+            if p.get("name") and (rr, "A") in out:
+                proto = (p.get("protocol") or "TCP").lower()
+                add(f"_{p['name']}._{proto}.{rr}", "SRV", [f"0 100 {p['port']} {rr}.{ZONE_NAME}"])
+    return [out[k] for k in sorted(out)]
+
+
+def build_zone(*, cluster: str, cluster_uid: str, namespace: str, zone_records: list[dict]) -> dict:
+    return {
+        "apiVersion": API_VERSION, "kind": "PrivateZone",
+        "metadata": {"name": ZONE_OBJECT, "namespace": namespace,
+                     "labels": {LABEL_CLUSTER: label_value(cluster), LABEL_CLUSTER_UID: label_value(cluster_uid)}},
+        "spec": {"zoneName": ZONE_NAME, "clusterRef": {"name": cluster}, "vpcIDs": [cluster_uid],
+                 "records": zone_records},
+    }

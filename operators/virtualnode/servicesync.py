@@ -1,0 +1,197 @@
+"""Keeps the tenant's Services served: ServiceLBs and the private zone in the meta-cluster,
+and each LoadBalancer Service's EXTERNAL-IP in the tenant.
+
+Everything is driven by watches (Services, EndpointSlices, ServiceLBs): an endpoint
+change reaches the ServiceLB's backends and the zone's records in one patch each.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .events import EventRecorder
+from .informer import Informer
+from .kubeclient import ApiError, KubeClient
+from .services import (LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE, ZONE_OBJECT, build_servicelbs, build_zone,
+                       external_type, ingress, records, svc_key)
+from .spec import LABEL_CLUSTER_UID, label_value
+from .workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+WORKERS = 4
+ZONE_DEBOUNCE = 0.05
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+def _name_key(obj: dict) -> str:
+    return obj["metadata"]["name"]
+
+
+def _ns_name(obj: dict) -> tuple[str, str]:
+    return obj["metadata"]["namespace"], obj["metadata"]["name"]
+
+
+class ServiceSync:
+    def __init__(self, *, tenant: KubeClient, meta: KubeClient, events: EventRecorder, cluster: str,
+                 cluster_uid: str, meta_namespace: str):
+        self.tenant, self.meta, self.events = tenant, meta, events
+        self.cluster, self.cluster_uid, self.namespace = cluster, cluster_uid, meta_namespace
+        self.lb_path = f"/apis/sk8s.io/v1alpha1/namespaces/{meta_namespace}/servicelbs"
+        self.zone_path = f"/apis/sk8s.io/v1alpha1/namespaces/{meta_namespace}/privatezones"
+        self.services = Informer(tenant, "/api/v1/services", name="tenant services", key=_ns_name)
+        self.slices = Informer(tenant, "/apis/discovery.k8s.io/v1/endpointslices", name="endpointslices",
+                               key=_ns_name)
+        self.lbs = Informer(meta, self.lb_path, name="servicelbs", key=_name_key,
+                            params={"labelSelector": f"{LABEL_CLUSTER_UID}={label_value(cluster_uid)}"})
+        self.slices_by_service: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self.queue = WorkQueue()
+        self.zone_dirty = asyncio.Event()
+        self._zone_records: list[dict] | None = None
+        self.services.handlers.append(self._on_service)
+        self.slices.handlers.append(self._on_slice)
+        self.lbs.handlers.append(self._on_lb)
+
+    # --- events -> keys ----------------------------------------------------------
+    def _on_service(self, kind: str, obj: dict, old: dict | None) -> None:
+        self.queue.add(_ns_name(obj))
+
+    def _on_slice(self, kind: str, obj: dict, old: dict | None) -> None:
+        ns = obj["metadata"]["namespace"]
+        svc = (obj["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL)
+        if not svc:
+            return
+        keys = self.slices_by_service.setdefault((ns, svc), set())
+        if kind == "DELETED":
+            keys.discard(_ns_name(obj))
+        else:
+            keys.add(_ns_name(obj))
+        self.queue.add((ns, svc))
+
+    def _on_lb(self, kind: str, obj: dict, old: dict | None) -> None:
+        labels = obj["metadata"].get("labels") or {}
+        if labels.get(LABEL_SERVICE_NAMESPACE) and labels.get(LABEL_SERVICE_NAME):
+            # Label values may be shortened; the spec has the exact names.
+            ref = (obj.get("spec") or {}).get("service") or {}
+            self.queue.add((ref.get("namespace") or labels[LABEL_SERVICE_NAMESPACE],
+                            ref.get("name") or labels[LABEL_SERVICE_NAME]))
+        self.zone_dirty.set()
+
+    def slices_of(self, namespace: str, name: str) -> list[dict]:
+        return [s for k in self.slices_by_service.get((namespace, name), ()) if (s := self.slices.get(k))]
+
+    def lbs_of(self, namespace: str, name: str) -> dict[str, dict]:
+        return {n: lb for n, lb in self.lbs.store.items()
+                if ((lb.get("spec") or {}).get("service") or {}) == {"namespace": namespace, "name": name}}
+
+    # --- loops -------------------------------------------------------------------
+    async def run(self) -> None:
+        tasks = [asyncio.create_task(i.run(), name=i.name) for i in (self.services, self.slices, self.lbs)]
+        try:
+            await asyncio.gather(*(i.synced.wait() for i in (self.services, self.slices, self.lbs)))
+            # ServiceLBs whose Service went away while we were down are found here.
+            for lb in self.lbs.items():
+                ref = (lb.get("spec") or {}).get("service") or {}
+                if ref:
+                    self.queue.add((ref["namespace"], ref["name"]))
+            self.zone_dirty.set()
+            tasks += [asyncio.create_task(self._worker(), name=f"service-worker-{i}") for i in range(WORKERS)]
+            tasks.append(asyncio.create_task(self._zone_loop(), name="zone"))
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                t.result()
+            raise RuntimeError("service sync ended unexpectedly")
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.reconcile(key)
+                self.queue.forget(key)
+            except ApiError as exc:
+                delay = self.queue.retry(key)
+                log.warning("service %s/%s: %s; retrying in %.1fs", *key, exc, delay)
+            except Exception:
+                delay = self.queue.retry(key)
+                log.exception("service %s/%s: reconcile failed; retrying in %.1fs", *key, delay)
+            finally:
+                self.queue.done(key)
+
+    async def reconcile(self, key: tuple[str, str]) -> None:
+        svc = self.services.get(key)
+        desired = {} if svc is None else {
+            lb["metadata"]["name"]: lb for lb in build_servicelbs(
+                svc, self.slices_of(*key), cluster=self.cluster, cluster_uid=self.cluster_uid,
+                namespace=self.namespace)}
+        current = self.lbs_of(*key)
+        for name, lb in current.items():
+            if name not in desired and not lb["metadata"].get("deletionTimestamp"):
+                log.info("deleting ServiceLB %s (its Service is gone or needs no load balancer)", name)
+                try:
+                    await self.meta.delete(f"{self.lb_path}/{name}")
+                except ApiError as exc:
+                    if exc.status != 404:
+                        raise
+        for name, want in desired.items():
+            have = current.get(name)
+            if have is None:
+                try:
+                    self.lbs.put_if_newer(await self.meta.create(self.lb_path, want))
+                except ApiError as exc:
+                    if exc.status != 409:
+                        raise
+                    have = await self.meta.get(f"{self.lb_path}/{name}")
+                if have is None and svc is not None and external_type(svc):
+                    self.events.emit(svc, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer",
+                                     kind="Service")
+            if have is not None and _spec_differs(have.get("spec") or {}, want["spec"]):
+                self.lbs.put_if_newer(await self.meta.patch(f"{self.lb_path}/{name}", {"spec": want["spec"]}))
+        if svc is not None and external_type(svc):
+            await self._sync_ingress(svc)
+        self.zone_dirty.set()
+
+    async def _sync_ingress(self, svc: dict) -> None:
+        want = ingress(svc, self.lbs_of(*svc_key(svc)))
+        have = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        if want == have:
+            return
+        ns, name = svc_key(svc)
+        updated = await self.tenant.patch(f"/api/v1/namespaces/{ns}/services/{name}/status",
+                                          {"status": {"loadBalancer": {"ingress": want or None}}})
+        self.services.put_if_newer(updated)
+        if want:
+            self.events.emit(svc, "Normal", "EnsuredLoadBalancer", f"Ensured load balancer {want[0]['ip']}",
+                             kind="Service")
+
+    async def _zone_loop(self) -> None:
+        while True:
+            await self.zone_dirty.wait()
+            await asyncio.sleep(ZONE_DEBOUNCE)  # a burst of endpoint changes becomes one patch
+            self.zone_dirty.clear()
+            try:
+                await self._sync_zone()
+            except ApiError as exc:
+                log.warning("private zone: %s; retrying", exc)
+                await asyncio.sleep(1)
+                self.zone_dirty.set()
+
+    async def _sync_zone(self) -> None:
+        want = records(self.services.items(), self.slices_of, self.lbs.store)
+        if want == self._zone_records:
+            return
+        path = f"{self.zone_path}/{ZONE_OBJECT}"
+        try:
+            await self.meta.patch(path, {"spec": {"records": want}})
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            await self.meta.create(self.zone_path, build_zone(cluster=self.cluster, cluster_uid=self.cluster_uid,
+                                                              namespace=self.namespace, zone_records=want))
+        self._zone_records = want
+
+
+def _spec_differs(have: dict, want: dict) -> bool:
+    return any(have.get(k) != v for k, v in want.items())
