@@ -42,7 +42,7 @@ def make_cluster(meta, name: str, **spec) -> Tenant:
     obj = {"apiVersion": "sk8s.io/v1alpha1", "kind": "ServerlessCluster", "metadata": {"name": name},
            "spec": spec}
     meta.apply(obj, "default")
-    meta.kubectl("wait", "--for=condition=Ready", f"serverlesscluster/{name}", "--timeout=180s")
+    meta.kubectl("wait", "--for=condition=Ready", f"serverlesscluster/{name}", "--timeout=180s", timeout=200)
     secret = json.loads(meta.kubectl("get", "secret", f"{name}-kubeconfig", "-o", "json").stdout)
     path = meta.home / f"{name}.kubeconfig"
     path.write_bytes(base64.b64decode(secret["data"]["kubeconfig"]))
