@@ -43,3 +43,4 @@ test: setup
 bench: setup
 	$(VENV)/python bench/sandbox_start.py
 	$(VENV)/python bench/cluster_start.py
+	$(VENV)/python bench/services.py
