@@ -17,15 +17,25 @@ export KUBECONFIG="$tenant"
 
 step "kubectl get nodes"
 kubectl get nodes -o wide
-step "kubectl create deployment web --image $image --replicas=2"
-kubectl create deployment web --image "$image" --replicas=2 --dry-run=client -o yaml | kubectl apply -f -
-kubectl rollout status deployment/web --timeout=120s
+
+# The pitch's demo. Its `kubectl run nginx` made a Deployment; kubectl >= 1.18 makes a bare
+# Pod, so `kubectl create deployment` is today's spelling of the same step.
+step "kubectl create deployment nginx --image $image     # the pitch: kubectl run nginx --image nginx:latest"
+kubectl create deployment nginx --image "$image" --dry-run=client -o yaml | kubectl apply -f -
+step "kubectl expose deployment nginx --port=80 --target-port=80 --name=nginx-svc --type=LoadBalancer"
+kubectl expose deployment nginx --port=80 --target-port=80 --name=nginx-svc --type=LoadBalancer \
+  --dry-run=client -o yaml | kubectl apply -f -
+kubectl rollout status deployment/nginx --timeout=120s
+for _ in $(seq 100); do
+  ip=$(kubectl get svc nginx-svc -o jsonpath='{.status.loadBalancer.ingress[0].ip}')
+  [ -n "$ip" ] && break
+  sleep 0.2
+done
 step "kubectl get all"
-kubectl get all -o wide
-ip=$(kubectl get pods -l app=web -o jsonpath='{.items[0].status.podIP}')
-step "curl http://$ip/"
-curl -sS --max-time 5 "http://$ip/"
-pod=$(kubectl get pods -l app=web -o jsonpath='{.items[0].metadata.name}')
+kubectl get all
+step "curl $ip"
+curl -sS --max-time 5 --retry 5 --retry-delay 1 --retry-all-errors "http://$ip/"
+pod=$(kubectl get pods -l app=nginx -o jsonpath='{.items[0].metadata.name}')
 step "kubectl logs $pod"
 kubectl logs "$pod" --tail=5 || true
 step "in the meta-cluster: kubectl get sk8s -A"
