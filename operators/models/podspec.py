@@ -144,7 +144,7 @@ class Container(K8sModel):
     livenessProbe: Probe | None = _probe("Liveness")
     readinessProbe: Probe | None = _probe("Readiness")
     startupProbe: Probe | None = _probe("Startup")
-    volumeMounts: list[VolumeMount] | None = Field(default=None, description="Pod volumes to mount.")
+    volumeMounts: list[VolumeMount] | None = Field(default=None, description="Pod volumes to mount.", max_length=64)
 
 
 class PodDNSConfigOption(K8sModel):

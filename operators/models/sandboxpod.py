@@ -62,6 +62,7 @@ class SandboxPodStatus(K8sModel):
     podIP: str | None = None
     hostIP: str | None = None
     startTime: str | None = None
+    initContainerStatuses: list[ContainerStatus] | None = None
     containerStatuses: list[ContainerStatus] | None = None
     provider: str | None = None
     instanceID: str | None = None

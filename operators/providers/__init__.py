@@ -25,7 +25,7 @@ def make_provider(name: str = "local") -> Provider:
         from .local import LocalProvider
         lay = layout()
         return LocalProvider(home_id=home_id(lay.home), containers_conf=str(write_containers_conf(lay)),
-                             subnet=os.environ.get("SK8S_POD_SUBNET") or None)
+                             subnet=os.environ.get("SK8S_POD_SUBNET") or None, state_dir=lay.run / "kubelet")
     raise ValueError(f"unknown provider {name!r}")
 
 

@@ -16,7 +16,25 @@ def container_state(info: ContainerInfo) -> dict:
     return {"waiting": {k: v for k, v in (("reason", info.reason), ("message", info.message)) if v}}
 
 
-def pod_phase(spec: PodSpec, infos: list[ContainerInfo]) -> str:
+def initialized(spec: PodSpec, init_infos: list[ContainerInfo], infos: list[ContainerInfo]) -> bool:
+    """Every init container succeeded (or, their records gone, a container has run since)."""
+    if not spec.initContainers:
+        return True
+    done = {i.name for i in init_infos if i.state == "terminated" and (i.exit_code or 0) == 0}
+    if all(c.name in done for c in spec.initContainers):
+        return True
+    return any(i.state == "running" or i.started_at or i.restart_count for i in infos)
+
+
+def init_failed(spec: PodSpec, init_infos: list[ContainerInfo]) -> bool:
+    """A failed init container is final only under restartPolicy Never."""
+    return (spec.restartPolicy or "Always") == "Never" and any(
+        i.state == "terminated" and (i.exit_code or 0) != 0 for i in init_infos)
+
+
+def pod_phase(spec: PodSpec, infos: list[ContainerInfo], init_infos: list[ContainerInfo] | None = None) -> str:
+    if not initialized(spec, init_infos or [], infos):
+        return "Failed" if init_failed(spec, init_infos or []) else "Pending"
     if not infos or len(infos) < len(spec.containers):
         return "Pending"
     states = {i.state for i in infos}
@@ -35,16 +53,17 @@ def pod_phase(spec: PodSpec, infos: list[ContainerInfo]) -> str:
     return "Pending"
 
 
-def _status_by_name(prev: dict) -> dict[str, dict]:
-    return {c.get("name"): c for c in prev.get("containerStatuses") or []}
+def _status_by_name(prev: dict, key: str = "containerStatuses") -> dict[str, dict]:
+    return {c.get("name"): c for c in prev.get(key) or []}
 
 
 def container_statuses(spec: PodSpec, inst: SandboxInstance | None, error: ProviderError | None,
-                       prev: dict) -> list[dict]:
-    infos = {i.name: i for i in (inst.containers if inst else [])}
-    before = _status_by_name(prev)
+                       prev: dict, *, init: bool = False) -> list[dict]:
+    """containerStatuses, or with `init` initContainerStatuses, in the spec's order."""
+    infos = {i.name: i for i in ((inst.init_containers if init else inst.containers) if inst else [])}
+    before = _status_by_name(prev, "initContainerStatuses" if init else "containerStatuses")
     out = []
-    for c in spec.containers:
+    for c in (spec.initContainers or []) if init else spec.containers:
         info = infos.get(c.name)
         if info is None:
             reason = error.reason if error else "ContainerCreating"
@@ -55,12 +74,16 @@ def container_statuses(spec: PodSpec, inst: SandboxInstance | None, error: Provi
             out.append({"name": c.name, "image": c.image, "ready": False, "started": False,
                         "restartCount": old.get("restartCount", 0), "state": {"waiting": waiting}})
             continue
+        running = info.state == "running"
         status = {"name": c.name, "image": c.image, "imageID": info.image_id or "",
-                  "containerID": info.container_id or "", "ready": info.state == "running",
-                  "started": info.state == "running", "restartCount": info.restart_count,
-                  "state": container_state(info)}
+                  "containerID": info.container_id or "",
+                  "ready": info.ready if info.ready is not None else running,
+                  "started": info.started if info.started is not None else running,
+                  "restartCount": info.restart_count, "state": container_state(info)}
         old = before.get(c.name, {})
-        if info.restart_count > old.get("restartCount", 0) and "terminated" in (old.get("state") or {}):
+        if info.last_state is not None:  # the provider knows the previous run (its kubelet restarted it)
+            status["lastState"] = container_state(info.last_state)
+        elif info.restart_count > old.get("restartCount", 0) and "terminated" in (old.get("state") or {}):
             status["lastState"] = {"terminated": old["state"]["terminated"]}
         elif old.get("lastState"):
             status["lastState"] = old["lastState"]
@@ -73,7 +96,9 @@ def build_status(spec: PodSpec, inst: SandboxInstance | None, *, prev: dict, gen
     now = now or now_rfc3339()
     prev_conditions = prev.get("conditions") or []
     statuses = container_statuses(spec, inst, error, prev)
-    phase = pod_phase(spec, inst.containers if inst else [])
+    init_statuses = container_statuses(spec, inst, error, prev, init=True)
+    phase = pod_phase(spec, inst.containers if inst else [], inst.init_containers if inst else [])
+    init_done = initialized(spec, inst.init_containers if inst else [], inst.containers if inst else [])
     if prev.get("phase") in ("Succeeded", "Failed") and phase in ("Pending", "Running"):
         phase = prev["phase"]  # terminal phases are terminal, as for Pods
     if error is not None and not error.retryable:
@@ -92,6 +117,10 @@ def build_status(spec: PodSpec, inst: SandboxInstance | None, *, prev: dict, gen
                   "Scheduled" if scheduled else (error.reason if error else "Pending"),
                   f"sandbox {inst.instance_id} on provider {provider}" if inst else (str(error) if error else ""),
                   generation=generation, previous=prev_conditions, now=now),
+        condition("Initialized", init_done, "InitContainersCompleted" if init_done else "ContainersNotInitialized",
+                  "" if init_done else "containers with incomplete status: "
+                  f"[{' '.join(s['name'] for s in init_statuses if not s['ready'])}]",
+                  generation=generation, previous=prev_conditions, now=now),
         condition("ContainersReady", all_ready, ready_reason, ready_msg, generation=generation,
                   previous=prev_conditions, now=now),
         condition("Ready", all_ready, ready_reason, ready_msg, generation=generation,
@@ -101,6 +130,7 @@ def build_status(spec: PodSpec, inst: SandboxInstance | None, *, prev: dict, gen
         "phase": phase,
         "conditions": conds,
         "containerStatuses": statuses,
+        "initContainerStatuses": init_statuses or None,
         "provider": provider,
         "observedGeneration": generation,
         "reason": error.reason if error else None,

@@ -29,7 +29,8 @@ def referenced_sources(pod: dict) -> tuple[set[str], set[str]]:
     """Names of the Secrets and ConfigMaps the containers' environments read."""
     secrets: set[str] = set()
     configmaps: set[str] = set()
-    for c in (pod.get("spec") or {}).get("containers") or []:
+    spec = pod.get("spec") or {}
+    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         for e in c.get("env") or []:
             src = e.get("valueFrom") or {}
             if src.get("secretKeyRef"):
@@ -102,7 +103,9 @@ def _field_value(pod: dict, path: str, node_name: str) -> str | None:
 
 def _resource_value(pod: dict, container: dict, ref: dict, allocatable: Mapping[str, str | int]) -> str:
     name = ref.get("containerName") or container["name"]
-    target = next((c for c in (pod.get("spec") or {}).get("containers") or [] if c["name"] == name), None)
+    spec = pod.get("spec") or {}
+    target = next((c for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])
+                   if c["name"] == name), None)
     if target is None:
         raise ConfigError(f"container {name!r} not found in pod for resourceFieldRef")
     kind, _, resource = ref["resource"].partition(".")

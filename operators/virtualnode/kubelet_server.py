@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 from aiohttp import web
 
+from . import remotecommand, stdio_stream
 from .spec import pod_uid_of
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 ALLOWED_CN = "kube-apiserver-kubelet-client"
 ALLOWED_ORG = "system:masters"
-NOT_YET = ("exec", "attach", "portForward", "run")
+NOT_YET = ("portForward", "run")
 
 Lookup = Callable[[str, str], "tuple[dict | None, dict | None]"]
 
@@ -92,6 +93,10 @@ class KubeletServer:
         app = web.Application(middlewares=[self._authorize])
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
+        for verb, handler in (("exec", self.exec_), ("attach", self.attach)):
+            for path in (f"/{verb}/{{namespace}}/{{pod}}/{{container}}", f"/{verb}/{{namespace}}/{{pod}}/{{uid}}/{{container}}"):
+                app.router.add_route("GET", path, handler)
+                app.router.add_route("POST", path, handler)
         for verb in NOT_YET:
             app.router.add_route("*", f"/{verb}/{{tail:.*}}", self.not_implemented)
         return app
@@ -130,15 +135,17 @@ class KubeletServer:
         pod, sbp = self.lookup(ns, name)
         if pod is None:
             raise web.HTTPNotFound(text=f'pod "{name}" in namespace "{ns}" is not on this node\n')
-        spec_containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        pod_spec = pod.get("spec") or {}
+        spec_containers = [c["name"] for c in (pod_spec.get("containers") or []) + (pod_spec.get("initContainers") or [])]
         if container not in spec_containers:
             raise web.HTTPNotFound(text=f'container "{container}" not found in pod "{name}"; '
                                         f'choose one of: [{" ".join(spec_containers)}]\n')
         follow = _bool(request.query.get("follow"))
         tail = _int(request, "tailLines", 0)
         limit = _int(request, "limitBytes", 1)
-        status = next((c for c in (pod.get("status") or {}).get("containerStatuses") or []
-                       if c.get("name") == container), {})
+        pod_status = pod.get("status") or {}
+        status = next((c for c in (pod_status.get("containerStatuses") or []) +
+                       (pod_status.get("initContainerStatuses") or []) if c.get("name") == container), {})
         if _bool(request.query.get("previous")) and not status.get("restartCount"):
             raise web.HTTPBadRequest(text=f'previous terminated container "{container}" in pod "{name}" not found\n')
         waiting = (status.get("state") or {}).get("waiting")
@@ -172,3 +179,46 @@ class KubeletServer:
         finally:
             await stream.aclose()  # stops the provider's log process, also when cancelled
         return resp
+
+    async def exec_(self, request: web.Request) -> web.StreamResponse:
+        return await self._stdio(request, exec_=True)
+
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        return await self._stdio(request, exec_=False)
+
+    async def _stdio(self, request: web.Request, *, exec_: bool) -> web.StreamResponse:
+        """`kubectl exec` and `kubectl attach`, over the WebSocket the apiserver passes on."""
+        ns, name, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        try:
+            opts = remotecommand.parse_options(request.query, request.query.getall("command", []), exec_=exec_)
+        except remotecommand.OptionsError as exc:
+            raise web.HTTPBadRequest(text=f"{exc}\n")
+        pod, sbp = self.lookup(ns, name)
+        uid = request.match_info.get("uid")
+        if pod is None or (uid and uid != pod["metadata"]["uid"]):
+            raise web.HTTPNotFound(text="pod does not exist\n")
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        statuses += (pod.get("status") or {}).get("initContainerStatuses") or []
+        status = next((c for c in statuses if c.get("name") == container), {})
+        if (sbp is None or pod_uid_of(sbp) != pod["metadata"]["uid"]
+                or "running" not in (status.get("state") or {})):
+            # The kubelet's words when the runtime has no running container by that name.
+            raise web.HTTPNotFound(text=f'container not found ("{container}")\n')
+        if not stdio_stream.is_websocket(request):
+            # SPDY is what kubectl falls back to when a WebSocket upgrade fails, and what
+            # clients before Kubernetes 1.29 speak.
+            raise web.HTTPBadRequest(text="the sk8s virtual node streams exec and attach over WebSockets "
+                                          "(v5.channel.k8s.io, v4.channel.k8s.io) only, not SPDY\n")
+        from ..providers.base import SandboxRef
+        try:
+            provider = self.provider()
+        except ValueError as exc:
+            raise web.HTTPServiceUnavailable(text=f"{request.path.split('/')[1]} is not available: {exc}\n")
+        ref = SandboxRef(self.meta_namespace, sbp["metadata"]["name"], sbp["metadata"]["uid"])
+        if exec_:
+            def open_session():
+                return provider.open_exec_session(ref, container, list(opts.command), stdin=opts.stdin, tty=opts.tty)
+        else:
+            def open_session():
+                return provider.open_attach_session(ref, container, stdin=opts.stdin, tty=opts.tty)
+        return await stdio_stream.serve(request, opts, open_session, exec_=exec_)

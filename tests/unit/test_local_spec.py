@@ -22,7 +22,7 @@ def test_first_container_creates_the_pod_on_the_network():
     args = run_args(REF, s, s.containers[0], network="net1", labels={"a": "b"}, new_pod=True)
     assert "--pod=new:sk8s-1234-abcd" in args and "--network=net1" in args
     assert "--name=sk8s-1234-abcd-c" in args
-    assert "--restart=on-failure" in args and "--stop-timeout=3" in args
+    assert "--restart=no" in args and "--stop-timeout=3" in args
     assert {"--label=a=b", "--label=sk8s.io/uid=1234-abcd", "--label=sk8s.io/container=c"} <= set(args)
     assert args[-1] == "localhost/img:1"
 

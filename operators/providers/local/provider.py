@@ -311,7 +311,7 @@ class LocalProvider(Provider):
 
     @property
     def volume_root(self) -> Path:
-        return self.state_dir.parent / "volumes" if self.state_dir else volumes.default_root()
+        return volumes.default_root()  # where run_args points the mounts
 
     async def list(self) -> list[SandboxRef]:
         out = await self.podman.json("ps", "--all", "--format=json", f"--filter=label={LABEL_HOME}={self.home_id}")

@@ -21,4 +21,6 @@ def grace_period(body) -> int:
 async def delete_sandbox(body, memo: kopf.Memo, **_) -> None:
     grace = grace_period(body)
     kopf.info(body, reason="Killing", message=f"stopping sandbox with a grace period of {grace}s")
-    await memo.provider.delete(ref_of(body), grace)
+    ref = ref_of(body)
+    await memo.provider.delete(ref, grace)
+    memo.events.forget(ref)

@@ -4,10 +4,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 
 import kopf
 
 from ...providers import make_provider
+from ..events import SandboxEvents
 from ..sandbox import collect_garbage
 from ..watcher import StatusPusher
 
@@ -38,6 +40,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     except Exception as exc:
         # Exit instead of idling unready: the supervisor (or Deployment) restarts us with back-off.
         raise kopf.PermanentError(f"provider {provider.name} cannot start: {exc}") from exc
+    # The provider's kubelet part reports what a kubelet would (probe failures, back-off) as Events.
+    memo.events = provider.event_sink = SandboxEvents(host=socket.gethostname())
     memo.provider = provider
     memo.pusher = StatusPusher(provider)
     memo.watcher = asyncio.create_task(memo.pusher.run())

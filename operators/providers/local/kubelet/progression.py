@@ -1,0 +1,11 @@
+"""Whether a container that exited runs again (pure): restartPolicy, as the kubelet applies it."""
+from __future__ import annotations
+
+
+def should_restart(policy: str | None, exit_code: int, *, init: bool = False) -> bool:
+    """Containers: Always restarts, OnFailure only after a failure, Never never.
+    Init containers: a succeeded one is done, a failed one is retried unless Never."""
+    policy = policy or "Always"
+    if init:
+        return exit_code != 0 and policy != "Never"
+    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)

@@ -1,0 +1,93 @@
+"""Kubelet-style events (Unhealthy, BackOff, Killing...) on SandboxPods, counted as the
+kubelet's recorder counts them: a repeat of the same reason and message raises `count`
+on one Event instead of creating another, so a failing probe every second costs one object.
+The virtual node mirrors these onto the tenant pod."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+
+from kubernetes.client.rest import ApiException
+
+from .. import API_VERSION, kube
+from ..conditions import now_rfc3339
+from ..providers.base import SandboxRef
+
+log = logging.getLogger(__name__)
+COMPONENT = "sk8s-sandbox-kubelet"
+MAX_IN_FLIGHT = 64
+
+
+def event_name(ref: SandboxRef, reason: str, message: str) -> str:
+    """Deterministic per (sandbox, reason, message): repeats update one Event."""
+    digest = hashlib.sha256(f"{ref.uid}\0{reason}\0{message}".encode()).hexdigest()[:16]
+    return f"{ref.name[:200]}.{digest}"
+
+
+def build_event(ref: SandboxRef, type_: str, reason: str, message: str, *, count: int, first: str,
+                now: str, host: str) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": event_name(ref, reason, message), "namespace": ref.namespace},
+        "involvedObject": {"apiVersion": API_VERSION, "kind": "SandboxPod", "name": ref.name,
+                           "namespace": ref.namespace, "uid": ref.uid},
+        "reason": reason, "message": message[:1024], "type": type_,
+        "source": {"component": COMPONENT, "host": host},
+        "reportingComponent": COMPONENT, "reportingInstance": host,
+        "firstTimestamp": first, "lastTimestamp": now, "count": count,
+    }
+
+
+class SandboxEvents:
+    def __init__(self, host: str):
+        self.host = host
+        self._counts: dict[str, tuple[int, str]] = {}  # event name -> (count, first timestamp)
+        self._tasks: set[asyncio.Task] = set()
+
+    def __call__(self, ref: SandboxRef, type_: str, reason: str, message: str) -> None:
+        if len(self._tasks) >= MAX_IN_FLIGHT:
+            log.debug("dropping event %s on %s: too many in flight", reason, ref.name)
+            return
+        now = now_rfc3339()
+        name = event_name(ref, reason, message)
+        count, first = self._counts.get(name, (0, now))
+        self._counts[name] = (count + 1, first)
+        body = build_event(ref, type_, reason, message, count=count + 1, first=first, now=now, host=self.host)
+        task = asyncio.create_task(asyncio.to_thread(self._post, body))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def forget(self, ref: SandboxRef) -> None:
+        prefix = f"{ref.name[:200]}."
+        for name in [n for n in self._counts if n.startswith(prefix)]:
+            self._counts.pop(name, None)
+
+    @staticmethod
+    def _post(body: dict) -> None:
+        meta = body["metadata"]
+        api = kube.core()
+        try:
+            if body["count"] == 1:
+                api.create_namespaced_event(meta["namespace"], body)
+            else:
+                api.patch_namespaced_event(meta["name"], meta["namespace"],
+                                           {"count": body["count"], "lastTimestamp": body["lastTimestamp"]})
+        except ApiException as exc:
+            try:
+                SandboxEvents._retry(api, body, exc)
+            except Exception as again:  # events are best effort: never fail the kubelet for one
+                log.debug("event %s not recorded: %s", body["reason"], again)
+        except Exception as exc:
+            log.debug("event %s not recorded: %s", body["reason"], exc)
+
+    @staticmethod
+    def _retry(api, body: dict, exc: ApiException) -> None:
+        meta = body["metadata"]
+        if exc.status == 409:  # posted before an operator restart: carry on counting there
+            api.patch_namespaced_event(meta["name"], meta["namespace"],
+                                       {"count": body["count"], "lastTimestamp": body["lastTimestamp"]})
+        elif exc.status == 404 and body["count"] > 1:  # expired meanwhile (events have a TTL)
+            api.create_namespaced_event(meta["namespace"], {**body, "count": 1})
+        else:
+            log.debug("event %s not recorded: %s", body["reason"], exc)
