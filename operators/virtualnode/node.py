@@ -48,6 +48,9 @@ def _cond(type_: str, ok: bool, reason: str, message: str, prev: dict[str, dict]
             "lastHeartbeatTime": now, "lastTransitionTime": since or now}
 
 
+DECLARED_FEATURES = ("ExtendWebSocketsToKubelet",)  # sorted, as the API requires
+
+
 def node_status(opts: Options, *, kubelet_version: str, ready: bool, not_ready_message: str = "",
                 prev_conditions: list[dict] | None = None, now: str | None = None) -> dict:
     now = now or now_rfc3339()
@@ -69,6 +72,9 @@ def node_status(opts: Options, *, kubelet_version: str, ready: bool, not_ready_m
         "addresses": [{"type": "InternalIP", "address": opts.address},
                       {"type": "Hostname", "address": opts.node_name}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": opts.port}},
+        # The apiserver then passes kubectl's exec/attach WebSockets on to the kubelet API
+        # as they are instead of translating them to SPDY (see remotecommand.py).
+        "declaredFeatures": list(DECLARED_FEATURES),
         "nodeInfo": {
             "machineID": "", "systemUUID": "", "bootID": "",
             "kernelVersion": os.uname().release,

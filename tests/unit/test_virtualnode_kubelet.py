@@ -1,13 +1,9 @@
 """The virtual node's kubelet API over real mutual TLS, with an in-memory provider."""
 import asyncio
-import ssl
 
-import aiohttp
 import pytest_asyncio
 
-from operators.config import free_port
-from operators.embedded import pki
-from operators.virtualnode.kubelet_server import KubeletServer, server_ssl_context
+from .kubelet_tls import serve_kubelet
 
 POD = {"metadata": {"name": "web", "namespace": "default", "uid": "uid-1"},
        "spec": {"nodeName": "virtual-node", "containers": [{"name": "c", "image": "i"}]},
@@ -33,25 +29,11 @@ class FakeProvider:
 # Same loop as the test: the server must run while the test's client talks to it.
 @pytest_asyncio.fixture(loop_scope="function")
 async def kubelet(tmp_path):
-    ca = pki.make_ca("test-ca")
-    pki.write(ca, tmp_path, "ca")
-    pki.write(pki.issue(ca, "virtual-node", server=True, ips=["127.0.0.1"]), tmp_path, "serving")
-    pki.write(pki.issue(ca, "kube-apiserver-kubelet-client", orgs=["system:masters"], client=True), tmp_path, "apis")
-    pki.write(pki.issue(ca, "someone", client=True), tmp_path, "someone")
     provider = FakeProvider()
-    server = KubeletServer(lookup=lambda ns, name: (POD, SBP) if (ns, name) == ("default", "web") else (None, None),
-                           provider=lambda: provider, meta_namespace="tenant-a")
-    port = free_port()
-    await server.start("127.0.0.1", port, server_ssl_context(str(tmp_path / "serving.crt"),
-                                                             str(tmp_path / "serving.key"), str(tmp_path / "ca.crt")))
-
-    def client(user="apis"):
-        ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
-        ctx.load_cert_chain(str(tmp_path / f"{user}.crt"), str(tmp_path / f"{user}.key"))
-        return aiohttp.ClientSession(base_url=f"https://127.0.0.1:{port}", connector=aiohttp.TCPConnector(ssl=ctx))
-
-    yield client, provider
-    await server.stop()
+    async with serve_kubelet(tmp_path, provider=provider,
+                             lookup=lambda ns, name: (POD, SBP) if (ns, name) == ("default", "web") else (None, None)
+                             ) as client:
+        yield client, provider
 
 
 async def test_logs_tail_limit_and_errors(kubelet):
@@ -72,8 +54,8 @@ async def test_logs_tail_limit_and_errors(kubelet):
             assert r.status == 400 and "previous terminated container" in await r.text()
         async with c.get("/containerLogs/default/web/c?tailLines=-1") as r:
             assert r.status == 400
-        async with c.post("/exec/default/web/c?command=ls") as r:
-            assert r.status == 501 and "exec is not supported" in await r.text()
+        async with c.post("/portForward/default/web?port=80") as r:
+            assert r.status == 501 and "portForward is not supported" in await r.text()
         async with c.get("/healthz") as r:
             assert await r.text() == "ok"
 

@@ -1,0 +1,167 @@
+"""kubectl exec and attach through the virtual node, as a user runs them (plain kubectl, piped
+or under a terminal), against real sandboxes."""
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import select
+import struct
+import subprocess
+import termios
+import time
+
+import pytest
+
+from .tenant import Tenant, make_cluster
+
+POD_TWO = """
+apiVersion: v1
+kind: Pod
+metadata: {name: two}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: box, image: localhost/sk8s-busybox:latest, imagePullPolicy: IfNotPresent,
+     command: [sleep, "3600"], env: [{name: WHO, value: box}]}
+  - {name: side, image: localhost/sk8s-busybox:latest, imagePullPolicy: IfNotPresent,
+     command: [sleep, "3600"], env: [{name: WHO, value: side}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: console}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: sh, image: localhost/sk8s-busybox:latest, imagePullPolicy: IfNotPresent,
+     command: [sh], stdin: true, tty: true}
+"""
+
+
+def _running(pod: dict) -> bool:
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    return bool(statuses) and all("running" in (s.get("state") or {}) for s in statuses)
+
+
+@pytest.fixture(scope="module")
+def tenant(meta):
+    t = make_cluster(meta, "execs")
+    t.kubectl("apply", "-f", "-", input=POD_TWO)
+    for name in ("two", "console"):
+        t.wait_pod(name, _running, timeout=90)
+    yield t
+    meta.kubectl("delete", "serverlesscluster", "execs", "--timeout=180s", check=False)
+
+
+class Terminal:
+    """kubectl under a pseudo-terminal of its own, as in an interactive shell."""
+
+    def __init__(self, tenant: Tenant, *args: str, rows: int = 33, cols: int = 101):
+        self.master, slave = os.openpty()
+        self.resize(rows, cols)
+        self.proc = subprocess.Popen(
+            ["setsid", "--ctty", str(tenant.meta.bindir / "kubectl"), f"--kubeconfig={tenant.kubeconfig}", *args],
+            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+        os.close(slave)
+        self.seen = b""
+
+    def resize(self, rows: int, cols: int) -> None:
+        # Like a terminal emulator: the kernel then signals kubectl (SIGWINCH).
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def send(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def expect(self, pattern: str, timeout: float = 20) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern.encode(), self.seen)
+            if m:
+                self.seen = self.seen[m.end():]
+                return m
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if ready:
+                try:
+                    self.seen += os.read(self.master, 65536)
+                except OSError:
+                    break
+        raise AssertionError(f"{pattern!r} not seen; terminal shows {self.seen[-500:]!r}")
+
+    def wait(self, timeout: float = 20) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            os.close(self.master)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def test_exec_prints_the_output(tenant):
+    res = tenant.kubectl("exec", "two", "--", "echo", "hi")
+    assert res.stdout == "hi\n"
+    # kubectl picks the first container, as anywhere.
+    assert 'Defaulted container "box" out of: box, side' in res.stderr
+
+
+def test_exec_reads_piped_stdin(tenant):
+    data = "".join(f"line {i}\n" for i in range(2000))
+    res = tenant.kubectl("exec", "-i", "two", "-c", "box", "--", "cat", input=data)
+    assert res.stdout == data
+
+
+def test_exec_keeps_stderr_apart_and_propagates_the_exit_code(tenant):
+    res = tenant.kubectl("exec", "two", "-c", "box", "--", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert res.returncode == 3
+    assert res.stdout == "out\n"
+    assert res.stderr.startswith("err\n")
+    assert "command terminated with exit code 3" in res.stderr
+
+
+def test_exec_chooses_the_container(tenant):
+    assert tenant.kubectl("exec", "two", "-c", "side", "--", "sh", "-c", "echo $WHO").stdout == "side\n"
+    res = tenant.kubectl("exec", "two", "-c", "nope", "--", "true", check=False)
+    assert res.returncode != 0 and 'container nope is not valid for pod two' in res.stderr
+
+
+def test_exec_interactive_terminal_with_resize(tenant):
+    term = Terminal(tenant, "exec", "-it", "two", "-c", "box", "--", "sh")
+    try:
+        term.send("stty size\r")
+        term.expect(r"33 101")
+        term.resize(40, 120)
+        time.sleep(0.5)
+        term.send("stty size; echo $((6*7))\r")
+        term.expect(r"40 120\s+42")
+        term.send("exit 5\r")
+        term.expect(r"command terminated with exit code 5")
+        assert term.wait() == 5
+    finally:
+        term.kill()
+
+
+def test_attach_to_a_console_container(tenant):
+    term = Terminal(tenant, "attach", "-it", "console")
+    try:
+        term.expect(r"If you don't see a command prompt, try pressing enter.")
+        term.send("echo attached-$((40+2))\r")
+        term.expect(r"attached-42")
+        term.send("stty size\r")
+        term.expect(r"33 101")
+    finally:
+        term.kill()
+    # Leaving kubectl leaves the container running.
+    time.sleep(1)
+    assert _running(tenant.pod("console"))
+    assert tenant.pod("console")["status"]["containerStatuses"][0]["restartCount"] == 0
+
+
+def test_exec_in_a_pod_that_is_not_running_is_refused(tenant):
+    tenant.kubectl("run", "done", "--image=localhost/sk8s-busybox:latest", "--image-pull-policy=IfNotPresent",
+                   "--restart=Never", "--command", "--", "true")
+    tenant.wait_pod("done", lambda p: p.get("status", {}).get("phase") == "Succeeded")
+    res = tenant.kubectl("exec", "done", "--", "true", check=False)
+    assert res.returncode != 0
+    assert "cannot exec into a container in a completed pod; current phase is Succeeded" in res.stderr
