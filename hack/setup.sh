@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-APT_PACKAGES=(podman runc catatonit busybox-static iproute2 curl)
+# nfs-common: mount.nfs for NFS volumes; nfs-ganesha(-vfs): the userspace NFS server the e2e
+# tests start (this host's kernel may have no nfsd).
+APT_PACKAGES=(podman runc catatonit busybox-static iproute2 curl nfs-common nfs-ganesha nfs-ganesha-vfs)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

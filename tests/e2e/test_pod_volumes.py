@@ -1,0 +1,227 @@
+"""Pod volumes end to end through plain kubectl: emptyDir (disk, memory), ConfigMap, Secret
+and downward API files (modes, items, updates), shared between containers, and NFS."""
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+import yaml
+
+from .conftest import IMAGE
+from .tenant import make_cluster
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def vol(meta):
+    t = make_cluster(meta, "vol", quotas={"maxPods": 20, "cpu": "8", "memory": "8Gi"})
+    yield t
+    meta.kubectl("delete", "serverlesscluster", "vol", "--timeout=180s", check=False)
+
+
+def container(name: str, script: str, **extra) -> dict:
+    return {"name": name, "image": IMAGE, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", script],
+            **extra}
+
+
+def apply(t, obj: dict) -> None:
+    t.kubectl("apply", "-f", "-", input=yaml.safe_dump(obj))
+
+
+def pod(name: str, containers: list[dict], volumes: list[dict], **meta) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, **meta},
+            "spec": {"containers": containers, "volumes": volumes, "terminationGracePeriodSeconds": 1}}
+
+
+def running(p: dict) -> bool:
+    return p["status"].get("phase") == "Running"
+
+
+def wait_logs(t, name: str, needle: str, container: str | None = None, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    out = ""
+    args = ["logs", name] + ([f"-c={container}"] if container else [])
+    while time.monotonic() < deadline:
+        out = t.kubectl(*args, check=False).stdout
+        if needle in out:
+            return out
+        time.sleep(0.3)
+    raise AssertionError(f"{name}: {needle!r} not in logs within {timeout}s:\n{out}")
+
+
+def test_containers_share_an_emptydir_with_subpath_and_readonly(vol):
+    writer = container("writer", "mkdir -p /data/logs; echo hello > /data/logs/msg; sleep 3600",
+                       volumeMounts=[{"name": "data", "mountPath": "/data"}])
+    reader = container("reader", "until [ -f /logs/msg ]; do sleep 0.2; done; echo got $(cat /logs/msg); "
+                                 "touch /logs/x 2>/dev/null && echo writable || echo read-only; sleep 3600",
+                       volumeMounts=[{"name": "data", "mountPath": "/logs", "subPath": "logs", "readOnly": True}])
+    apply(vol, pod("share", [writer, reader], [{"name": "data", "emptyDir": {}}]))
+    vol.wait_pod("share", running)
+    out = wait_logs(vol, "share", "read-only", container="reader")
+    assert "got hello" in out
+
+
+def test_memory_emptydir_is_a_sized_tmpfs(vol):
+    c = container("main", "grep ' /cache ' /proc/mounts; df -k /cache | tail -1; "
+                          "dd if=/dev/zero of=/cache/big bs=1M count=32 2>&1; echo done; sleep 3600",
+                  volumeMounts=[{"name": "cache", "mountPath": "/cache"}])
+    apply(vol, pod("mem", [c], [{"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}]))
+    vol.wait_pod("mem", running)
+    out = wait_logs(vol, "mem", "done")
+    assert "tmpfs /cache tmpfs" in out
+    assert " 16384 " in out  # df: the volume's size is its sizeLimit
+    assert "No space left on device" in out  # writing past the limit fails
+
+
+def test_configmap_secret_and_downward_api_files(vol):
+    vol.kubectl("create", "configmap", "web-config", "--from-literal=app.conf=port=80",
+                "--from-literal=extra=unused")
+    vol.kubectl("create", "secret", "generic", "web-creds", "--from-literal=user=admin", "--from-literal=password=s3cret")
+    script = ("for f in /etc/web/conf/app.conf /etc/web/creds/user /etc/web/creds/password /etc/info/labels "
+              "/etc/info/name /etc/info/cpu; do echo \"$f $(stat -L -c %a $f) [$(cat $f | tr '\\n' ';')]\"; done; "
+              "ls /etc/web/conf; echo end; sleep 3600")
+    c = container("main", script, resources={"limits": {"cpu": "500m", "memory": "64Mi"}},
+                  volumeMounts=[{"name": "conf", "mountPath": "/etc/web/conf"},
+                                {"name": "creds", "mountPath": "/etc/web/creds"},
+                                {"name": "info", "mountPath": "/etc/info"}])
+    volumes = [
+        {"name": "conf", "configMap": {"name": "web-config", "items": [{"key": "app.conf", "path": "app.conf",
+                                                                       "mode": 0o640}]}},
+        {"name": "creds", "secret": {"secretName": "web-creds", "defaultMode": 0o400}},
+        {"name": "info", "downwardAPI": {"items": [
+            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+            {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+            {"path": "cpu", "resourceFieldRef": {"containerName": "main", "resource": "limits.cpu",
+                                                 "divisor": "1m"}}]}},
+    ]
+    apply(vol, pod("files", [c], volumes, labels={"app": "web", "tier": "front"}))
+    vol.wait_pod("files", running)
+    out = wait_logs(vol, "files", "end")
+    assert "/etc/web/conf/app.conf 640 [port=80]" in out
+    assert "/etc/web/creds/user 400 [admin]" in out and "/etc/web/creds/password 400 [s3cret]" in out
+    assert '/etc/info/labels 644 [app="web";tier="front"]' in out
+    assert "/etc/info/name 644 [files]" in out and "/etc/info/cpu 644 [500]" in out
+    assert "extra" not in out.split("/etc/info/cpu")[1]  # items: only the listed key is a file
+
+
+def test_configmap_and_label_updates_reach_running_pods(vol):
+    vol.kubectl("create", "configmap", "live", "--from-literal=greeting=hello")
+    c = container("main", "ls -la /cfg | grep -o '[.][.]data -> .*'; "
+                          "while true; do echo \"now $(cat /cfg/greeting) $(cat /info/labels | tr '\\n' ' ')\"; "
+                          "sleep 0.3; done",
+                  volumeMounts=[{"name": "cfg", "mountPath": "/cfg"}, {"name": "info", "mountPath": "/info"}])
+    apply(vol, pod("live", [c], [{"name": "cfg", "configMap": {"name": "live"}},
+                                 {"name": "info", "downwardAPI": {"items": [
+                                     {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}],
+                   labels={"version": "v1"}))
+    vol.wait_pod("live", running)
+    out = wait_logs(vol, "live", 'now hello version="v1"')
+    assert "..data -> ..20" in out  # the kubelet's layout: ..data points at a timestamped directory
+    t0 = time.monotonic()
+    vol.kubectl("patch", "configmap", "live", "--type=merge", "-p", '{"data":{"greeting":"bonjour"}}')
+    wait_logs(vol, "live", "now bonjour", timeout=15)
+    took = time.monotonic() - t0
+    vol.kubectl("label", "pod", "live", "version=v2", "--overwrite")
+    wait_logs(vol, "live", 'version="v2"', timeout=15)
+    # Every line shows a whole file: the swap is atomic, never an empty or half-written file.
+    lines = [ln for ln in vol.kubectl("logs", "live").stdout.splitlines() if ln.startswith("now")]
+    assert all(ln.split()[1] in ("hello", "bonjour") for ln in lines)
+    assert took < 15
+
+
+def test_a_missing_configmap_keeps_the_pod_creating_until_it_exists(vol):
+    c = container("main", "cat /cfg/key; sleep 3600", volumeMounts=[{"name": "cfg", "mountPath": "/cfg"}])
+    apply(vol, pod("waits", [c], [{"name": "cfg", "configMap": {"name": "later"}}]))
+    deadline = time.monotonic() + 30
+    msg = ""
+    while time.monotonic() < deadline and "later" not in msg:
+        events = json.loads(vol.kubectl("get", "events", "--field-selector=involvedObject.name=waits",
+                                        "-o", "json").stdout)["items"]
+        msg = " ".join(e.get("message", "") for e in events if e.get("reason") == "FailedMount")
+        time.sleep(0.5)
+    assert 'MountVolume.SetUp failed for volume "cfg" : configmap "later" not found' in msg
+    p = vol.pod("waits")
+    assert p["status"]["phase"] == "Pending"
+    assert p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
+    vol.kubectl("create", "configmap", "later", "--from-literal=key=arrived")
+    vol.wait_pod("waits", running, timeout=30)
+    wait_logs(vol, "waits", "arrived")
+
+
+# --- NFS ---------------------------------------------------------------------------------
+
+def kernel_nfs_support() -> str | None:
+    """Why this kernel cannot mount NFS, or None when it can: a real mount(2) of type nfs
+    answers ENODEV when the kernel has no NFS client (and cannot load one)."""
+    with open("/proc/filesystems") as f:
+        if any(line.split()[-1] in ("nfs", "nfs4") for line in f if line.strip()):
+            return None
+    if shutil.which("modprobe") and subprocess.run(["modprobe", "nfs"], capture_output=True).returncode == 0:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    with tempfile.TemporaryDirectory() as d:
+        rc = libc.mount(b"127.0.0.1:/", d.encode(), b"nfs", 0, b"addr=127.0.0.1,vers=3,nolock")
+        err = ctypes.get_errno()
+        if rc == 0:
+            libc.umount2(d.encode(), 2)
+            return None
+    if err == errno.ENODEV:
+        modules = "has no loadable module support" if not os.path.exists("/proc/modules") else "could not load nfs"
+        return (f"kernel {platform.release()} has no NFS client: 'nfs' is not in /proc/filesystems, it "
+                f"{modules}, and mount(2) of type nfs fails with ENODEV")
+    return None  # the kernel knows NFS (the mount failed for another reason, e.g. no server yet)
+
+
+GANESHA_CONF = """
+NFS_CORE_PARAM {{ Protocols = 4; NFS_Port = {port}; }}
+NFSV4 {{ Graceless = true; }}
+EXPORT {{
+  Export_Id = 1; Path = {path}; Pseudo = /share; Access_Type = RW; Squash = No_Root_Squash;
+  Protocols = 4; Transports = TCP; SecType = sys;
+  FSAL {{ Name = VFS; }}
+}}
+LOG {{ Default_Log_Level = WARN; }}
+"""
+
+
+@pytest.fixture
+def nfs_server(tmp_path):
+    reason = kernel_nfs_support()
+    if reason:
+        pytest.skip(reason)
+    if not shutil.which("ganesha.nfsd"):
+        pytest.fail("the kernel can mount NFS but ganesha.nfsd is missing: run hack/setup.sh")
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "hello.txt").write_text("from nfs\n")
+    os.chmod(export, 0o777)
+    port = 2049  # an nfs volume has no port field: the server must listen on NFS's own
+    conf = tmp_path / "ganesha.conf"
+    conf.write_text(GANESHA_CONF.format(port=port, path=export))
+    proc = subprocess.Popen(["ganesha.nfsd", "-F", "-f", str(conf), "-L", str(tmp_path / "ganesha.log"),
+                             "-p", str(tmp_path / "ganesha.pid")])
+    time.sleep(2)
+    yield export, port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_nfs_volume(vol, nfs_server):
+    export, port = nfs_server
+    host = "127.0.0.1"  # the host mounts the volume (as a kubelet does), not the sandbox
+    c = container("main", "cat /mnt/hello.txt; echo written > /mnt/out.txt; echo end; sleep 3600",
+                  volumeMounts=[{"name": "share", "mountPath": "/mnt"}])
+    apply(vol, pod("nfs", [c], [{"name": "share", "nfs": {"server": host, "path": "/share"}}]))
+    vol.wait_pod("nfs", running, timeout=60)
+    out = wait_logs(vol, "nfs", "end")
+    assert "from nfs" in out
+    assert (export / "out.txt").read_text() == "written\n"
