@@ -26,6 +26,7 @@ from .tenant_pki import ensure_tenant_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VNODE_RBAC = REPO_ROOT / "operators" / "virtualnode" / "rbac.yaml"
+COMPATIBILITY_POLICY = REPO_ROOT / "operators" / "serverlesscluster" / "compatibility.yaml"
 DEFAULT_QUOTAS = {"maxPods": 100, "cpu": "32", "memory": "128Gi"}
 ORDER = ["virtual-node", "kube-controller-manager", "kube-apiserver"]  # stop order
 
@@ -143,18 +144,25 @@ async def wait_apiserver(t: cp.Tenant, timeout: float) -> bool:
     return False
 
 
+_PLURALS = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings", "Role": "roles",
+            "RoleBinding": "rolebindings", "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+            "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings"}
+
+
+def bootstrap_path(doc: dict) -> str:
+    ns = doc["metadata"].get("namespace")
+    scope = f"namespaces/{ns}/" if ns else ""
+    return f"/apis/{doc['apiVersion']}/{scope}{_PLURALS[doc['kind']]}/{doc['metadata']['name']}"
+
+
 async def bootstrap(t: cp.Tenant) -> None:
-    """Objects the tenant needs before its virtual node starts: the node's RBAC."""
+    """Objects the tenant needs before its virtual node starts: the node's RBAC, and the
+    compatibility policy that refuses what sk8s cannot run."""
     async with TenantClient(t.endpoint, t.pki) as tc:
-        for doc in yaml.safe_load_all(VNODE_RBAC.read_text()):
-            if not doc:
-                continue
-            plural = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings",
-                      "Role": "roles", "RoleBinding": "rolebindings"}[doc["kind"]]
-            ns = doc["metadata"].get("namespace")
-            path = (f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{plural}/{doc['metadata']['name']}"
-                    if ns else f"/apis/rbac.authorization.k8s.io/v1/{plural}/{doc['metadata']['name']}")
-            await tc.apply(path, doc)
+        for source in (VNODE_RBAC, COMPATIBILITY_POLICY):
+            for doc in yaml.safe_load_all(source.read_text()):
+                if doc:
+                    await tc.apply(bootstrap_path(doc), doc)
 
 
 async def warm_up(t: cp.Tenant, timeout: float = 90) -> bool:
