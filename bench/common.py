@@ -49,8 +49,9 @@ def row(name: str, s: dict, unit: str = "s") -> str:
     return f"{name:44} n={s['n']:<4} p50={s['p50']:.3f}{unit}  p99={s['p99']:.3f}{unit}  mean={s['mean']:.3f}{unit}"
 
 
-def time_to_running(list_fn, list_args: tuple, create, n: int, prefix: str) -> list[float]:
-    """Create n objects one after another; for each, seconds until a watch sees it Running.
+def time_to_running(list_fn, list_args: tuple, create, n: int, prefix: str, reached=None) -> list[float]:
+    """Create n objects one after another; for each, seconds until a watch sees it Running
+    (or, with `reached(obj)`, in the state that predicate looks for).
 
     `list_fn(*list_args)` is a kubernetes-client list call to watch; `create(name)` makes one.
     Watching (not polling) makes the figure the system's latency, not the benchmark's.
@@ -72,7 +73,7 @@ def time_to_running(list_fn, list_args: tuple, create, n: int, prefix: str) -> l
         try:
             for ev in watch.Watch().stream(list_fn, *list_args, timeout_seconds=600):
                 name, ph = phase(ev["object"])
-                if ph == "Running":
+                if (reached(ev["object"]) if reached else ph == "Running"):
                     running.setdefault(name, time.monotonic())
                     seen.set()
         except Exception:  # the stream ends when the benchmark tears the cluster down
