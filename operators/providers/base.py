@@ -9,6 +9,7 @@ operator killed at any point converges on restart without duplicates or leaks.
 from __future__ import annotations
 
 import abc
+import asyncio
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
@@ -202,4 +203,9 @@ class Provider(abc.ABC):
                                   tty: bool) -> StdioSession:
         """Stream a running container's own stdio (`kubectl attach`)."""
         raise ProviderError(f"the {self.name} provider cannot attach to containers", reason="NotSupported",
+                            retryable=False)
+
+    async def open_port_stream(self, ref: SandboxRef, port: int) -> "tuple[asyncio.StreamReader, asyncio.StreamWriter]":
+        """A TCP connection to `port` on the sandbox's own localhost (`kubectl port-forward`)."""
+        raise ProviderError(f"the {self.name} provider cannot forward ports", reason="NotSupported",
                             retryable=False)

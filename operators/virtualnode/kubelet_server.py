@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 from aiohttp import web
 
-from . import remotecommand, stdio_stream
+from . import portforward, remotecommand, stdio_stream
 from .spec import pod_uid_of
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 ALLOWED_CN = "kube-apiserver-kubelet-client"
 ALLOWED_ORG = "system:masters"
-NOT_YET = ("portForward", "run")
+NOT_YET = ("run",)
 
 Lookup = Callable[[str, str], "tuple[dict | None, dict | None]"]
 
@@ -97,6 +97,9 @@ class KubeletServer:
             for path in (f"/{verb}/{{namespace}}/{{pod}}/{{container}}", f"/{verb}/{{namespace}}/{{pod}}/{{uid}}/{{container}}"):
                 app.router.add_route("GET", path, handler)
                 app.router.add_route("POST", path, handler)
+        for path in ("/portForward/{namespace}/{pod}", "/portForward/{namespace}/{pod}/{uid}"):
+            app.router.add_route("GET", path, self.port_forward)
+            app.router.add_route("POST", path, self.port_forward)
         for verb in NOT_YET:
             app.router.add_route("*", f"/{verb}/{{tail:.*}}", self.not_implemented)
         return app
@@ -193,28 +196,13 @@ class KubeletServer:
             opts = remotecommand.parse_options(request.query, request.query.getall("command", []), exec_=exec_)
         except remotecommand.OptionsError as exc:
             raise web.HTTPBadRequest(text=f"{exc}\n")
-        pod, sbp = self.lookup(ns, name)
-        uid = request.match_info.get("uid")
-        if pod is None or (uid and uid != pod["metadata"]["uid"]):
-            raise web.HTTPNotFound(text="pod does not exist\n")
-        statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        statuses += (pod.get("status") or {}).get("initContainerStatuses") or []
-        status = next((c for c in statuses if c.get("name") == container), {})
-        if (sbp is None or pod_uid_of(sbp) != pod["metadata"]["uid"]
-                or "running" not in (status.get("state") or {})):
-            # The kubelet's words when the runtime has no running container by that name.
-            raise web.HTTPNotFound(text=f'container not found ("{container}")\n')
+        # First, so that kubectl's SPDY retry after a refused WebSocket gets the same answer.
+        provider, ref = self._running(request, ns, name, container)
         if not stdio_stream.is_websocket(request):
             # SPDY is what kubectl falls back to when a WebSocket upgrade fails, and what
             # clients before Kubernetes 1.29 speak.
             raise web.HTTPBadRequest(text="the sk8s virtual node streams exec and attach over WebSockets "
                                           "(v5.channel.k8s.io, v4.channel.k8s.io) only, not SPDY\n")
-        from ..providers.base import SandboxRef
-        try:
-            provider = self.provider()
-        except ValueError as exc:
-            raise web.HTTPServiceUnavailable(text=f"{request.path.split('/')[1]} is not available: {exc}\n")
-        ref = SandboxRef(self.meta_namespace, sbp["metadata"]["name"], sbp["metadata"]["uid"])
         if exec_:
             def open_session():
                 return provider.open_exec_session(ref, container, list(opts.command), stdin=opts.stdin, tty=opts.tty)
@@ -222,3 +210,33 @@ class KubeletServer:
             def open_session():
                 return provider.open_attach_session(ref, container, stdin=opts.stdin, tty=opts.tty)
         return await stdio_stream.serve(request, opts, open_session, exec_=exec_)
+
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        """`kubectl port-forward`: SPDY tunnelled in the WebSocket the apiserver passes on."""
+        ns, name = request.match_info["namespace"], request.match_info["pod"]
+        provider, ref = self._running(request, ns, name, None)
+        if not portforward.wants_tunnel(request):
+            raise web.HTTPBadRequest(text="the sk8s virtual node forwards ports over WebSockets "
+                                          f"({portforward.TUNNEL_PROTOCOL}) only\n")
+        return await portforward.serve(request, lambda port: provider.open_port_stream(ref, port), name)
+
+    def _running(self, request: web.Request, ns: str, name: str, container: str | None):
+        """The provider and sandbox of a pod whose `container` (any, if None) is running."""
+        pod, sbp = self.lookup(ns, name)
+        uid = request.match_info.get("uid")
+        if pod is None or (uid and uid != pod["metadata"]["uid"]):
+            raise web.HTTPNotFound(text="pod does not exist\n")
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        statuses += (pod.get("status") or {}).get("initContainerStatuses") or []
+        running = [c for c in statuses if "running" in (c.get("state") or {})
+                   and container in (None, c.get("name"))]
+        if sbp is None or pod_uid_of(sbp) != pod["metadata"]["uid"] or not running:
+            # The kubelet's words when the runtime has no running container (sandbox) by that name.
+            raise web.HTTPNotFound(text=f'container not found ("{container}")\n' if container
+                                   else f'pod "{name}" has no running sandbox\n')
+        from ..providers.base import SandboxRef
+        try:
+            provider = self.provider()
+        except ValueError as exc:
+            raise web.HTTPServiceUnavailable(text=f"{request.path.split('/')[1]} is not available: {exc}\n")
+        return provider, SandboxRef(self.meta_namespace, sbp["metadata"]["name"], sbp["metadata"]["uid"])

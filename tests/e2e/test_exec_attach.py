@@ -1,5 +1,5 @@
-"""kubectl exec and attach through the virtual node, as a user runs them (plain kubectl, piped
-or under a terminal), against real sandboxes."""
+"""kubectl exec, attach and port-forward through the virtual node, as a user runs them (plain
+kubectl, piped or under a terminal), against real sandboxes."""
 from __future__ import annotations
 
 import fcntl
@@ -10,6 +10,7 @@ import struct
 import subprocess
 import termios
 import time
+import urllib.request
 
 import pytest
 
@@ -35,6 +36,16 @@ spec:
   containers:
   - {name: sh, image: localhost/sk8s-busybox:latest, imagePullPolicy: IfNotPresent,
      command: [sh], stdin: true, tty: true}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: httpd, image: localhost/sk8s-busybox:latest, imagePullPolicy: IfNotPresent}
+  - {name: loopback-only, image: localhost/sk8s-busybox:latest, imagePullPolicy: IfNotPresent,
+     command: [httpd, -f, -p, "127.0.0.1:8081", -h, /www]}
 """
 
 
@@ -47,7 +58,7 @@ def _running(pod: dict) -> bool:
 def tenant(meta):
     t = make_cluster(meta, "execs")
     t.kubectl("apply", "-f", "-", input=POD_TWO)
-    for name in ("two", "console"):
+    for name in ("two", "console", "web"):
         t.wait_pod(name, _running, timeout=90)
     yield t
     meta.kubectl("delete", "serverlesscluster", "execs", "--timeout=180s", check=False)
@@ -165,3 +176,43 @@ def test_exec_in_a_pod_that_is_not_running_is_refused(tenant):
     res = tenant.kubectl("exec", "done", "--", "true", check=False)
     assert res.returncode != 0
     assert "cannot exec into a container in a completed pod; current phase is Succeeded" in res.stderr
+
+
+def _forward(tenant: Tenant, *ports: str) -> tuple[subprocess.Popen, list[int]]:
+    proc = subprocess.Popen([str(tenant.meta.bindir / "kubectl"), f"--kubeconfig={tenant.kubeconfig}",
+                             "port-forward", "pod/web", *ports], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    local = []
+    for _ in ports:
+        line = proc.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> 80"
+        m = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) -> \d+", line)
+        assert m, line + proc.stderr.read() if proc.poll() is not None else line
+        local.append(int(m.group(1)))
+    return proc, local
+
+
+def test_port_forward_reaches_the_pods_ports_and_its_localhost(tenant):
+    proc, (http, loopback) = _forward(tenant, ":80", ":8081")
+    try:
+        for _ in range(3):  # one SPDY connection, one stream pair per request
+            body = urllib.request.urlopen(f"http://127.0.0.1:{http}/", timeout=10).read()
+            assert b"Welcome to sk8s" in body
+        # Listening on the pod's 127.0.0.1 only: reachable as with a kubelet, not via the pod IP.
+        assert b"Welcome to sk8s" in urllib.request.urlopen(f"http://127.0.0.1:{loopback}/", timeout=10).read()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_port_forward_to_a_closed_port_says_why(tenant):
+    proc, (port,) = _forward(tenant, ":9999")
+    try:
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read()
+        proc.wait(20)  # kubectl gives up the connection after a forwarding error
+        err = proc.stderr.read()
+        assert "an error occurred forwarding" in err and "-> 9999" in err
+        assert "failed to connect to localhost:9999 inside the pod" in err and "Connection refused" in err
+    finally:
+        proc.kill()
+        proc.wait()

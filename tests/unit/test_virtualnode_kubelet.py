@@ -54,8 +54,8 @@ async def test_logs_tail_limit_and_errors(kubelet):
             assert r.status == 400 and "previous terminated container" in await r.text()
         async with c.get("/containerLogs/default/web/c?tailLines=-1") as r:
             assert r.status == 400
-        async with c.post("/portForward/default/web?port=80") as r:
-            assert r.status == 501 and "portForward is not supported" in await r.text()
+        async with c.post("/run/default/web/c?cmd=ls") as r:
+            assert r.status == 501 and "run is not supported" in await r.text()
         async with c.get("/healthz") as r:
             assert await r.text() == "ok"
 

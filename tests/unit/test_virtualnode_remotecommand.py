@@ -236,6 +236,10 @@ async def test_refusals_before_the_upgrade(kubelet):
     for url, code, text in cases:
         async with c.get(url, headers={"Upgrade": "websocket", "Connection": "Upgrade"}) as r:
             assert (r.status, text in await r.text()) == (code, True), url
+    async with c.get("/portForward/default/waiting", headers={"Upgrade": "websocket", "Connection": "Upgrade"}) as r:
+        assert r.status == 404 and 'pod "waiting" has no running sandbox' in await r.text()
+    async with c.post("/portForward/default/web?port=80", headers={"Upgrade": "SPDY/3.1"}) as r:
+        assert r.status == 400 and "SPDY/3.1+portforward.k8s.io" in await r.text()
     # SPDY (kubectl's fallback) is refused with a reason, so kubectl shows it.
     async with c.post("/exec/default/web/c?command=ls&output=1",
                       headers={"Upgrade": "SPDY/3.1", "Connection": "Upgrade"}) as r:

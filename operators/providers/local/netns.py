@@ -11,6 +11,7 @@ import ctypes
 import os
 import socket
 import threading
+from typing import Callable
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -37,8 +38,10 @@ def bind_in(netns: str | None, host: str, port: int, kind: int = socket.SOCK_STR
             s.close()
             raise
 
-    if netns is None:
-        return make()
+    return make() if netns is None else _run_in(netns, make)
+
+
+def _run_in(netns: str, make: Callable[[], socket.socket]) -> socket.socket:
     result: dict = {}
 
     def run() -> None:
@@ -56,12 +59,37 @@ def bind_in(netns: str | None, host: str, port: int, kind: int = socket.SOCK_STR
             os.close(own)
             os.close(target)
 
-    t = threading.Thread(target=run, name="netns-bind")
+    t = threading.Thread(target=run, name="netns-socket")
     t.start()
     t.join()
     if "error" in result:
         raise result["error"]
     return result["sock"]
+
+
+def connect_in(netns: str, port: int, timeout: float = 5) -> socket.socket:
+    """A non-blocking socket connected to localhost:port in `netns`, as the kubelet's
+    port-forward connects: it reaches servers listening only on the pod's loopback."""
+    def make() -> socket.socket:
+        errors = []
+        for family, addr, name in ((socket.AF_INET, "127.0.0.1", "IPv4"), (socket.AF_INET6, "::1", "IPv6")):
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            try:
+                s.connect((addr, port))
+            except OSError as exc:
+                s.close()
+                errors.append(f"{name}: {exc.strerror or exc}")
+                continue
+            s.setblocking(False)
+            return s
+        raise ConnectionRefusedError(", ".join(errors))
+    return _run_in(netns, make)
+
+
+async def open_connection(netns: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    sock = await asyncio.get_running_loop().run_in_executor(None, connect_in, netns, port)
+    return await asyncio.open_connection(sock=sock)
 
 
 async def ip(netns: str, *args: str) -> tuple[int, str]:

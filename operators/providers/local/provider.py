@@ -18,7 +18,7 @@ from ..base import (ContainerInfo, ImagePullError, Provider, ProviderError, Sand
                     SandboxRef, StdioSession)
 from .kubelet.worker import PodWorker
 from .podman import Podman
-from . import volumes
+from . import netns, podenv, volumes
 from .vpc import LocalVpcs
 from .stdio import attach_args, exec_args, open_session
 from .spec import (LABEL_CLUSTER_UID, LABEL_CONTAINER, LABEL_HOME, LABEL_INIT, LABEL_NAME, LABEL_NAMESPACE,
@@ -148,8 +148,13 @@ class LocalProvider(Provider):
     async def run_container(self, ref: SandboxRef, spec: PodSpec, c: Container, *, network: str,
                             labels: dict[str, str], dns: list[str], new_pod: bool, init: bool = False) -> None:
         """`podman run` one container of the pod; the first one creates the pod. Idempotent."""
+        late_env = None
+        if podenv.late_fields(c):
+            late_env = await self._late_env(ref, spec, network=network, dns=dns)
+            new_pod = False
         for _ in range(3):
-            args = run_args(ref, spec, c, network=network, labels=labels, new_pod=new_pod, dns=dns, init=init)
+            args = run_args(ref, spec, c, network=network, labels=labels, new_pod=new_pod, dns=dns, init=init,
+                            late_env=late_env)
             async with self._creating:
                 res = await self.podman.run(*args, check=False, timeout=600)
             if res.rc == 0 or "is already in use" in res.err:
@@ -285,6 +290,18 @@ class LocalProvider(Provider):
             await self.podman.run("rm", "--force", "--time=0", c["Id"], check=False)
         await self._remove_volumes(ref)
 
+    async def _late_env(self, ref: SandboxRef, spec: PodSpec, *, network: str, dns: list[str]) -> dict[str, str]:
+        """The pod IP and host IP for env, creating and starting the pod's network first."""
+        res = await self.podman.run(*podenv.pod_create_args(ref, spec, network=network, dns=dns), check=False)
+        if res.rc != 0 and "already exists" not in res.err:
+            raise ProviderError(f"creating pod {ref.instance_name}: {res.err.strip()}", reason="RunContainerError")
+        await self.podman.run("pod", "start", ref.instance_name, check=False)
+        pod = await self.podman.json("pod", "inspect", ref.instance_name)
+        pod = pod[0] if isinstance(pod, list) else pod
+        infra = await self.podman.json("container", "inspect", pod.get("InfraContainerID", ""))
+        ip, gw = podenv.infra_addresses(infra[0] if isinstance(infra, list) else infra)
+        return podenv.late_values(ip, gw or self._host_ip)
+
     # --- volumes (see volumes.py) ---------------------------------------------------
     async def prepare_volumes(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str],
                               content: dict[str, dict[str, tuple[bytes, int]]]) -> None:
@@ -352,6 +369,14 @@ class LocalProvider(Provider):
                                   tty: bool) -> StdioSession:
         return await open_session(self.podman.binary, self.podman.env,
                                   attach_args(container_name(ref, container), stdin=stdin), stdin=stdin, tty=tty)
+
+    async def open_port_stream(self, ref: SandboxRef, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        infra = (await self.podman.run("pod", "inspect", "--format={{.InfraContainerID}}", ref.instance_name)).out
+        path = (await self.podman.run("container", "inspect", "--format={{.NetworkSettings.SandboxKey}}",
+                                      infra.strip())).out.strip()
+        if not path:
+            raise ProviderError(f"sandbox {ref.instance_name} has no network namespace")
+        return await netns.open_connection(path, port)
 
     async def watch(self) -> AsyncIterator[SandboxRef]:
         """Refs of sandboxes whose state changed: podman's container events and the kubelet's

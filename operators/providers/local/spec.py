@@ -53,8 +53,10 @@ def resource_args(c: Container) -> list[str]:
     return args
 
 
-def env_args(c: Container, ref: SandboxRef) -> list[str]:
-    field_values = {"metadata.name": ref.name, "metadata.namespace": ref.namespace, "metadata.uid": ref.uid}
+def env_args(c: Container, ref: SandboxRef, late: dict[str, str] | None = None) -> list[str]:
+    """`late`: values of status.podIP and the like, once the pod has its network (podenv.py)."""
+    field_values = {"metadata.name": ref.name, "metadata.namespace": ref.namespace, "metadata.uid": ref.uid,
+                    **(late or {})}
     args = []
     for e in c.env or []:
         if e.valueFrom is None:
@@ -85,7 +87,7 @@ def dns_args(spec: PodSpec, vpc_resolver: str | None) -> list[str]:
 
 def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labels: dict[str, str],
              new_pod: bool, init: bool = False, dns: list[str] | None = None,
-             volume_root: Path | None = None) -> list[str]:
+             volume_root: Path | None = None, late_env: dict[str, str] | None = None) -> list[str]:
     """`podman run` arguments for one container; the first one creates the pod."""
     args = ["run", "--detach", f"--name={container_name(ref, c.name)}"]
     if new_pod:
@@ -111,7 +113,7 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
         "--log-driver=k8s-file",
     ]
     args += resource_args(c)
-    args += env_args(c, ref)
+    args += env_args(c, ref, late_env)
     if c.volumeMounts:
         args += mount_args(ref, spec, c, volume_root or default_root())
     if c.workingDir:
