@@ -75,9 +75,11 @@ def container_statuses(spec: PodSpec, inst: SandboxInstance | None, error: Provi
                         "restartCount": old.get("restartCount", 0), "state": {"waiting": waiting}})
             continue
         running = info.state == "running"
+        # An init container is ready once it has completed; a container while it runs.
+        ready = (info.state == "terminated" and (info.exit_code or 0) == 0) if init else running
         status = {"name": c.name, "image": c.image, "imageID": info.image_id or "",
                   "containerID": info.container_id or "",
-                  "ready": info.ready if info.ready is not None else running,
+                  "ready": info.ready if info.ready is not None else ready,
                   "started": info.started if info.started is not None else running,
                   "restartCount": info.restart_count, "state": container_state(info)}
         old = before.get(c.name, {})

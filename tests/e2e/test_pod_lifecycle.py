@@ -71,6 +71,19 @@ def wait_event(t: Tenant, pod: str, reason: str, contains: str, timeout: float =
                          f"{[(e['reason'], e['message']) for e in evs]}")
 
 
+def wait_endpoint_ready(t: Tenant, service: str, ready: bool, timeout: float = 30) -> bool:
+    """Whether the Service's EndpointSlice came to list its one endpoint with that readiness."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        slices = json.loads(t.kubectl("get", "endpointslices", "-l", f"kubernetes.io/service-name={service}",
+                                      "-o", "json").stdout)["items"]
+        eps = [e for s in slices for e in s.get("endpoints") or []]
+        if eps and all(e.get("conditions", {}).get("ready") is ready for e in eps):
+            return True
+        time.sleep(0.3)
+    return False
+
+
 def test_containers_of_a_pod_share_localhost_and_report_separately(tenant):
     apply(tenant, """
 apiVersion: v1
@@ -277,9 +290,12 @@ spec:
       periodSeconds: 1
       failureThreshold: 1
 """)
+    tenant.kubectl("expose", "pod", "ready-flip", "--name=flip", "--port=80", "--target-port=8080")
     pod = tenant.wait_pod("ready-flip", lambda p: cond(p, "Ready") == "True", timeout=30)
     assert cstatus(pod, "web")["ready"] is True
+    assert wait_endpoint_ready(tenant, "flip", True)
     pod = tenant.wait_pod("ready-flip", lambda p: cond(p, "Ready") == "False", timeout=30)
+    assert wait_endpoint_ready(tenant, "flip", False)  # an unready pod gets no traffic
     st = cstatus(pod, "web")
     assert st["ready"] is False and "running" in st["state"] and st["restartCount"] == 0
     ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
@@ -318,3 +334,27 @@ spec:
     st = cstatus(pod, "app")
     assert st["started"] is True and st["ready"] is True and st["restartCount"] == 0
     assert not [e for e in events(tenant, "slow-start") if e["reason"] == "Killing"]
+
+
+def test_restart_count_survives_an_operator_restart(meta, tenant):
+    """The back-off, restart count and last termination live on in a restarted operator."""
+    import os
+    import signal
+    apply(tenant, """
+apiVersion: v1
+kind: Pod
+metadata: {name: steady-crasher}
+spec:
+  containers:
+  - {name: crash, image: IMAGE, imagePullPolicy: IfNotPresent, command: [sh, -c, "sleep 1; exit 5"]}
+""")
+    tenant.wait_pod("steady-crasher", lambda p: cstatus(p, "crash")["restartCount"] == 1
+                    and "CrashLoopBackOff" in json.dumps(cstatus(p, "crash")["state"]), timeout=30)
+    pid = meta.state()["components"]["sandboxpod-operator"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    pod = tenant.wait_pod("steady-crasher", lambda p: cstatus(p, "crash")["restartCount"] >= 2, timeout=60)
+    assert meta.state()["components"]["sandboxpod-operator"]["pid"] != pid
+    st = cstatus(pod, "crash")
+    assert st["restartCount"] == 2 and st["lastState"]["terminated"]["exitCode"] == 5
+    pod = tenant.wait_pod("steady-crasher", lambda p: "20s restarting" in json.dumps(cstatus(p, "crash")["state"]),
+                          timeout=30)

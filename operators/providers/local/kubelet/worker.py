@@ -100,8 +100,6 @@ class PodWorker:
         self.init = [ContainerRun(c, True) for c in spec.initContainers or []]
         self.apps = [ContainerRun(c, False) for c in spec.containers]
         self.by_name = {c.name: c for c in self.init + self.apps}
-        self.initialized = not self.init
-        self.init_failed = False
         self.pod_created = False
         self.task: asyncio.Task | None = None
         self._load()
@@ -193,10 +191,7 @@ class PodWorker:
     async def _lifecycle(self) -> None:
         for cs in self.init:
             if await self._supervise(cs) != 0:
-                self.init_failed = True
-                self._changed()
-                return
-        self.initialized = True
+                return  # restartPolicy Never: the pod has failed
         self._changed()
         await asyncio.gather(*(self._supervise(cs) for cs in self.apps))
 
@@ -360,8 +355,8 @@ class PodWorker:
 
     def _info(self, cs: ContainerRun, raw: ContainerInfo | None, init_index: int) -> ContainerInfo:
         if raw is None:
-            reason, message = cs.waiting or (("PodInitializing", None) if not self.initialized
-                                             else ("ContainerCreating", None))
+            # As the kubelet: a pod with init containers shows PodInitializing until each is created.
+            reason, message = cs.waiting or (("PodInitializing" if self.init else "ContainerCreating"), None)
             return ContainerInfo(name=cs.name, state="waiting", reason=reason, message=message,
                                  restart_count=cs.restarts, image=cs.spec.image, ready=False, started=False,
                                  last_state=cs.last_terminated)
