@@ -70,16 +70,23 @@ def test_containers_share_an_emptydir_with_subpath_and_readonly(vol):
     assert "got hello" in out
 
 
-def test_memory_emptydir_is_a_sized_tmpfs(vol):
+def test_emptydir_size_limits_memory_and_disk(vol):
     c = container("main", "grep ' /cache ' /proc/mounts; df -k /cache | tail -1; "
-                          "dd if=/dev/zero of=/cache/big bs=1M count=32 2>&1; echo done; sleep 3600",
-                  volumeMounts=[{"name": "cache", "mountPath": "/cache"}])
-    apply(vol, pod("mem", [c], [{"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}]))
+                          "dd if=/dev/zero of=/cache/big bs=1M count=32 2>&1; echo mem-done; "
+                          "grep ' /scratch ' /proc/mounts; dd if=/dev/zero of=/scratch/big bs=1M count=32 2>&1; "
+                          "echo done; sleep 3600",
+                  volumeMounts=[{"name": "cache", "mountPath": "/cache"}, {"name": "scratch", "mountPath": "/scratch"}])
+    apply(vol, pod("mem", [c], [{"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+                                {"name": "scratch", "emptyDir": {"sizeLimit": "8Mi"}}]))
     vol.wait_pod("mem", running)
     out = wait_logs(vol, "mem", "done")
-    assert "tmpfs /cache tmpfs" in out
-    assert " 16384 " in out  # df: the volume's size is its sizeLimit
-    assert "No space left on device" in out  # writing past the limit fails
+    mem, disk = out.split("mem-done")
+    assert "tmpfs /cache tmpfs" in mem
+    assert " 16384 " in mem  # df: the volume's size is its sizeLimit
+    assert "No space left on device" in mem  # writing past the limit fails
+    # A disk emptyDir past its sizeLimit: ENOSPC from a disk-backed filesystem of that size
+    # (a kubelet would evict the pod instead).
+    assert " /scratch ext4 " in disk and "No space left on device" in disk
 
 
 def test_configmap_secret_and_downward_api_files(vol):

@@ -153,6 +153,13 @@ def test_memory_emptydir_is_sized_by_its_limit_or_the_pods_memory():
     assert local.tmpfs_options(s, s.volumes[0]) == "mode=1777"
 
 
+def test_disk_emptydir_with_a_size_limit_is_a_bounded_filesystem():
+    cmds = local.disk_limit_commands(Path("/v/.d.img"), Path("/v/d"), 8 << 20)
+    assert cmds[0] == ["truncate", f"--size={8 << 20}", "/v/.d.img"]
+    assert cmds[1][0] == "mkfs.ext4" and cmds[2] == ["mount", "-o", "loop", "/v/.d.img", "/v/d"]
+    assert local.disk_limit_commands(Path("i"), Path("d"), 1)[0][1] == f"--size={local.MIN_DISK_IMAGE}"
+
+
 def test_atomic_writer_swaps_the_data_symlink(tmp_path):
     target = tmp_path / "cfg"
     assert local.write_files(target, {"a": (b"1", 0o644), "dir/b": (b"2", 0o600)})

@@ -4,7 +4,9 @@ Every volume of a sandbox is a directory under `<root>/<sandbox uid>/<volume>`, 
 into each container that mounts it, so containers of one pod share it:
 
 - emptyDir: a plain directory (disk), or a tmpfs mounted there (`medium: Memory`, sized by
-  sizeLimit, else by the pod's memory limits when every container has one).
+  sizeLimit, else by the pod's memory limits when every container has one). A disk emptyDir
+  with a sizeLimit is a loop-mounted ext4 file of that size: writes past it fail with
+  ENOSPC, where a kubelet would evict the pod (the honest local equivalent).
 - configMap, secret, downwardAPI: files written as the kubelet's AtomicWriter does: a
   timestamped `..<time>` directory, a `..data` symlink swapped atomically by rename, and
   one user-visible symlink per top-level name into `..data`. Mounted read-only, as upstream.
@@ -52,6 +54,17 @@ def tmpfs_options(spec: PodSpec, v: Volume) -> str:
         if limits and all(x is not None for x in limits):
             size = sum(memory_bytes(x) for x in limits)
     return f"mode=1777,size={size}" if size else "mode=1777"
+
+
+MIN_DISK_IMAGE = 4 << 20  # ext4 needs some room for its own metadata
+
+
+def disk_limit_commands(image: Path, mountpoint: Path, size: int) -> list[list[str]]:
+    """Commands that put a size-bounded, disk-backed filesystem at a disk emptyDir's path."""
+    size = max(size, MIN_DISK_IMAGE)
+    return [["truncate", f"--size={size}", str(image)],
+            ["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", "-E", "root_owner=0:0", str(image)],
+            ["mount", "-o", "loop", str(image), str(mountpoint)]]
 
 
 def nfs_create_args(ref: SandboxRef, v: Volume, labels: dict[str, str]) -> list[str]:
@@ -103,6 +116,14 @@ def prepare(ref: SandboxRef, spec: PodSpec, root: Path) -> None:
                                  capture_output=True, text=True)
             if res.returncode != 0:
                 raise InvalidSpecError(f'volume "{v.name}": mounting tmpfs: {res.stderr.strip()}')
+        elif v.emptyDir and v.emptyDir.sizeLimit is not None and not _is_mount(d):
+            image = d.parent / f".{v.name}.img"
+            for cmd in disk_limit_commands(image, d, memory_bytes(v.emptyDir.sizeLimit)):
+                res = subprocess.run(cmd, capture_output=True, text=True)
+                if res.returncode != 0:
+                    raise InvalidSpecError(f'volume "{v.name}": {cmd[0]}: {res.stderr.strip()}')
+            shutil.rmtree(d / "lost+found", ignore_errors=True)
+            os.chmod(d, 0o777)
         elif v.emptyDir:
             os.chmod(d, 0o777)  # as the kubelet: any user of the image may write
     for c in spec.containers + list(getattr(spec, "initContainers", None) or []):
