@@ -180,7 +180,7 @@ def test_exec_in_a_pod_that_is_not_running_is_refused(tenant):
 
 def _forward(tenant: Tenant, *ports: str) -> tuple[subprocess.Popen, list[int]]:
     proc = subprocess.Popen([str(tenant.meta.bindir / "kubectl"), f"--kubeconfig={tenant.kubeconfig}",
-                             "port-forward", "pod/web", *ports], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "port-forward", "--address=127.0.0.1", "pod/web", *ports], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     local = []
     for _ in ports:
@@ -211,8 +211,9 @@ def test_port_forward_to_a_closed_port_says_why(tenant):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read()
         proc.wait(20)  # kubectl gives up the connection after a forwarding error
         err = proc.stderr.read()
-        assert "an error occurred forwarding" in err and "-> 9999" in err
+        assert "An error occurred forwarding" in err and "remotePort=9999" in err
         assert "failed to connect to localhost:9999 inside the pod" in err and "Connection refused" in err
+        assert "lost connection to pod" in err
     finally:
         proc.kill()
         proc.wait()
