@@ -15,5 +15,4 @@ kopf.on.create(*RESOURCE, id="lb")(handle_ensure_servicelb.ensure_lb)
 kopf.on.resume(*RESOURCE, id="lb")(handle_ensure_servicelb.ensure_lb)
 kopf.on.update(*RESOURCE, id="lb", field="spec")(handle_ensure_servicelb.ensure_lb)
 kopf.on.delete(*RESOURCE, id="lb")(handle_delete_servicelb.delete_lb)
-kopf.timer(*RESOURCE, id="health", interval=handle_report_health.INTERVAL, idle=0,
-           initial_delay=handle_report_health.INTERVAL)(handle_report_health.report_health)
+kopf.daemon(*RESOURCE, id="health", cancellation_timeout=1.0)(handle_report_health.report_health)

@@ -101,8 +101,7 @@ class LocalLoadBalancers(LoadBalancers):
             address = pick_address(candidates, taken, wanted)
             self.reserved[address] = spec.id
             rc, out = await netns.ip(vpc.netns, "addr", "add", f"{address}/32", "dev", "eth0")
-            if rc != 0 and "File exists" not in out:
-                self.reserved.pop(address, None)
+            if rc != 0 and "File exists" not in out and "already assigned" not in out:
                 raise ProviderError(f"adding {address} to VPC {spec.vpc_id}: {out}")
             return address, vpc.netns
         address = pick_address([str(a) for a in self.internet.hosts()], taken, wanted)

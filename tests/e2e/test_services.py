@@ -1,0 +1,239 @@
+"""Services end to end: the original demo, load balancers, and DNS discovery in a tenant."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+import yaml
+from dnslib import QTYPE, RCODE, DNSRecord
+
+from .conftest import IMAGE
+from .tenant import make_cluster
+
+pytestmark = pytest.mark.e2e
+PAGE = "Welcome to sk8s"
+
+
+@pytest.fixture(scope="module")
+def svc(meta):
+    t = make_cluster(meta, "svc", quotas={"maxPods": 30, "cpu": "16", "memory": "16Gi"})
+    yield t
+    meta.kubectl("delete", "serverlesscluster", "svc", "--timeout=180s", check=False)
+
+
+def sandbox_ns(meta) -> str:
+    return meta.get("serverlesscluster", "svc", "default")["status"]["sandboxNamespace"]
+
+
+def http_get(url: str, timeout: float = 3) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.read().decode()
+
+
+def wait(predicate, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as exc:  # the thing may not exist yet
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def external_ip(tenant, name: str) -> str:
+    return wait(lambda: tenant.kubectl("get", "svc", name, "-o",
+                                       "jsonpath={.status.loadBalancer.ingress[0].ip}").stdout.strip(),
+                timeout=60, what=f"EXTERNAL-IP of {name}")
+
+
+def servicelbs(meta, service: str) -> list[dict]:
+    out = meta.kubectl("get", "servicelbs", "-n", sandbox_ns(meta), "-l", f"sk8s.io/service-name={service}",
+                       "-o", "json").stdout
+    return json.loads(out)["items"]
+
+
+def zone(meta) -> dict:
+    return json.loads(meta.kubectl("get", "privatezone", "cluster.local", "-n", sandbox_ns(meta),
+                                   "-o", "json").stdout)
+
+
+def resolve(meta, name: str, qtype: str = "A") -> tuple[int, list[str]]:
+    """Ask the tenant VPC's resolver directly (the host reaches every VPC)."""
+    resolver = zone(meta)["status"]["resolvers"][0]
+    reply = DNSRecord.parse(DNSRecord.question(name, qtype).send(resolver, 53, timeout=2))
+    return reply.header.rcode, sorted(str(r.rdata) for r in reply.rr)
+
+
+def run_client(tenant, name: str, script: str, timeout: float = 90) -> str:
+    """A pod that runs `script` once; returns its output."""
+    tenant.kubectl("run", name, f"--image={IMAGE}", "--image-pull-policy=IfNotPresent", "--restart=Never",
+                   "--", "sh", "-c", script)
+    pod = tenant.wait_pod(name, lambda p: p["status"].get("phase") in ("Succeeded", "Failed"), timeout=timeout)
+    out = tenant.kubectl("logs", name).stdout
+    tenant.kubectl("delete", "pod", name, "--wait=false")
+    assert pod["status"]["phase"] == "Succeeded", out
+    return out
+
+
+def test_original_demo(svc):
+    """The pitch's demo: deploy, expose as a LoadBalancer, `kubectl get all`, curl EXTERNAL-IP."""
+    svc.kubectl("create", "deployment", "nginx", f"--image={IMAGE}")
+    svc.kubectl("expose", "deployment", "nginx", "--port=80", "--target-port=80", "--name=nginx-svc",
+                "--type=LoadBalancer")
+    svc.kubectl("rollout", "status", "deployment/nginx", "--timeout=120s")
+    ip = external_ip(svc, "nginx-svc")
+    assert ip.startswith("127."), ip
+    out = svc.kubectl("get", "all").stdout
+    assert "deployment.apps/nginx" in out and "replicaset.apps/nginx-" in out
+    assert "Running" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("service/nginx-svc"))
+    assert "LoadBalancer" in line and ip in line and "80:" in line
+    assert PAGE in wait(lambda: http_get(f"http://{ip}/"), what="the page through the load balancer")
+    events = svc.kubectl("get", "events", "--field-selector=involvedObject.name=nginx-svc").stdout
+    assert "EnsuredLoadBalancer" in events
+
+
+def test_scaling_changes_backends(meta, svc):
+    ip = external_ip(svc, "nginx-svc")
+    svc.kubectl("scale", "deployment/nginx", "--replicas=3")
+    svc.kubectl("rollout", "status", "deployment/nginx", "--timeout=120s")
+    pod_ips = set(svc.kubectl("get", "pods", "-l", "app=nginx", "-o",
+                              "jsonpath={.items[*].status.podIP}").stdout.split())
+    assert len(pod_ips) == 3
+
+    def backends_are(ips):
+        lbs = servicelbs(meta, "nginx-svc")
+        return len(lbs) == 2 and all({b["ip"] for b in lb["spec"].get("backends") or []} == ips for lb in lbs)
+    t0 = time.monotonic()
+    wait(lambda: backends_are(pod_ips), timeout=10, what="three backends")
+    # Each pod logs its requests: round robin reaches all three.
+    for _ in range(9):
+        assert PAGE in http_get(f"http://{ip}/")
+    served = [p for p in svc.kubectl("get", "pods", "-l", "app=nginx", "-o", "name").stdout.split()
+              if "response:200" in svc.kubectl("logs", p).stdout]
+    assert len(served) == 3, served
+
+    svc.kubectl("scale", "deployment/nginx", "--replicas=1")
+    wait(lambda: len(svc.kubectl("get", "pods", "-l", "app=nginx", "-o", "name").stdout.split()) == 1,
+         timeout=60, what="scale down")
+    left = set(svc.kubectl("get", "pods", "-l", "app=nginx", "-o", "jsonpath={.items[*].status.podIP}").stdout.split())
+    wait(lambda: backends_are(left), timeout=10, what="one backend")
+    for _ in range(5):  # no request lands on a removed pod
+        assert PAGE in http_get(f"http://{ip}/")
+    assert time.monotonic() - t0 < 120
+
+
+def test_pod_resolves_a_service_by_name_and_fetches_from_it(svc):
+    # busybox's nslookup also reports the search domains that do not match: only its output counts.
+    out = run_client(svc, "client", "nslookup nginx-svc; timeout 5 wget -qO- http://nginx-svc/ "
+                                    "&& timeout 5 wget -qO- http://nginx-svc.default.svc.cluster.local/ "
+                                    "&& cat /etc/resolv.conf")
+    assert out.count(PAGE) == 2, out
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local" in out
+    assert "ndots:5" in out
+
+
+def test_headless_service_resolves_to_pod_ips(meta, svc):
+    svc.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "nginx-headless"},
+        "spec": {"clusterIP": "None", "selector": {"app": "nginx"}, "ports": [{"port": 80}]}}))
+    svc.kubectl("scale", "deployment/nginx", "--replicas=2")
+    svc.kubectl("rollout", "status", "deployment/nginx", "--timeout=120s")
+    pod_ips = sorted(svc.kubectl("get", "pods", "-l", "app=nginx", "-o",
+                                 "jsonpath={.items[*].status.podIP}").stdout.split())
+    wait(lambda: resolve(meta, "nginx-headless.default.svc.cluster.local")[1] == pod_ips, timeout=10,
+         what="headless records")
+    assert not servicelbs(meta, "nginx-headless")  # no load balancer for a headless Service
+    out = run_client(svc, "headless-client", "nslookup nginx-headless; true")
+    for ip in pod_ips:
+        assert ip in out, out
+
+
+def test_records_follow_endpoints_within_a_second(meta, svc):
+    svc.kubectl("scale", "deployment/nginx", "--replicas=3")
+    svc.kubectl("rollout", "status", "deployment/nginx", "--timeout=120s")
+    # From the moment the tenant's endpoints say 3 ready addresses, DNS must follow within 1 s.
+    wait(lambda: len(svc.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=nginx-headless",
+                                 "-o", "jsonpath={.items[*].endpoints[*].addresses[0]}").stdout.split()) == 3,
+         timeout=30, what="endpoints")
+    t0 = time.monotonic()
+    wait(lambda: len(resolve(meta, "nginx-headless.default.svc.cluster.local")[1]) == 3, timeout=5,
+         interval=0.05, what="three records")
+    assert time.monotonic() - t0 < 1.5
+
+
+def test_deleting_a_service_frees_its_address_and_records(meta, svc):
+    svc.kubectl("expose", "deployment", "nginx", "--port=8080", "--target-port=80", "--name=temp",
+                "--type=LoadBalancer")
+    ip = external_ip(svc, "temp")
+    assert PAGE in wait(lambda: http_get(f"http://{ip}:8080/"), what="temp LB")
+    wait(lambda: resolve(meta, "temp.default.svc.cluster.local")[1], what="temp record")
+    intranet = next(lb["status"]["address"] for lb in servicelbs(meta, "temp") if lb["spec"]["addressType"] == "intranet")
+    svc.kubectl("delete", "svc", "temp")
+    wait(lambda: not servicelbs(meta, "temp"), timeout=30, what="ServiceLBs deleted")
+    wait(lambda: resolve(meta, "temp.default.svc.cluster.local")[0] == RCODE.NXDOMAIN, timeout=5,
+         what="record removed")
+    for addr in (f"http://{ip}:8080/", f"http://{intranet}:8080/"):
+        with pytest.raises(OSError):
+            http_get(addr, timeout=2)
+    # The addresses are free again: the next Service may take them.
+    assert intranet not in anchor_addresses(meta)
+
+
+def anchor_addresses(meta) -> set[str]:
+    uid = meta.get("serverlesscluster", "svc", "default")["metadata"]["uid"]
+    pods = json.loads(meta.podman("pod", "ps", "--format=json", f"--filter=label=sk8s.io/vpc={uid}").stdout)
+    assert len(pods) == 1
+    infra = meta.podman("pod", "inspect", pods[0]["Id"], "--format={{.InfraContainerID}}").stdout.strip()
+    netns = meta.podman("inspect", infra, "--format={{.NetworkSettings.SandboxKey}}").stdout.strip()
+    out = subprocess.run(["nsenter", f"--net={netns}", "ip", "-o", "-4", "addr", "show", "dev", "eth0"],
+                         capture_output=True, text=True, check=True).stdout
+    return {ln.split()[3].split("/")[0] for ln in out.splitlines() if ln.split()[3].endswith("/32")}
+
+
+def test_operator_killed_mid_provisioning_leaves_no_orphan(meta, svc):
+    pid = meta.state()["components"]["servicelb-operator"]["pid"]
+    for i in range(3):
+        svc.kubectl("expose", "deployment", "nginx", "--port=80", f"--name=churn{i}")
+    os.kill(pid, signal.SIGKILL)
+    wait(lambda: meta.state()["components"]["servicelb-operator"]["pid"] != pid, timeout=30,
+         what="operator restart")
+    try:
+        for i in range(3):
+            wait(lambda: resolve(meta, f"churn{i}.default.svc.cluster.local")[1], timeout=60,
+                 what=f"churn{i} served")
+    except AssertionError as exc:
+        log = meta.sk8s("logs", "servicelb-operator", check=False).stdout[-3000:]
+        lbs = meta.kubectl("get", "servicelbs", "-n", sandbox_ns(meta), "-o", "wide").stdout
+        raise AssertionError(f"{exc}\n{lbs}\nservicelb-operator log:\n{log}") from None
+    lbs = json.loads(meta.kubectl("get", "servicelbs", "-n", sandbox_ns(meta), "-o", "json").stdout)["items"]
+    intranet = {lb["status"]["address"] for lb in lbs if lb["spec"]["addressType"] == "intranet"}
+    assert len(intranet) == len([lb for lb in lbs if lb["spec"]["addressType"] == "intranet"])  # none shared
+    assert anchor_addresses(meta) == intranet  # nothing half-provisioned left behind
+    for i in range(3):
+        svc.kubectl("delete", "svc", f"churn{i}")
+    wait(lambda: not any(servicelbs(meta, f"churn{i}") for i in range(3)), timeout=30, what="churn LBs gone")
+    lbs = json.loads(meta.kubectl("get", "servicelbs", "-n", sandbox_ns(meta), "-o", "json").stdout)["items"]
+    assert anchor_addresses(meta) == {lb["status"]["address"] for lb in lbs if lb["spec"]["addressType"] == "intranet"}
+
+
+def test_intranet_load_balancer_is_not_reachable_from_another_tenant(meta, svc):
+    """The intranet address lives in the tenant's VPC: another tenant's pods cannot reach it."""
+    intranet = next(lb["status"]["address"] for lb in servicelbs(meta, "nginx-svc")
+                    if lb["spec"]["addressType"] == "intranet")
+    other = make_cluster(meta, "svc-other", quotas={"maxPods": 2})
+    try:
+        out = run_client(other, "probe", f"timeout 3 wget -qO- http://{intranet}/ && echo REACHED || echo BLOCKED")
+        assert "BLOCKED" in out and PAGE not in out
+    finally:
+        meta.kubectl("delete", "serverlesscluster", "svc-other", "--timeout=180s", check=False)
+    assert PAGE in run_client(svc, "same-tenant", f"timeout 3 wget -qO- http://{intranet}/")
