@@ -24,7 +24,8 @@ class EventRecorder:
     def forget(self, uid: str) -> None:
         self._seen.pop(uid, None)
 
-    def emit(self, pod: dict, type_: str, reason: str, message: str, *, component: str | None = None) -> None:
+    def emit(self, pod: dict, type_: str, reason: str, message: str, *, component: str | None = None,
+             kind: str = "Pod") -> None:
         meta = pod["metadata"]
         seen = self._seen.setdefault(meta["uid"], set())
         if (reason, message) in seen:
@@ -33,17 +34,18 @@ class EventRecorder:
             log.debug("dropping event %s for %s/%s: too many in flight", reason, meta["namespace"], meta["name"])
             return
         seen.add((reason, message))
-        task = asyncio.create_task(self._post(meta, type_, reason, message, component or self.component))
+        task = asyncio.create_task(self._post(meta, type_, reason, message, component or self.component, kind))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _post(self, meta: dict, type_: str, reason: str, message: str, component: str) -> None:
+    async def _post(self, meta: dict, type_: str, reason: str, message: str, component: str,
+                    kind: str = "Pod") -> None:
         now = now_rfc3339()
         name = f"{meta['name'][:200]}.{time.time_ns():x}"
         body = {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": name, "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
+            "involvedObject": {"apiVersion": "v1", "kind": kind, "name": meta["name"],
                                "namespace": meta["namespace"], "uid": meta["uid"]},
             "reason": reason, "message": message[:1024], "type": type_,
             "source": {"component": component, "host": self.host},
