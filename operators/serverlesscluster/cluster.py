@@ -94,7 +94,7 @@ VNODE_META_RULES = [{"apiGroups": ["sk8s.io"], "resources": ["sandboxpods", "ser
                     # The sandboxes' kubelet events, mirrored onto the tenant pods.
                     {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
                     # Pods' volume content (ConfigMap, Secret, downward API files).
-                    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch"]}]
+                    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch", "delete"]}]
 VNODE_TOKEN_SECONDS = 365 * 24 * 3600
 
 

@@ -128,6 +128,8 @@ class PodSync:
             if sbp is not None and not _deleting(sbp):
                 log.info("deleting orphaned SandboxPod %s (its pod is gone)", name)
                 await self._delete_sandbox(sbp)
+            if sbp is None:
+                await self.volumes.discard(name)
             self.queue.forget(name)
             return
         uid = pod["metadata"]["uid"]

@@ -43,13 +43,16 @@ class VolumeSync:
         self.readers: dict[tuple[str, str, str], set[str]] = {}  # (kind, ns, name) -> SandboxPod names
         self._reads: dict[str, set[tuple[str, str, str]]] = {}
         self.written: dict[str, tuple[str, str | None]] = {}  # SandboxPod name -> (hash, owner uid)
+        self.unowned: set[str] = set()
 
     # --- which pods read what ----------------------------------------------------------
     def track(self, name: str, pod: dict | None) -> None:
         for k in self._reads.pop(name, set()):
             self.readers.get(k, set()).discard(name)
         if pod is None:
-            self.written.pop(name, None)
+            last = self.written.pop(name, None)
+            if last and last[1] is None:
+                self.unowned.add(name)  # written, but its SandboxPod never came: nothing collects it
             return
         ns = pod["metadata"]["namespace"]
         secrets, configmaps = referenced_volume_sources(pod)
@@ -111,3 +114,14 @@ class VolumeSync:
             return
         if content is not None:
             await self.write(sbp["metadata"]["name"], content, dict(sbp["metadata"].get("labels") or {}), owner=sbp)
+
+    async def discard(self, name: str) -> None:
+        """Remove a content Secret whose pod went before its SandboxPod was made."""
+        if name not in self.unowned:
+            return
+        try:
+            await self.meta.delete(f"/api/v1/namespaces/{self.meta_namespace}/secrets/{name}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+        self.unowned.discard(name)

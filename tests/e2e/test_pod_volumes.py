@@ -119,6 +119,20 @@ def test_configmap_secret_and_downward_api_files(vol):
     assert "/etc/info/name 644 [files]" in out and "/etc/info/cpu 644 [500]" in out
     assert "extra" not in out.split("/etc/info/cpu")[1]  # items: only the listed key is a file
 
+    # In the meta-cluster the files travel in one Secret owned by the SandboxPod: it goes with the pod.
+    def content_secrets():
+        return json.loads(vol.meta.kubectl("get", "secrets", "-A", "-l",
+                                           "sk8s.io/volume-content=true,sk8s.io/pod-name=files",
+                                           "-o", "json").stdout)["items"]
+    [secret] = content_secrets()
+    assert [o["kind"] for o in secret["metadata"]["ownerReferences"]] == ["SandboxPod"]
+    assert set(secret["data"]) == {"conf", "creds", "info"}
+    vol.kubectl("delete", "pod", "files", "--wait=true")
+    deadline = time.monotonic() + 30
+    while content_secrets() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert content_secrets() == []
+
 
 def test_configmap_and_label_updates_reach_running_pods(vol):
     vol.kubectl("create", "configmap", "live", "--from-literal=greeting=hello")

@@ -172,3 +172,19 @@ def test_atomic_writer_swaps_the_data_symlink(tmp_path):
     assert os.readlink(target / "..data") != first and (target / "a").read_text() == "new"
     assert not (target / "dir").exists() and not (target / first).exists()  # old files and links go
     assert sorted(p.name for p in target.iterdir() if not p.name.startswith("..")) == ["a"]
+
+
+def test_the_compatibility_policy_is_applied_at_its_api_paths():
+    import yaml
+
+    from operators.serverlesscluster.cluster import COMPATIBILITY_POLICY, bootstrap_path
+    policy, binding = list(yaml.safe_load_all(COMPATIBILITY_POLICY.read_text()))
+    assert bootstrap_path(policy) == \
+        "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/sk8s-compatibility"
+    assert bootstrap_path(binding).endswith("/validatingadmissionpolicybindings/sk8s-compatibility")
+    assert binding["spec"] == {"policyName": "sk8s-compatibility", "validationActions": ["Deny"]}
+    assert bootstrap_path({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                           "metadata": {"name": "r", "namespace": "kube-node-lease"}}) == \
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-node-lease/roles/r"
+    # Every validation names what it refuses.
+    assert all(v.get("message") or v.get("messageExpression") for v in policy["spec"]["validations"])
