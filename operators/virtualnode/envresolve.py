@@ -128,7 +128,7 @@ def resolve_env(pod: dict, container: dict, *, secrets: Mapping[str, dict | None
     """The container's environment with every value that can be known now made literal.
 
     `secrets`/`configmaps` map names to objects, or to None when they do not exist.
-    Returns the env list and the envFrom keys skipped as invalid variable names.
+    Returns the env list and, per envFrom source with invalid variable names, the kubelet's message.
     Raises ConfigError with the kubelet's message when a required value is missing.
     """
     ns = (pod.get("metadata") or {}).get("namespace", "")
@@ -152,6 +152,7 @@ def resolve_env(pod: dict, container: dict, *, secrets: Mapping[str, dict | None
                     continue
                 raise ConfigError(f'configmap "{ref["name"]}" not found')
             data = dict(cm.get("data") or {})
+            source = f"configMap {ns}/{ref['name']}"
         elif ef.get("secretRef"):
             ref = ef["secretRef"]
             sec = secrets.get(ref["name"])
@@ -160,14 +161,19 @@ def resolve_env(pod: dict, container: dict, *, secrets: Mapping[str, dict | None
                     continue
                 raise ConfigError(f'secret "{ref["name"]}" not found')
             data = {k: _secret_value(sec, k) or "" for k in sec.get("data") or {}}
+            source = f"secret {ns}/{ref['name']}"
         else:
             continue
+        invalid = []
         for k in sorted(data):
             name = prefix + k
             if not _ENV_NAME.match(name):
-                skipped.append(name)
+                invalid.append(name)
                 continue
             set_value(name, data[k])
+        if invalid:
+            skipped.append(f"Keys [{', '.join(invalid)}] from the EnvFrom {source} were skipped since they are "
+                           "considered invalid environment variable names.")
 
     def lookup(name: str) -> str | None:
         return values.get(name)

@@ -190,19 +190,13 @@ class KubeletServer:
         return await self._stdio(request, exec_=False)
 
     async def _stdio(self, request: web.Request, *, exec_: bool) -> web.StreamResponse:
-        """`kubectl exec` and `kubectl attach`, over the WebSocket the apiserver passes on."""
+        """`kubectl exec` and `kubectl attach`, over a WebSocket or SPDY."""
         ns, name, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
         try:
             opts = remotecommand.parse_options(request.query, request.query.getall("command", []), exec_=exec_)
         except remotecommand.OptionsError as exc:
             raise web.HTTPBadRequest(text=f"{exc}\n")
-        # First, so that kubectl's SPDY retry after a refused WebSocket gets the same answer.
         provider, ref = self._running(request, ns, name, container)
-        if not stdio_stream.is_websocket(request):
-            # SPDY is what kubectl falls back to when a WebSocket upgrade fails, and what
-            # clients before Kubernetes 1.29 speak.
-            raise web.HTTPBadRequest(text="the sk8s virtual node streams exec and attach over WebSockets "
-                                          "(v5.channel.k8s.io, v4.channel.k8s.io) only, not SPDY\n")
         if exec_:
             def open_session():
                 return provider.open_exec_session(ref, container, list(opts.command), stdin=opts.stdin, tty=opts.tty)
@@ -212,12 +206,9 @@ class KubeletServer:
         return await stdio_stream.serve(request, opts, open_session, exec_=exec_)
 
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
-        """`kubectl port-forward`: SPDY tunnelled in the WebSocket the apiserver passes on."""
+        """`kubectl port-forward`: SPDY, tunnelled in the WebSocket the apiserver passes on or not."""
         ns, name = request.match_info["namespace"], request.match_info["pod"]
         provider, ref = self._running(request, ns, name, None)
-        if not portforward.wants_tunnel(request):
-            raise web.HTTPBadRequest(text="the sk8s virtual node forwards ports over WebSockets "
-                                          f"({portforward.TUNNEL_PROTOCOL}) only\n")
         return await portforward.serve(request, lambda port: provider.open_port_stream(ref, port), name)
 
     def _running(self, request: web.Request, ns: str, name: str, container: str | None):

@@ -221,10 +221,8 @@ class PodSync:
             values, skipped = resolve_env(pod, c, secrets=secrets, configmaps=configmaps, node_name=self.node_name,
                                           allocatable=self.allocatable)
             env[c["name"]] = values
-            if skipped:
-                self.events.emit(pod, "Warning", "InvalidEnvironmentVariableNames",
-                                 f"Keys [{', '.join(sorted(skipped))}] from the EnvFrom of container {c['name']} "
-                                 "were skipped since they are invalid environment variable names.")
+            for message in skipped:
+                self.events.emit(pod, "Warning", "InvalidEnvironmentVariableNames", message)
         return env
 
     async def _mount_error(self, name: str, pod: dict, message: str) -> None:

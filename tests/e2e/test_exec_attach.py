@@ -178,10 +178,10 @@ def test_exec_in_a_pod_that_is_not_running_is_refused(tenant):
     assert "cannot exec into a container in a completed pod; current phase is Succeeded" in res.stderr
 
 
-def _forward(tenant: Tenant, *ports: str) -> tuple[subprocess.Popen, list[int]]:
+def _forward(tenant: Tenant, *ports: str, env: dict | None = None) -> tuple[subprocess.Popen, list[int]]:
     proc = subprocess.Popen([str(tenant.meta.bindir / "kubectl"), f"--kubeconfig={tenant.kubeconfig}",
-                             "port-forward", "--address=127.0.0.1", "pod/web", *ports], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                             "port-forward", "--address=127.0.0.1", "pod/web", *ports],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     local = []
     for _ in ports:
         line = proc.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> 80"
@@ -214,6 +214,28 @@ def test_port_forward_to_a_closed_port_says_why(tenant):
         assert "An error occurred forwarding" in err and "remotePort=9999" in err
         assert "failed to connect to localhost:9999 inside the pod" in err and "Connection refused" in err
         assert "lost connection to pod" in err
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# kubectl's own switches back to SPDY: what older clients and client-go's SPDY executor speak,
+# passed through by the apiserver to the virtual node as they are.
+SPDY_ENV = dict(os.environ, KUBECTL_REMOTE_COMMAND_WEBSOCKETS="false", KUBECTL_PORT_FORWARD_WEBSOCKETS="false")
+
+
+def test_exec_over_spdy(tenant):
+    res = subprocess.run([str(tenant.meta.bindir / "kubectl"), f"--kubeconfig={tenant.kubeconfig}", "exec", "-i",
+                          "two", "-c", "box", "--", "sh", "-c", "cat; echo err >&2; exit 4"],
+                         input="spdy in\n", text=True, capture_output=True, timeout=60, env=SPDY_ENV)
+    assert (res.returncode, res.stdout) == (4, "spdy in\n")
+    assert res.stderr.startswith("err\n") and "command terminated with exit code 4" in res.stderr
+
+
+def test_port_forward_over_spdy(tenant):
+    proc, (port,) = _forward(tenant, ":80", env=SPDY_ENV)
+    try:
+        assert b"Welcome to sk8s" in urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read()
     finally:
         proc.kill()
         proc.wait()

@@ -1,6 +1,7 @@
 """The virtual node's kubelet API served over real mutual TLS, for unit tests."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from pathlib import Path
@@ -26,11 +27,19 @@ async def serve_kubelet(tmp_path: Path, *, lookup, provider):
     await server.start("127.0.0.1", port, server_ssl_context(str(tmp_path / "serving.crt"),
                                                              str(tmp_path / "serving.key"), str(tmp_path / "ca.crt")))
 
-    def client(user: str = "apis") -> aiohttp.ClientSession:
+    def tls(user: str = "apis") -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
         ctx.load_cert_chain(str(tmp_path / f"{user}.crt"), str(tmp_path / f"{user}.key"))
-        return aiohttp.ClientSession(base_url=f"https://127.0.0.1:{port}", connector=aiohttp.TCPConnector(ssl=ctx))
+        return ctx
 
+    def client(user: str = "apis") -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(base_url=f"https://127.0.0.1:{port}", connector=aiohttp.TCPConnector(ssl=tls(user)))
+
+    async def raw(user: str = "apis"):
+        """A plain TLS connection, for protocols aiohttp's client does not speak (SPDY)."""
+        return await asyncio.open_connection("127.0.0.1", port, ssl=tls(user))
+
+    client.raw = raw  # type: ignore[attr-defined]
     try:
         yield client
     finally:

@@ -8,7 +8,8 @@ import pytest
 
 from operators.providers.local.netns import open_connection
 from operators.virtualnode import spdy
-from operators.virtualnode.portforward import PortForwardSession
+from operators.virtualnode.portforward import forward_streams
+from operators.virtualnode.spdy_streams import SpdyConnection
 
 # spdystream's Framer writing what kubectl sends for one forwarded connection: SYN_STREAM
 # error (1) and data (3) with Go's canonical header names, FIN on the error stream, data,
@@ -61,7 +62,7 @@ def test_written_frames_as_spdystream_reads_them():
 
 
 class Client:
-    """kubectl's side of a port-forward session, over in-memory queues."""
+    """kubectl's side of a port-forward connection, over in-memory queues."""
 
     def __init__(self, dial):
         self.w, self.r = spdy.FrameWriter(), spdy.FrameReader()
@@ -71,11 +72,12 @@ class Client:
         async def send(data):
             for f in self.r.feed(data):
                 self.frames.put_nowait(f)
-        self.session = PortForwardSession(send, dial, "web")
+        self.conn = SpdyConnection(send)
+        self.task = asyncio.ensure_future(forward_streams(self.conn, dial, "web"))
 
     async def open(self, request, port, error_id, data_id):
         for kind, sid in (("error", error_id), ("data", data_id)):
-            await self.session.feed(self.w.syn_stream(sid, {"streamtype": [kind], "port": [str(port)],
+            await self.conn.feed(self.w.syn_stream(sid, {"streamtype": [kind], "port": [str(port)],
                                                             "requestid": [str(request)]}))
 
     async def until_closed(self, *streams) -> dict[int, bytes]:
@@ -99,14 +101,15 @@ async def test_forwards_a_connection_to_the_pods_localhost():
     port = server.sockets[0].getsockname()[1]
     c = Client(lambda p: open_connection("/proc/self/ns/net", p))
     await c.open(0, port, 1, 3)
-    await c.session.feed(c.w.data(1, fin=True) + c.w.data(3, b"hello ") + c.w.data(3, b"pod", fin=True))
-    await c.session.feed(c.w.ping(7))
+    await c.conn.feed(c.w.data(1, fin=True) + c.w.data(3, b"hello ") + c.w.data(3, b"pod", fin=True))
+    await c.conn.feed(c.w.ping(7))
     got = await c.until_closed(1, 3)
     assert got == {3: b"HELLO POD", 1: b""}
     assert spdy.Ping(7) in c.control  # answered as spdystream answers pings
     assert c.control.count(spdy.Ignored(spdy.SYN_REPLY)) == 2  # each stream accepted
     server.close()
-    await c.session.close()
+    c.conn.end()
+    await c.task
 
 
 async def test_a_refused_port_is_reported_on_the_error_stream():

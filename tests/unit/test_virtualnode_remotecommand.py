@@ -11,6 +11,7 @@ import pytest_asyncio
 from operators.providers.base import StdioSession
 from operators.providers.local.stdio import attach_args, exec_args, open_session
 from operators.virtualnode import remotecommand as rc
+from operators.virtualnode import spdy
 from operators.virtualnode.node import node_status
 from operators.virtualnode.options import Options
 
@@ -177,6 +178,7 @@ async def kubelet(tmp_path):
     async with serve_kubelet(tmp_path, provider=provider,
                              lookup=lambda ns, name: (pods.get(name), SBP if name in pods else None)) as client:
         async with client() as c:
+            c.raw = client.raw
             yield c, provider
 
 
@@ -238,10 +240,51 @@ async def test_refusals_before_the_upgrade(kubelet):
             assert (r.status, text in await r.text()) == (code, True), url
     async with c.get("/portForward/default/waiting", headers={"Upgrade": "websocket", "Connection": "Upgrade"}) as r:
         assert r.status == 404 and 'pod "waiting" has no running sandbox' in await r.text()
-    async with c.post("/portForward/default/web?port=80", headers={"Upgrade": "SPDY/3.1"}) as r:
+    async with c.post("/portForward/default/web?port=80") as r:
         assert r.status == 400 and "SPDY/3.1+portforward.k8s.io" in await r.text()
-    # SPDY (kubectl's fallback) is refused with a reason, so kubectl shows it.
+    # SPDY with only the protocols before v4: refused as the kubelet refuses them.
     async with c.post("/exec/default/web/c?command=ls&output=1",
-                      headers={"Upgrade": "SPDY/3.1", "Connection": "Upgrade"}) as r:
-        assert r.status == 400 and "WebSockets" in await r.text()
+                      headers={"Upgrade": "SPDY/3.1", "Connection": "Upgrade",
+                               "X-Stream-Protocol-Version": "v3.channel.k8s.io"}) as r:
+        assert r.status == 403 and "unable to negotiate protocol" in await r.text()
     assert provider.log == []
+
+
+async def _spdy_upgrade(c, path: str, protocols: str):
+    reader, writer = await c.raw()
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: kubelet\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+                 f"X-Stream-Protocol-Version: {protocols}\r\nContent-Length: 0\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    return reader, writer, head.decode()
+
+
+async def _spdy_frames(reader, frames: spdy.FrameReader, until) -> list:
+    got = []
+    while not until(got):
+        data = await asyncio.wait_for(reader.read(65536), 5)
+        assert data, got
+        got += frames.feed(data)
+    return got
+
+
+async def test_exec_over_spdy_as_older_clients_speak_it(kubelet):
+    c, provider = kubelet
+    reader, writer, head = await _spdy_upgrade(c, "/exec/default/web/c?command=cat&input=1&output=1&error=1",
+                                               "v4.channel.k8s.io, v3.channel.k8s.io")
+    assert head.startswith("HTTP/1.1 101") and "X-Stream-Protocol-Version: v4.channel.k8s.io" in head
+    w, r = spdy.FrameWriter(), spdy.FrameReader()
+    for sid, kind in ((1, "error"), (3, "stdin"), (5, "stdout"), (7, "stderr")):
+        writer.write(w.syn_stream(sid, {"streamtype": [kind]}))
+    writer.write(w.data(3, b"hello") + w.data(3, b"exit 3", fin=True) + w.ping(9))
+    got = await _spdy_frames(reader, r, lambda fs: any(isinstance(f, spdy.Data) and f.stream_id == 1 and f.fin
+                                                       for f in fs))
+    assert sum(isinstance(f, spdy.Ignored) and f.type == spdy.SYN_REPLY for f in got) == 4
+    data = {}
+    for f in got:
+        if isinstance(f, spdy.Data):
+            data[f.stream_id] = data.get(f.stream_id, b"") + f.data
+    assert data[5] == b"HELLO" and data[7] == b""
+    assert data[1].decode() == GO_EXIT_3
+    assert spdy.Ping(9) in got
+    writer.close()
+    assert provider.log[0] == ("exec", "default.web", "c", ["cat"], True, False)
