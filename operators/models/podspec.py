@@ -141,6 +141,9 @@ class Container(K8sModel):
         default=None, description="Always, IfNotPresent or Never.")
     tty: bool | None = None
     stdin: bool | None = None
+    restartPolicy: Literal["Always"] | None = Field(
+        default=None, description="Always on an init container makes it a sidecar: started in order, then "
+                                  "kept running (and restarted) alongside the containers.")
     livenessProbe: Probe | None = _probe("Liveness")
     readinessProbe: Probe | None = _probe("Readiness")
     startupProbe: Probe | None = _probe("Startup")

@@ -21,6 +21,8 @@ def initialized(spec: PodSpec, init_infos: list[ContainerInfo], infos: list[Cont
     if not spec.initContainers:
         return True
     done = {i.name for i in init_infos if i.state == "terminated" and (i.exit_code or 0) == 0}
+    # A sidecar counts once it has started: it runs on next to the containers.
+    done |= {i.name for i in init_infos if i.name in sidecars(spec) and i.state == "running" and i.started is not False}
     if all(c.name in done for c in spec.initContainers):
         return True
     return any(i.state == "running" or i.started_at or i.restart_count for i in infos)
@@ -29,7 +31,12 @@ def initialized(spec: PodSpec, init_infos: list[ContainerInfo], infos: list[Cont
 def init_failed(spec: PodSpec, init_infos: list[ContainerInfo]) -> bool:
     """A failed init container is final only under restartPolicy Never."""
     return (spec.restartPolicy or "Always") == "Never" and any(
-        i.state == "terminated" and (i.exit_code or 0) != 0 for i in init_infos)
+        i.state == "terminated" and (i.exit_code or 0) != 0 and i.name not in sidecars(spec) for i in init_infos)
+
+
+def sidecars(spec: PodSpec) -> set[str]:
+    """Init containers with restartPolicy Always."""
+    return {c.name for c in spec.initContainers or [] if c.restartPolicy == "Always"}
 
 
 def pod_phase(spec: PodSpec, infos: list[ContainerInfo], init_infos: list[ContainerInfo] | None = None) -> str:
@@ -75,8 +82,9 @@ def container_statuses(spec: PodSpec, inst: SandboxInstance | None, error: Provi
                         "restartCount": old.get("restartCount", 0), "state": {"waiting": waiting}})
             continue
         running = info.state == "running"
-        # An init container is ready once it has completed; a container while it runs.
-        ready = (info.state == "terminated" and (info.exit_code or 0) == 0) if init else running
+        # An init container is ready once it has completed; a container (and a sidecar) while it runs.
+        ready = (info.state == "terminated" and (info.exit_code or 0) == 0) \
+            if init and c.name not in sidecars(spec) else running
         status = {"name": c.name, "image": c.image, "imageID": info.image_id or "",
                   "containerID": info.container_id or "",
                   "ready": info.ready if info.ready is not None else ready,

@@ -34,7 +34,7 @@ _PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 # Container fields the SandboxPod schema has, copied as they are (the apiserver prunes
 # anything else, and the spec is immutable once created, so nothing else is sent).
-_CONTAINER_FIELDS = ("workingDir", "imagePullPolicy", "tty", "stdin")
+_CONTAINER_FIELDS = ("workingDir", "imagePullPolicy", "tty", "stdin", "restartPolicy")
 
 
 def _short_hash(text: str) -> str:
@@ -211,8 +211,6 @@ def dropped_fields(pod: dict) -> list[str]:
     for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         extras = [f for f in _CONTAINER_EXTRAS if c.get(f)]
         extras += [f"{k}.grpc" for k in _PROBES if c.get(k) and _probe(c[k]) is None]
-        if c.get("restartPolicy"):
-            extras.append("restartPolicy (sidecar)")
         if any(m.get("name") in vols for m in c.get("volumeMounts") or []):
             extras.append("volumeMounts")
         if extras:

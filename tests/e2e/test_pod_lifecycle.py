@@ -248,6 +248,36 @@ spec:
     assert st["lastState"]["terminated"]["exitCode"] == 1
 
 
+def test_job_with_a_sidecar_completes(tenant):
+    # A native sidecar (an init container with restartPolicy Always): started before the
+    # container, running next to it, stopped once the Job's container is done.
+    apply(tenant, """
+apiVersion: batch/v1
+kind: Job
+metadata: {name: with-sidecar}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 2
+      initContainers:
+      - {name: proxy, image: IMAGE, imagePullPolicy: IfNotPresent, restartPolicy: Always,
+         command: [sh, -c, "mkdir -p /srv && echo proxied > /srv/index.html && exec httpd -f -p 9000 -h /srv"]}
+      containers:
+      - {name: work, image: IMAGE, imagePullPolicy: IfNotPresent,
+         command: [sh, -c, "until timeout 3 wget -qO- http://localhost:9000/; do sleep 0.3; done"]}
+""")
+    tenant.kubectl("wait", "--for=condition=Complete", "job/with-sidecar", "--timeout=60s")
+    pod = json.loads(tenant.kubectl("get", "pods", "-l", "job-name=with-sidecar", "-o", "json").stdout)["items"][0]
+    pod = tenant.wait_pod(pod["metadata"]["name"], lambda p: p["status"].get("phase") == "Succeeded" and "terminated"
+                          in cstatus(p, "proxy", "initContainerStatuses")["state"], timeout=30)
+    work = cstatus(pod, "work")["state"]["terminated"]
+    assert work["exitCode"] == 0
+    proxy = cstatus(pod, "proxy", "initContainerStatuses")
+    assert proxy["state"]["terminated"]["startedAt"] <= work["startedAt"]
+    assert "proxied" in tenant.kubectl("logs", pod["metadata"]["name"], "-c", "work").stdout
+
+
 def test_liveness_failure_restarts_the_container(tenant):
     apply(tenant, """
 apiVersion: v1
@@ -277,7 +307,7 @@ def test_readiness_probe_gates_ready(tenant):
     apply(tenant, """
 apiVersion: v1
 kind: Pod
-metadata: {name: ready-flip}
+metadata: {name: ready-flip, labels: {app: flip}}
 spec:
   containers:
   - name: web

@@ -144,3 +144,15 @@ def test_readiness_gates_ready_and_startup_gates_started():
     cs.probes[READINESS].record(True)
     _, [app] = w.report({"app": run})
     assert app.ready
+
+
+def test_sidecars_always_restart_whatever_the_pods_policy():
+    assert should_restart("Never", 0, init=True, sidecar=True) and should_restart("OnFailure", 0, init=True, sidecar=True)
+
+
+def test_a_sidecar_is_ready_while_it_runs_not_when_it_completes():
+    w = worker(restartPolicy="Never", initContainers=[{"name": "proxy", "image": "img", "restartPolicy": "Always"}])
+    init, _ = w.report({"proxy": ContainerInfo("proxy", "running", started_at="T0")})
+    assert init[0].ready is True and init[0].started is True
+    init, _ = w.report({"proxy": ContainerInfo("proxy", "terminated", exit_code=0, reason="Completed")})
+    assert init[0].ready is False

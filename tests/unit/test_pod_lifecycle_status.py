@@ -132,3 +132,16 @@ def test_kubelet_events_count_on_one_object_and_reach_the_tenant_pod_as_its_own(
     assert mirrored["count"] == 3 and mirrored["type"] == "Warning" and mirrored["source"]["component"] == "kubelet"
     assert mirrored["metadata"]["name"].startswith("web.")
     assert tenant_message("no identity here", sb, p) == "no identity here"
+
+
+def test_sidecars_count_as_initialized_once_started_and_never_fail_the_pod():
+    s = PodSpec.model_validate({"restartPolicy": "Never", "containers": [{"name": "app", "image": "i"}],
+                                "initContainers": [{"name": "a", "image": "i"},
+                                                   {"name": "proxy", "image": "i", "restartPolicy": "Always"}]})
+    proxy = ContainerInfo("proxy", "running", started_at=T1, started=True, ready=True)
+    st = build_status(s, inst([done("a"), proxy], [ContainerInfo("app", "running", started_at=T1)]), prev={},
+                      generation=1, provider="local", now=T2)
+    assert conds(st)["Initialized"]["status"] == "True" and st["phase"] == "Running"
+    assert pod_phase(s, [waiting("app")], [done("a"), ContainerInfo("proxy", "running", started=False)]) == "Pending"
+    stopped = ContainerInfo("proxy", "terminated", exit_code=143, reason="Error", started_at=T0, finished_at=T2)
+    assert pod_phase(s, [done("app")], [done("a"), stopped]) == "Succeeded"  # a Job with a sidecar completes

@@ -66,6 +66,10 @@ class ContainerRun:
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def sidecar(self) -> bool:
+        return self.init and self.spec.restartPolicy == "Always"
+
     def probe_spec(self, kind: str) -> Probe | None:
         return {LIVENESS: self.spec.livenessProbe, READINESS: self.spec.readinessProbe,
                 STARTUP: self.spec.startupProbe}[kind]
@@ -189,11 +193,44 @@ class PodWorker:
                 await asyncio.sleep(ERROR_RETRY)
 
     async def _lifecycle(self) -> None:
+        sidecars: list[asyncio.Task] = []
+        try:
+            for cs in self.init:
+                if cs.sidecar:  # started in turn, then kept running next to the containers
+                    sidecars.append(asyncio.create_task(self._supervise(cs)))
+                    await cs.startup_passed.wait()
+                elif await self._supervise(cs) != 0:
+                    break  # restartPolicy Never: the pod has failed
+            else:
+                self._changed()
+                await asyncio.gather(*(self._supervise(cs) for cs in self.apps))
+        except BaseException:
+            for t in sidecars:  # deleted: the sandbox's removal stops the containers
+                t.cancel()
+            raise
+        await self._stop_sidecars(sidecars)
+
+    async def _stop_sidecars(self, tasks: list[asyncio.Task]) -> None:
+        """The containers are done (or the pod failed): sidecars stop too, as upstream."""
+        if not tasks:
+            return
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for cs in self.init:
-            if await self._supervise(cs) != 0:
-                return  # restartPolicy Never: the pod has failed
+            if cs.sidecar:
+                self._stop_probes(cs)
+                cs.done, cs.waiting = True, None
+                self._event("Normal", "Killing", f"Stopping container {cs.name}")
+                await self.p.podman.run("stop", f"--time={self._grace()}", container_name(self.ref, cs.name),
+                                        check=False, timeout=self._grace() + 60)
         self._changed()
-        await asyncio.gather(*(self._supervise(cs) for cs in self.apps))
+
+    def _grace(self, probe: Probe | None = None) -> int:
+        if probe is not None and probe.terminationGracePeriodSeconds:
+            return probe.terminationGracePeriodSeconds
+        grace = self.spec.terminationGracePeriodSeconds
+        return 30 if grace is None else grace
 
     def _changed(self) -> None:
         self.p.sandbox_changed(self.ref)
@@ -240,7 +277,7 @@ class PodWorker:
             # exited or stopped: apply restartPolicy
             self._stop_probes(cs)
             code = int(state.get("ExitCode", 0))
-            if not should_restart(self.spec.restartPolicy, code, init=cs.init):
+            if not should_restart(self.spec.restartPolicy, code, init=cs.init, sidecar=cs.sidecar):
                 cs.done, cs.waiting = True, None
                 self._changed()
                 return code
@@ -283,7 +320,7 @@ class PodWorker:
     def _watch_probes(self, cs: ContainerRun, state: dict) -> None:
         """Probes belong to one run of a container: a new run starts them afresh."""
         run_id = state.get("StartedAt")
-        if cs.init or run_id == cs.run_id:
+        if (cs.init and not cs.sidecar) or run_id == cs.run_id:
             return
         self._stop_probes(cs)
         cs.run_id = run_id
@@ -339,11 +376,7 @@ class PodWorker:
         self._changed()
         if result is False and kind in (LIVENESS, STARTUP):
             self._event("Normal", "Killing", f"Container {cs.name} failed {kind.lower()} probe, will be restarted")
-            p = cs.probe_spec(kind)
-            grace = p.terminationGracePeriodSeconds if p and p.terminationGracePeriodSeconds else None
-            if grace is None:
-                grace = self.spec.terminationGracePeriodSeconds if self.spec.terminationGracePeriodSeconds is not None \
-                    else 30
+            grace = self._grace(cs.probe_spec(kind))
             await self.p.podman.run("stop", f"--time={grace}", container_name(self.ref, cs.name),
                                     check=False, timeout=grace + 60)
 
@@ -370,7 +403,7 @@ class PodWorker:
             info.exit_code = info.started_at = info.finished_at = None
         running = info.state == "running"
         info.started = running and cs.started
-        if cs.init:
+        if cs.init and not cs.sidecar:
             info.ready = info.state == "terminated" and info.exit_code == 0
         else:
             info.ready = running and cs.ready
