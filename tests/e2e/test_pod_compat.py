@@ -56,6 +56,7 @@ def test_unsupported_pod_fields_are_refused_naming_the_field(compat, name, extra
     proc = create(compat, pod(name, **extra))
     assert proc.returncode != 0
     assert field in proc.stderr and "sk8s-compatibility" in proc.stderr, proc.stderr
+    print(proc.stderr.strip())
     assert compat.kubectl("get", "pod", name, check=False).returncode != 0  # nothing left Pending
 
 

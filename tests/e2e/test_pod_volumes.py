@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -151,6 +152,7 @@ def test_configmap_and_label_updates_reach_running_pods(vol):
     vol.kubectl("patch", "configmap", "live", "--type=merge", "-p", '{"data":{"greeting":"bonjour"}}')
     wait_logs(vol, "live", "now bonjour", timeout=15)
     took = time.monotonic() - t0
+    print(f"ConfigMap update visible in the running pod after {took:.2f}s")
     vol.kubectl("label", "pod", "live", "version=v2", "--overwrite")
     wait_logs(vol, "live", 'version="v2"', timeout=15)
     # Every line shows a whole file: the swap is atomic, never an empty or half-written file.
@@ -228,12 +230,26 @@ def nfs_server(tmp_path):
     port = 2049  # an nfs volume has no port field: the server must listen on NFS's own
     conf = tmp_path / "ganesha.conf"
     conf.write_text(GANESHA_CONF.format(port=port, path=export))
+    # ganesha serves only once registered with rpcbind.
+    rpcbind = None
+    if subprocess.run(["pgrep", "-x", "rpcbind"], capture_output=True).returncode != 0:
+        rpcbind = subprocess.Popen(["rpcbind", "-f", "-w"])
     proc = subprocess.Popen(["ganesha.nfsd", "-F", "-f", str(conf), "-L", str(tmp_path / "ganesha.log"),
                              "-p", str(tmp_path / "ganesha.pid")])
-    time.sleep(2)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"ganesha.nfsd did not listen on {port}: {(tmp_path / 'ganesha.log').read_text()[-2000:]}")
+            time.sleep(0.3)
     yield export, port
-    proc.terminate()
-    proc.wait(timeout=10)
+    for p in (proc, rpcbind):
+        if p is not None:
+            p.terminate()
+            p.wait(timeout=10)
 
 
 def test_nfs_volume(vol, nfs_server):
