@@ -39,8 +39,8 @@ class ServiceLBSpec(K8sModel):
         default="internet", description="internet (public address) or intranet (VPC-only).")
     vpcID: str | None = Field(
         default=None, max_length=128,
-        description="The VPC an intranet address is allocated in; sk8s gives each tenant cluster its own "
-                    "VPC, named by the ServerlessCluster's uid.")
+        description="The VPC of the backends, and of an intranet address; sk8s gives each tenant cluster its "
+                    "own VPC, named by the ServerlessCluster's uid. Backends outside it are refused.")
     listeners: list[Listener] = Field(
         min_length=1,
         max_length=64,

@@ -23,7 +23,7 @@ class LBListener:
 class LBSpec:
     id: str  # the ServiceLB's uid
     address_type: str  # "internet" | "intranet"
-    vpc_id: str | None
+    vpc_id: str | None  # intranet: where the address lives; both: the only network backends may be in
     listeners: list[LBListener]
     backends: list[str]  # IPs of ready endpoints
 
@@ -33,6 +33,7 @@ class BackendHealth:
     ip: str
     port: int
     healthy: bool
+    message: str | None = None
 
 
 @dataclass

@@ -29,7 +29,8 @@ def build_status(state: LBState, *, provider: str, generation: int | None, previ
         "address": state.address,
         "providerID": f"{provider}://{state.address}",
         "listeners": listeners,
-        "backends": [{"ip": b.ip, "port": b.port, "healthy": b.healthy} for b in state.backends],
+        "backends": [{"ip": b.ip, "port": b.port, "healthy": b.healthy, **({"message": b.message} if b.message else {})}
+                     for b in state.backends],
         "conditions": conditions,
         "observedGeneration": generation,
         "message": None,

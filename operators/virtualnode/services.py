@@ -119,7 +119,7 @@ def build_servicelbs(svc: dict, slices: list[dict], *, cluster: str, cluster_uid
                          "namespace": namespace, "labels": labels},
             "spec": {"clusterRef": {"name": cluster},
                      "service": {"namespace": meta["namespace"], "name": meta["name"]},
-                     "addressType": t, **({"vpcID": cluster_uid} if t == "intranet" else {}),
+                     "addressType": t, "vpcID": cluster_uid,
                      "listeners": lsts, "backends": backends},
         })
     return out

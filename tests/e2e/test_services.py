@@ -237,3 +237,51 @@ def test_intranet_load_balancer_is_not_reachable_from_another_tenant(meta, svc):
     finally:
         meta.kubectl("delete", "serverlesscluster", "svc-other", "--timeout=180s", check=False)
     assert PAGE in run_client(svc, "same-tenant", f"timeout 3 wget -qO- http://{intranet}/")
+
+
+def test_endpoints_outside_the_tenant_are_never_proxied(meta, svc):
+    """The proxy runs on the host: a hand-written EndpointSlice must not turn it into a way
+    out of the tenant's VPC (here: to a port on the host, through the VPC's gateway)."""
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("0.0.0.0", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    hits = []
+    stop = threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+                hits.append(1)
+                conn.close()
+            except OSError:
+                pass
+    threading.Thread(target=accept, daemon=True).start()
+    gateway = next(lb for lb in servicelbs(meta, "nginx-svc") if lb["spec"]["addressType"] == "intranet")
+    gateway_ip = ".".join(gateway["status"]["address"].split(".")[:2]) + "." + \
+        str(int(gateway["status"]["address"].split(".")[2]) - 1) + ".1"
+    svc.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "sneaky"},
+         "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "targetPort": port}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": "sneaky-1", "labels": {"kubernetes.io/service-name": "sneaky"}},
+         "addressType": "IPv4", "ports": [{"port": port, "protocol": "TCP"}],
+         "endpoints": [{"addresses": [gateway_ip], "conditions": {"ready": True}}]}]))
+    try:
+        ip = external_ip(svc, "sneaky")
+        lb = wait(lambda: next((lb for lb in servicelbs(meta, "sneaky") if lb["spec"]["addressType"] == "internet"
+                                and (lb["status"].get("backends") or [])), None), what="sneaky LB status")
+        assert lb["status"]["backends"] == [{"ip": gateway_ip, "port": port, "healthy": False,
+                                             "message": "outside the load balancer's VPC"}]
+        with pytest.raises(OSError):
+            http_get(f"http://{ip}/", timeout=2)
+        assert not hits
+    finally:
+        stop.set()
+        listener.close()
+        svc.kubectl("delete", "svc", "sneaky", check=False)
+        svc.kubectl("delete", "endpointslice", "sneaky-1", check=False)

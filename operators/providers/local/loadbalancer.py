@@ -35,6 +35,13 @@ def internet_range(home_id: str) -> ipaddress.IPv4Network:
     return ipaddress.ip_network(f"127.{second}.0.0/16")
 
 
+def _within(ip: str, net: ipaddress.IPv4Network) -> bool:
+    try:
+        return ipaddress.ip_address(ip) in net
+    except ValueError:
+        return False
+
+
 def pick_address(candidates: list[str], taken: set[str], wanted: str | None) -> str:
     """`wanted` if it is a candidate and free, else the lowest free candidate."""
     if wanted and wanted not in taken and wanted in set(candidates):
@@ -46,10 +53,14 @@ def pick_address(candidates: list[str], taken: set[str], wanted: str | None) -> 
 
 
 class _LB:
-    def __init__(self, spec: LBSpec, address: str, ns: str | None) -> None:
+    def __init__(self, spec: LBSpec, address: str, ns: str | None,
+                 backend_net: ipaddress.IPv4Network | None, gateway: str | None) -> None:
         self.spec = spec
         self.address = address
         self.netns = ns
+        self.backend_net = backend_net
+        self.gateway = gateway  # the host's side of the VPC: never a backend
+        self.refused: list[str] = []
         self.listeners: dict[LBListener, Listener] = {}
         self.backends: dict[LBListener, BackendSet] = {}
         self.health_task: asyncio.Task | None = None
@@ -113,7 +124,9 @@ class LocalLoadBalancers(LoadBalancers):
             lb = self.lbs.get(spec.id)
             if lb is None:
                 addr, ns = await self._allocate(spec, address)
-                lb = self.lbs[spec.id] = _LB(spec, addr, ns)
+                vpc = await self.vpcs.ensure(spec.vpc_id) if spec.vpc_id else None
+                lb = self.lbs[spec.id] = _LB(spec, addr, ns, vpc.layout.pod_range if vpc else None,
+                                             vpc.gateway if vpc else None)
                 lb.health_task = asyncio.create_task(self._check_health(lb), name=f"lb-health-{spec.id}")
             lb.spec = spec
             await self._sync_listeners(lb)
@@ -124,8 +137,15 @@ class LocalLoadBalancers(LoadBalancers):
         for lst in [k for k in lb.listeners if k not in wanted]:
             await lb.listeners.pop(lst).close()
             lb.backends.pop(lst, None)
+        # The proxy runs on the host, outside the tenants' isolation: it must only ever
+        # connect to the tenant's own pods, whatever endpoints the tenant writes.
+        allowed = [ip for ip in lb.spec.backends
+                   if lb.backend_net is None or (_within(ip, lb.backend_net) and ip != lb.gateway)]
+        lb.refused = sorted(set(lb.spec.backends) - set(allowed))
+        if lb.refused:
+            log.warning("LB %s: ignoring backends outside its VPC: %s", lb.spec.id, ", ".join(lb.refused))
         for lst in lb.spec.listeners:
-            targets = [(ip, lst.target_port) for ip in lb.spec.backends]
+            targets = [(ip, lst.target_port) for ip in allowed]
             if lst in lb.listeners:
                 lb.backends[lst].replace(targets)
                 continue
@@ -165,6 +185,8 @@ class LocalLoadBalancers(LoadBalancers):
         backends = []
         for lst, bs in lb.backends.items():
             backends += [BackendHealth(ip, port, (ip, port) not in bs.unhealthy) for ip, port in bs.targets]
+            backends += [BackendHealth(ip, lst.target_port, False, "outside the load balancer's VPC")
+                         for ip in lb.refused]
         return LBState(lb.address, [(lst, lb.backends[lst].healthy_count()) for lst in lb.spec.listeners
                                     if lst in lb.backends], backends)
 
