@@ -39,7 +39,15 @@ def is_headless(svc: dict) -> bool:
     return (svc.get("spec") or {}).get("clusterIP") == "None"
 
 
+def is_api_service(svc: dict) -> bool:
+    """default/kubernetes: its endpoint is the tenant apiserver on the host, which no load
+    balancer may reach (backends are confined to the tenant's VPC)."""
+    return svc_key(svc) == ("default", "kubernetes")
+
+
 def wants_lb(svc: dict) -> bool:
+    if is_api_service(svc):
+        return False
     spec = svc.get("spec") or {}
     return spec.get("type", "ClusterIP") in ("ClusterIP", "NodePort", "LoadBalancer") and not is_headless(svc) \
         and bool(spec.get("ports"))

@@ -41,6 +41,7 @@ def test_headless_external_name_and_portless_services_get_no_lb():
     assert build(service(clusterIP="None"), [slice_(["10.0.0.2"])]) == []
     assert build(service(type_="ExternalName", externalName="example.org"), []) == []
     assert build(service(ports=[]), []) == []
+    assert build(service("kubernetes", ports=[{"port": 443, "targetPort": 6443}]), [slice_(["10.0.0.2"])]) == []
 
 
 def test_named_target_port_comes_from_the_endpoint_slice():
