@@ -137,6 +137,16 @@ def test_exec_chooses_the_container(tenant):
     assert res.returncode != 0 and 'container nope is not valid for pod two' in res.stderr
 
 
+def test_kubectl_cp_both_ways(tenant, tmp_path):
+    # kubectl cp is tar over exec: binary stdin and stdout, end of input, exit code.
+    payload = os.urandom(300_000)
+    (tmp_path / "blob").write_bytes(payload)
+    tenant.kubectl("cp", str(tmp_path / "blob"), "two:/tmp/blob", "-c", "box")
+    assert tenant.kubectl("exec", "two", "-c", "box", "--", "wc", "-c", "/tmp/blob").stdout.split()[0] == "300000"
+    tenant.kubectl("cp", "two:/tmp/blob", str(tmp_path / "back"), "-c", "box")
+    assert (tmp_path / "back").read_bytes() == payload
+
+
 def test_exec_interactive_terminal_with_resize(tenant):
     term = Terminal(tenant, "exec", "-it", "two", "-c", "box", "--", "sh")
     try:
