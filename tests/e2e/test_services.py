@@ -170,6 +170,16 @@ def test_records_follow_endpoints_within_a_second(meta, svc):
          interval=0.05, what="three records")
     assert time.monotonic() - t0 < 1.5
 
+    # The same for the load balancer's backends (what its proxy serves, from its status).
+    svc.kubectl("scale", "deployment/nginx", "--replicas=2")
+    wait(lambda: len(svc.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=nginx-svc", "-o",
+                                 "jsonpath={.items[*].endpoints[?(@.conditions.ready==true)].addresses[0]}")
+                     .stdout.split()) == 2, timeout=30, interval=0.05, what="endpoints")
+    t0 = time.monotonic()
+    wait(lambda: all(len(lb["status"].get("backends") or []) == 2 for lb in servicelbs(meta, "nginx-svc")),
+         timeout=5, interval=0.05, what="two backends")
+    assert time.monotonic() - t0 < 1.5
+
 
 def test_deleting_a_service_frees_its_address_and_records(meta, svc):
     svc.kubectl("expose", "deployment", "nginx", "--port=8080", "--target-port=80", "--name=temp",
