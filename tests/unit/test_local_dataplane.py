@@ -131,3 +131,15 @@ def test_subnet_and_address_picking():
     assert pick_address(["a", "b", "c"], {"c"}, "c") == "a"  # unless another LB holds it
     with pytest.raises(Exception):
         pick_address(["a"], {"a"}, None)
+
+
+def test_packet_cache_keeps_each_query_id_and_forgets_on_reload():
+    zones = ZoneTable()
+    zones.load([("cluster.local", [{"rr": "web.default.svc", "type": "A", "values": ["10.112.1.1"]}])])
+    q1, q2 = DNSRecord.question("web.default.svc.cluster.local"), DNSRecord.question("web.default.svc.cluster.local")
+    q1.header.id, q2.header.id = 1111, 2222
+    r1, r2 = DNSRecord.parse(zones.respond(q1.pack())), DNSRecord.parse(zones.respond(q2.pack()))
+    assert (r1.header.id, r2.header.id) == (1111, 2222) and str(r2.rr[0].rdata) == "10.112.1.1"
+    zones.load([("cluster.local", [{"rr": "web.default.svc", "type": "A", "values": ["10.112.1.9"]}])])
+    assert str(DNSRecord.parse(zones.respond(q1.pack())).rr[0].rdata) == "10.112.1.9"
+    assert zones.respond(b"\x00garbage") is None

@@ -14,6 +14,7 @@ import struct
 from dnslib import AAAA, CNAME, PTR, QTYPE, RCODE, RR, SRV, TXT, A, DNSRecord
 
 log = logging.getLogger(__name__)
+PACKET_CACHE = 4096
 
 _RDATA = {
     "A": lambda v: A(v),
@@ -61,9 +62,29 @@ class ZoneTable:
         self.apexes: list[str] = []
         self.names: set[str] = set()
         self.queries = 0
+        # Answers by query bytes (all but the id): dnslib's parse and pack dominate the cost,
+        # and the same few names are asked again and again (a packet cache, as PowerDNS has).
+        self._packets: dict[bytes, bytes] = {}
+
+    def respond(self, data: bytes) -> bytes | None:
+        """The wire answer to a wire query; None for garbage."""
+        data = bytes(data)
+        cached = self._packets.get(data[2:])
+        if cached is not None:
+            self.queries += 1
+            return data[:2] + cached
+        try:
+            request = DNSRecord.parse(data)
+        except Exception:  # dnslib raises its own error types for garbage
+            return None
+        packed = bytes(self.answer(request).pack())
+        if len(self._packets) < PACKET_CACHE:
+            self._packets[data[2:]] = packed[2:]
+        return packed
 
     def load(self, zones: list[tuple[str, list[dict]]]) -> None:
         self.table, self.apexes = compile_zones(zones)
+        self._packets.clear()
         # Every name that exists, including empty non-terminals (`svc.cluster.local.`),
         # which answer NOERROR without data rather than NXDOMAIN.
         names = set(self.apexes)
@@ -113,13 +134,11 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
-        try:
-            request = DNSRecord.parse(data)
-        except Exception:  # dnslib raises its own error types for garbage
+        packed = self.zones.respond(data)
+        if packed is None:
             return
-        packed = self.zones.answer(request).pack()
         if len(packed) > 512:
-            reply = request.reply()
+            reply = DNSRecord.parse(data).reply()
             reply.header.tc = 1  # too big for UDP: the client retries over TCP
             packed = reply.pack()
         self.transport.sendto(packed, addr)
@@ -144,8 +163,9 @@ class DnsServer:
         try:
             while True:
                 size = struct.unpack("!H", await reader.readexactly(2))[0]
-                request = DNSRecord.parse(await reader.readexactly(size))
-                packed = self.zones.answer(request).pack()
+                packed = self.zones.respond(await reader.readexactly(size))
+                if packed is None:
+                    break
                 writer.write(struct.pack("!H", len(packed)) + packed)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
