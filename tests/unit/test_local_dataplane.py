@@ -89,8 +89,13 @@ async def test_resolver_answers_records_nxdomain_nodata_and_refuses_other_zones(
         {"rr": "alias.default.svc", "type": "CNAME", "values": ["web.default.svc.cluster.local"]},
         {"rr": "_http._tcp.web.default.svc", "type": "SRV", "values": ["0 100 80 web.default.svc.cluster.local"]},
     ])])
-    udp = bind_in(None, "127.0.0.1", 0, socket.SOCK_DGRAM)
-    tcp = bind_in(None, "127.0.0.1", udp.getsockname()[1])
+    for _ in range(20):  # one port number free for both UDP and TCP
+        udp = bind_in(None, "127.0.0.1", 0, socket.SOCK_DGRAM)
+        try:
+            tcp = bind_in(None, "127.0.0.1", udp.getsockname()[1])
+            break
+        except OSError:
+            udp.close()
     server = DnsServer(zones, udp, tcp)
     await server.start()
     port = udp.getsockname()[1]
