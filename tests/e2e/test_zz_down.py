@@ -31,6 +31,11 @@ def test_down_leaves_nothing(meta, namespace):
     left = json.loads(meta.podman("ps", "--all", "--format=json", f"--filter=label=sk8s.io/home={home_id}").stdout
                       or "[]")
     assert left == []
+    # nor any pod (VPC anchors included) or network of this installation
+    for kind in ("pod", "network"):
+        args = ("pod", "ps") if kind == "pod" else ("network", "ls")
+        out = meta.podman(*args, "--format=json", f"--filter=label=sk8s.io/home={home_id}").stdout
+        assert json.loads(out or "[]") in ([], None), f"{kind}s left: {out}"
     assert meta.sk8s("status", check=False).returncode == 3
     # and it comes back, with the same data
     meta.sk8s("up")
