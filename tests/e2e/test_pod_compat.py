@@ -85,6 +85,17 @@ def test_deployment_with_an_unsupported_template_is_refused(compat):
     assert "spec.jobTemplate.spec.template.spec.volumes[name=h].hostPath: Forbidden" in proc.stderr, proc.stderr
 
 
+def test_statefulset_volume_claim_templates_are_refused(compat):
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+           "spec": {"serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                    "template": {"metadata": {"labels": {"app": "db"}}, "spec": pod_spec()},
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}
+    proc = create(compat, sts)
+    assert proc.returncode != 0
+    assert "spec.volumeClaimTemplates: Forbidden" in proc.stderr, proc.stderr
+
+
 def test_daemonsets_are_refused(compat):
     ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
           "spec": {"selector": {"matchLabels": {"app": "agent"}},

@@ -188,3 +188,23 @@ def test_the_compatibility_policy_is_applied_at_its_api_paths():
         "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-node-lease/roles/r"
     # Every validation names what it refuses.
     assert all(v.get("message") or v.get("messageExpression") for v in policy["spec"]["validations"])
+
+
+def test_a_source_change_requeues_exactly_the_pods_that_read_it():
+    from operators.virtualnode.volumesync import VolumeSync
+    queued = []
+    vs = VolumeSync(tenant=None, meta=None, meta_namespace="t", node_name="n", allocatable={}, requeue=queued.append)
+    vs.track("default.a", pod([{"name": "c", "configMap": {"name": "cm"}}, {"name": "s", "secret": {"secretName": "s"}}]))
+    vs.track("default.b", pod([{"name": "c", "configMap": {"name": "cm"}}]))
+    cm = {"metadata": {"namespace": "default", "name": "cm"}}
+    vs.configmaps.handlers[0]("MODIFIED", cm, None)
+    assert sorted(queued) == ["default.a", "default.b"]
+    queued.clear()
+    vs.secrets.handlers[0]("MODIFIED", {"metadata": {"namespace": "default", "name": "s"}}, None)
+    vs.secrets.handlers[0]("MODIFIED", {"metadata": {"namespace": "other", "name": "s"}}, None)
+    assert queued == ["default.a"]
+    queued.clear()
+    vs.written["default.b"] = ("hash", None)
+    vs.track("default.b", None)  # the pod is gone before its SandboxPod was made
+    vs.configmaps.handlers[0]("MODIFIED", cm, None)
+    assert queued == ["default.a"] and vs.unowned == {"default.b"}
