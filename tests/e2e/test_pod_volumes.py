@@ -96,9 +96,10 @@ def test_configmap_secret_and_downward_api_files(vol):
     vol.kubectl("create", "secret", "generic", "web-creds", "--from-literal=user=admin", "--from-literal=password=s3cret")
     script = ("for f in /etc/web/conf/app.conf /etc/web/creds/user /etc/web/creds/password /etc/info/labels "
               "/etc/info/name /etc/info/cpu; do echo \"$f $(stat -L -c %a $f) [$(cat $f | tr '\\n' ';')]\"; done; "
-              "ls /etc/web/conf; echo end; sleep 3600")
+              "ls /etc/web/conf; echo single $(cat /etc/app.conf); echo end; sleep 3600")
     c = container("main", script, resources={"limits": {"cpu": "500m", "memory": "64Mi"}},
                   volumeMounts=[{"name": "conf", "mountPath": "/etc/web/conf"},
+                                {"name": "conf", "mountPath": "/etc/app.conf", "subPath": "app.conf"},
                                 {"name": "creds", "mountPath": "/etc/web/creds"},
                                 {"name": "info", "mountPath": "/etc/info"}])
     volumes = [
@@ -118,6 +119,7 @@ def test_configmap_secret_and_downward_api_files(vol):
     assert "/etc/web/creds/user 400 [admin]" in out and "/etc/web/creds/password 400 [s3cret]" in out
     assert '/etc/info/labels 644 [app="web";tier="front"]' in out
     assert "/etc/info/name 644 [files]" in out and "/etc/info/cpu 644 [500]" in out
+    assert "single port=80" in out  # one file of a ConfigMap volume, through subPath
     assert "extra" not in out.split("/etc/info/cpu")[1]  # items: only the listed key is a file
 
     # In the meta-cluster the files travel in one Secret owned by the SandboxPod: it goes with the pod.
