@@ -82,7 +82,7 @@ def _exited_within(obj: dict, seconds: float) -> float:
                                                   ("OnFailure", 0, "Succeeded")])
 def test_exit_turns_into_phase(meta, namespace, policy, code, expected):
     name = f"exit-{policy.lower()}-{code}"
-    meta.apply(sandboxpod(name, [{"name": "main", "command": ["sh", "-c", f"sleep 1; exit {code}"]}],
+    meta.apply(sandboxpod(name, [{"name": "main", "command": ["sh", "-c", f"sleep 3; exit {code}"]}],
                           restartPolicy=policy), namespace)
     meta.wait_for("sandboxpod", name, namespace, lambda o: phase(o) == "Running", timeout=60, interval=0.05)
     obj = meta.wait_for("sandboxpod", name, namespace, lambda o: phase(o) == expected, timeout=10, interval=0.05)
