@@ -46,6 +46,8 @@ spec:
   - {name: httpd, image: localhost/sk8s-busybox:latest, imagePullPolicy: IfNotPresent}
   - {name: loopback-only, image: localhost/sk8s-busybox:latest, imagePullPolicy: IfNotPresent,
      command: [httpd, -f, -p, "127.0.0.1:8081", -h, /www]}
+  - {name: ticker, image: localhost/sk8s-busybox:latest, imagePullPolicy: IfNotPresent,
+     command: [sh, -c, 'i=0; while true; do echo "tick $i"; echo "tock $i" >&2; i=$((i+1)); sleep 0.2; done']}
 """
 
 
@@ -177,6 +179,19 @@ def test_attach_to_a_console_container(tenant):
     time.sleep(1)
     assert _running(tenant.pod("console"))
     assert tenant.pod("console")["status"]["containerStatuses"][0]["restartCount"] == 0
+
+
+def test_attach_streams_the_output_of_a_running_container(tenant):
+    proc = subprocess.Popen([str(tenant.meta.bindir / "kubectl"), f"--kubeconfig={tenant.kubeconfig}", "attach",
+                             "web", "-c", "ticker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert all(re.fullmatch(r"tick \d+\n", line) for line in lines), lines
+        # stderr stays apart: it has kubectl's notice, then the container's own stderr
+        assert any(proc.stderr.readline().startswith("tock ") for _ in range(5))
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_exec_in_a_pod_that_is_not_running_is_refused(tenant):
