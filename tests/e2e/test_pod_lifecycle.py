@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 def tenant(meta):
     t = make_cluster(meta, "lifecycle", quotas={"maxPods": 30})
     yield t
-    meta.kubectl("delete", "serverlesscluster", "lifecycle", "--timeout=180s", check=False)
+    meta.kubectl("delete", "serverlesscluster", "lifecycle", "--timeout=180s", check=False, timeout=200)
 
 
 def apply(t: Tenant, manifest: str) -> None:

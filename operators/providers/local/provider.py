@@ -409,7 +409,8 @@ class LocalProvider(Provider):
                         continue
                     worker = self._workers.get(ref)
                     if worker is not None and event.get("Status") == "died":
-                        worker.on_died(attributes.get(LABEL_CONTAINER, ""))
+                        code = event.get("ContainerExitCode", 0)  # podman omits a zero
+                        worker.on_died(attributes.get(LABEL_CONTAINER, ""), code if isinstance(code, int) else None)
                     self._changes.put_nowait(ref)
             finally:
                 if proc.returncode is None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 ERROR_RETRY = 5.0
+QUICK_EXIT_SECONDS = 2.0
 
 
 def parse_time(ts: str | None) -> float | None:
@@ -56,6 +57,8 @@ class ContainerRun:
     waiting: tuple[str, str | None] | None = None  # why it is not running, when podman cannot say
     done: bool = False
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    died_code: int | None = None     # from the last died event
+    absent: bool = False             # known not to exist yet (a fresh pod): no need to look
     run_id: str | None = None          # StartedAt of the run the probes belong to
     started_mono: float = 0.0
     probes: dict[str, ProbeState] = field(default_factory=dict)
@@ -105,6 +108,7 @@ class PodWorker:
         self.apps = [ContainerRun(c, False) for c in spec.containers]
         self.by_name = {c.name: c for c in self.init + self.apps}
         self.pod_created = False
+        self.pod_ip: str | None = None
         self.task: asyncio.Task | None = None
         self._load()
 
@@ -158,8 +162,12 @@ class PodWorker:
         run the loop in the background. Idempotent."""
         if self.task is not None:
             return
-        for cs in self.init[:1] or self.apps:
+        first = self.init[:1] or self.apps
+        for cs in first:
             await self._create(cs)
+        created = {cs.name for cs in first}
+        for cs in self.by_name.values():
+            cs.absent = cs.name not in created
         self.resume()
 
     def resume(self) -> None:
@@ -176,9 +184,10 @@ class PodWorker:
         await asyncio.gather(*tasks, return_exceptions=True)
         self.task = None
 
-    def on_died(self, container: str) -> None:
+    def on_died(self, container: str, exit_code: int | None = None) -> None:
         cs = self.by_name.get(container)
         if cs is not None:
+            cs.died_code = exit_code
             cs.exited.set()
 
     async def _run(self) -> None:
@@ -232,6 +241,11 @@ class PodWorker:
         grace = self.spec.terminationGracePeriodSeconds
         return 30 if grace is None else grace
 
+    async def _pod_ip(self) -> str | None:
+        if self.pod_ip is None:  # a pod keeps its address for life
+            self.pod_ip = await self.p.pod_ip(self.ref)
+        return self.pod_ip
+
     def _changed(self) -> None:
         self.p.sandbox_changed(self.ref)
 
@@ -256,13 +270,17 @@ class PodWorker:
         pull_backoff = BackOff()
         while True:
             cs.exited.clear()
-            data = await self._inspect(cs)
+            data = None if cs.absent else await self._inspect(cs)
+            cs.absent = False
             if data is None:
                 try:
                     await self._create(cs)
                     cs.waiting = None
                 except ProviderError as err:
                     await self._creation_failed(cs, err, pull_backoff)
+                    continue
+                if await self._succeeded_at_once(cs):
+                    return 0
                 continue
             self.pod_created = True
             state = data.get("State") or {}
@@ -294,6 +312,22 @@ class PodWorker:
             cs.restarts += 1
             self._save()
             await self._start(cs, pull_backoff)
+
+    async def _succeeded_at_once(self, cs: ContainerRun) -> bool:
+        """An init container that just started and exits 0 within moments (most do): its
+        died event says so, and the next one can start without a round of `podman inspect`.
+        Anything else goes the level-triggered way."""
+        if cs.sidecar or not cs.init:
+            return False
+        try:
+            await asyncio.wait_for(cs.exited.wait(), QUICK_EXIT_SECONDS)
+        except asyncio.TimeoutError:
+            return False
+        if cs.died_code != 0:
+            return False
+        cs.done = True
+        self._changed()
+        return True
 
     async def _start(self, cs: ContainerRun, backoff: BackOff) -> None:
         res = await self.p.podman.run("start", container_name(self.ref, cs.name), check=False)
@@ -359,7 +393,7 @@ class PodWorker:
                 continue
             if not st.on_hold:
                 try:
-                    ok, message = await probe(spec, cs.spec, await self.p.pod_ip(self.ref), exec_fn)
+                    ok, message = await probe(spec, cs.spec, await self._pod_ip(), exec_fn)
                 except ProviderError as exc:
                     ok, message = False, str(exc)
                 if not ok:
