@@ -49,6 +49,34 @@ class DownwardAPIVolumeSource(K8sModel):
     defaultMode: int | None = Field(default=None, **_MODE)
 
 
+class ConfigMapProjection(K8sModel):
+    name: str = Field(description="Name of the ConfigMap.", min_length=1)
+    items: list[KeyToPath] | None = None
+    optional: bool | None = None
+
+
+class SecretProjection(K8sModel):
+    name: str = Field(description="Name of the Secret.", min_length=1)
+    items: list[KeyToPath] | None = None
+    optional: bool | None = None
+
+
+class DownwardAPIProjection(K8sModel):
+    items: list[DownwardAPIVolumeFile] | None = None
+
+
+class VolumeProjection(K8sModel):
+    configMap: ConfigMapProjection | None = None
+    secret: SecretProjection | None = None
+    downwardAPI: DownwardAPIProjection | None = None
+
+
+class ProjectedVolumeSource(K8sModel):
+    sources: list[VolumeProjection] | None = Field(default=None, description="ConfigMaps, Secrets and downward "
+                                                   "API files merged into one directory.")
+    defaultMode: int | None = Field(default=None, **_MODE)
+
+
 class EmptyDirVolumeSource(K8sModel):
     medium: Literal["", "Memory"] | None = Field(default=None, description='"" (disk) or "Memory" (tmpfs).')
     sizeLimit: str | int | None = quantity("Most space the volume may use.")
@@ -61,9 +89,9 @@ class NFSVolumeSource(K8sModel):
 
 
 _ONE_SOURCE = cel(
-    "[has(self.emptyDir), has(self.configMap), has(self.secret), has(self.downwardAPI), has(self.nfs)]"
-    ".filter(x, x).size() == 1",
-    "a volume needs exactly one source: emptyDir, configMap, secret, downwardAPI or nfs",
+    "[has(self.emptyDir), has(self.configMap), has(self.secret), has(self.downwardAPI), has(self.nfs),"
+    " has(self.projected)].filter(x, x).size() == 1",
+    "a volume needs exactly one source: emptyDir, configMap, secret, downwardAPI, projected or nfs",
 )
 
 
@@ -78,11 +106,12 @@ class Volume(K8sModel):
     secret: SecretVolumeSource | None = None
     downwardAPI: DownwardAPIVolumeSource | None = None
     nfs: NFSVolumeSource | None = None
+    projected: ProjectedVolumeSource | None = None
 
     @property
     def has_content(self) -> bool:
         """Files that come from the API (ConfigMap, Secret, downward API), not from the sandbox."""
-        return bool(self.configMap or self.secret or self.downwardAPI)
+        return bool(self.configMap or self.secret or self.downwardAPI or self.projected)
 
 
 VOLUME_SCHEMA = {"x-kubernetes-validations": [
@@ -94,7 +123,8 @@ class VolumeMount(K8sModel):
     name: str = Field(description="Name of the pod volume.", min_length=1)
     mountPath: str = Field(description="Absolute path inside the container.", min_length=1, pattern=r"^/")
     readOnly: bool | None = None
-    subPath: str | None = Field(default=None, description="Path within the volume to mount instead of its root.",
+    subPath: str | None = Field(default=None, max_length=256, description="Path within the volume to mount instead of its root.",
                                 json_schema_extra={"x-kubernetes-validations": [cel(
-                                    "!self.startsWith('/') && !self.split('/').exists(p, p == '..')",
+                                    "!self.startsWith('/') && self != '..' && !self.startsWith('../') && !self.contains('/../')"
+                                    " && !self.endsWith('/..')",
                                     "subPath must be a relative path without '..'")]})

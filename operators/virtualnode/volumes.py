@@ -16,7 +16,7 @@ from typing import Mapping
 
 from .envresolve import ConfigError, _field_value, _resource_value
 
-SUPPORTED = ("emptyDir", "configMap", "secret", "downwardAPI", "nfs")
+SUPPORTED = ("emptyDir", "configMap", "secret", "downwardAPI", "nfs", "projected")
 CONTENT_SOURCES = ("configMap", "secret", "downwardAPI")
 DEFAULT_MODE = 0o644
 # Only what a downward API *volume* may show (status fields are env-only upstream).
@@ -35,7 +35,11 @@ class VolumeError(ConfigError):
 
 
 def volume_type(volume: dict) -> str | None:
-    return next((k for k in volume if k != "name"), None)
+    kind = next((k for k in volume if k != "name"), None)
+    if kind == "projected" and not all(set(src) <= set(CONTENT_SOURCES)
+                                       for src in (volume["projected"] or {}).get("sources") or []):
+        return "projected (serviceAccountToken, clusterTrustBundle, ...)"  # not something a sandbox gets
+    return kind
 
 
 def sandbox_volumes(pod: dict) -> list[dict]:
@@ -72,6 +76,11 @@ def referenced_volume_sources(pod: dict) -> tuple[set[str], set[str]]:
             secrets.add(v["secret"]["secretName"])
         if v.get("configMap"):
             configmaps.add(v["configMap"]["name"])
+        for src in (v.get("projected") or {}).get("sources") or [] if volume_type(v) == "projected" else []:
+            if src.get("secret"):
+                secrets.add(src["secret"]["name"])
+            if src.get("configMap"):
+                configmaps.add(src["configMap"]["name"])
     return secrets, configmaps
 
 
@@ -157,6 +166,27 @@ def volume_content(pod: dict, *, secrets: Mapping[str, dict | None], configmaps:
             out[name] = secret_payload(name, v["secret"], secrets.get(v["secret"]["secretName"]))
         elif v.get("downwardAPI") is not None:
             out[name] = downward_payload(name, v["downwardAPI"], pod, node_name=node_name, allocatable=allocatable)
+        elif v.get("projected") is not None and volume_type(v) == "projected":
+            out[name] = projected_payload(name, v["projected"], pod, secrets=secrets, configmaps=configmaps,
+                                          node_name=node_name, allocatable=allocatable)
+    return out
+
+
+def projected_payload(volume: str, src: dict, pod: dict, *, secrets: Mapping[str, dict | None],
+                      configmaps: Mapping[str, dict | None], node_name: str,
+                      allocatable: Mapping[str, str | int]) -> dict[str, dict]:
+    """Every source's files in one directory; the volume's defaultMode for items without a mode."""
+    mode = {"defaultMode": src.get("defaultMode")}
+    out: dict[str, dict] = {}
+    for p in src.get("sources") or []:
+        if p.get("configMap"):
+            out.update(configmap_payload(volume, {**p["configMap"], **mode}, configmaps.get(p["configMap"]["name"])))
+        elif p.get("secret"):
+            ref = {**p["secret"], "secretName": p["secret"]["name"], **mode}
+            out.update(secret_payload(volume, ref, secrets.get(p["secret"]["name"])))
+        elif p.get("downwardAPI") is not None:
+            out.update(downward_payload(volume, {**p["downwardAPI"], **mode}, pod, node_name=node_name,
+                                        allocatable=allocatable))
     return out
 
 

@@ -13,7 +13,7 @@ from typing import Callable
 from ..volumecontent import build_content_secret, content_hash
 from .informer import Informer
 from .kubeclient import MERGE, ApiError, KubeClient
-from .volumes import VolumeError, referenced_volume_sources, volume_content
+from .volumes import VolumeError, referenced_volume_sources, volume_content, volume_type
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def _key(obj: dict) -> tuple[str, str]:
 
 
 def has_content_volumes(pod: dict) -> bool:
-    return any(v.get("configMap") or v.get("secret") or v.get("downwardAPI") is not None
+    return any(volume_type(v) in ("configMap", "secret", "downwardAPI", "projected")
                for v in (pod.get("spec") or {}).get("volumes") or [])
 
 

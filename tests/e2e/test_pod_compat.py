@@ -43,7 +43,10 @@ REFUSED = [
     ("hostpath", {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]},
      "spec.volumes[name=root].hostPath: Forbidden"),
     ("pvc", {"volumes": [{"name": "claim", "persistentVolumeClaim": {"claimName": "data"}}]},
-     "spec.volumes[name=claim]: Unsupported value: sk8s supports emptyDir, configMap, secret, downwardAPI and nfs"),
+     "spec.volumes[name=claim]: Unsupported value: sk8s supports emptyDir, configMap, secret, downwardAPI, nfs"),
+    ("satoken", {"volumes": [{"name": "token", "projected": {"sources": [
+        {"serviceAccountToken": {"path": "token", "audience": "vault"}}]}}]},
+     "spec.volumes[name=token]: Unsupported value"),
     ("subpathexpr", {"volumes": [{"name": "d", "emptyDir": {}}],
                      "container": {"volumeMounts": [{"name": "d", "mountPath": "/d",
                                                      "subPathExpr": "$(POD_NAME)"}]}},

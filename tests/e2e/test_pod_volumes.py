@@ -96,12 +96,15 @@ def test_configmap_secret_and_downward_api_files(vol):
     vol.kubectl("create", "secret", "generic", "web-creds", "--from-literal=user=admin", "--from-literal=password=s3cret")
     script = ("for f in /etc/web/conf/app.conf /etc/web/creds/user /etc/web/creds/password /etc/info/labels "
               "/etc/info/name /etc/info/cpu; do echo \"$f $(stat -L -c %a $f) [$(cat $f | tr '\\n' ';')]\"; done; "
-              "ls /etc/web/conf; echo single $(cat /etc/app.conf); echo end; sleep 3600")
+              "ls /etc/web/conf; echo single $(cat /etc/app.conf); "
+              "echo bundle $(cat /etc/bundle/app.conf) $(cat /etc/bundle/user) $(cat /etc/bundle/pod); echo end; "
+              "sleep 3600")
     c = container("main", script, resources={"limits": {"cpu": "500m", "memory": "64Mi"}},
                   volumeMounts=[{"name": "conf", "mountPath": "/etc/web/conf"},
                                 {"name": "conf", "mountPath": "/etc/app.conf", "subPath": "app.conf"},
                                 {"name": "creds", "mountPath": "/etc/web/creds"},
-                                {"name": "info", "mountPath": "/etc/info"}])
+                                {"name": "info", "mountPath": "/etc/info"},
+                                {"name": "bundle", "mountPath": "/etc/bundle"}])
     volumes = [
         {"name": "conf", "configMap": {"name": "web-config", "items": [{"key": "app.conf", "path": "app.conf",
                                                                        "mode": 0o640}]}},
@@ -111,6 +114,10 @@ def test_configmap_secret_and_downward_api_files(vol):
             {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
             {"path": "cpu", "resourceFieldRef": {"containerName": "main", "resource": "limits.cpu",
                                                  "divisor": "1m"}}]}},
+        {"name": "bundle", "projected": {"sources": [
+            {"configMap": {"name": "web-config", "items": [{"key": "app.conf", "path": "app.conf"}]}},
+            {"secret": {"name": "web-creds", "items": [{"key": "user", "path": "user"}]}},
+            {"downwardAPI": {"items": [{"path": "pod", "fieldRef": {"fieldPath": "metadata.name"}}]}}]}},
     ]
     apply(vol, pod("files", [c], volumes, labels={"app": "web", "tier": "front"}))
     vol.wait_pod("files", running)
@@ -120,6 +127,7 @@ def test_configmap_secret_and_downward_api_files(vol):
     assert '/etc/info/labels 644 [app="web";tier="front"]' in out
     assert "/etc/info/name 644 [files]" in out and "/etc/info/cpu 644 [500]" in out
     assert "single port=80" in out  # one file of a ConfigMap volume, through subPath
+    assert "bundle port=80 admin files" in out  # a projected volume merges its sources
     assert "extra" not in out.split("/etc/info/cpu")[1]  # items: only the listed key is a file
 
     # In the meta-cluster the files travel in one Secret owned by the SandboxPod: it goes with the pod.
@@ -129,7 +137,7 @@ def test_configmap_secret_and_downward_api_files(vol):
                                            "-o", "json").stdout)["items"]
     [secret] = content_secrets()
     assert [o["kind"] for o in secret["metadata"]["ownerReferences"]] == ["SandboxPod"]
-    assert set(secret["data"]) == {"conf", "creds", "info"}
+    assert set(secret["data"]) == {"conf", "creds", "info", "bundle"}
     vol.kubectl("delete", "pod", "files", "--wait=true")
     deadline = time.monotonic() + 30
     while content_secrets() and time.monotonic() < deadline:

@@ -93,7 +93,9 @@ def test_downward_api_files_as_the_kubelet_formats_them():
 
 
 def test_sandbox_gets_supported_volumes_and_the_mounts_of_them():
-    p = pod([{"name": "kube-api-access-x", "projected": {"sources": []}}, {"name": "data", "emptyDir": {}},
+    sa = {"name": "kube-api-access-x", "projected": {"sources": [
+        {"serviceAccountToken": {"path": "token"}}, {"configMap": {"name": "kube-root-ca.crt"}}]}}
+    p = pod([sa, {"name": "data", "emptyDir": {}},
              {"name": "cfg", "configMap": {"name": "cm"}}, {"name": "host", "hostPath": {"path": "/"}}],
             containers=[{"name": "c", "image": "i", "volumeMounts": [
                 {"name": "data", "mountPath": "/data", "subPath": "x", "readOnly": True},
@@ -107,6 +109,19 @@ def test_sandbox_gets_supported_volumes_and_the_mounts_of_them():
     assert unsupported_volumes(p) == ["host"]
     assert referenced_volume_sources(p) == (set(), {"cm"})
     PodSpec.model_validate(sb)
+
+
+def test_projected_volumes_merge_their_sources():
+    v = {"name": "all", "projected": {"defaultMode": 0o440, "sources": [
+        {"configMap": {"name": "cm", "items": [{"key": "b", "path": "conf/b"}]}},
+        {"secret": {"name": "creds", "items": [{"key": "pw", "path": "pw", "mode": 0o400}]}},
+        {"downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}}]}}
+    p = pod([v])
+    c = volume_content(p, secrets={"creds": SECRET}, configmaps={"cm": CM}, node_name="n")
+    assert files(c, "all") == {"conf/b": ("B", "0o440"), "pw": ("s3cret", "0o400"), "name": ("web", "0o440")}
+    assert referenced_volume_sources(p) == ({"creds"}, {"cm"})
+    assert add_volumes({"containers": [{"name": "c", "image": "i"}]}, p)["volumes"] == [v]
+    PodSpec.model_validate({"containers": [{"name": "c", "image": "i"}], "volumes": [v]})
 
 
 def test_content_secret_round_trip_and_owner():
