@@ -67,12 +67,16 @@ class Frame:
 def decode(protocol: str, message: bytes | str) -> Frame | None:
     """One client message; None for empty or malformed ones, which upstream skips."""
     if isinstance(message, str):
-        if protocol != V4_BASE64 or not message:
+        if protocol != V4_BASE64:
+            # Upstream reads text messages as bytes too (the Python client sends str as text).
+            message = message.encode()
+        elif not message:
             return None
-        try:
-            return Frame(ord(message[0]) - ord("0"), base64.b64decode(message[1:]))
-        except ValueError:
-            return None
+        else:
+            try:
+                return Frame(ord(message[0]) - ord("0"), base64.b64decode(message[1:]))
+            except ValueError:
+                return None
     if not message:
         return None
     if protocol == V5 and message[0] == CLOSE:

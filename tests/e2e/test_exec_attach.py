@@ -139,6 +139,21 @@ def test_exec_chooses_the_container(tenant):
     assert res.returncode != 0 and 'container nope is not valid for pod two' in res.stderr
 
 
+def test_exec_from_the_python_client(tenant):
+    # Another client implementation (websocket-client, v5 with v4 offered): stdin, its end, the exit code.
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+    api = client.CoreV1Api(config.new_client_from_config(config_file=str(tenant.kubeconfig)))
+    ws = stream(api.connect_get_namespaced_pod_exec, "two", "default", container="box",
+                command=["sh", "-c", "cat; echo bye >&2; exit 6"], stdin=True, stdout=True, stderr=True,
+                tty=False, _preload_content=False)
+    ws.write_stdin("from python\n")
+    ws.close_channel(0)  # v5: the end of stdin
+    ws.run_forever(timeout=20)
+    assert ws.read_stdout() == "from python\n" and ws.read_stderr() == "bye\n"
+    assert ws.returncode == 6
+
+
 def test_kubectl_cp_both_ways(tenant, tmp_path):
     # kubectl cp is tar over exec: binary stdin and stdout, end of input, exit code.
     payload = os.urandom(300_000)

@@ -52,7 +52,8 @@ def test_frames():
     # v4 has no close signal: 255 is just an (unknown) channel.
     assert rc.decode(rc.V4, b"\xff\x00") == rc.Frame(255, b"\x00")
     assert rc.decode(rc.V4_BASE64, "0aGk=") == rc.Frame(0, b"hi")
-    assert rc.decode(rc.V5, b"") is None and rc.decode(rc.V5, "text") is None
+    assert rc.decode(rc.V5, b"") is None and rc.decode(rc.V5, "") is None
+    assert rc.decode(rc.V5, "\x00hi") == rc.Frame(0, b"hi")  # a text message, as the Python client sends str
 
 
 def test_resize_stream_split_and_joined():
