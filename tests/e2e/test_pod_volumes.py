@@ -29,6 +29,13 @@ def vol(meta):
     meta.kubectl("delete", "serverlesscluster", "vol", "--timeout=180s", check=False)
 
 
+@pytest.fixture(autouse=True)
+def _clean_pods(request):
+    yield
+    if "vol" in request.fixturenames:  # sandboxes go while later tests run, not all at teardown
+        request.getfixturevalue("vol").kubectl("delete", "pods", "--all", "--wait=false", check=False)
+
+
 def container(name: str, script: str, **extra) -> dict:
     return {"name": name, "image": IMAGE, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", script],
             **extra}
