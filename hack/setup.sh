@@ -8,7 +8,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # nfs-common: mount.nfs for NFS volumes; nfs-ganesha(-vfs): the userspace NFS server the e2e
 # tests start (this host's kernel may have no nfsd).
-APT_PACKAGES=(podman runc catatonit busybox-static iproute2 curl nfs-common nfs-ganesha nfs-ganesha-vfs)
+APT_PACKAGES=(podman runc catatonit busybox-static iproute2 iptables curl nfs-common nfs-ganesha nfs-ganesha-vfs)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -148,3 +148,13 @@ def test_packet_cache_keeps_each_query_id_and_forgets_on_reload():
     zones.load([("cluster.local", [{"rr": "web.default.svc", "type": "A", "values": ["10.112.1.9"]}])])
     assert str(DNSRecord.parse(zones.respond(q1.pack())).rr[0].rdata) == "10.112.1.9"
     assert zones.respond(b"\x00garbage") is None
+
+
+def test_vpc_isolation_rules_let_the_vpc_talk_to_itself_and_drop_the_rest_of_the_pool():
+    from operators.providers.local.firewall import rules, tag_of
+    tag = tag_of("home1", "0123456789abcdef")
+    assert tag == "sk8s:home1:0123456789ab"
+    own, rest = rules("10.112.2.0/23", "10.112.0.0/12", tag)
+    assert own[:4] == ["-s", "10.112.2.0/23", "-d", "10.112.2.0/23"] and own[-1] == "ACCEPT"
+    assert rest[:4] == ["-s", "10.112.2.0/23", "-d", "10.112.0.0/12"] and rest[-1] == "DROP"
+    assert tag in own and tag in rest

@@ -17,12 +17,13 @@ from ...models.podspec import Container, PodSpec
 from ..base import (ContainerInfo, ImagePullError, Provider, ProviderError, SandboxInstance,
                     SandboxRef, StdioSession)
 from .kubelet.worker import PodWorker
+from . import firewall
 from .podman import Podman
 from . import netns, podenv, volumes
 from .vpc import LocalVpcs
 from .stdio import attach_args, exec_args, open_session
 from .spec import (LABEL_CLUSTER_UID, LABEL_CONTAINER, LABEL_HOME, LABEL_INIT, LABEL_NAME, LABEL_NAMESPACE,
-                   LABEL_UID, container_name, dns_args, run_args)
+                   LABEL_UID, container_name, dns_args, previous_container_name, run_args)
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ class LocalProvider(Provider):
         pods = await self.podman.json("pod", "ps", "--format=json", f"--filter=label={LABEL_HOME}={self.home_id}")
         for pod in pods if isinstance(pods, list) else []:
             await self.podman.run("pod", "rm", "--force", "--time=0", pod.get("Id") or pod.get("Name"), check=False)
+        await firewall.release(f"sk8s:{self.home_id}:")
         nets = await self.podman.json("network", "ls", "--format=json", f"--filter=label={LABEL_HOME}={self.home_id}")
         for net in nets if isinstance(nets, list) else []:
             await self.podman.run("network", "rm", "--force", net.get("name") or net.get("Name"), check=False)
@@ -248,8 +250,10 @@ class LocalProvider(Provider):
                     ip = net.get("IPAddress") or ip
                     host_ip = net.get("Gateway") or host_ip
         inst = self._instance(ref, pod.get("Id", "")[:12], data, infra, ip, host_ip)
-        if ip and len(inst.containers) + len(inst.init_containers) == len(ids) - 1:
-            self._known[ref] = ([d["Id"] for d in data if d.get("Id") != infra], ip, host_ip, inst.instance_id)
+        if ip:
+            current = {c.container_id for c in inst.containers + inst.init_containers}
+            self._known[ref] = ([d["Id"] for d in data if f"podman://{d.get('Id')}" in current], ip, host_ip,
+                                inst.instance_id)
         return self._with_kubelet(inst)
 
     def _with_kubelet(self, inst: SandboxInstance) -> SandboxInstance:
@@ -269,7 +273,8 @@ class LocalProvider(Provider):
         for d in data:
             labels = d.get("Config", {}).get("Labels") or {}
             cname = labels.get(LABEL_CONTAINER)
-            if d.get("Id") != infra and cname:
+            # A restarted container's previous run (kept for its logs) is not the container.
+            if d.get("Id") != infra and cname and d.get("Name", "").lstrip("/") == container_name(ref, cname):
                 (init_containers if labels.get(LABEL_INIT) else containers).append(_container_info(cname, d))
         states = {c.state for c in containers}
         state = "running" if "running" in states else ("exited" if states == {"terminated"} else "creating")
@@ -340,13 +345,13 @@ class LocalProvider(Provider):
         return sorted(refs, key=lambda r: (r.namespace, r.name))
 
     async def logs(self, ref: SandboxRef, container: str, *, follow: bool = False,
-                   tail: int | None = None) -> AsyncIterator[bytes]:
+                   tail: int | None = None, previous: bool = False) -> AsyncIterator[bytes]:
         args = ["logs"]
         if follow:
             args.append("--follow")
         if tail is not None:
             args.append(f"--tail={tail}")
-        args.append(container_name(ref, container))
+        args.append(previous_container_name(ref, container) if previous else container_name(ref, container))
         proc = await asyncio.create_subprocess_exec(
             self.podman.binary, *args, env=self.podman.env, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL)

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 
 from ..base import ProviderError
+from . import firewall
 from .podman import Podman
 
 LABEL_HOME = "sk8s.io/home"
@@ -91,6 +92,10 @@ class LocalVpcs:
             if cached and os.path.exists(cached.netns):
                 return cached
             network, layout, gateway = await self._ensure_network(vpc_id)
+            try:
+                await firewall.isolate(str(layout.subnet), str(self.pool), firewall.tag_of(self.home_id, vpc_id))
+            except (RuntimeError, OSError) as exc:
+                raise ProviderError(f"VPC {vpc_id}: {exc}", reason="IsolationFailed") from exc
             netns = await self._ensure_anchor(vpc_id, network, layout)
             vpc = Vpc(vpc_id, network, layout, gateway, netns)
             self._cache[vpc_id] = vpc
@@ -151,5 +156,6 @@ class LocalVpcs:
 
     async def release(self, vpc_id: str) -> None:
         self._cache.pop(vpc_id, None)
+        await firewall.release(firewall.tag_of(self.home_id, vpc_id))
         await self.podman.run("pod", "rm", "--force", "--ignore", "--time=0", self.anchor_name(vpc_id), check=False)
         await self.podman.run("network", "rm", "--force", self.network_name(vpc_id), check=False)
