@@ -79,6 +79,8 @@ def _optional_log_args(provider: "Provider", request: web.Request) -> dict:
         since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
     if "since" in accepted and since:
         args["since"] = since
+    if "previous" in accepted and _bool(request.query.get("previous")):
+        args["previous"] = True  # the run before the last restart
     return args
 
 

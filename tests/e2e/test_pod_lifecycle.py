@@ -201,7 +201,9 @@ spec:
     pod = tenant.wait_pod("crasher", lambda p: "20s restarting" in
                           (cstatus(p, "crash")["state"].get("waiting") or {}).get("message", ""), timeout=10)
     wait_event(tenant, "crasher", "BackOff", f"Back-off restarting failed container crash in pod crasher_default({uid})")
-    assert "crashing" in tenant.kubectl("logs", "crasher").stdout
+    # Each run is a container of its own: the last run's output, and the one before it.
+    assert tenant.kubectl("logs", "crasher").stdout.splitlines() == ["crashing"]
+    assert tenant.kubectl("logs", "crasher", "--previous").stdout.splitlines() == ["crashing"]
 
 
 def test_job_with_never_fails(tenant):
@@ -225,7 +227,8 @@ spec:
 
 
 def test_job_with_on_failure_restarts_then_completes(tenant):
-    # The first run fails, the restarted container finds the marker and succeeds.
+    # The first run fails; the restarted container (a new one: /tmp is fresh) finds the
+    # marker it left in its emptyDir volume and succeeds.
     apply(tenant, """
 apiVersion: batch/v1
 kind: Job
@@ -234,11 +237,14 @@ spec:
   template:
     spec:
       restartPolicy: OnFailure
+      volumes: [{name: scratch, emptyDir: {}}]
       containers:
       - name: work
         image: IMAGE
         imagePullPolicy: IfNotPresent
-        command: [sh, -c, "if [ -f /tmp/tried ]; then echo done; else touch /tmp/tried; exit 1; fi"]
+        volumeMounts: [{name: scratch, mountPath: /data}]
+        command: [sh, -c, "if [ -f /data/tried ]; then [ -f /tmp/tried ] && echo stale /tmp || echo fresh /tmp;
+                           else touch /data/tried /tmp/tried; exit 1; fi"]
 """)
     tenant.kubectl("wait", "--for=condition=Complete", "job/retries", "--timeout=60s")
     pods = json.loads(tenant.kubectl("get", "pods", "-l", "job-name=retries", "-o", "json").stdout)["items"]
@@ -246,6 +252,7 @@ spec:
     st = cstatus(pods[0], "work")
     assert st["restartCount"] == 1 and st["state"]["terminated"]["exitCode"] == 0
     assert st["lastState"]["terminated"]["exitCode"] == 1
+    assert tenant.kubectl("logs", pods[0]["metadata"]["name"]).stdout.strip() == "fresh /tmp"
 
 
 def test_job_with_a_sidecar_completes(tenant):

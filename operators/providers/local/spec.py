@@ -25,6 +25,11 @@ def container_name(ref: SandboxRef, container: str) -> str:
     return f"{ref.instance_name}-{container}"
 
 
+def previous_container_name(ref: SandboxRef, container: str) -> str:
+    """The container's previous run, kept after a restart for `kubectl logs --previous`."""
+    return f"{container_name(ref, container)}--previous"
+
+
 def pull_policy(c: Container) -> str:
     if c.imagePullPolicy:
         return c.imagePullPolicy

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ....models.podspec import Container, PodSpec, Probe
 from ...base import ContainerInfo, ImagePullError, ProviderError, SandboxRef
-from ..spec import container_name
+from ..spec import container_name, previous_container_name
 from .backoff import BackOff, crashloop_message
 from .probes import LIVENESS, READINESS, STARTUP, ProbeState, timing
 from .prober import probe
@@ -311,7 +311,24 @@ class PodWorker:
             cs.backoff.restarted(finished, time.time())
             cs.restarts += 1
             self._save()
-            await self._start(cs, pull_backoff)
+            await self._recreate(cs, pull_backoff)
+
+    async def _recreate(self, cs: ContainerRun, backoff: BackOff) -> None:
+        """A restart is a new container from the image, as the kubelet's (nothing written by
+        the last run survives, outside volumes); the last run is kept for `kubectl logs --previous`."""
+        current, previous = container_name(self.ref, cs.name), previous_container_name(self.ref, cs.name)
+        await self.p.podman.run("rm", "--force", "--time=0", previous, check=False)
+        renamed = await self.p.podman.run("rename", current, previous, check=False)
+        if renamed.rc != 0 and "no such container" not in renamed.err:
+            await self._start(cs, backoff)  # cannot make room for a new one: run the old one again
+            return
+        try:
+            await self._create(cs)
+        except ProviderError as err:
+            await self._creation_failed(cs, err, backoff)  # the loop creates it once it can
+            return
+        cs.waiting = None
+        self._changed()
 
     async def _succeeded_at_once(self, cs: ContainerRun) -> bool:
         """An init container that just started and exits 0 within moments (most do): its
