@@ -65,3 +65,8 @@ def test_unsupported_env_source_is_a_config_error():
                                           ("r:5000/x/y", "Always"), ("x@sha256:abc", "IfNotPresent")])
 def test_pull_policy_defaults_like_the_apiserver(image, policy):
     assert pull_policy(spec(image=image).containers[0]) == policy
+
+
+def test_a_restarted_containers_previous_run_keeps_a_name_of_its_own():
+    from operators.providers.local.spec import container_name, previous_container_name
+    assert previous_container_name(REF, "c") == container_name(REF, "c") + "--previous"
