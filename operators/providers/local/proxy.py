@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 1.0
+# Above the 1 s of a first SYN retransmission: a backlog-full backend is slow, not dead.
+CONNECT_TIMEOUT = 3.0
 UDP_IDLE = 30.0
 HIGH_WATER = 256 * 1024
 
