@@ -176,9 +176,13 @@ def test_records_follow_endpoints_within_a_second(meta, svc):
                                  "jsonpath={.items[*].endpoints[?(@.conditions.ready==true)].addresses[0]}")
                      .stdout.split()) == 2, timeout=30, interval=0.05, what="endpoints")
     t0 = time.monotonic()
-    wait(lambda: all(len(lb["status"].get("backends") or []) == 2 for lb in servicelbs(meta, "nginx-svc")),
-         timeout=5, interval=0.05, what="two backends")
+    wait(lambda: all({b["ip"] for b in lb["spec"].get("backends") or []} for lb in servicelbs(meta, "nginx-svc"))
+         and all(len(lb["spec"]["backends"]) == 2 for lb in servicelbs(meta, "nginx-svc")),
+         timeout=5, interval=0.05, what="two backends in the ServiceLBs")
     assert time.monotonic() - t0 < 1.5
+    # and in what the proxies serve (their status is written after they switched)
+    wait(lambda: all(len(lb["status"].get("backends") or []) == 2 for lb in servicelbs(meta, "nginx-svc")),
+         timeout=5, interval=0.05, what="two backends served")
 
 
 def test_deleting_a_service_frees_its_address_and_records(meta, svc):
