@@ -127,7 +127,7 @@ def test_configmap_secret_and_downward_api_files(vol):
             {"downwardAPI": {"items": [{"path": "pod", "fieldRef": {"fieldPath": "metadata.name"}}]}}]}},
     ]
     apply(vol, pod("files", [c], volumes, labels={"app": "web", "tier": "front"}))
-    vol.wait_pod("files", running)
+    vol.wait_pod("files", running, timeout=120)  # a loaded machine may need a provider retry or two
     out = wait_logs(vol, "files", "end")
     assert "/etc/web/conf/app.conf 640 [port=80]" in out
     assert "/etc/web/creds/user 400 [admin]" in out and "/etc/web/creds/password 400 [s3cret]" in out
