@@ -122,12 +122,27 @@ def rbac() -> client.RbacAuthorizationV1Api:
     return client.RbacAuthorizationV1Api(api_client())
 
 
+def _apply_role(namespace: str, name: str, rules: list[dict]) -> None:
+    try:
+        rbac().create_namespaced_role(namespace, {"metadata": {"name": name, "namespace": namespace},
+                                                  "rules": rules})
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        # An existing Role takes today's rules: a cluster made by an older sk8s gains new rights.
+        rbac().patch_namespaced_role(name, namespace, {"rules": rules})
+
+
+async def apply_role(namespace: str, name: str, rules: list[dict]) -> None:
+    await asyncio.to_thread(_apply_role, namespace, name, rules)
+
+
 async def scoped_token(namespace: str, name: str, rules: list[dict], seconds: int) -> str:
     """A ServiceAccount limited to `rules` in one namespace, and a token for it."""
     def _make() -> str:
         meta = {"name": name, "namespace": namespace}
         for create in (lambda: core().create_namespaced_service_account(namespace, {"metadata": meta}),
-                       lambda: rbac().create_namespaced_role(namespace, {"metadata": meta, "rules": rules}),
+                       lambda: _apply_role(namespace, name, rules),
                        lambda: rbac().create_namespaced_role_binding(namespace, {
                            "metadata": meta,
                            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},

@@ -102,6 +102,7 @@ async def write_meta_credentials(t: cp.Tenant) -> Path:
     """A kubeconfig for the meta-cluster that a compromised virtual node cannot abuse."""
     path = t.directory / "meta.kubeconfig"
     if path.exists():
+        await kube.apply_role(t.sandbox_namespace, "virtual-node", VNODE_META_RULES)  # rights of this version
         return path
     token = await kube.scoped_token(t.sandbox_namespace, "virtual-node", VNODE_META_RULES, VNODE_TOKEN_SECONDS)
     server, ca = kube.server_and_ca()
