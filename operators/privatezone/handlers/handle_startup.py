@@ -1,20 +1,18 @@
 """Operator start-up: kopf settings and the provider."""
 from __future__ import annotations
 
-import logging
 import os
 
 import kopf
 
+from ... import kopfsettings
 from ...providers import make_private_zones
-from ...servicelb.handlers.handle_startup import configure as configure_lb
 
 FINALIZER = "sk8s.io/privatezone"
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    configure_lb(settings)  # the same watch timeouts and storages
-    settings.persistence.finalizer = FINALIZER
+    kopfsettings.configure(settings, finalizer=FINALIZER, max_workers=8)
 
 
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:

@@ -8,6 +8,7 @@ import socket
 
 import kopf
 
+from ... import kopfsettings
 from ...providers import make_provider
 from ..events import SandboxEvents
 from ..sandbox import collect_garbage
@@ -18,17 +19,7 @@ FINALIZER = "sk8s.io/sandbox"
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    # Explicit watch timeouts: a silently dead watch connection must not stall the operator.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 10
-    settings.watching.reconnect_backoff = 1.0
-    settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="sk8s.io", key="last-handled-configuration")
-    settings.posting.level = logging.INFO
-    settings.execution.max_workers = 16
+    kopfsettings.configure(settings, finalizer=FINALIZER, max_workers=16)
     settings.queueing.worker_limit = 64
 
 

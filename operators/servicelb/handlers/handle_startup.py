@@ -6,6 +6,7 @@ import os
 
 import kopf
 
+from ... import kopfsettings
 from ...kube import list_objects
 from ...providers import make_load_balancers
 
@@ -14,17 +15,7 @@ FINALIZER = "sk8s.io/servicelb"
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    # Explicit watch timeouts: a silently dead watch connection must not stall the operator.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 10
-    settings.watching.reconnect_backoff = 1.0
-    settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="sk8s.io", key="last-handled-configuration")
-    settings.posting.level = logging.INFO
-    settings.execution.max_workers = 8
+    kopfsettings.configure(settings, finalizer=FINALIZER, max_workers=8)
 
 
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
