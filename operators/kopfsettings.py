@@ -1,12 +1,33 @@
 """The kopf settings every sk8s operator shares."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 
 import kopf
 
+DIFFBASE_KEY = "last-handled-configuration"
 
-def configure(settings: kopf.OperatorSettings, *, finalizer: str, max_workers: int) -> None:
+
+class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """The diff base as a digest of the essence, for kinds without update handlers.
+
+    kopf keeps a copy of the whole spec, labels and annotations in one annotation; the
+    apiserver caps all annotations of an object at 256 KiB, so an object whose spec is
+    larger could never be patched again, not even to remove its finalizer. A digest still
+    tells kopf whether anything changed, which is all that create/resume/delete need.
+    """
+
+    def build(self, *, body, extra_fields=None):
+        essence = super().build(body=body, extra_fields=extra_fields)
+        encoded = json.dumps(essence, sort_keys=True, separators=(",", ":")).encode()
+        return {"digest": hashlib.sha256(encoded).hexdigest()}
+
+
+def configure(settings: kopf.OperatorSettings, *, finalizer: str, max_workers: int,
+              digest_diffbase: bool = False) -> None:
+    """`digest_diffbase`: for kinds whose handlers never diff fields (no on.update/on.field)."""
     # Explicit watch timeouts: a silently dead watch connection must not stall the operator.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -15,7 +36,7 @@ def configure(settings: kopf.OperatorSettings, *, finalizer: str, max_workers: i
     settings.persistence.finalizer = finalizer
     # Progress in status (kept by the CRDs' status.kopf), the diff base in an annotation.
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="sk8s.io", key="last-handled-configuration")
+    storage = DigestDiffBaseStorage if digest_diffbase else kopf.AnnotationsDiffBaseStorage
+    settings.persistence.diffbase_storage = storage(prefix="sk8s.io", key=DIFFBASE_KEY)
     settings.posting.level = logging.INFO
     settings.execution.max_workers = max_workers

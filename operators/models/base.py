@@ -30,13 +30,18 @@ def cel(rule: str, message: str, field_path: str | None = None, reason: str | No
     return entry
 
 
-def quantity(description: str) -> Any:
+# The same without a sign: amounts that cannot be negative (quotas, capacities).
+NONNEGATIVE_QUANTITY_PATTERN = QUANTITY_PATTERN.replace(r"^(\+|-)?", "^", 1)
+
+
+def quantity(description: str, *, nonnegative: bool = False) -> Any:
     """A Kubernetes quantity: a string or a number, validated like the apiserver does."""
-    return Field(
-        default=None,
-        description=description,
-        json_schema_extra={"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN},
-    )
+    extra: dict[str, Any] = {"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN}
+    if nonnegative:
+        # The pattern applies to strings only; an integer is checked by a rule.
+        extra["pattern"] = NONNEGATIVE_QUANTITY_PATTERN
+        extra["x-kubernetes-validations"] = [cel("type(self) == string || self >= 0", "must not be negative")]
+    return Field(default=None, description=description, json_schema_extra=extra)
 
 
 class K8sModel(BaseModel):

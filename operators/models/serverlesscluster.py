@@ -13,8 +13,9 @@ SUPPORTED_VERSIONS = ("v1.37.2",)
 
 class Quotas(K8sModel):
     maxPods: int | None = Field(default=100, ge=1, le=10000, description="Most pods the tenant may run.")
-    cpu: str | int | None = quantity("Total cpu the tenant's pods may request, e.g. '16'.")
-    memory: str | int | None = quantity("Total memory the tenant's pods may request, e.g. '64Gi'.")
+    cpu: str | int | None = quantity("Total cpu the tenant's pods may request, e.g. '16'.", nonnegative=True)
+    memory: str | int | None = quantity("Total memory the tenant's pods may request, e.g. '64Gi'.",
+                                      nonnegative=True)
 
 
 class ServerlessClusterSpec(K8sModel):

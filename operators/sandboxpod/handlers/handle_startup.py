@@ -19,7 +19,8 @@ FINALIZER = "sk8s.io/sandbox"
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    kopfsettings.configure(settings, finalizer=FINALIZER, max_workers=16)
+    # A SandboxPod's spec is immutable and may be large (a Pod's may exceed 256 KiB).
+    kopfsettings.configure(settings, finalizer=FINALIZER, max_workers=16, digest_diffbase=True)
     settings.queueing.worker_limit = 64
 
 
