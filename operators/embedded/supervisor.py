@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import REPO_ROOT, Layout, write_containers_conf
-from . import components, pki
+from . import components, etcd_pki, pki
 from .binaries import ensure_binaries
 from .kubeconfig import build_kubeconfig, write_kubeconfig
 
@@ -29,13 +29,26 @@ def log(msg: str) -> None:
     print(f"[supervisor {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def client_context(kind: str, lay: Layout) -> ssl.SSLContext | None:
+    """The TLS context of a health probe: which CA to trust and which certificate to show."""
+    if kind == "apiserver":
+        directory, stem = lay.pki, "admin"
+    elif kind == "etcd":
+        directory, stem = etcd_pki.etcd_pki_dir(lay.pki), etcd_pki.HEALTHCHECK_CLIENT
+    else:
+        return None
+    ctx = ssl.create_default_context(cafile=str(directory / "ca.crt"))
+    ctx.load_cert_chain(str(directory / f"{stem}.crt"), str(directory / f"{stem}.key"))
+    return ctx
+
+
 def probe(component: components.Component, lay: Layout, timeout: float = 1.0) -> bool:
     if not component.health_url:
         return True
-    ctx = None
-    if component.tls:
-        ctx = ssl.create_default_context(cafile=str(lay.pki / "ca.crt"))
-        ctx.load_cert_chain(str(lay.pki / "admin.crt"), str(lay.pki / "admin.key"))
+    try:
+        ctx = client_context(component.tls, lay)
+    except (OSError, ssl.SSLError):
+        return False
     try:
         with urllib.request.urlopen(component.health_url, timeout=timeout, context=ctx) as resp:
             return resp.status == 200
@@ -101,7 +114,8 @@ class Supervisor:
             "kubeconfig": str(self.lay.kubeconfig),
             "components": {
                 name: {"pid": r.proc.pid, "alive": r.proc.poll() is None, "healthy": r.healthy,
-                       "restarts": r.restarts, "log": str(self.lay.log(name)), "url": r.component.health_url}
+                       "restarts": r.restarts, "log": str(self.lay.log(name)), "url": r.component.health_url,
+                       "tls": r.component.tls}
                 for name, r in self.children.items()
             },
         }
@@ -131,9 +145,12 @@ class Supervisor:
         bindir = ensure_binaries(quiet=True)
         ports = lay.ports()
         write_containers_conf(lay)
+        hostroutes.reject_locally([components.SERVICE_CIDR, vpc_pool()])
         pki.ensure_control_plane_pki(lay.pki, name="sk8s-meta", sans_dns=["localhost", "kubernetes",
                                      "kubernetes.default", "kubernetes.default.svc"],
                                      sans_ip=["127.0.0.1", "10.96.0.1"])
+        if etcd_pki.ensure_etcd_pki(etcd_pki.etcd_pki_dir(lay.pki)):
+            log("made etcd's CA and certificates (etcd serves TLS to its own clients only)")
         self.write_kubeconfigs(ports.apiserver)
         self.start(components.etcd(bindir, lay, ports))
         self.wait_healthy(["etcd"], 30)

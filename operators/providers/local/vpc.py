@@ -26,6 +26,11 @@ DEFAULT_POOL = "10.112.0.0/12"
 VPC_PREFIX = 23
 
 
+def vpc_pool() -> str:
+    """The range tenant VPCs are cut from (SK8S_VPC_POOL)."""
+    return os.environ.get("SK8S_VPC_POOL") or DEFAULT_POOL
+
+
 @dataclass(frozen=True)
 class VpcLayout:
     subnet: ipaddress.IPv4Network
@@ -71,7 +76,7 @@ class LocalVpcs:
     def __init__(self, podman: Podman, home_id: str, pool: str | None = None):
         self.podman = podman
         self.home_id = home_id
-        self.pool = ipaddress.ip_network(pool or os.environ.get("SK8S_VPC_POOL") or DEFAULT_POOL)
+        self.pool = ipaddress.ip_network(pool or vpc_pool())
         self._cache: dict[str, Vpc] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
