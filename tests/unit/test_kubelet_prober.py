@@ -1,8 +1,20 @@
-"""Probes against real loopback servers: outcomes and the kubelet's messages."""
+"""Probes against real servers: outcomes and the kubelet's messages, and that a probe
+reaches only the pod, from inside its own network namespace."""
 import asyncio
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
 
 from operators.models.podspec import Container, Probe
-from operators.providers.local.kubelet.prober import probe, resolve_port
+from operators.providers.local import netns
+from operators.providers.local.kubelet.prober import (PodNetwork, Refused, probe, request_headers, request_path,
+                                                      resolve_port, target_address)
+
+# The loopback servers of most tests run in this process's own namespace.
+HERE = PodNetwork("127.0.0.1", "/proc/self/ns/net")
 
 C = Container.model_validate({"name": "web", "image": "img", "ports": [{"name": "http", "containerPort": 8080}]})
 
@@ -33,13 +45,13 @@ def test_http_get_success_and_status_failure():
         server, port, seen = await http_server(200)
         p = Probe.model_validate({"httpGet": {"path": "/healthz", "port": port,
                                               "httpHeaders": [{"name": "X-Probe", "value": "1"}]}})
-        assert await probe(p, C, "127.0.0.1", no_exec) == (True, "")
+        assert await probe(p, C, HERE, no_exec) == (True, "")
         assert seen[0].startswith("GET /healthz HTTP/1.1\r\n") and "X-Probe: 1" in seen[0]
         assert "User-Agent: kube-probe/" in seen[0]
         server.close()
         server, port, _ = await http_server(503)
         p = Probe.model_validate({"httpGet": {"path": "/", "port": port}})
-        assert await probe(p, C, "127.0.0.1", no_exec) == (False, "HTTP probe failed with statuscode: 503")
+        assert await probe(p, C, HERE, no_exec) == (False, "HTTP probe failed with statuscode: 503")
         server.close()
     asyncio.run(main())
 
@@ -48,12 +60,12 @@ def test_refused_connections_are_reported_like_go():
     async def main():
         server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        assert await probe(Probe.model_validate({"tcpSocket": {"port": port}}), C, "127.0.0.1", no_exec) == (True, "")
+        assert await probe(Probe.model_validate({"tcpSocket": {"port": port}}), C, HERE, no_exec) == (True, "")
         server.close()
         await server.wait_closed()
-        ok, msg = await probe(Probe.model_validate({"tcpSocket": {"port": port}}), C, "127.0.0.1", no_exec)
+        ok, msg = await probe(Probe.model_validate({"tcpSocket": {"port": port}}), C, HERE, no_exec)
         assert not ok and msg == f"dial tcp 127.0.0.1:{port}: connect: connection refused"
-        ok, msg = await probe(Probe.model_validate({"httpGet": {"path": "/x", "port": port}}), C, "127.0.0.1",
+        ok, msg = await probe(Probe.model_validate({"httpGet": {"path": "/x", "port": port}}), C, HERE,
                               no_exec)
         assert msg == f'Get "http://127.0.0.1:{port}/x": dial tcp 127.0.0.1:{port}: connect: connection refused'
     asyncio.run(main())
@@ -67,5 +79,149 @@ def test_exec_probe_output_is_the_message():
         raise asyncio.TimeoutError
 
     p = Probe.model_validate({"exec": {"command": ["cat", "/tmp/healthy"]}})
-    assert asyncio.run(probe(p, C, None, fails)) == (False, "cat: can't open '/tmp/healthy': No such file or directory")
-    assert asyncio.run(probe(p, C, None, slow)) == (False, "command 'cat /tmp/healthy' timed out")
+    assert asyncio.run(probe(p, C, PodNetwork(None, None), fails)) == (False, "cat: can't open '/tmp/healthy': No such file or directory")
+    assert asyncio.run(probe(p, C, PodNetwork(None, None), slow)) == (False, "command 'cat /tmp/healthy' timed out")
+
+
+# --- only the pod: hosts, request lines ----------------------------------------------
+
+@pytest.mark.parametrize("host", [None, "", "10.88.0.7"])
+def test_the_pod_ip_is_the_default_target(host):
+    assert target_address(host, "10.88.0.7") == "10.88.0.7"
+
+
+@pytest.mark.parametrize("host,address", [("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1"), ("::1", "::1")])
+def test_loopback_is_the_pods_own(host, address):
+    assert target_address(host, "10.88.0.7") == address
+
+
+@pytest.mark.parametrize("host", ["10.88.0.8", "169.254.169.254", "127.0.0.2", "0.0.0.0", "etcd.example",
+                                  "LOCALHOST", "localhost.", "::ffff:127.0.0.1", "10.88.0.7 "])
+def test_any_other_host_is_refused(host):
+    with pytest.raises(Refused, match="is not the pod"):
+        target_address(host, "10.88.0.7")
+
+
+def test_no_address_yet():
+    with pytest.raises(Refused, match="no IP address yet"):
+        target_address(None, None)
+
+
+@pytest.mark.parametrize("path,target", [(None, "/"), ("healthz", "/healthz"), ("/a b?x=1&y=%41", "/a%20b?x=1&y=%41"),
+                                         ("/x#frag", "/x"), ("/é", "/%C3%A9"), ('/"<>', "/%22%3C%3E")])
+def test_request_path_cannot_end_the_request_line(path, target):
+    assert request_path(path) == target
+
+
+@pytest.mark.parametrize("path", ["/a\r\nX-Injected: 1", "/a\nb", "/\x00", "/\x7f", "/\x1b[31m"])
+def test_control_characters_in_the_path_are_refused(path):
+    with pytest.raises(Refused, match="invalid control character"):
+        request_path(path)
+
+
+@pytest.mark.parametrize("name,value,error", [
+    ("X-A", "1\r\n\r\nGET /smuggled HTTP/1.1", "value"), ("X-A", "1\nX-B: 2", "value"),
+    ("X-A", "a\x00b", "value"), ("X-A", "a\rb", "value"), ("X-A", "\x7f", "value"),
+    ("X A", "1", "name"), ("X-A:", "1", "name"), ("X-A\r\nX-B", "1", "name"), ("", "1", "name")])
+def test_header_lines_cannot_be_added(name, value, error):
+    with pytest.raises(Refused, match=f"invalid header field {error}"):
+        request_headers([(name, value)])
+
+
+def test_tabs_and_text_are_fine_in_values():
+    assert request_headers([("X-A", "a\tb c é")]) == [("X-A", "a\tb c é")]
+
+
+def test_smuggling_headers_never_reach_the_server():
+    async def main():
+        server, port, seen = await http_server(200)
+        smuggle = "1\r\nContent-Length: 0\r\n\r\nPUT /v3/kv/put HTTP/1.1\r\nX: y"
+        for action in ({"httpHeaders": [{"name": "X-A", "value": smuggle}]},
+                       {"path": "/\r\n\r\nPUT /v3/kv/put HTTP/1.1"},
+                       {"httpHeaders": [{"name": "X-A: 1\r\nX-B", "value": "2"}]}):
+            ok, msg = await probe(Probe.model_validate({"httpGet": {"port": port, **action}}), C, HERE, no_exec)
+            assert not ok and "net/" in msg and "\r" not in msg and "\n" not in msg, msg
+        ok, _ = await probe(Probe.model_validate({"httpGet": {"port": port, "path": "/ok"}}), C, HERE, no_exec)
+        assert ok and len(seen) == 1 and seen[0].startswith("GET /ok HTTP/1.1\r\n")  # only the good one arrived
+        server.close()
+    asyncio.run(main())
+
+
+def test_a_probe_to_another_host_is_never_sent():
+    async def main():
+        server, port, seen = await http_server(200)  # on 127.0.0.1 of this namespace
+        for kind in ("httpGet", "tcpSocket"):
+            for host in ("127.0.0.2", "10.99.0.1", "localhost.localdomain"):
+                p = Probe.model_validate({kind: {"port": port, "host": host}})
+                ok, msg = await probe(p, C, PodNetwork("10.88.0.7", "/proc/self/ns/net"), no_exec)
+                assert not ok and "is not the pod" in msg
+        assert seen == []
+        server.close()
+    asyncio.run(main())
+
+
+# --- inside the pod's network namespace ------------------------------------------------
+
+@pytest.fixture
+def pod_netns():
+    """A network namespace of our own standing in for a pod's: loopback up and an address
+    that the host does not have."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2 to create a network namespace")
+    name = f"sk8s-probe-{uuid.uuid4().hex[:8]}"
+    ip = "10.254.77.2"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        # On lo: an interface that needs no kernel module (dummy, veth may be missing).
+        for cmd in (["link", "set", "lo", "up"], ["addr", "add", f"{ip}/32", "dev", "lo"]):
+            subprocess.run(["ip", "-n", name, *cmd], check=True)
+        yield PodNetwork(ip, f"/run/netns/{name}")
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+    assert not os.path.exists(f"/run/netns/{name}")
+
+
+async def _server_in(path: str | None, host: str, port: int, status: int, seen: list):
+    async def handle(reader, writer):
+        seen.append((await reader.readuntil(b"\r\n\r\n")).decode())
+        writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+    sock = netns.bind_in(path, host, port)
+    return await asyncio.start_server(handle, sock=sock)
+
+
+def test_probes_reach_the_pods_listener_not_the_hosts(pod_netns):
+    async def main():
+        in_pod, on_host = [], []
+        # The host listens on every address with the port the pod uses: a probe run from
+        # the host would get its 500 (or, for the pod IP, no route at all).
+        host_server = await _server_in(None, "0.0.0.0", 0, 500, on_host)
+        port = host_server.sockets[0].getsockname()[1]
+        pod_server = await _server_in(pod_netns.netns, "0.0.0.0", port, 200, in_pod)
+        for host in (None, "127.0.0.1", "localhost"):
+            p = Probe.model_validate({"httpGet": {"path": "/healthz", "port": port, "host": host}})
+            assert await probe(p, C, pod_netns, no_exec) == (True, "")
+        assert await probe(Probe.model_validate({"tcpSocket": {"port": port}}), C, pod_netns, no_exec) == (True, "")
+        assert len(in_pod) == 3 and on_host == []
+        assert f"Host: {pod_netns.ip}:{port}\r\n" in in_pod[0]
+        # The pod's listener gone, the host's still there: the probe fails as the pod's would.
+        pod_server.close()
+        await pod_server.wait_closed()
+        ok, msg = await probe(Probe.model_validate({"tcpSocket": {"port": port}}), C, pod_netns, no_exec)
+        assert not ok and msg == f"dial tcp {pod_netns.ip}:{port}: connect: connection refused"
+        ok, msg = await probe(Probe.model_validate({"httpGet": {"port": port, "host": "127.0.0.1"}}), C, pod_netns,
+                              no_exec)
+        assert not ok and "connection refused" in msg
+        assert on_host == []
+        host_server.close()
+    asyncio.run(main())
+
+
+def test_a_namespace_that_is_gone_fails_the_probe(pod_netns):
+    gone = PodNetwork(pod_netns.ip, pod_netns.netns + "-gone")
+    ok, msg = asyncio.run(probe(Probe.model_validate({"tcpSocket": {"port": 80}}), C, gone, no_exec))
+    assert not ok and "No such file" in msg
+    ok, msg = asyncio.run(probe(Probe.model_validate({"tcpSocket": {"port": 80}}), C, PodNetwork("10.1.1.1", None),
+                                no_exec))
+    assert (ok, msg) == (False, "the pod has no network namespace yet")

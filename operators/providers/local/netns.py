@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import ipaddress
 import os
 import socket
 import threading
@@ -41,23 +42,48 @@ def bind_in(netns: str | None, host: str, port: int, kind: int = socket.SOCK_STR
     return make() if netns is None else _run_in(netns, make)
 
 
+def socket_in(netns: str, family: int, kind: int = socket.SOCK_STREAM) -> socket.socket:
+    """An unconnected non-blocking socket of `netns`. A socket belongs for life to the
+    namespace it was created in, so it can then be connected from the event loop's thread
+    (no thread blocked for the connect) and still reaches only that namespace's addresses."""
+    def make() -> socket.socket:
+        s = socket.socket(family, kind)
+        s.setblocking(False)
+        return s
+    return _run_in(netns, make)
+
+
+async def connect_in(netns: str, host: str, port: int) -> socket.socket:
+    """A socket connected to host:port from inside `netns`. `host` must be an IP literal:
+    nothing is resolved, least of all with the host's resolver."""
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    sock = socket_in(netns, family)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _run_in(netns: str, make: Callable[[], socket.socket]) -> socket.socket:
     result: dict = {}
 
     def run() -> None:
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        target = os.open(netns, os.O_RDONLY)
-        try:
-            _setns(target)
+        fds: list[int] = []
+        try:  # a namespace that is gone (the sandbox removed) is the caller's error too
+            fds.append(os.open("/proc/thread-self/ns/net", os.O_RDONLY))
+            fds.append(os.open(netns, os.O_RDONLY))
+            _setns(fds[1])
             try:
                 result["sock"] = make()
             finally:
-                _setns(own)
+                _setns(fds[0])
         except BaseException as exc:  # handed to the caller's thread
             result["error"] = exc
         finally:
-            os.close(own)
-            os.close(target)
+            for fd in fds:
+                os.close(fd)
 
     t = threading.Thread(target=run, name="netns-socket")
     t.start()
@@ -67,7 +93,7 @@ def _run_in(netns: str, make: Callable[[], socket.socket]) -> socket.socket:
     return result["sock"]
 
 
-def connect_in(netns: str, port: int, timeout: float = 5) -> socket.socket:
+def connect_localhost_in(netns: str, port: int, timeout: float = 5) -> socket.socket:
     """A non-blocking socket connected to localhost:port in `netns`, as the kubelet's
     port-forward connects: it reaches servers listening only on the pod's loopback."""
     def make() -> socket.socket:
@@ -88,7 +114,7 @@ def connect_in(netns: str, port: int, timeout: float = 5) -> socket.socket:
 
 
 async def open_connection(netns: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    sock = await asyncio.get_running_loop().run_in_executor(None, connect_in, netns, port)
+    sock = await asyncio.get_running_loop().run_in_executor(None, connect_localhost_in, netns, port)
     return await asyncio.open_connection(sock=sock)
 
 

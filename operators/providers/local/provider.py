@@ -375,13 +375,19 @@ class LocalProvider(Provider):
         return await open_session(self.podman.binary, self.podman.env,
                                   attach_args(container_name(ref, container), stdin=stdin), stdin=stdin, tty=tty)
 
-    async def open_port_stream(self, ref: SandboxRef, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        infra = (await self.podman.run("pod", "inspect", "--format={{.InfraContainerID}}", ref.instance_name)).out
-        path = (await self.podman.run("container", "inspect", "--format={{.NetworkSettings.SandboxKey}}",
-                                      infra.strip())).out.strip()
+    async def pod_netns(self, ref: SandboxRef) -> str:
+        """Path of the sandbox's network namespace (its infra container's), where port-forward
+        and probes connect from."""
+        infra = (await self.podman.run("pod", "inspect", "--format={{.InfraContainerID}}", ref.instance_name,
+                                       check=False)).out.strip()
+        path = infra and (await self.podman.run("container", "inspect", "--format={{.NetworkSettings.SandboxKey}}",
+                                                infra, check=False)).out.strip()
         if not path:
             raise ProviderError(f"sandbox {ref.instance_name} has no network namespace")
-        return await netns.open_connection(path, port)
+        return path
+
+    async def open_port_stream(self, ref: SandboxRef, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await netns.open_connection(await self.pod_netns(ref), port)
 
     async def watch(self) -> AsyncIterator[SandboxRef]:
         """Refs of sandboxes whose state changed: podman's container events and the kubelet's

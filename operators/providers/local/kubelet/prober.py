@@ -1,17 +1,44 @@
-"""Runs one probe against a container: exec inside it, httpGet and tcpSocket from the host
-to the pod IP (the host reaches every sandbox network). Outcomes and messages as the
-kubelet's prober words them, since users read them in `kubectl describe pod` events."""
+"""Runs one probe against a container: exec inside it; httpGet and tcpSocket from inside
+the pod's own network namespace, to the pod itself. Outcomes and messages as the kubelet's
+prober words them, since users read them in `kubectl describe pod` events.
+
+The host is never a probe's vantage point: a probe's `host` is the tenant's to choose, and
+from the host it would reach the host's loopback services (the meta-cluster's etcd and
+apiservers) and other tenants' pods. So the socket is created in the pod's namespace, only
+the pod's own addresses are accepted (its IP, or loopback, which there is the pod's), and
+nothing is resolved. Admission refuses other hosts already; this is the second line."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import ssl
+from dataclasses import dataclass
 from typing import Awaitable, Callable
+from urllib.parse import quote
 
 from ....models.podspec import Container, Probe
+from .. import netns
 
 ExecFn = Callable[[list[str], float], Awaitable[tuple[int, str]]]
 USER_AGENT = "kube-probe/1.37"
 EXEC_SETUP_ALLOWANCE = 3.0
+# Hosts that name the pod itself inside its network namespace (see README, probes).
+LOOPBACK_HOSTS = {"127.0.0.1": "127.0.0.1", "::1": "::1", "localhost": "127.0.0.1"}
+HEADER_NAME = re.compile(r"[-A-Za-z0-9]+")         # the apiserver's IsHTTPHeaderName
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # what Go's net/http refuses in a value or URL
+
+
+@dataclass(frozen=True)
+class PodNetwork:
+    """Where a pod's probes connect from and to."""
+
+    ip: str | None     # the pod's address
+    netns: str | None  # path of the pod's network namespace (the infra container's SandboxKey)
+
+
+class Refused(ValueError):
+    """A probe that would leave the pod or add to the request: never sent."""
 
 
 def resolve_port(port: int | str, container: Container) -> int | None:
@@ -23,7 +50,44 @@ def resolve_port(port: int | str, container: Container) -> int | None:
     return next((p.containerPort for p in container.ports or [] if p.name == port), None)
 
 
-async def probe(p: Probe, container: Container, pod_ip: str | None, exec_fn: ExecFn) -> tuple[bool, str]:
+def target_address(host: str | None, pod_ip: str | None) -> str:
+    """The address a probe connects to: the pod IP, or a loopback literal (the pod's own
+    loopback, inside its namespace). Anything else, a name included, is refused: a name
+    would need a resolver, and any other address is not the pod."""
+    if not host or host == pod_ip:
+        if not pod_ip:
+            raise Refused("the pod has no IP address yet")
+        return pod_ip
+    if host in LOOPBACK_HOSTS:
+        return LOOPBACK_HOSTS[host]
+    raise Refused(f"probe host {json.dumps(host)} is not the pod: probes connect only to the pod itself "
+                  f"(leave host empty, or use 127.0.0.1, ::1 or localhost)")
+
+
+def request_path(path: str | None) -> str:
+    """The request target as Go's url package writes it: escaped, so that no byte of the
+    path can end the request line. A control character is refused, as Go refuses it."""
+    path = path or "/"
+    if CONTROL.search(path):
+        raise Refused(f"parse {json.dumps(path)}: net/url: invalid control character in URL")
+    if not path.startswith("/"):
+        path = "/" + path
+    path = path.split("#", 1)[0]
+    return quote(path, safe="/?&=%:@!$'()*+,;~-._[]")
+
+
+def request_headers(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Header lines as given, each name a token and each value free of line breaks and
+    other control characters (Go's net/http refuses them too): no value can add a line."""
+    for name, value in pairs:
+        if not HEADER_NAME.fullmatch(name):
+            raise Refused(f"net/http: invalid header field name {json.dumps(name)}")
+        if CONTROL.search(value):
+            raise Refused(f"net/http: invalid header field value for {json.dumps(name)}")
+    return pairs
+
+
+async def probe(p: Probe, container: Container, pod: PodNetwork, exec_fn: ExecFn) -> tuple[bool, str]:
     """(success, message on failure)."""
     timeout = float(p.timeoutSeconds or 1)
     if p.exec is not None:
@@ -34,12 +98,15 @@ async def probe(p: Probe, container: Container, pod_ip: str | None, exec_fn: Exe
     port = resolve_port(action.port, container)
     if port is None:
         return False, f"unable to find port {action.port!r} in container {container.name}"
-    host = action.host or pod_ip
-    if not host:
-        return False, "the pod has no IP address yet"
+    try:
+        host = target_address(action.host, pod.ip)
+    except Refused as exc:
+        return False, str(exc)
+    if not pod.netns:
+        return False, "the pod has no network namespace yet"
     if p.httpGet is not None:
-        return await _http_get(p, host, port, timeout)
-    return await _tcp(host, port, timeout)
+        return await _http_get(p, pod.netns, host, port, timeout)
+    return await _tcp(pod.netns, host, port, timeout)
 
 
 async def _exec(command: list[str], timeout: float, exec_fn: ExecFn) -> tuple[bool, str]:
@@ -56,15 +123,33 @@ async def _exec(command: list[str], timeout: float, exec_fn: ExecFn) -> tuple[bo
 
 def _dial_error(host: str, port: int, exc: BaseException) -> str:
     if isinstance(exc, asyncio.TimeoutError):
-        return f"dial tcp {host}:{port}: i/o timeout"
+        return f"dial tcp {_hostport(host, port)}: i/o timeout"
     if isinstance(exc, ConnectionRefusedError):
-        return f"dial tcp {host}:{port}: connect: connection refused"
-    return f"dial tcp {host}:{port}: {exc}"
+        return f"dial tcp {_hostport(host, port)}: connect: connection refused"
+    return f"dial tcp {_hostport(host, port)}: {exc}"
 
 
-async def _tcp(host: str, port: int, timeout: float) -> tuple[bool, str]:
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _connect(netns_path: str, host: str, port: int, timeout: float,
+                   ctx: ssl.SSLContext | None = None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A stream to host:port from inside the pod's network namespace."""
+    async def dial() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        sock = await netns.connect_in(netns_path, host, port)
+        try:
+            # No SNI for an address, as Go's TLS client; "localhost" was mapped to one.
+            return await asyncio.open_connection(sock=sock, ssl=ctx, server_hostname="" if ctx else None)
+        except BaseException:
+            sock.close()
+            raise
+    return await asyncio.wait_for(dial(), timeout)
+
+
+async def _tcp(netns_path: str, host: str, port: int, timeout: float) -> tuple[bool, str]:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        _, writer = await _connect(netns_path, host, port, timeout)
     except (OSError, asyncio.TimeoutError) as exc:
         return False, _dial_error(host, port, exc)
     writer.close()
@@ -75,25 +160,27 @@ async def _tcp(host: str, port: int, timeout: float) -> tuple[bool, str]:
     return True, ""
 
 
-async def _http_get(p: Probe, host: str, port: int, timeout: float) -> tuple[bool, str]:
+async def _http_get(p: Probe, netns_path: str, host: str, port: int, timeout: float) -> tuple[bool, str]:
     action = p.httpGet
     assert action is not None
     scheme = (action.scheme or "HTTP").lower()
-    path = action.path or "/"
-    if not path.startswith("/"):
-        path = "/" + path
-    url = f"{scheme}://{host}:{port}{path}"
-    headers = {"Host": f"{host}:{port}", "User-Agent": USER_AGENT, "Accept": "*/*", "Connection": "close"}
-    for h in action.httpHeaders or []:
-        headers[h.name.title() if h.name.lower() in ("host", "user-agent", "accept") else h.name] = h.value
+    try:
+        path = request_path(action.path)
+        given = request_headers([(h.name, h.value) for h in action.httpHeaders or []])
+    except Refused as exc:
+        return False, f'Get "{scheme}://{_hostport(host, port)}": {exc}'
+    url = f"{scheme}://{_hostport(host, port)}{path}"
+    headers = {"Host": _hostport(host, port), "User-Agent": USER_AGENT, "Accept": "*/*", "Connection": "close"}
+    for name, value in given:
+        headers[name.title() if name.lower() in ("host", "user-agent", "accept") else name] = value
     # The kubelet does not verify probe certificates.
     ctx = None
     if scheme == "https":
         ctx = ssl.create_default_context()
         ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ctx), timeout)
-    except (OSError, asyncio.TimeoutError) as exc:
+        reader, writer = await _connect(netns_path, host, port, timeout, ctx)
+    except (OSError, asyncio.TimeoutError) as exc:  # ssl.SSLError is an OSError
         return False, f'Get "{url}": {_dial_error(host, port, exc)}'
     try:
         request = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"

@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from ...base import ContainerInfo, ImagePullError, ProviderError, SandboxRef
 from ..spec import container_name, previous_container_name
 from .backoff import BackOff, crashloop_message
 from .probes import LIVENESS, READINESS, STARTUP, ProbeState, timing
-from .prober import probe
+from .prober import PodNetwork, probe
 from .progression import should_restart
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ class PodWorker:
         self.by_name = {c.name: c for c in self.init + self.apps}
         self.pod_created = False
         self.pod_ip: str | None = None
+        self.netns: str | None = None
         self.task: asyncio.Task | None = None
         self._load()
 
@@ -245,6 +247,13 @@ class PodWorker:
         if self.pod_ip is None:  # a pod keeps its address for life
             self.pod_ip = await self.p.pod_ip(self.ref)
         return self.pod_ip
+
+    async def _pod_network(self) -> PodNetwork:
+        """Where httpGet/tcpSocket probes connect from: the pod's own network namespace,
+        kept while it exists (the infra container holds it for the pod's life)."""
+        if self.netns is None or not os.path.exists(self.netns):
+            self.netns = await self.p.pod_netns(self.ref)
+        return PodNetwork(await self._pod_ip(), self.netns)
 
     def _changed(self) -> None:
         self.p.sandbox_changed(self.ref)
@@ -410,7 +419,8 @@ class PodWorker:
                 continue
             if not st.on_hold:
                 try:
-                    ok, message = await probe(spec, cs.spec, await self._pod_ip(), exec_fn)
+                    pod = PodNetwork(None, None) if spec.exec is not None else await self._pod_network()
+                    ok, message = await probe(spec, cs.spec, pod, exec_fn)
                 except ProviderError as exc:
                     ok, message = False, str(exc)
                 if not ok:
