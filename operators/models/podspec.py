@@ -80,9 +80,20 @@ class ExecAction(K8sModel):
     command: list[str] = Field(description="Command run inside the container; exit 0 is healthy.", min_length=1)
 
 
+# Control characters (all of C0 but HTAB, and DEL) would end a header line or the request
+# line and start another; Go's net/http refuses them as well.
+NO_CONTROL_CHARS = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
+# A probe connects only to the pod: its IP (host empty) or its own loopback, which is what
+# these name inside the pod's network namespace, where probes run. No names: nothing is resolved.
+PROBE_HOSTS = ("", "127.0.0.1", "::1", "localhost")
+_POD_ONLY = {"x-kubernetes-validations": [cel(
+    "self in " + "[" + ", ".join(f"'{h}'" for h in PROBE_HOSTS) + "]",
+    "probes connect only to the pod itself: leave host empty (the pod IP) or use 127.0.0.1, ::1 or localhost")]}
+
+
 class HTTPHeader(K8sModel):
-    name: str = Field(description="Header name.", min_length=1)
-    value: str = Field(description="Header value.")
+    name: str = Field(description="Header name.", min_length=1, pattern=r"^[-A-Za-z0-9]+$")
+    value: str = Field(description="Header value, without control characters.", pattern=NO_CONTROL_CHARS)
 
 
 def _port(description: str):
@@ -90,16 +101,18 @@ def _port(description: str):
 
 
 class HTTPGetAction(K8sModel):
-    path: str | None = Field(default=None, description="Path to request; defaults to /.")
+    path: str | None = Field(default=None, description="Path to request; defaults to /.", pattern=NO_CONTROL_CHARS)
     port: int | str = _port("Port number or name of a container port.")
-    host: str | None = Field(default=None, description="Host to connect to; defaults to the pod IP.")
+    host: str | None = Field(default=None, description="Empty (the pod IP) or a loopback address of the pod.",
+                             max_length=9, pattern=r"^(|127\.0\.0\.1|::1|localhost)$", json_schema_extra=_POD_ONLY)
     scheme: Literal["HTTP", "HTTPS"] | None = Field(default=None, description="HTTP or HTTPS.")
     httpHeaders: list[HTTPHeader] | None = None
 
 
 class TCPSocketAction(K8sModel):
     port: int | str = _port("Port number or name of a container port.")
-    host: str | None = Field(default=None, description="Host to connect to; defaults to the pod IP.")
+    host: str | None = Field(default=None, description="Empty (the pod IP) or a loopback address of the pod.",
+                             max_length=9, pattern=r"^(|127\.0\.0\.1|::1|localhost)$", json_schema_extra=_POD_ONLY)
 
 
 class Probe(K8sModel):

@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
-from operators.models.podspec import Container, Probe
+from operators.models.podspec import PROBE_HOSTS, Container, HTTPGetAction, HTTPHeader, Probe, TCPSocketAction
 from operators.providers.local import netns
-from operators.providers.local.kubelet.prober import (PodNetwork, Refused, probe, request_headers, request_path,
-                                                      resolve_port, target_address)
+from operators.providers.local.kubelet.prober import (LOOPBACK_HOSTS, PodNetwork, Refused, probe, request_headers,
+                                                      request_path, resolve_port, target_address)
 
 # The loopback servers of most tests run in this process's own namespace.
 HERE = PodNetwork("127.0.0.1", "/proc/self/ns/net")
@@ -85,6 +85,19 @@ def test_exec_probe_output_is_the_message():
 
 # --- only the pod: hosts, request lines ----------------------------------------------
 
+def unchecked(kind: str, **action) -> Probe:
+    """A probe as a hostile writer could hand it over, past the schema (which refuses it):
+    the prober must refuse it by itself."""
+    headers = [HTTPHeader.model_construct(name=n, value=v) for n, v in action.pop("headers", [])]
+    if kind == "httpGet":
+        return Probe.model_construct(httpGet=HTTPGetAction.model_construct(
+            **{"path": None, "host": None, "scheme": None, "httpHeaders": headers or None, **action}))
+    return Probe.model_construct(tcpSocket=TCPSocketAction.model_construct(**{"host": None, **action}))
+
+
+def test_the_schema_and_the_prober_allow_the_same_hosts():
+    assert set(PROBE_HOSTS) == set(LOOPBACK_HOSTS) | {""}
+
 @pytest.mark.parametrize("host", [None, "", "10.88.0.7"])
 def test_the_pod_ip_is_the_default_target(host):
     assert target_address(host, "10.88.0.7") == "10.88.0.7"
@@ -136,10 +149,9 @@ def test_smuggling_headers_never_reach_the_server():
     async def main():
         server, port, seen = await http_server(200)
         smuggle = "1\r\nContent-Length: 0\r\n\r\nPUT /v3/kv/put HTTP/1.1\r\nX: y"
-        for action in ({"httpHeaders": [{"name": "X-A", "value": smuggle}]},
-                       {"path": "/\r\n\r\nPUT /v3/kv/put HTTP/1.1"},
-                       {"httpHeaders": [{"name": "X-A: 1\r\nX-B", "value": "2"}]}):
-            ok, msg = await probe(Probe.model_validate({"httpGet": {"port": port, **action}}), C, HERE, no_exec)
+        for action in ({"headers": [("X-A", smuggle)]}, {"path": "/\r\n\r\nPUT /v3/kv/put HTTP/1.1"},
+                       {"headers": [("X-A: 1\r\nX-B", "2")]}):
+            ok, msg = await probe(unchecked("httpGet", port=port, **action), C, HERE, no_exec)
             assert not ok and "net/" in msg and "\r" not in msg and "\n" not in msg, msg
         ok, _ = await probe(Probe.model_validate({"httpGet": {"port": port, "path": "/ok"}}), C, HERE, no_exec)
         assert ok and len(seen) == 1 and seen[0].startswith("GET /ok HTTP/1.1\r\n")  # only the good one arrived
@@ -152,7 +164,7 @@ def test_a_probe_to_another_host_is_never_sent():
         server, port, seen = await http_server(200)  # on 127.0.0.1 of this namespace
         for kind in ("httpGet", "tcpSocket"):
             for host in ("127.0.0.2", "10.99.0.1", "localhost.localdomain"):
-                p = Probe.model_validate({kind: {"port": port, "host": host}})
+                p = unchecked(kind, port=port, host=host)
                 ok, msg = await probe(p, C, PodNetwork("10.88.0.7", "/proc/self/ns/net"), no_exec)
                 assert not ok and "is not the pod" in msg
         assert seen == []
@@ -225,3 +237,13 @@ def test_a_namespace_that_is_gone_fails_the_probe(pod_netns):
     ok, msg = asyncio.run(probe(Probe.model_validate({"tcpSocket": {"port": 80}}), C, PodNetwork("10.1.1.1", None),
                                 no_exec))
     assert (ok, msg) == (False, "the pod has no network namespace yet")
+
+
+@pytest.mark.parametrize("action", [
+    {"httpGet": {"port": 80, "host": "10.88.0.8"}}, {"tcpSocket": {"port": 80, "host": "etcd.example"}},
+    {"tcpSocket": {"port": 80, "host": "127.0.0.2"}}, {"httpGet": {"port": 80, "path": "/a\r\nX: 1"}},
+    {"httpGet": {"port": 80, "httpHeaders": [{"name": "X-A", "value": "1\r\nX-B: 2"}]}},
+    {"httpGet": {"port": 80, "httpHeaders": [{"name": "X-A\nX-B", "value": "1"}]}}])
+def test_the_sandboxpod_schema_refuses_what_would_leave_the_pod(action):
+    with pytest.raises(ValueError):
+        Probe.model_validate(action)
