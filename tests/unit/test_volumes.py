@@ -147,8 +147,9 @@ def test_mount_args_share_one_host_directory_per_volume():
              [{"name": "data", "mountPath": "/data"}, {"name": "data", "mountPath": "/logs", "subPath": "logs",
                                                        "readOnly": True},
               {"name": "cfg", "mountPath": "/etc/cfg"}, {"name": "share", "mountPath": "/mnt"}])
-    assert local.mount_args(REF, s, s.containers[0], Path("/v")) == [
-        "--volume=/v/uid-1/data:/data:rw", "--volume=/v/uid-1/data/logs:/logs:ro",
+    # A subPath's source is the bind mount prepared for it (test_subpath.py), never the joined path.
+    assert local.mount_args(REF, s, s.containers[0], Path("/v"), {1: "/v/uid-1/.volume-subpaths/data/c/1"}) == [
+        "--volume=/v/uid-1/data:/data:rw", "--volume=/v/uid-1/.volume-subpaths/data/c/1:/logs:ro",
         "--volume=/v/uid-1/cfg:/etc/cfg:ro",  # API data is always read-only, as upstream
         "--volume=sk8s-uid-1-share:/mnt:ro"]
     assert local.nfs_create_args(REF, s.volumes[2], {"sk8s.io/uid": "uid-1"}) == [

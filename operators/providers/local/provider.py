@@ -154,9 +154,14 @@ class LocalProvider(Provider):
         if podenv.late_fields(c):
             late_env = await self._late_env(ref, spec, network=network, dns=dns)
             new_pod = False
+        subpaths = None
+        if any(m.subPath for m in c.volumeMounts or []):
+            # Resolved anew for every run: an earlier container of the pod may have changed
+            # the volume since (volumes.prepare_subpaths, subpath.py).
+            subpaths = await asyncio.to_thread(volumes.prepare_subpaths, ref, spec, c, self.volume_root)
         for _ in range(3):
             args = run_args(ref, spec, c, network=network, labels=labels, new_pod=new_pod, dns=dns, init=init,
-                            late_env=late_env)
+                            late_env=late_env, volume_root=self.volume_root, subpaths=subpaths)
             async with self._creating:
                 res = await self.podman.run(*args, check=False, timeout=600)
             if res.rc == 0 or "is already in use" in res.err:

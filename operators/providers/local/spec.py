@@ -92,8 +92,10 @@ def dns_args(spec: PodSpec, vpc_resolver: str | None) -> list[str]:
 
 def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labels: dict[str, str],
              new_pod: bool, init: bool = False, dns: list[str] | None = None,
-             volume_root: Path | None = None, late_env: dict[str, str] | None = None) -> list[str]:
-    """`podman run` arguments for one container; the first one creates the pod."""
+             volume_root: Path | None = None, late_env: dict[str, str] | None = None,
+             subpaths: dict[int, str] | None = None) -> list[str]:
+    """`podman run` arguments for one container; the first one creates the pod. `subpaths`:
+    the bind mounts of its subPaths, made by volumes.prepare_subpaths just before."""
     args = ["run", "--detach", f"--name={container_name(ref, c.name)}"]
     if new_pod:
         args += [f"--pod=new:{ref.instance_name}", f"--network={network}",
@@ -120,7 +122,7 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
     args += resource_args(c)
     args += env_args(c, ref, late_env)
     if c.volumeMounts:
-        args += mount_args(ref, spec, c, volume_root or default_root())
+        args += mount_args(ref, spec, c, volume_root or default_root(), subpaths)
     if c.workingDir:
         args.append(f"--workdir={c.workingDir}")
     if c.tty:

@@ -12,21 +12,30 @@ into each container that mounts it, so containers of one pod share it:
   one user-visible symlink per top-level name into `..data`. Mounted read-only, as upstream.
 - nfs: a podman volume of the local driver with type nfs (mount(8) on the host).
 
-Builders (`*_args`, `tmpfs_options`) are pure; `prepare`/`write_files`/`cleanup` do the I/O.
+A subPath is resolved inside its volume without following symlinks out of it and
+bind-mounted from what was opened (subpath.py, `prepare_subpaths`), before each container
+run: podman never sees the pod-controlled path.
+
+Builders (`*_args`, `tmpfs_options`) are pure; `prepare`/`prepare_subpaths`/`write_files`/`cleanup` do the I/O.
 """
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 import time
 from pathlib import Path
 
 from ...models.podspec import Container, PodSpec
-from ...models.volumes import Volume
+from ...models.volumes import Volume, VolumeMount
 from ...quantity import memory_bytes
-from ..base import InvalidSpecError, SandboxRef
+from ..base import InvalidSpecError, ProviderError, SandboxRef
+from . import subpath
+
+log = logging.getLogger(__name__)
 
 DATA_DIR = "..data"
 
@@ -77,22 +86,33 @@ def nfs_create_args(ref: SandboxRef, v: Volume, labels: dict[str, str]) -> list[
     return args + [nfs_volume_name(ref, v.name)]
 
 
-def mount_args(ref: SandboxRef, spec: PodSpec, c: Container, root: Path) -> list[str]:
-    """`--volume` arguments for one container's volumeMounts."""
+def subpath_error(c: Container, m: VolumeMount, why: str) -> ProviderError:
+    """The kubelet's wording (CreateContainerConfigError, retried): the cause names paths
+    inside the volume only."""
+    return ProviderError(f'failed to prepare subPath for volumeMount "{m.name}" of container "{c.name}": {why}',
+                         reason="CreateContainerConfigError")
+
+
+def mount_args(ref: SandboxRef, spec: PodSpec, c: Container, root: Path,
+               subpaths: dict[int, str] | None = None) -> list[str]:
+    """`--volume` arguments for one container's volumeMounts. A mount with a subPath takes
+    its source from `subpaths` (mount index -> the bind mount `prepare_subpaths` made): the
+    subPath is never joined to the volume's path here, where symlinks would resolve on the host."""
     vols = {v.name: v for v in spec.volumes or []}
     args = []
-    for m in c.volumeMounts or []:
+    for i, m in enumerate(c.volumeMounts or []):
         v = vols.get(m.name)
         if v is None:
             raise InvalidSpecError(f'container {c.name}: volumeMount "{m.name}" refers to no volume of the pod')
         read_only = bool(m.readOnly) or v.has_content or bool(v.nfs and v.nfs.readOnly)
-        if v.nfs:
-            if m.subPath:
-                raise InvalidSpecError(f'container {c.name}: subPath is not supported on nfs volume "{v.name}"')
+        if m.subPath:
+            if (subpaths or {}).get(i) is None:
+                raise subpath_error(c, m, "not prepared")
+            src = subpaths[i]
+        elif v.nfs:
             src = nfs_volume_name(ref, v.name)
         else:
-            src = str(volume_dir(root, ref, v.name) / (m.subPath or ""))
-            src = src.rstrip("/") if m.subPath else src
+            src = str(volume_dir(root, ref, v.name))
         args.append(f"--volume={src}:{m.mountPath}:{'ro' if read_only else 'rw'}")
     return args
 
@@ -126,12 +146,7 @@ def prepare(ref: SandboxRef, spec: PodSpec, root: Path) -> None:
             os.chmod(d, 0o777)
         elif v.emptyDir:
             os.chmod(d, 0o777)  # as the kubelet: any user of the image may write
-    for c in spec.containers + list(getattr(spec, "initContainers", None) or []):
-        for m in c.volumeMounts or []:
-            v = vols.get(m.name)
-            if v is not None and v.emptyDir and m.subPath:
-                # The kubelet creates a missing subPath of a writable volume.
-                (volume_dir(root, ref, v.name) / m.subPath).mkdir(parents=True, exist_ok=True)
+    # Missing subPaths are created by prepare_subpaths, at each container start, safely.
 
 
 def _current(target: Path) -> dict[str, tuple[bytes, int]] | None:
@@ -189,11 +204,58 @@ def write_content(ref: SandboxRef, spec: PodSpec, root: Path,
     return changed
 
 
+def subpaths_dir(root: Path, ref: SandboxRef) -> Path:
+    return root / ref.uid / subpath.SUBPATHS_DIR
+
+
+def prepare_subpaths(ref: SandboxRef, spec: PodSpec, c: Container, root: Path) -> dict[int, str]:
+    """Resolve each subPath of the container anew and bind-mount it (see subpath.py): the
+    sources of its `--volume`s by mount index. Called just before every `podman run` of the
+    container; the bind mounts of its previous run go first, so a refused subPath leaves none."""
+    vols = {v.name: v for v in spec.volumes or []}
+    for d in subpaths_dir(root, ref).glob(f"*/{c.name}"):
+        subpath.release(d)
+    out: dict[int, str] = {}
+    for i, m in enumerate(c.volumeMounts or []):
+        v = vols.get(m.name)
+        if not m.subPath or v is None:
+            continue  # no subPath; or no such volume, which mount_args reports
+        if v.nfs:
+            raise subpath_error(c, m, f'subPath is not supported on nfs volume "{v.name}"')
+        base = volume_dir(root, ref, v.name)
+        target = subpaths_dir(root, ref) / v.name / c.name / str(i)
+        try:
+            # The kubelet creates a missing subPath of a volume the pod writes, with the
+            # volume's mode; the files of API volumes are the writer's alone.
+            fd = subpath.safe_open(base, m.subPath, create=bool(v.emptyDir),
+                                   mode=stat.S_IMODE(os.stat(base).st_mode))
+            try:
+                subpath.bind(fd, target)
+            finally:
+                os.close(fd)
+        except subpath.SubPathError as exc:
+            log.warning("%s: container %s: subPath %r of volume %s refused: %s",
+                        ref.instance_name, c.name, m.subPath, v.name, exc)
+            raise subpath_error(c, m, str(exc)) from exc
+        except OSError as exc:  # its text would name host paths: the log has it, the Event not
+            log.error("%s: container %s: subPath %r of volume %s: %s", ref.instance_name, c.name, m.subPath,
+                      v.name, exc)
+            raise subpath_error(c, m, exc.strerror or "cannot mount it") from exc
+        out[i] = str(target)
+    return out
+
+
 def cleanup(ref: SandboxRef, root: Path) -> None:
     base = root / ref.uid
     if not base.exists():
         return
+    subpath.release(base / subpath.SUBPATHS_DIR)
     for d in base.iterdir():
         if _is_mount(d):
             subprocess.run(["umount", "--lazy", str(d)], capture_output=True)
+    # rmtree crosses mount points: with anything still mounted below, it could delete
+    # through it. Leave the directory rather than risk that.
+    left = subpath.mounts_under(base)
+    if left:
+        raise OSError(f"sandbox volumes: {left[0]} is still mounted")
     shutil.rmtree(base, ignore_errors=True)
