@@ -168,7 +168,7 @@ def main() -> None:
     up_s, _ = sk8s(env, "up")
     env["KUBECONFIG"] = f"{env['SK8S_HOME']}/kubeconfig"
     ports = json.loads(Path(env["SK8S_HOME"], "ports.json").read_text())
-    env["SK8S_ETCD_URL"] = f"http://127.0.0.1:{ports['etcd_client']}"
+    env["SK8S_ETCD_URL"] = f"https://127.0.0.1:{ports['etcd_client']}"
     subprocess.run(["bash", str(REPO / "hack/build-image.sh")], env=env, check=True, capture_output=True)
     from kubernetes import config
     config.load_kube_config(config_file=env["KUBECONFIG"])

@@ -152,27 +152,70 @@ async def _remove_sandboxes(lay: Layout) -> int:
     return len(refs)
 
 
+def _cluster_names(lay: Layout, state: dict) -> dict[str, str]:
+    """ServerlessCluster uid -> namespace/name, from the meta apiserver (empty if it does not answer)."""
+    import urllib.request
+    from .embedded.supervisor import client_context
+    url = ((state.get("components") or {}).get("kube-apiserver") or {}).get("url") or ""
+    if not url:
+        return {}
+    base = url.rsplit("/", 1)[0]
+    try:
+        with urllib.request.urlopen(f"{base}/apis/sk8s.io/v1alpha1/serverlessclusters", timeout=2,
+                                    context=client_context("apiserver", lay)) as resp:
+            items = json.loads(resp.read()).get("items") or []
+    except Exception:
+        return {}
+    return {i["metadata"]["uid"]: f"{i['metadata']['namespace']}/{i['metadata']['name']}" for i in items}
+
+
+def _probe_tls(name: str, comp: dict) -> str:
+    """The probe's client certificate; a state file of an older version did not record it."""
+    return comp.get("tls") or {"kube-apiserver": "apiserver", "etcd": "etcd"}.get(name, "")
+
+
 def cmd_status(args) -> int:
     lay = layout()
     pid = supervisor_pid(lay)
     state = read_state(lay)
     if not pid:
-        print(f"sk8s is not running (home {lay.home})")
+        if args.output == "json":
+            print(json.dumps({"running": False, "home": str(lay.home)}))
+        else:
+            print(f"sk8s is not running (home {lay.home})")
         return 3
     from .embedded.components import Component
     from .embedded.supervisor import probe
+    from .serverlesscluster.plane_status import all_rows
+    meta = []
+    healthy_all = True
+    for name, comp in (state.get("components") or {}).items():
+        alive = _alive(comp["pid"])
+        ok = alive and probe(Component(name, [], comp.get("url") or "", tls=_probe_tls(name, comp)), lay)
+        healthy_all &= ok
+        meta.append({"component": name, "pid": comp["pid"], "health": "healthy" if ok else (
+            "running" if alive else "down"), "restarts": comp.get("restarts", 0), "endpoint": comp.get("url") or ""})
+    tenants = all_rows(_cluster_names(lay, state))
+    rc = 0 if healthy_all and state.get("ready") else 1
+    if args.output == "json":
+        print(json.dumps({"running": True, "home": str(lay.home), "kubeconfig": str(lay.kubeconfig),
+                          "supervisor": pid, "ready": bool(state.get("ready")), "components": meta,
+                          "tenants": [r.as_dict() for r in tenants]}, indent=2))
+        return rc
     print(f"home:        {lay.home}")
     print(f"kubeconfig:  {lay.kubeconfig}")
     print(f"supervisor:  pid {pid}, {'ready' if state.get('ready') else 'starting'}")
     print(f"{'COMPONENT':28} {'PID':>7} {'HEALTH':9} {'RESTARTS':>8}  ENDPOINT")
-    healthy_all = True
-    for name, comp in (state.get("components") or {}).items():
-        alive = _alive(comp["pid"])
-        ok = alive and probe(Component(name, [], comp.get("url") or "", tls=name == "kube-apiserver"), lay)
-        healthy_all &= ok
-        print(f"{name:28} {comp['pid']:>7} {'healthy' if ok else ('running' if alive else 'down'):9} "
-              f"{comp.get('restarts', 0):>8}  {comp.get('url') or '-'}")
-    return 0 if healthy_all and state.get("ready") else 1
+    for m in meta:
+        print(f"{m['component']:28} {m['pid']:>7} {m['health']:9} {m['restarts']:>8}  {m['endpoint'] or '-'}")
+    if tenants:
+        # Tenant control planes (the health timer of the serverlesscluster operator restarts them).
+        print()
+        print(f"{'CLUSTER':32} {'PLANE':12} {'COMPONENT':24} {'PID':>7} {'HEALTH':9}  ENDPOINT")
+        for r in tenants:
+            print(f"{r.cluster[:32]:32} {r.plane:12} {r.component:24} {r.pid or '-':>7} {r.health:9}  "
+                  f"{r.endpoint or '-'}")
+    return rc
 
 
 def cmd_logs(args) -> int:
@@ -282,7 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--timeout", type=float, default=180)
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop everything and remove every sandbox").set_defaults(func=cmd_down)
-    sub.add_parser("status", help="what runs, where, and whether it is healthy").set_defaults(func=cmd_status)
+    st = sub.add_parser("status", help="what runs (meta-cluster and tenant control planes), where, and whether "
+                                       "it is healthy; exit code 0 when the meta-cluster is")
+    st.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    st.set_defaults(func=cmd_status)
     logs = sub.add_parser("logs", help="a component's log")
     logs.add_argument("component")
     logs.add_argument("-f", "--follow", action="store_true")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Layout, Ports, free_port
+from . import etcd_pki
 
 # One entry per independent operator: each runs as its own process.
 OPERATORS: dict[str, str] = {
@@ -24,12 +25,32 @@ class Component:
     argv: list[str]
     health_url: str
     env: dict[str, str] = field(default_factory=dict)
-    tls: bool = False  # probe with the admin client certificate
+    # The client certificate its health probe shows: "" none (plain HTTP), "apiserver"
+    # the meta admin's, "etcd" etcd's health-check client.
+    tls: str = ""
+
+
+@dataclass(frozen=True)
+class EtcdClient:
+    """How an apiserver reaches the meta etcd: TLS with a client certificate of etcd's CA."""
+    url: str
+    ca: Path
+    cert: Path
+    key: Path
+
+    def flags(self) -> list[str]:
+        return [f"--etcd-servers={self.url}", f"--etcd-cafile={self.ca}",
+                f"--etcd-certfile={self.cert}", f"--etcd-keyfile={self.key}"]
+
+
+def etcd_url(ports: Ports) -> str:
+    return f"https://127.0.0.1:{ports.etcd_client}"
 
 
 def etcd(bindir: Path, lay: Layout, ports: Ports) -> Component:
-    client = f"http://127.0.0.1:{ports.etcd_client}"
-    peer = f"http://127.0.0.1:{ports.etcd_peer}"
+    client = etcd_url(ports)
+    peer = f"https://127.0.0.1:{ports.etcd_peer}"
+    k = etcd_pki.etcd_pki_dir(lay.pki)
     return Component("etcd", [
         str(bindir / "etcd"),
         "--name=sk8s-meta",
@@ -37,24 +58,34 @@ def etcd(bindir: Path, lay: Layout, ports: Ports) -> Component:
         f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
         f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
         f"--initial-cluster=sk8s-meta={peer}",
+        # TLS only, and only for certificates of etcd's own CA: on both ports, a process
+        # of this host without one cannot complete a handshake, let alone read or write.
+        "--client-cert-auth=true", f"--trusted-ca-file={k / 'ca.crt'}",
+        f"--cert-file={k / 'server.crt'}", f"--key-file={k / 'server.key'}",
+        "--peer-client-cert-auth=true", f"--peer-trusted-ca-file={k / 'ca.crt'}",
+        f"--peer-cert-file={k / 'peer.crt'}", f"--peer-key-file={k / 'peer.key'}",
         "--listen-metrics-urls=",
         # A single-member, host-local store: fsync latency dominates start-up and writes.
         "--unsafe-no-fsync=true",
         "--quota-backend-bytes=8589934592",
         "--log-level=warn",
-    ], health_url=f"{client}/health")
+    ], health_url=f"{client}/health", tls="etcd")
 
 
-def apiserver_argv(bindir: Path, pki: Path, *, etcd_url: str, etcd_prefix: str, port: int) -> list[str]:
+def apiserver_argv(bindir: Path, pki: Path, *, etcd: EtcdClient, etcd_prefix: str, port: int,
+                   anonymous: bool = True) -> list[str]:
     """The kube-apiserver command line that the meta-cluster and every tenant share."""
     return [
         str(bindir / "kube-apiserver"),
-        f"--etcd-servers={etcd_url}",
+        *etcd.flags(),
         f"--etcd-prefix={etcd_prefix}",
         "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
         f"--secure-port={port}",
         f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
         f"--client-ca-file={pki / 'ca.crt'}",
+        # Anonymous requests (when allowed) get only what RBAC gives system:unauthenticated:
+        # health and version, nothing that changes state.
+        f"--anonymous-auth={'true' if anonymous else 'false'}",
         f"--service-account-key-file={pki / 'sa.crt'}",  # holds the public key
         f"--service-account-signing-key-file={pki / 'sa.key'}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -87,9 +118,14 @@ def controller_manager_argv(bindir: Path, pki: Path, kubeconfig: Path, controlle
 
 
 def apiserver(bindir: Path, lay: Layout, ports: Ports) -> Component:
-    argv = apiserver_argv(bindir, lay.pki, etcd_url=f"http://127.0.0.1:{ports.etcd_client}",
-                          etcd_prefix="/sk8s/meta", port=ports.apiserver)
-    return Component("kube-apiserver", argv, health_url=f"https://127.0.0.1:{ports.apiserver}/readyz", tls=True)
+    k = etcd_pki.etcd_pki_dir(lay.pki)
+    client = EtcdClient(etcd_url(ports), k / "ca.crt", k / f"{etcd_pki.APISERVER_CLIENT}.crt",
+                        k / f"{etcd_pki.APISERVER_CLIENT}.key")
+    # Nobody has business with the meta-cluster without credentials: no anonymous requests.
+    argv = apiserver_argv(bindir, lay.pki, etcd=client, etcd_prefix="/sk8s/meta", port=ports.apiserver,
+                          anonymous=False)
+    return Component("kube-apiserver", argv, health_url=f"https://127.0.0.1:{ports.apiserver}/readyz",
+                     tls="apiserver")
 
 
 def controller_manager(bindir: Path, lay: Layout) -> Component:
@@ -109,8 +145,9 @@ def operator(name: str, module: str, lay: Layout, port: int, ports: Ports) -> Co
     ], health_url=f"http://127.0.0.1:{port}/healthz",
         env={"KUBECONFIG": str(lay.kubeconfig), "SK8S_HOME": str(lay.home),
              "CONTAINERS_CONF": str(lay.containers_conf),
-             # Tenant control planes keep their data under their own prefix of this etcd.
-             "SK8S_ETCD_URL": f"http://127.0.0.1:{ports.etcd_client}"})
+             # Tenant control planes keep their data under their own prefix of this etcd,
+             # each with its own client certificate of etcd's CA (under $SK8S_HOME/pki/etcd).
+             "SK8S_ETCD_URL": etcd_url(ports)})
 
 
 def operators(lay: Layout, ports: Ports) -> list[Component]:

@@ -30,6 +30,15 @@ class ProcessSet:
     def running(self, name: str) -> bool:
         return self.pid(name) is not None
 
+    def age(self, name: str) -> float | None:
+        """Seconds since `name` was started (its pid file was written), None if not running."""
+        if not self.running(name):
+            return None
+        try:
+            return max(0.0, time.time() - self._pidfile(name).stat().st_mtime)
+        except FileNotFoundError:
+            return None
+
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None,
               cwd: str | None = None) -> int:
         existing = self.pid(name)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import REPO_ROOT, Layout, write_containers_conf
-from . import components, etcd_pki, pki
+from ..providers.local.vpc import vpc_pool
+from . import components, etcd_pki, hostroutes, pki
 from .binaries import ensure_binaries
 from .kubeconfig import build_kubeconfig, write_kubeconfig
 

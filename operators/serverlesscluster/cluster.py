@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import json
 import os
+import ssl
 import sys
 import time
 import urllib.request
@@ -13,14 +15,15 @@ from pathlib import Path
 import yaml
 
 from .. import kube
-from ..config import sk8s_home
+from ..config import layout, sk8s_home
+from ..embedded import etcd_pki
 from ..embedded.binaries import ensure_binaries
 from ..embedded.kubeconfig import build_kubeconfig, write_kubeconfig
 from ..embedded.processes import ProcessSet
 from ..embedded.pki import load
 from ..models.serverlesscluster import ServerlessClusterSpec
 from . import controlplane as cp
-from . import planes
+from . import node_health, planes
 from .tenant_client import TenantClient
 from .tenant_pki import ensure_tenant_pki
 
@@ -32,7 +35,12 @@ ORDER = ["virtual-node", "kube-controller-manager", "kube-apiserver"]  # stop or
 
 
 def etcd_url() -> str:
-    return os.environ.get("SK8S_ETCD_URL", "http://127.0.0.1:2379")
+    return os.environ.get("SK8S_ETCD_URL", "https://127.0.0.1:2379")
+
+
+def ensure_etcd_client(t: cp.Tenant) -> None:
+    """The plane's client certificate of the meta etcd, signed by etcd's CA in this home."""
+    etcd_pki.ensure_client(etcd_pki.etcd_pki_dir(layout().pki), t.pki, t.etcd_cn)
 
 
 def plane_tenant(plane: planes.Plane, **identity) -> cp.Tenant:
@@ -68,6 +76,7 @@ def processes(t: cp.Tenant) -> ProcessSet:
 
 def write_credentials(t: cp.Tenant) -> None:
     ensure_tenant_pki(t.pki, "tenant")
+    ensure_etcd_client(t)
     ca = (t.pki / "ca.crt").read_bytes()
     for user in ("admin", "controller-manager", "virtual-node"):
         pair = load(t.pki, user)
@@ -187,6 +196,46 @@ async def node_ready(t: cp.Tenant) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
 
+LEASE_PATH = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{cp.NODE_NAME}"
+
+
+async def check_node(t: cp.Tenant, vnode_age: float | None) -> tuple[bool, str]:
+    """Whether the Node is Ready, as its cluster's users should see it.
+
+    A virtual node that is not running, or whose lease expired (hung), cannot say so
+    itself: its Node's conditions go Unknown here, as the node lifecycle controller of a
+    full cluster would write them, so that nobody trusts a frozen `Ready`.
+    `vnode_age`: seconds since the virtual node was started, None if it is not running."""
+    now = dt.datetime.now(dt.timezone.utc)
+    vnode_running = vnode_age is not None
+    # A node started less than a lease ago has not had its chance to renew it yet.
+    check_lease = vnode_running and vnode_age > node_health.LEASE_GRACE
+    async with TenantClient(t.endpoint, t.pki) as tc:
+        try:
+            node = await tc.get(f"/api/v1/nodes/{cp.NODE_NAME}")
+            lease = await tc.get(LEASE_PATH) if check_lease else None
+        except Exception as exc:
+            return False, f"cannot read the Node: {exc}"
+        if node is None:
+            return False, "the virtual node has not registered its Node"
+        conds = (node.get("status") or {}).get("conditions") or []
+        why = ("the virtual node is not running" if not vnode_running else
+               "the virtual node's lease expired" if check_lease and node_health.lease_expired(lease, now)
+               else "")
+        if why:
+            patch = node_health.unknown_status_patch(conds)
+            if patch:
+                try:
+                    await tc.patch(f"/api/v1/nodes/{cp.NODE_NAME}/status", patch)
+                except Exception as exc:
+                    return False, f"{why}; marking its Node Unknown failed: {exc}"
+            return False, why
+    ready = next((c for c in conds if c.get("type") == "Ready"), {})
+    if ready.get("status") == "True":
+        return True, ""
+    return False, f"Node {cp.NODE_NAME} is not Ready: {ready.get('message') or ready.get('reason') or 'no status yet'}"
+
+
 async def wait_node(t: cp.Tenant, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -219,7 +268,10 @@ def _etcd(t: cp.Tenant, op: str, **extra) -> dict:
                        "range_end": base64.b64encode(end).decode(), **extra}).encode()
     req = urllib.request.Request(f"{t.etcd_url}/v3/kv/{op}", data=body, method="POST",
                                  headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    ensure_etcd_client(t)  # a plane whose apiserver never started has none yet
+    ctx = ssl.create_default_context(cafile=str(t.etcd.ca))
+    ctx.load_cert_chain(str(t.etcd.cert), str(t.etcd.key))
+    with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
         return json.loads(resp.read() or b"{}")
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..embedded.components import apiserver_argv, controller_manager_argv
+from ..embedded import etcd_pki
+from ..embedded.components import EtcdClient, apiserver_argv, controller_manager_argv
+# One naming, shared with the operators that tell a tenant from its namespace.
+from ..tenancy import sandbox_namespace  # noqa: F401
 
 NODE_NAME = "virtual-node"
 # Go runtime limits keep an idle tenant control plane small (target <= 350 MiB in all).
@@ -50,14 +53,22 @@ class Tenant:
     def kubeconfig(self, user: str) -> Path:
         return self.directory / f"{user}.kubeconfig"
 
+    @property
+    def etcd_cn(self) -> str:
+        """This plane's name towards etcd (its client certificate's CN)."""
+        return f"sk8s-plane-{self.directory.name}"
 
-def sandbox_namespace(name: str, uid: str) -> str:
-    return f"tenant-{name[:40]}-{uid[:8]}"
+    @property
+    def etcd(self) -> EtcdClient:
+        """The plane's own client certificate of the meta etcd's CA, in its PKI directory."""
+        p = self.pki
+        return EtcdClient(self.etcd_url, p / etcd_pki.CLIENT_CA_FILE, p / f"{etcd_pki.CLIENT_STEM}.crt",
+                          p / f"{etcd_pki.CLIENT_STEM}.key")
 
 
 def apiserver_args(bindir: Path, t: Tenant) -> list[str]:
     p = t.pki
-    return apiserver_argv(bindir, p, etcd_url=t.etcd_url, etcd_prefix=t.etcd_prefix, port=t.ports.apiserver) + [
+    return apiserver_argv(bindir, p, etcd=t.etcd, etcd_prefix=t.etcd_prefix, port=t.ports.apiserver) + [
         # The apiserver's way to the virtual node's kubelet endpoints (logs, exec).
         f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
         f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",

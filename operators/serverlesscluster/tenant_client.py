@@ -50,3 +50,12 @@ class TenantClient:
             if resp.status >= 400:
                 raise RuntimeError(f"applying {path}: {resp.status} {body[:300]}")
             return json.loads(body)
+
+    async def patch(self, path: str, obj: dict, content_type: str = "application/strategic-merge-patch+json") -> dict:
+        assert self._session
+        async with self._session.patch(f"{self.endpoint}{path}", data=json.dumps(obj),
+                                       headers={"Content-Type": content_type}) as resp:
+            body = await resp.text()
+            if resp.status >= 400:
+                raise RuntimeError(f"patching {path}: {resp.status} {body[:300]}")
+            return json.loads(body)

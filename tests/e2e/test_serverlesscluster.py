@@ -195,7 +195,11 @@ def test_deleting_a_cluster_leaves_nothing(meta):
                        "range_end": base64.b64encode(prefix[:-1] + b"0").decode(), "count_only": True})
     import urllib.request
     req = urllib.request.Request(f"{etcd}/v3/kv/range", data=body.encode(), method="POST")
-    count = json.loads(urllib.request.urlopen(req, timeout=5).read()).get("count", "0")
+    import ssl
+    ctx = ssl.create_default_context(cafile=str(meta.home / "pki/etcd/ca.crt"))  # etcd speaks TLS only
+    ctx.load_cert_chain(str(meta.home / "pki/etcd/healthcheck-client.crt"),
+                        str(meta.home / "pki/etcd/healthcheck-client.key"))
+    count = json.loads(urllib.request.urlopen(req, timeout=5, context=ctx).read()).get("count", "0")
     assert int(count) == 0
 
 

@@ -7,7 +7,7 @@ from operators.serverlesscluster import controlplane as cp
 from operators.serverlesscluster import planes
 from operators.serverlesscluster.status import cluster_status, usage
 
-T = cp.Tenant(directory=Path("/x/p1"), ports=cp.TenantPorts(21000, 21001), etcd_url="http://127.0.0.1:2379",
+T = cp.Tenant(directory=Path("/x/p1"), ports=cp.TenantPorts(21000, 21001), etcd_url="https://127.0.0.1:2379",
               etcd_prefix="/sk8s/tenants/p1", name="c1", namespace="team", uid="u-1",
               sandbox_namespace="tenant-c1-u-1", max_pods=7, cpu="4", memory="8Gi")
 
@@ -17,6 +17,8 @@ def test_apiserver_uses_its_own_prefix_ca_and_kubelet_client():
     assert "--etcd-prefix=/sk8s/tenants/p1" in args and "--secure-port=21000" in args
     assert "--client-ca-file=/x/p1/pki/ca.crt" in args
     assert "--kubelet-client-certificate=/x/p1/pki/apiserver-kubelet-client.crt" in args
+    assert {"--etcd-servers=https://127.0.0.1:2379", "--etcd-certfile=/x/p1/pki/etcd-client.crt",
+            "--etcd-cafile=/x/p1/pki/etcd-ca.crt"} <= set(args)
 
 
 def test_controller_manager_never_evicts_from_the_virtual_node():

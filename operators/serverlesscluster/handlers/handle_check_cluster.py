@@ -1,37 +1,78 @@
-"""Periodic health of a tenant: restart dead components, report conditions and usage."""
+"""Periodic health of a tenant: restart dead components, report conditions and usage.
+
+The create/resume handler owns a cluster until it first reports Ready; from then on this
+timer does, in every phase: a cluster it found degraded (and reported not Ready) is
+checked again on every tick until it is Ready again.
+"""
 from __future__ import annotations
+
+import time
 
 import kopf
 
 from ... import kube
 from .. import cluster, planes
+from ..restarts import RestartBackoff
 from ..status import cluster_status, usage
 
 
-async def check_cluster(body, patch: kopf.Patch, logger, **_) -> None:
-    status = body.get("status") or {}
-    if status.get("phase") != "Ready":  # the create handler owns every earlier state
+def handed_over(memo: kopf.Memo) -> None:
+    """Called by the create/resume handler once the cluster is Ready: the timer's from now."""
+    memo.serving = True
+
+
+def _restart(memo: kopf.Memo, body, t, name: str, start, problems: list[str], logger) -> None:
+    """Restart a dead component, or say when it will be (back-off for one that keeps dying)."""
+    # kopf gives each object its own memo (a dict), kept for as long as the operator runs.
+    backoff = memo.setdefault("restarts", {}).setdefault(name, RestartBackoff())
+    now = time.monotonic()
+    wait = backoff.due_in(now)
+    if wait > 0:
+        problems.append(f"{name} is down; restarting it in {wait:.0f}s")
         return
+    logger.warning("%s of cluster %s is down; restarting it", name, t.name)
+    try:
+        start(t)
+    except Exception as exc:  # e.g. its PKI is unreadable: say so, try again later
+        kopf.warn(body, reason="ComponentRestartFailed", message=f"{name} is down and did not start: {exc}")
+        problems.append(f"{name} is down and did not start: {exc}")
+        backoff.started(now)
+        return
+    backoff.started(now)
+    kopf.warn(body, reason="ComponentRestarted",
+              message=f"{name} was down; restarted (restart {backoff.restarts} in a row)")
+    problems.append(f"{name} was down; restarted")
+
+
+async def check_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, **_) -> None:
+    if not getattr(memo, "serving", False):
+        return  # the create/resume handler has not brought it up yet: it owns it until then
+    status = body.get("status") or {}
     plane = planes.find_claimed(body["metadata"]["uid"])
     if plane is None:
         return
     t = cluster.tenant_for(body, plane)
     procs = cluster.processes(t)
+    problems: list[str] = []
     if not procs.running("kube-apiserver"):
-        logger.warning("tenant apiserver of %s is down; restarting it", t.name)
-        kopf.warn(body, reason="ComponentRestarted", message="kube-apiserver was down; restarted")
-        cluster.start_apiserver(t)
+        _restart(memo, body, t, "kube-apiserver", cluster.start_apiserver, problems, logger)
     api_ok = await cluster.wait_apiserver(t, 1.0)
+    node_ok = False
     if api_ok:
+        # Before the virtual node is restarted: its Node must say it was gone meanwhile.
+        node_ok, why = await cluster.check_node(t, procs.age("virtual-node"))
+        if why:
+            problems.append(why)
         for name, start in (("kube-controller-manager", cluster.start_controller_manager),
                             ("virtual-node", cluster.start_virtual_node)):
             if not procs.running(name):
-                kopf.warn(body, reason="ComponentRestarted", message=f"{name} was down; restarted")
-                start(t)
-    node_ok = api_ok and await cluster.node_ready(t)
+                _restart(memo, body, t, name, start, problems, logger)
+    elif not problems:
+        problems.append("the tenant kube-apiserver is not ready")
     new = cluster_status(generation=body["metadata"].get("generation"), prev=status, control_plane=api_ok,
                          node=node_ok, endpoint=t.endpoint, secret=status.get("kubeconfigSecretName"),
-                         sandbox_namespace=t.sandbox_namespace, version=status.get("version") or "")
+                         sandbox_namespace=t.sandbox_namespace, version=status.get("version") or "",
+                         message="; ".join(problems))
     new.update(usage(await kube.list_namespaced("sandboxpods", t.sandbox_namespace)))
     if any(new.get(k) != status.get(k) for k in new):
         patch.status.update(new)

@@ -9,6 +9,7 @@ from ... import kube
 from ...providers import available_providers
 from .. import cluster
 from ..status import cluster_status
+from .handle_check_cluster import handed_over
 
 APISERVER_TIMEOUT = 90
 NODE_TIMEOUT = 30
@@ -59,6 +60,7 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
         raise kopf.TemporaryError(f"virtual node not Ready; see {t.directory}/logs/virtual-node.log", delay=2)
     patch.status.update(cluster_status(control_plane=True, node=True, endpoint=t.endpoint,
                                        secret=secret["metadata"]["name"], **base))
+    handed_over(memo)  # the health timer keeps it Ready from now on
     if reason == "create":
         kopf.info(body, reason="Ready",
                   message=f"tenant control plane at {t.endpoint} Ready in {time.monotonic() - t0:.2f}s")
