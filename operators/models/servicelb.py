@@ -41,6 +41,10 @@ class ServiceLBSpec(K8sModel):
         default=None, max_length=128,
         description="The VPC of the backends, and of an intranet address; sk8s gives each tenant cluster its "
                     "own VPC, named by the ServerlessCluster's uid. Backends outside it are refused.")
+    loadBalancerIP: str | None = Field(
+        default=None, max_length=45,
+        description="The address wanted (the Service's spec.loadBalancerIP): taken if free and in the range of "
+                    "the address type, else refused with a SyncLoadBalancerFailed Event naming this field.")
     listeners: list[Listener] = Field(
         min_length=1,
         max_length=64,

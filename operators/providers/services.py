@@ -26,6 +26,7 @@ class LBSpec:
     vpc_id: str | None  # intranet: where the address lives; both: the only network backends may be in
     listeners: list[LBListener]
     backends: list[str]  # IPs of ready endpoints
+    load_balancer_ip: str | None = None  # the address asked for (a Service's spec.loadBalancerIP)
 
 
 @dataclass
@@ -60,8 +61,9 @@ class LoadBalancers(abc.ABC):
         """What the LB serves now, with backend health."""
 
     @abc.abstractmethod
-    async def delete(self, lb_id: str) -> None:
-        """Stop serving and free the address. Idempotent."""
+    async def delete(self, lb_id: str, address: str | None = None, vpc_id: str | None = None) -> None:
+        """Stop serving and free the address. Idempotent. `address` and `vpc_id` are what the
+        object records, so that an LB this run never served still has its address freed."""
 
 
 class PrivateZones(abc.ABC):

@@ -6,6 +6,7 @@ import logging
 from ..models.sandboxpod import SandboxPodSpec
 from ..providers.base import Provider, ProviderError, SandboxInstance, SandboxRef
 from .. import kube
+from ..tenancy import LABEL_CLUSTER, LABEL_CLUSTER_UID, Tenant
 from .status import build_status
 
 log = logging.getLogger(__name__)
@@ -17,16 +18,22 @@ def ref_of(body) -> SandboxRef:
     return SandboxRef(meta["namespace"], meta["name"], meta["uid"])
 
 
-def labels_of(body) -> dict[str, str]:
-    """Labels the provider sees: the tenant cluster decides the sandbox's network."""
+def labels_of(body, tenant: Tenant | None = None) -> dict[str, str]:
+    """Labels the provider sees: the tenant cluster decides the sandbox's network.
+
+    In a tenant namespace they come from the namespace (`tenancy.check` has refused an
+    object saying otherwise); an admin's SandboxPod elsewhere says them itself.
+    """
+    if tenant is not None:
+        return {LABEL_CLUSTER: tenant.cluster, LABEL_CLUSTER_UID: tenant.uid}
     spec = body.get("spec") or {}
     labels = {}
     cluster = (spec.get("clusterRef") or {}).get("name")
     if cluster:
-        labels["sk8s.io/cluster"] = cluster
-    cluster_uid = (body["metadata"].get("labels") or {}).get("sk8s.io/cluster-uid")
+        labels[LABEL_CLUSTER] = cluster
+    cluster_uid = (body["metadata"].get("labels") or {}).get(LABEL_CLUSTER_UID)
     if cluster_uid:
-        labels["sk8s.io/cluster-uid"] = cluster_uid
+        labels[LABEL_CLUSTER_UID] = cluster_uid
     return labels
 
 

@@ -9,7 +9,8 @@ def lb_spec(uid: str, spec: dict) -> LBSpec:
     listeners = [LBListener(lst.get("protocol") or "TCP", int(lst["port"]), int(lst["targetPort"]))
                  for lst in spec.get("listeners") or []]
     backends = sorted({b["ip"] for b in spec.get("backends") or [] if b.get("ready", True) and b.get("ip")})
-    return LBSpec(uid, spec.get("addressType") or "internet", spec.get("vpcID"), listeners, backends)
+    return LBSpec(uid, spec.get("addressType") or "internet", spec.get("vpcID"), listeners, backends,
+                  spec.get("loadBalancerIP") or None)
 
 
 def build_status(state: LBState, *, provider: str, generation: int | None, previous: list[dict] | None) -> dict:

@@ -22,6 +22,7 @@ LABEL_SERVICE_UID = "sk8s.io/service-uid"
 ZONE_NAME = "cluster.local"
 ZONE_OBJECT = "cluster.local"
 MAX_NAME = 253
+MAX_LISTENERS = 64  # operators/models/servicelb.py: a load balancer's listeners
 
 
 def svc_key(svc: dict) -> tuple[str, str]:
@@ -103,6 +104,26 @@ def listeners(svc: dict, slices: list[dict]) -> list[dict]:
     return out
 
 
+def lb_refusal(svc: dict, slices: list[dict]) -> str | None:
+    """Why a Service that wants load balancers cannot have them, for an Event on it (pure)."""
+    if not wants_lb(svc):
+        return None
+    n = len(listeners(svc, slices))
+    if n > MAX_LISTENERS:
+        return (f"spec.ports: {n} ports, but a load balancer has at most {MAX_LISTENERS} listeners; "
+                "split the Service")
+    return None
+
+
+def ignored_ports(svc: dict) -> list[str]:
+    """Ports no load balancer serves (a protocol other than TCP and UDP), for an Event (pure)."""
+    if not wants_lb(svc):
+        return []
+    return [f"spec.ports[{i}].protocol: {p.get('protocol')} is not served (sk8s load balancers serve TCP and UDP)"
+            for i, p in enumerate((svc.get("spec") or {}).get("ports") or [])
+            if (p.get("protocol") or "TCP") not in ("TCP", "UDP")]
+
+
 def build_servicelbs(svc: dict, slices: list[dict], *, cluster: str, cluster_uid: str,
                      namespace: str) -> list[dict]:
     """The ServiceLBs a Service needs, keyed by name (empty when it needs none)."""
@@ -119,18 +140,33 @@ def build_servicelbs(svc: dict, slices: list[dict], *, cluster: str, cluster_uid
               LABEL_SERVICE_NAMESPACE: label_value(meta["namespace"]),
               LABEL_SERVICE_NAME: label_value(meta["name"]), LABEL_SERVICE_UID: label_value(meta["uid"])}
     out = []
-    types = ["intranet"] + (["internet"] if external_type(svc) == "internet" else [])
+    external = external_type(svc)
+    types = ["intranet"] + (["internet"] if external == "internet" else [])
+    # The EXTERNAL-IP is the one a Service's loadBalancerIP asks for (deprecated upstream,
+    # still honoured: taken if free and in range, else refused with an Event naming it).
+    asked = (svc.get("spec") or {}).get("loadBalancerIP") if external else None
     for t in types:
+        spec = {"clusterRef": {"name": cluster},
+                "service": {"namespace": meta["namespace"], "name": meta["name"]},
+                "addressType": t, "vpcID": cluster_uid,
+                "listeners": lsts, "backends": backends}
+        if asked and t == external:
+            spec["loadBalancerIP"] = asked
         out.append({
             "apiVersion": API_VERSION, "kind": "ServiceLB",
             "metadata": {"name": servicelb_name(meta["namespace"], meta["name"], t == "internet"),
                          "namespace": namespace, "labels": labels},
-            "spec": {"clusterRef": {"name": cluster},
-                     "service": {"namespace": meta["namespace"], "name": meta["name"]},
-                     "addressType": t, "vpcID": cluster_uid,
-                     "listeners": lsts, "backends": backends},
+            "spec": spec,
         })
     return out
+
+
+def lb_failure(lb: dict) -> str | None:
+    """A ServiceLB's failure as its operator reported it, for an Event on the Service (pure)."""
+    st = lb.get("status") or {}
+    if st.get("phase") != "Failed":
+        return None
+    return st.get("message") or "load balancer failed"
 
 
 def lb_address(lb: dict | None) -> str | None:

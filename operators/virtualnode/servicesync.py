@@ -13,7 +13,7 @@ from .events import EventRecorder
 from .informer import Informer
 from .kubeclient import ApiError, KubeClient
 from .services import (LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE, ZONE_OBJECT, build_servicelbs, build_zone,
-                       external_type, ingress, records, svc_key)
+                       external_type, ignored_ports, ingress, lb_failure, lb_refusal, records, svc_key)
 from .spec import LABEL_CLUSTER_UID, label_value
 from .workqueue import WorkQueue
 
@@ -120,8 +120,21 @@ class ServiceSync:
             finally:
                 self.queue.done(key)
 
+    def _warn(self, svc: dict, reason: str, message: str) -> None:
+        self.events.emit(svc, "Warning", reason, message, kind="Service")
+
     async def reconcile(self, key: tuple[str, str]) -> None:
         svc = self.services.get(key)
+        if svc is not None:
+            for message in ignored_ports(svc):
+                self._warn(svc, "PortNotServed", message)
+            refusal = lb_refusal(svc, self.slices_of(*key))
+            if refusal:
+                # What is served stays, as upstream's service controller keeps a load
+                # balancer it cannot update; the tenant learns why from the Event.
+                self._warn(svc, "SyncLoadBalancerFailed", refusal)
+                self.zone_dirty.set()
+                return
         desired = {} if svc is None else {
             lb["metadata"]["name"]: lb for lb in build_servicelbs(
                 svc, self.slices_of(*key), cluster=self.cluster, cluster_uid=self.cluster_uid,
@@ -137,18 +150,26 @@ class ServiceSync:
                         raise
         for name, want in desired.items():
             have = current.get(name)
-            if have is None:
-                try:
-                    self.lbs.put_if_newer(await self.meta.create(self.lb_path, want))
-                except ApiError as exc:
-                    if exc.status != 409:
-                        raise
-                    have = await self.meta.get(f"{self.lb_path}/{name}")
-                if have is None and svc is not None and external_type(svc):
-                    self.events.emit(svc, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer",
-                                     kind="Service")
-            if have is not None and _spec_differs(have.get("spec") or {}, want["spec"]):
-                self.lbs.put_if_newer(await self.meta.patch(f"{self.lb_path}/{name}", {"spec": want["spec"]}))
+            try:
+                if have is None:
+                    try:
+                        self.lbs.put_if_newer(await self.meta.create(self.lb_path, want))
+                    except ApiError as exc:
+                        if exc.status != 409:
+                            raise
+                        have = await self.meta.get(f"{self.lb_path}/{name}")
+                    if have is None and svc is not None and external_type(svc):
+                        self.events.emit(svc, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer",
+                                         kind="Service")
+                if have is not None and _spec_differs(have.get("spec") or {}, want["spec"]):
+                    self.lbs.put_if_newer(await self.meta.patch(f"{self.lb_path}/{name}", {"spec": want["spec"]}))
+            except ApiError as exc:
+                if exc.status not in (400, 422) or svc is None:
+                    raise
+                # Refused by the ServiceLB schema: retrying the same spec cannot help.
+                self._warn(svc, "SyncLoadBalancerFailed", f"load balancer {name} refused: {exc.message}")
+            if have is not None and svc is not None and (failure := lb_failure(have)):
+                self._warn(svc, "SyncLoadBalancerFailed", failure)
         if svc is not None and external_type(svc):
             await self._sync_ingress(svc)
         self.zone_dirty.set()

@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import kopf
 
+from ... import tenancy
 from ...conditions import condition
 from ...providers.base import ProviderError
+
+
+def failed(exc: Exception, reason: str, generation, previous) -> dict:
+    return {"phase": "Failed", "message": str(exc), "observedGeneration": generation, "resolvers": None,
+            "conditions": [condition("Ready", False, reason, str(exc), generation=generation, previous=previous)]}
 
 
 async def ensure_zone(body, spec, status, meta, patch, memo: kopf.Memo, **_) -> None:
@@ -12,12 +18,20 @@ async def ensure_zone(body, spec, status, meta, patch, memo: kopf.Memo, **_) -> 
     previous = (status or {}).get("conditions")
     records = [dict(r) for r in spec.get("records") or []]
     try:
+        await tenancy.check("PrivateZone", dict(body))
+    except tenancy.TenancyError as exc:
+        # Bound to another tenant's VPC (its records would override that tenant's names) or
+        # to no cluster's (a network nobody removes): nothing is created, and a binding an
+        # earlier spec had stops answering.
+        await memo.zones.delete(meta["uid"])
+        patch.status.update(failed(exc, exc.reason, generation, previous))
+        kopf.warn(body, reason="SyncZoneFailed", message=str(exc))
+        raise kopf.PermanentError(str(exc)) from exc
+    try:
         resolvers = await memo.zones.ensure(meta["uid"], spec.get("zoneName") or "cluster.local",
                                             list(spec.get("vpcIDs") or []), records)
     except ProviderError as exc:
-        patch.status.update({"phase": "Failed", "message": str(exc), "observedGeneration": generation,
-                             "conditions": [condition("Ready", False, exc.reason or "ProviderError", str(exc),
-                                                      generation=generation, previous=previous)]})
+        patch.status.update(failed(exc, exc.reason or "ProviderError", generation, previous))
         kopf.warn(body, reason="SyncZoneFailed", message=str(exc))
         raise kopf.TemporaryError(str(exc), delay=10) from exc
     patch.status.update({

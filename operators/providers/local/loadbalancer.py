@@ -52,6 +52,21 @@ def pick_address(candidates: list[str], taken: set[str], wanted: str | None) -> 
     raise ProviderError("no free load balancer address left", reason="AddressExhausted")
 
 
+def choose_address(candidates: list[str], taken: set[str], *, asked: str | None, recorded: str | None,
+                   where: str) -> str:
+    """The address asked for in spec.loadBalancerIP, or a refusal naming the field; without
+    one, the recorded address if still free, else the lowest free one."""
+    if not asked:
+        return pick_address(candidates, taken, recorded)
+    if asked not in set(candidates):
+        raise ProviderError(f"spec.loadBalancerIP: {asked} is not an address this load balancer can take "
+                            f"({where})", reason="AddressUnavailable")
+    if asked in taken:
+        raise ProviderError(f"spec.loadBalancerIP: {asked} is in use by another load balancer",
+                            reason="AddressInUse")
+    return asked
+
+
 class _LB:
     def __init__(self, spec: LBSpec, address: str, ns: str | None,
                  backend_net: ipaddress.IPv4Network | None, gateway: str | None) -> None:
@@ -109,24 +124,42 @@ class LocalLoadBalancers(LoadBalancers):
                 raise ProviderError("an intranet load balancer needs a VPC", reason="InvalidSpec")
             vpc = await self.vpcs.ensure(spec.vpc_id)
             candidates = vpc.layout.service_addresses()
-            address = pick_address(candidates, taken, wanted)
+            address = choose_address(candidates, taken, asked=spec.load_balancer_ip, recorded=wanted,
+                                     where=f"the VPC's service range {vpc.layout.service_range}")
             self.reserved[address] = spec.id
             rc, out = await netns.ip(vpc.netns, "addr", "add", f"{address}/32", "dev", "eth0")
             if rc != 0 and "File exists" not in out and "already assigned" not in out:
                 raise ProviderError(f"adding {address} to VPC {spec.vpc_id}: {out}")
             return address, vpc.netns
-        address = pick_address([str(a) for a in self.internet.hosts()], taken, wanted)
+        address = choose_address([str(a) for a in self.internet.hosts()], taken, asked=spec.load_balancer_ip,
+                                 recorded=wanted, where=f"the internet range {self.internet}")
         self.reserved[address] = spec.id
         return address, None
+
+    async def _backend_net(self, spec: LBSpec) -> tuple[ipaddress.IPv4Network | None, str | None]:
+        """Where backends may be: the VPC's pod range, or for an LB without a VPC (an admin's,
+        in front of admin SandboxPods) the installation's sandbox network; never the host."""
+        if spec.vpc_id:
+            vpc = await self.vpcs.ensure(spec.vpc_id)
+            return vpc.layout.pod_range, vpc.gateway
+        found = await self.vpcs.sandbox_network()
+        return found if found else (None, None)  # None: no backend at all
 
     async def ensure(self, spec: LBSpec, address: str | None) -> LBState:
         async with self._lock:
             lb = self.lbs.get(spec.id)
+            if lb is not None and spec.load_balancer_ip and spec.load_balancer_ip != lb.address:
+                # A new address asked for: checked before the old one is given up.
+                taken = {a for a, owner in self.reserved.items() if owner != spec.id}
+                if spec.load_balancer_ip in taken:
+                    raise ProviderError(f"spec.loadBalancerIP: {spec.load_balancer_ip} is in use by another "
+                                        "load balancer", reason="AddressInUse")
+                await self._close(self.lbs.pop(spec.id))
+                lb = None
             if lb is None:
                 addr, ns = await self._allocate(spec, address)
-                vpc = await self.vpcs.ensure(spec.vpc_id) if spec.vpc_id else None
-                lb = self.lbs[spec.id] = _LB(spec, addr, ns, vpc.layout.pod_range if vpc else None,
-                                             vpc.gateway if vpc else None)
+                net, gateway = await self._backend_net(spec)
+                lb = self.lbs[spec.id] = _LB(spec, addr, ns, net, gateway)
                 lb.health_task = asyncio.create_task(self._check_health(lb), name=f"lb-health-{spec.id}")
             lb.spec = spec
             await self._sync_listeners(lb)
@@ -140,10 +173,10 @@ class LocalLoadBalancers(LoadBalancers):
         # The proxy runs on the host, outside the tenants' isolation: it must only ever
         # connect to the tenant's own pods, whatever endpoints the tenant writes.
         allowed = [ip for ip in lb.spec.backends
-                   if lb.backend_net is None or (_within(ip, lb.backend_net) and ip != lb.gateway)]
+                   if lb.backend_net is not None and _within(ip, lb.backend_net) and ip != lb.gateway]
         lb.refused = sorted(set(lb.spec.backends) - set(allowed))
         if lb.refused:
-            log.warning("LB %s: ignoring backends outside its VPC: %s", lb.spec.id, ", ".join(lb.refused))
+            log.warning("LB %s: refusing backends outside its VPC: %s", lb.spec.id, ", ".join(lb.refused))
         for lst in lb.spec.listeners:
             targets = [(ip, lst.target_port) for ip in allowed]
             if lst in lb.listeners:
@@ -194,19 +227,28 @@ class LocalLoadBalancers(LoadBalancers):
         lb = self.lbs.get(lb_id)
         return self._state(lb) if lb else None
 
-    async def delete(self, lb_id: str) -> None:
+    async def _close(self, lb: _LB) -> None:
+        if lb.health_task:
+            lb.health_task.cancel()
+        for listener in lb.listeners.values():
+            await listener.close()
+        if lb.netns and os.path.exists(lb.netns):
+            await netns.ip(lb.netns, "addr", "del", f"{lb.address}/32", "dev", "eth0")
+        self.reserved.pop(lb.address, None)
+
+    async def delete(self, lb_id: str, address: str | None = None, vpc_id: str | None = None) -> None:
         async with self._lock:
             lb = self.lbs.pop(lb_id, None)
-            if lb is None:
-                for addr, owner in list(self.reserved.items()):
-                    if owner == lb_id:
-                        self.reserved.pop(addr)
+            if lb is not None:
+                await self._close(lb)
                 return
-            if lb.health_task:
-                lb.health_task.cancel()
-            for listener in lb.listeners.values():
-                await listener.close()
-            if lb.netns and os.path.exists(lb.netns):
-                await netns.ip(lb.netns, "addr", "del", f"{lb.address}/32", "dev", "eth0")
-            self.reserved.pop(lb.address, None)
+            # Deleted before this run resumed it: nothing in memory, but the address its
+            # status records may still sit in its VPC.
+            for addr, owner in list(self.reserved.items()):
+                if owner == lb_id:
+                    self.reserved.pop(addr)
+            if address and vpc_id and self.reserved.get(address) is None:
+                vpc = await self.vpcs.find(vpc_id)  # find, never create: the VPC may be gone too
+                if vpc is not None and _within(address, vpc.layout.service_range):
+                    await netns.ip(vpc.netns, "addr", "del", f"{address}/32", "dev", "eth0")
 

@@ -153,11 +153,34 @@ class LocalVpcs:
         if res.rc != 0 and "already exists" not in res.err:
             raise ProviderError(f"creating the VPC anchor {name}: {res.err.strip()}")
         await self.podman.run("pod", "start", name)
-        infra = (await self.podman.run("pod", "inspect", name, "--format={{.InfraContainerID}}")).out.strip()
-        netns = (await self.podman.run("inspect", infra, "--format={{.NetworkSettings.SandboxKey}}")).out.strip()
-        if not netns or not os.path.exists(netns):
-            raise ProviderError(f"VPC anchor {name} has no network namespace ({netns!r})")
+        netns = await self._anchor_netns(name)
+        if not netns:
+            raise ProviderError(f"VPC anchor {name} has no network namespace")
         return netns
+
+    async def _anchor_netns(self, name: str) -> str | None:
+        res = await self.podman.run("pod", "inspect", name, "--format={{.InfraContainerID}}", check=False)
+        infra = res.out.strip() if res.rc == 0 else ""
+        if not infra:
+            return None
+        res = await self.podman.run("inspect", infra, "--format={{.NetworkSettings.SandboxKey}}", check=False)
+        netns = res.out.strip() if res.rc == 0 else ""
+        return netns if netns and os.path.exists(netns) else None
+
+    async def find(self, vpc_id: str) -> Vpc | None:
+        """The VPC if it exists, without creating it (a deletion must never bring one back)."""
+        cached = self._cache.get(vpc_id)
+        if cached and os.path.exists(cached.netns):
+            return cached
+        found = await self._inspect_network(self.network_name(vpc_id))
+        netns = await self._anchor_netns(self.anchor_name(vpc_id)) if found else None
+        return Vpc(vpc_id, self.network_name(vpc_id), found[0], found[1], netns) if found and netns else None
+
+    async def sandbox_network(self) -> tuple[ipaddress.IPv4Network, str] | None:
+        """The installation's network for sandboxes outside any VPC (an admin's SandboxPods):
+        its subnet and the host's gateway on it, or None before the SandboxPod operator made it."""
+        found = await self._inspect_network(f"sk8s-{self.home_id}")  # LocalProvider's default network
+        return (found[0].subnet, found[1]) if found else None
 
     async def release(self, vpc_id: str) -> None:
         self._cache.pop(vpc_id, None)

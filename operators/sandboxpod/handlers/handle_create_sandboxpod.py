@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import kopf
 
+from ... import tenancy
 from ...models.sandboxpod import SandboxPodSpec
 from ...providers.base import ImagePullError, ProviderError
+from ...tenancy import Tenant, TenancyError
 from ..sandbox import labels_of, ref_of, status_for
 from ..volumecontent import ContentMissing, load
 
@@ -19,6 +21,7 @@ async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, r
     ref = ref_of(body)
     spec = SandboxPodSpec.model_validate(body["spec"])
     try:
+        labels = labels_of(body, await admitted(body, spec, provider, ref, reason))
         inst = None
         if reason == "resume" or retry > 0:
             # Most sandboxes exist already after an operator restart: look before creating.
@@ -26,10 +29,10 @@ async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, r
             if inst is not None and len(inst.containers) < len(spec.containers) and not spec.initContainers:
                 inst = None
             if inst is not None:
-                await provider.resume(ref, spec, labels_of(body))
+                await provider.resume(ref, spec, labels)
         if spec.volumes:
-            await prepare_volumes(provider, body, spec)
-        instance_id = inst.instance_id if inst else await provider.ensure(ref, spec, labels_of(body))
+            await prepare_volumes(provider, body, spec, labels)
+        instance_id = inst.instance_id if inst else await provider.ensure(ref, spec, labels)
     except ImagePullError as err:
         if retry > 0 and err.reason == "ErrImagePull":
             err.reason = "ImagePullBackOff"
@@ -50,10 +53,24 @@ async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, r
         kopf.info(body, reason="Started", message=f"sandbox {instance_id} started on provider {provider.name}")
 
 
-async def prepare_volumes(provider, body, spec: SandboxPodSpec) -> None:
+async def admitted(body, spec: SandboxPodSpec, provider, ref, reason: str) -> Tenant | None:
+    """The tenant whose sandbox this is, or a final refusal naming the field that says otherwise."""
+    try:
+        tenant = await tenancy.check("SandboxPod", body)
+    except TenancyError as exc:
+        if reason == "resume":  # run by an earlier version that did not check: it goes
+            await provider.delete(ref, 0)
+        raise ProviderError(str(exc), reason=exc.reason, retryable=False) from exc
+    if spec.provider and spec.provider != provider.name:
+        raise ProviderError(f"spec.provider: {spec.provider!r} is not run here (this operator's provider is "
+                            f"{provider.name!r})", reason="ProviderUnavailable", retryable=False)
+    return tenant
+
+
+async def prepare_volumes(provider, body, spec: SandboxPodSpec, labels: dict[str, str]) -> None:
     meta = body["metadata"]
     try:
         content = await load(meta["namespace"], meta["name"], spec)
     except ContentMissing as exc:
         raise kopf.TemporaryError(str(exc), delay=CONTENT_WAIT)
-    await provider.prepare_volumes(ref_of(body), spec, labels_of(body), content)
+    await provider.prepare_volumes(ref_of(body), spec, labels, content)

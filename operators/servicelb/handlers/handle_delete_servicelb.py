@@ -5,5 +5,8 @@ import kopf
 
 
 async def delete_lb(body, meta, memo: kopf.Memo, **_) -> None:
-    await memo.lbs.delete(meta["uid"])
-    kopf.info(body, reason="DeletedLoadBalancer", message=f"released {(body.get('status') or {}).get('address')}")
+    # The recorded address and VPC: this run may never have served the LB (deleted while
+    # the operator was down), and its intranet address must still leave the VPC.
+    address = (body.get("status") or {}).get("address")
+    await memo.lbs.delete(meta["uid"], address, (body.get("spec") or {}).get("vpcID"))
+    kopf.info(body, reason="DeletedLoadBalancer", message=f"released {address}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import kopf
 
+from ... import tenancy
 from ...providers.base import ProviderError
 from ..status import build_status, failed_status, lb_spec
 
@@ -11,6 +12,16 @@ async def ensure_lb(body, spec, status, meta, patch, memo: kopf.Memo, **_) -> No
     uid, generation = meta["uid"], meta.get("generation")
     previous = (status or {}).get("conditions")
     first = not (status or {}).get("address")
+    try:
+        await tenancy.check("ServiceLB", dict(body))
+    except tenancy.TenancyError as exc:
+        # A load balancer into another tenant's VPC (or, without one, onto the host) is
+        # never served: what an earlier spec had is torn down too.
+        await memo.lbs.delete(uid, (status or {}).get("address"), (spec or {}).get("vpcID"))
+        patch.status.update({**failed_status(str(exc), exc.reason, generation=generation, previous=previous),
+                             "address": None, "providerID": None, "listeners": None, "backends": None})
+        kopf.warn(body, reason="SyncLoadBalancerFailed", message=str(exc))
+        raise kopf.PermanentError(str(exc)) from exc
     try:
         state = await memo.lbs.ensure(lb_spec(uid, dict(spec)), (status or {}).get("address"))
     except ProviderError as exc:
