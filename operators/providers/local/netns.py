@@ -1,4 +1,5 @@
-"""Sockets inside another network namespace (a VPC's anchor pod), owned by this process.
+"""Sockets inside another network namespace (a VPC's anchor pod, a pod's for port-forward
+and probes), owned by this process.
 
 setns() changes only the calling thread's namespace, so a short-lived thread enters the
 namespace, creates and binds the socket, and ends; the socket stays in that namespace
