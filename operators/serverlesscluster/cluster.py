@@ -38,9 +38,15 @@ def etcd_url() -> str:
     return os.environ.get("SK8S_ETCD_URL", "https://127.0.0.1:2379")
 
 
+def etcd_ca_dir() -> Path:
+    """Where etcd's CA is: this home's (embedded), or a mounted Secret (SK8S_ETCD_PKI)."""
+    env = os.environ.get("SK8S_ETCD_PKI")
+    return Path(env) if env else etcd_pki.etcd_pki_dir(layout().pki)
+
+
 def ensure_etcd_client(t: cp.Tenant) -> None:
-    """The plane's client certificate of the meta etcd, signed by etcd's CA in this home."""
-    etcd_pki.ensure_client(etcd_pki.etcd_pki_dir(layout().pki), t.pki, t.etcd_cn)
+    """The plane's client certificate of the meta etcd, signed by etcd's CA."""
+    etcd_pki.ensure_client(etcd_ca_dir(), t.pki, t.etcd_cn)
 
 
 def plane_tenant(plane: planes.Plane, **identity) -> cp.Tenant:
