@@ -205,12 +205,24 @@ def test_container_subpaths_are_bound_per_run_and_cleaned_with_the_sandbox(tmp_p
     assert outside.exists()
 
 
-def test_mount_args_never_join_a_subpath_itself():
+def test_mount_args_never_join_a_subpath_itself(tmp_path):
     s = pod([{"name": "data", "mountPath": "/a", "subPath": "x"}])
     with pytest.raises(ProviderError, match="not prepared"):
         volumes.mount_args(REF, s, s.containers[0], Path("/v"))
     s = pod([{"name": "share", "mountPath": "/a", "subPath": "x"}],
-            [{"name": "share", "nfs": {"server": "10.0.0.5", "path": "/e"}}])
+            [{"name": "data", "emptyDir": {}}, {"name": "share", "nfs": {"server": "10.0.0.5", "path": "/e"}}])
+    volumes.prepare(REF, s, tmp_path)
     with pytest.raises(ProviderError, match='subPath is not supported on nfs volume "share"') as exc:
-        volumes.prepare_subpaths(REF, s, s.containers[0], Path("/nonexistent"))
+        volumes.prepare_subpaths(REF, s, s.containers[0], tmp_path)
     assert exc.value.reason == "CreateContainerConfigError"
+
+
+def test_a_start_after_the_sandbox_was_cleaned_up_mounts_nothing(tmp_path):
+    """A container start cancelled by the sandbox's deletion still finishes its thread: it
+    must not bind-mount into (and recreate) a sandbox directory that is gone."""
+    s = pod([{"name": "data", "mountPath": "/a", "subPath": "x"}])
+    volumes.prepare(REF, s, tmp_path)
+    volumes.cleanup(REF, tmp_path)
+    with pytest.raises(ProviderError, match="are gone"):
+        volumes.prepare_subpaths(REF, s, s.containers[0], tmp_path)
+    assert not (tmp_path / REF.uid).exists() and subpath.mounts_under(tmp_path) == []

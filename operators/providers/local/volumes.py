@@ -26,6 +26,7 @@ import secrets
 import shutil
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -79,6 +80,11 @@ def disk_limit_commands(image: Path, mountpoint: Path, size: int) -> list[list[s
 def nfs_create_args(ref: SandboxRef, v: Volume, labels: dict[str, str]) -> list[str]:
     """`podman volume create` arguments of an NFS volume (local driver, mounted by the host kernel)."""
     assert v.nfs is not None
+    # The server goes into mount(8)'s option list: a comma or `=` in it would add options.
+    if (not v.nfs.server or v.nfs.server.startswith("-")
+            or any(ch in ',="' or ch.isspace() or not ch.isprintable() for ch in v.nfs.server)):
+        raise InvalidSpecError(f'volume "{v.name}": nfs.server: Invalid value: {v.nfs.server!r}: not a host name '
+                               "or address", reason="CreateContainerConfigError")
     opts = f"addr={v.nfs.server}," + ("ro" if v.nfs.readOnly else "rw")
     args = ["volume", "create", "--driver=local", "--opt=type=nfs", f"--opt=o={opts}",
             f"--opt=device={v.nfs.server}:{v.nfs.path}"]
@@ -113,6 +119,9 @@ def mount_args(ref: SandboxRef, spec: PodSpec, c: Container, root: Path,
             src = nfs_volume_name(ref, v.name)
         else:
             src = str(volume_dir(root, ref, v.name))
+        if ":" in m.mountPath:  # podman's --volume is source:destination:options
+            raise InvalidSpecError(f'container {c.name}: volumeMount "{m.name}": mountPath: Invalid value: '
+                                   f'{m.mountPath!r}: contains ":"', reason="CreateContainerConfigError")
         args.append(f"--volume={src}:{m.mountPath}:{'ro' if read_only else 'rw'}")
     return args
 
@@ -204,6 +213,10 @@ def write_content(ref: SandboxRef, spec: PodSpec, root: Path,
     return changed
 
 
+# A container start that was cancelled (its sandbox deleted) still finishes its thread.
+_SUBPATH_LOCK = threading.Lock()
+
+
 def subpaths_dir(root: Path, ref: SandboxRef) -> Path:
     return root / ref.uid / subpath.SUBPATHS_DIR
 
@@ -212,6 +225,13 @@ def prepare_subpaths(ref: SandboxRef, spec: PodSpec, c: Container, root: Path) -
     """Resolve each subPath of the container anew and bind-mount it (see subpath.py): the
     sources of its `--volume`s by mount index. Called just before every `podman run` of the
     container; the bind mounts of its previous run go first, so a refused subPath leaves none."""
+    with _SUBPATH_LOCK:  # not while cleanup runs: a mount made after it would leak
+        if not (root / ref.uid).is_dir():
+            raise ProviderError(f"the volumes of sandbox {ref.instance_name} are gone", reason="CreateContainerConfigError")
+        return _prepare_subpaths(ref, spec, c, root)
+
+
+def _prepare_subpaths(ref: SandboxRef, spec: PodSpec, c: Container, root: Path) -> dict[int, str]:
     vols = {v.name: v for v in spec.volumes or []}
     for d in subpaths_dir(root, ref).glob(f"*/{c.name}"):
         subpath.release(d)
@@ -246,6 +266,11 @@ def prepare_subpaths(ref: SandboxRef, spec: PodSpec, c: Container, root: Path) -
 
 
 def cleanup(ref: SandboxRef, root: Path) -> None:
+    with _SUBPATH_LOCK:
+        _cleanup(ref, root)
+
+
+def _cleanup(ref: SandboxRef, root: Path) -> None:
     base = root / ref.uid
     if not base.exists():
         return
