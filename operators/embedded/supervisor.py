@@ -24,6 +24,8 @@ from .binaries import ensure_binaries
 from .kubeconfig import build_kubeconfig, write_kubeconfig
 
 CRD_DIR = REPO_ROOT / "crds"
+# Objects in a tenant's meta namespace name only that tenant (refused at admission otherwise).
+TENANCY_POLICY = REPO_ROOT / "manifests" / "tenancy" / "tenancy-policy.yaml"
 
 
 def log(msg: str) -> None:
@@ -135,7 +137,7 @@ class Supervisor:
 
     def install_crds(self, bindir: Path) -> None:
         kubectl = [str(bindir / "kubectl"), f"--kubeconfig={self.lay.kubeconfig}"]
-        files = [f"--filename={p}" for p in sorted(CRD_DIR.glob("sk8s.io_*.yaml"))]
+        files = [f"--filename={p}" for p in sorted(CRD_DIR.glob("sk8s.io_*.yaml"))] + [f"--filename={TENANCY_POLICY}"]
         subprocess.run(kubectl + ["apply", "--server-side", "--force-conflicts", *files],
                        check=True, stdout=subprocess.DEVNULL)
         subprocess.run(kubectl + ["wait", "--for=condition=Established", "--timeout=30s", "crd", "--all"],

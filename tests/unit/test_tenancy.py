@@ -141,3 +141,27 @@ def test_sctp_ports_and_lb_failures_become_event_messages():
         "spec.ports[1].protocol: SCTP is not served (sk8s load balancers serve TCP and UDP)"]
     assert lb_failure({"status": {"phase": "Failed", "message": "spec.loadBalancerIP: x"}}) == "spec.loadBalancerIP: x"
     assert lb_failure({"status": {"phase": "Ready", "message": None}}) is None
+
+
+def test_the_admission_policy_covers_the_same_kinds_and_fields_and_is_installed():
+    from pathlib import Path
+
+    import yaml
+
+    from operators.embedded.supervisor import TENANCY_POLICY
+    root = Path(__file__).resolve().parents[2]
+    assert TENANCY_POLICY == root / "manifests" / "tenancy" / "tenancy-policy.yaml"
+    policy, binding = yaml.safe_load_all(TENANCY_POLICY.read_text())
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail" and binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    rule, = spec["matchConstraints"]["resourceRules"]
+    assert set(rule["resources"]) == {"sandboxpods", "servicelbs", "privatezones"}
+    assert {e["key"] for e in spec["matchConstraints"]["namespaceSelector"]["matchExpressions"]} == {
+        tenancy.LABEL_CLUSTER, tenancy.LABEL_CLUSTER_UID}
+    fields = {v["message"].split(":")[0] for v in spec["validations"]}
+    assert fields == {"metadata.labels[sk8s.io/cluster-uid]", "metadata.labels[sk8s.io/cluster]",
+                      "spec.clusterRef.name", "spec.vpcID", "spec.vpcIDs"}
+    assert all(v["messageExpression"].lstrip().startswith(('"' + f.split(":")[0], "has("))
+               for v, f in zip(spec["validations"], [v["message"] for v in spec["validations"]]))
+    assert "tenancy" in yaml.safe_load((root / "manifests" / "kustomization.yaml").read_text())["resources"]

@@ -20,7 +20,7 @@ from ..base import ProviderError
 from ..services import BackendHealth, LBListener, LBSpec, LBState, LoadBalancers
 from . import netns
 from .proxy import BackendSet, Listener, check_tcp
-from .vpc import LocalVpcs
+from .vpc import LocalVpcs, Vpc
 
 log = logging.getLogger(__name__)
 HEALTH_INTERVAL = 1.0
@@ -117,24 +117,29 @@ class LocalLoadBalancers(LoadBalancers):
                     log.warning("freeing orphaned LB address %s in VPC %s", ip, vpc_id)
                     await netns.ip(vpc.netns, "addr", "del", f"{ip}/32", "dev", "eth0")
 
-    async def _allocate(self, spec: LBSpec, wanted: str | None) -> tuple[str, str | None]:
-        taken = {a for a, owner in self.reserved.items() if owner != spec.id}
+    def _taken(self, lb_id: str) -> set[str]:
+        return {a for a, owner in self.reserved.items() if owner != lb_id}
+
+    async def _candidates(self, spec: LBSpec) -> tuple[list[str], Vpc | None, str]:
+        """The addresses an LB of this type may take, its VPC (intranet), and their range in words."""
         if spec.address_type == "intranet":
             if not spec.vpc_id:
                 raise ProviderError("an intranet load balancer needs a VPC", reason="InvalidSpec")
             vpc = await self.vpcs.ensure(spec.vpc_id)
-            candidates = vpc.layout.service_addresses()
-            address = choose_address(candidates, taken, asked=spec.load_balancer_ip, recorded=wanted,
-                                     where=f"the VPC's service range {vpc.layout.service_range}")
-            self.reserved[address] = spec.id
-            rc, out = await netns.ip(vpc.netns, "addr", "add", f"{address}/32", "dev", "eth0")
-            if rc != 0 and "File exists" not in out and "already assigned" not in out:
-                raise ProviderError(f"adding {address} to VPC {spec.vpc_id}: {out}")
-            return address, vpc.netns
-        address = choose_address([str(a) for a in self.internet.hosts()], taken, asked=spec.load_balancer_ip,
-                                 recorded=wanted, where=f"the internet range {self.internet}")
+            return vpc.layout.service_addresses(), vpc, f"the VPC's service range {vpc.layout.service_range}"
+        return [str(a) for a in self.internet.hosts()], None, f"the internet range {self.internet}"
+
+    async def _allocate(self, spec: LBSpec, wanted: str | None) -> tuple[str, str | None]:
+        candidates, vpc, where = await self._candidates(spec)
+        address = choose_address(candidates, self._taken(spec.id), asked=spec.load_balancer_ip, recorded=wanted,
+                                 where=where)
         self.reserved[address] = spec.id
-        return address, None
+        if vpc is None:
+            return address, None
+        rc, out = await netns.ip(vpc.netns, "addr", "add", f"{address}/32", "dev", "eth0")
+        if rc != 0 and "File exists" not in out and "already assigned" not in out:
+            raise ProviderError(f"adding {address} to VPC {spec.vpc_id}: {out}")
+        return address, vpc.netns
 
     async def _backend_net(self, spec: LBSpec) -> tuple[ipaddress.IPv4Network | None, str | None]:
         """Where backends may be: the VPC's pod range, or for an LB without a VPC (an admin's,
@@ -150,10 +155,9 @@ class LocalLoadBalancers(LoadBalancers):
             lb = self.lbs.get(spec.id)
             if lb is not None and spec.load_balancer_ip and spec.load_balancer_ip != lb.address:
                 # A new address asked for: checked before the old one is given up.
-                taken = {a for a, owner in self.reserved.items() if owner != spec.id}
-                if spec.load_balancer_ip in taken:
-                    raise ProviderError(f"spec.loadBalancerIP: {spec.load_balancer_ip} is in use by another "
-                                        "load balancer", reason="AddressInUse")
+                candidates, _, where = await self._candidates(spec)
+                choose_address(candidates, self._taken(spec.id), asked=spec.load_balancer_ip, recorded=None,
+                               where=where)
                 await self._close(self.lbs.pop(spec.id))
                 lb = None
             if lb is None:
