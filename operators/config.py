@@ -119,6 +119,10 @@ CONTAINERS_CONF = """\
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 log_driver = "k8s-file"
+# A pod's /etc/hosts as the kubelet writes it: localhost, the pod's own address and
+# name, hostAliases; nothing of this host's /etc/hosts, no name for the host itself.
+base_hosts_file = "none"
+host_containers_internal_ip = "none"
 
 [engine]
 runtime = "runc"

@@ -6,11 +6,12 @@ compatibility checks at admission say so instead of silently dropping them.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import C_IDENTIFIER_ENV, DNS1123_LABEL, QUANTITY_PATTERN, K8sModel, cel, quantity
+from .base import C_IDENTIFIER_ENV, DNS1123_LABEL, DNS1123_SUBDOMAIN, QUANTITY_PATTERN, K8sModel, cel, quantity
+from .imageref import IMAGE_REFERENCE, MAX_IMAGE_LENGTH
 from .volumes import VOLUME_SCHEMA, Volume, VolumeMount
 
 
@@ -141,8 +142,8 @@ def _probe(kind: str):
 class Container(K8sModel):
     name: str = Field(description="Container name, a DNS-1123 label.", min_length=1, max_length=63,
                       pattern=DNS1123_LABEL)
-    image: str = Field(description="Container image reference.", min_length=1,
-                       pattern=r"^[^\s]+$")
+    image: str = Field(description="Container image reference: [domain[:port]/]path[:tag][@digest].",
+                       min_length=1, max_length=MAX_IMAGE_LENGTH, pattern=IMAGE_REFERENCE)
     command: list[str] | None = Field(default=None, description="Entrypoint array.")
     args: list[str] | None = Field(default=None, description="Arguments to the entrypoint.")
     workingDir: str | None = None
@@ -163,15 +164,32 @@ class Container(K8sModel):
     volumeMounts: list[VolumeMount] | None = Field(default=None, description="Pod volumes to mount.", max_length=64)
 
 
+# An IPv4 or IPv6 literal; podman and the pod's resolv.conf get nothing else as an address.
+IP_LITERAL = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9a-fA-F]{0,4}(:[0-9a-fA-F]{0,4}){2,7}(:[0-9]{1,3}(\.[0-9]{1,3}){3})?)$"
+# One word of a resolv.conf options line: podman's --dns-option splits at commas, and
+# whitespace would start another option or line.
+_DNS_OPTION_WORD = r'^[^\s,"]+$'
+
+
 class PodDNSConfigOption(K8sModel):
-    name: str = Field(min_length=1, max_length=64)
-    value: str | None = None
+    name: str = Field(min_length=1, max_length=64, pattern=_DNS_OPTION_WORD)
+    value: str | None = Field(default=None, max_length=64, pattern=r'^[^\s,"]*$')
 
 
 class PodDNSConfig(K8sModel):
-    nameservers: list[str] | None = Field(default=None, max_length=3)
-    searches: list[str] | None = Field(default=None, max_length=32)
+    nameservers: list[Annotated[str, Field(pattern=IP_LITERAL, max_length=45)]] | None = Field(
+        default=None, max_length=3)
+    searches: list[Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\.?$",
+                                        max_length=253)]] | None = Field(default=None, max_length=32)
     options: list[PodDNSConfigOption] | None = Field(default=None, max_length=16)
+
+
+class HostAlias(K8sModel):
+    """One line of the pod's /etc/hosts, as core/v1 HostAlias."""
+
+    ip: str = Field(description="IP address of the host file entry.", max_length=45, pattern=IP_LITERAL)
+    hostnames: list[Annotated[str, Field(max_length=253, pattern=DNS1123_SUBDOMAIN)]] | None = Field(
+        default=None, description="Hostnames for the IP address.", max_length=64)
 
 
 class PodSpec(K8sModel):
@@ -197,5 +215,7 @@ class PodSpec(K8sModel):
         default=None, description="ClusterFirst: the VPC resolver (private zones) plus dnsConfig; Default: the "
                                    "provider's resolver; None: only dnsConfig.")
     dnsConfig: PodDNSConfig | None = None
+    hostAliases: list[HostAlias] | None = Field(
+        default=None, description="Entries added to the pod's /etc/hosts after its own name.", max_length=64)
     volumes: list[Volume] | None = Field(default=None, description="Volumes the containers can mount.",
                                          max_length=64, json_schema_extra=VOLUME_SCHEMA)

@@ -181,6 +181,10 @@ def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: st
     if spec.get("activeDeadlineSeconds"):
         sb_spec["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
     sb_spec.update(pod_dns(pod))
+    aliases = [{"ip": a["ip"], **({"hostnames": list(a["hostnames"])} if a.get("hostnames") else {})}
+               for a in spec.get("hostAliases") or [] if a.get("ip")]
+    if aliases:
+        sb_spec["hostAliases"] = aliases  # the pod's /etc/hosts lines (providers/local/spec.py)
     add_volumes(sb_spec, pod)
     return {
         "apiVersion": API_VERSION,
@@ -217,8 +221,6 @@ def dropped_fields(pod: dict) -> list[str]:
             out.append(f"container {c['name']}: {', '.join(extras)}")
     if (spec.get("securityContext") or {}).get("runAsUser") is not None:
         out.append("securityContext.runAsUser")
-    if spec.get("hostAliases"):
-        out.append("hostAliases")
     return out
 
 

@@ -62,7 +62,7 @@ def test_unsupported_env_source_is_a_config_error():
 
 @pytest.mark.parametrize("image,policy", [("nginx", "Always"), ("nginx:latest", "Always"),
                                           ("nginx:1.25", "IfNotPresent"), ("r:5000/x/y:2", "IfNotPresent"),
-                                          ("r:5000/x/y", "Always"), ("x@sha256:abc", "IfNotPresent")])
+                                          ("r:5000/x/y", "Always"), ("x@sha256:" + "ab" * 32, "IfNotPresent")])
 def test_pull_policy_defaults_like_the_apiserver(image, policy):
     assert pull_policy(spec(image=image).containers[0]) == policy
 

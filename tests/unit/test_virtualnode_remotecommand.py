@@ -71,9 +71,12 @@ def test_node_declares_websockets_to_the_kubelet():
 
 def test_podman_arguments():
     assert exec_args("c1", ["sh", "-c", "x"], stdin=True, tty=True) == [
-        "exec", "--interactive", "--tty", "--detach-keys=", "c1", "sh", "-c", "x"]
-    assert exec_args("c1", ["ls"], stdin=False, tty=False) == ["exec", "--detach-keys=", "c1", "ls"]
-    assert attach_args("c1", stdin=False) == ["attach", "--sig-proxy=false", "--detach-keys=", "--no-stdin", "c1"]
+        "exec", "--interactive", "--tty", "--detach-keys=", "--", "c1", "sh", "-c", "x"]
+    assert exec_args("c1", ["ls"], stdin=False, tty=False) == ["exec", "--detach-keys=", "--", "c1", "ls"]
+    assert exec_args("c1", ["--privileged", "-it"], stdin=False, tty=False)[-4:] == [
+        "--", "c1", "--privileged", "-it"]
+    assert attach_args("c1", stdin=False) == [
+        "attach", "--sig-proxy=false", "--detach-keys=", "--no-stdin", "--", "c1"]
 
 
 async def _drain(session: StdioSession, read) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ...models.podspec import Container, PodSpec
 from ..base import SandboxRef
+from .spec import hosts_args
 
 LATE_FIELDS = {"status.podIP": "pod", "status.podIPs": "pod", "status.hostIP": "host", "status.hostIPs": "host"}
 
@@ -26,7 +27,7 @@ def late_values(pod_ip: str | None, host_ip: str | None) -> dict[str, str]:
 def pod_create_args(ref: SandboxRef, spec: PodSpec, *, network: str, dns: list[str] | None) -> list[str]:
     """`podman pod create`, as `podman run --pod=new:` would create it."""
     return (["pod", "create", f"--name={ref.instance_name}", f"--network={network}",
-             f"--hostname={spec.hostname or ref.name}"] + list(dns or []))
+             f"--hostname={spec.hostname or ref.name}"] + list(dns or []) + hosts_args(spec))
 
 
 def infra_addresses(infra: dict) -> tuple[str | None, str | None]:

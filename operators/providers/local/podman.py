@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 from dataclasses import dataclass
@@ -22,9 +23,12 @@ class Podman:
         self.env = dict(os.environ, CONTAINERS_CONF=containers_conf)
 
     async def run(self, *args: str, timeout: float = 120, check: bool = True) -> Result:
-        proc = await asyncio.create_subprocess_exec(
-            self.binary, *args, env=self.env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                self.binary, *args, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        except (OSError, ValueError) as exc:
+            raise cannot_run(args, exc) from exc
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
         except asyncio.TimeoutError:
@@ -44,6 +48,15 @@ class Podman:
         return await asyncio.create_subprocess_exec(
             self.binary, *args, env=self.env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+
+
+def cannot_run(args, exc: Exception) -> ProviderError:
+    """podman could not even be executed (E2BIG: "Argument list too long", a NUL byte in
+    an argument): a failure that names its cause rather than an exception nobody reports."""
+    cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    final = isinstance(exc, ValueError) or getattr(exc, "errno", None) == errno.E2BIG  # not a passing shortage
+    return ProviderError(f"podman {args[0] if args else ''}: cannot run podman: {cause}",
+                         reason="RunContainerError", retryable=not final)
 
 
 def _last_error(stderr: str) -> str:

@@ -18,7 +18,7 @@ from ..base import (ContainerInfo, ImagePullError, Provider, ProviderError, Sand
                     SandboxRef, StdioSession)
 from .kubelet.worker import PodWorker
 from . import firewall
-from .podman import Podman
+from .podman import Podman, cannot_run
 from . import netns, podenv, volumes
 from .vpc import LocalVpcs
 from .stdio import attach_args, exec_args, open_session
@@ -205,9 +205,12 @@ class LocalProvider(Provider):
 
     async def exec_command(self, ref: SandboxRef, container: str, command: list[str],
                            timeout: float) -> tuple[int, str]:
-        proc = await asyncio.create_subprocess_exec(
-            self.podman.binary, "exec", container_name(ref, container), *command, env=self.podman.env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                self.podman.binary, "exec", "--", container_name(ref, container), *command, env=self.podman.env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        except (OSError, ValueError) as exc:
+            raise cannot_run(["exec"], exc) from exc
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), timeout)
         except asyncio.TimeoutError:
@@ -356,7 +359,7 @@ class LocalProvider(Provider):
             args.append("--follow")
         if tail is not None:
             args.append(f"--tail={tail}")
-        args.append(previous_container_name(ref, container) if previous else container_name(ref, container))
+        args += ["--", previous_container_name(ref, container) if previous else container_name(ref, container)]
         proc = await asyncio.create_subprocess_exec(
             self.podman.binary, *args, env=self.podman.env, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL)

@@ -1,12 +1,21 @@
-"""Pure builders: a PodSpec container -> the `podman run` arguments that start it."""
+"""Pure builders: a PodSpec container -> the `podman run` arguments that start it.
+
+Tenant values are data, never options: every option that carries one is a single
+`--option=value` argument, the image and what follows it come after `--`, and a value
+that podman would split (its list options cut at commas) or that execve cannot carry is
+refused with the field named (execlimits.py).
+"""
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from pathlib import Path
 
 from ...models.podspec import Container, PodSpec
 from ...quantity import cpu_cores, memory_bytes
 from ..base import InvalidSpecError, SandboxRef
+from . import execlimits
 from .volumes import default_root, mount_args
 
 # kubelet semantics: Always re-checks the registry, IfNotPresent uses local storage first.
@@ -83,11 +92,42 @@ def dns_args(spec: PodSpec, vpc_resolver: str | None) -> list[str]:
     servers = list(cfg.nameservers or []) if cfg else []
     if policy == "ClusterFirst" and vpc_resolver:
         servers = [vpc_resolver] + servers
-    args = [f"--dns={s}" for s in servers[:3]]
-    args += [f"--dns-search={d}" for d in (cfg.searches or [] if cfg else [])][:32]
+    args = [f"--dns={_list_item(s, 'dnsConfig.nameservers')}" for s in servers[:3]]
+    args += [f"--dns-search={_list_item(d, 'dnsConfig.searches')}" for d in (cfg.searches or [] if cfg else [])][:32]
     for o in (cfg.options or []) if cfg else []:
-        args.append(f"--dns-option={o.name}:{o.value}" if o.value is not None else f"--dns-option={o.name}")
+        option = o.name if o.value is None else f"{o.name}:{o.value}"
+        args.append(f"--dns-option={_list_item(option, 'dnsConfig.options')}")
     return args
+
+
+_HOSTNAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def hosts_args(spec: PodSpec) -> list[str]:
+    """hostAliases as /etc/hosts lines of the pod (podman writes them, with localhost and the
+    pod's own address and name; containers.conf leaves the host's own entries out)."""
+    args = []
+    for i, alias in enumerate(spec.hostAliases or []):
+        try:
+            ip = str(ipaddress.ip_address(alias.ip))
+        except ValueError:
+            raise InvalidSpecError(f"spec.hostAliases[{i}].ip: Invalid value: {alias.ip!r}: not an IP address",
+                                   reason="CreateContainerConfigError") from None
+        for j, name in enumerate(alias.hostnames or []):
+            if not _HOSTNAME.fullmatch(name):
+                raise InvalidSpecError(f"spec.hostAliases[{i}].hostnames[{j}]: Invalid value: {name!r}: "
+                                       "not a DNS-1123 subdomain", reason="CreateContainerConfigError")
+            args.append(f"--add-host={name}:{ip}")
+    return args
+
+
+def _list_item(value: str, field: str) -> str:
+    """A value for one of podman's list options, which split their value at commas (and
+    read quotes): one that would split, or add a line to the pod's resolv.conf, is refused."""
+    if not value or any(ch in value for ch in ',"') or any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise InvalidSpecError(f"spec.{field}: Invalid value: {value!r}: empty, or a comma, quote or white space",
+                               reason="CreateContainerConfigError")
+    return value
 
 
 def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labels: dict[str, str],
@@ -101,6 +141,7 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
         args += [f"--pod=new:{ref.instance_name}", f"--network={network}",
                  f"--hostname={spec.hostname or ref.name}"]
         args += dns or []
+        args += hosts_args(spec)
     else:
         args.append(f"--pod={ref.instance_name}")
     all_labels = dict(labels)
@@ -131,7 +172,10 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
         args.append("--interactive")
     if c.command:
         # Kubernetes' command replaces the image ENTRYPOINT, and with it the image CMD.
+        # Always a JSON array: a plain string that happens to be JSON would be read as one.
         args.append(f"--entrypoint={json.dumps(c.command)}")
-    args.append(c.image)
-    args += list(c.args or [])
+    # After `--` nothing is an option: the image is the first positional argument, and
+    # podman passes everything after it to the container as it is.
+    args += ["--", c.image, *(c.args or [])]
+    execlimits.check(c, args)
     return args

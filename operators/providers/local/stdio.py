@@ -22,13 +22,15 @@ _CHUNK = 65536
 
 def exec_args(name: str, command: list[str], *, stdin: bool, tty: bool) -> list[str]:
     # Empty detach keys: ctrl-p ctrl-q typed in a shell must reach it, not detach.
+    # After `--` the container name and the command are data: podman passes what follows
+    # the name to the container as it is (a `--` after the name would be the command).
     return ["exec", *(["--interactive"] if stdin else []), *(["--tty"] if tty else []),
-            "--detach-keys=", name, *command]
+            "--detach-keys=", "--", name, *command]
 
 
 def attach_args(name: str, *, stdin: bool) -> list[str]:
     # Without --sig-proxy=false, stopping our podman process would signal the container.
-    return ["attach", "--sig-proxy=false", "--detach-keys=", *([] if stdin else ["--no-stdin"]), name]
+    return ["attach", "--sig-proxy=false", "--detach-keys=", *([] if stdin else ["--no-stdin"]), "--", name]
 
 
 async def open_session(binary: str, env: dict[str, str], args: list[str], *, stdin: bool,

@@ -233,7 +233,7 @@ class PodWorker:
                 self._stop_probes(cs)
                 cs.done, cs.waiting = True, None
                 self._event("Normal", "Killing", f"Stopping container {cs.name}")
-                await self.p.podman.run("stop", f"--time={self._grace()}", container_name(self.ref, cs.name),
+                await self.p.podman.run("stop", f"--time={self._grace()}", "--", container_name(self.ref, cs.name),
                                         check=False, timeout=self._grace() + 60)
         self._changed()
 
@@ -263,7 +263,7 @@ class PodWorker:
 
     # --- one container ---------------------------------------------------------------
     async def _inspect(self, cs: ContainerRun) -> dict | None:
-        res = await self.p.podman.run("container", "inspect", container_name(self.ref, cs.name), check=False)
+        res = await self.p.podman.run("container", "inspect", "--", container_name(self.ref, cs.name), check=False)
         if res.rc != 0:
             return None
         data = json.loads(res.out)
@@ -326,8 +326,8 @@ class PodWorker:
         """A restart is a new container from the image, as the kubelet's (nothing written by
         the last run survives, outside volumes); the last run is kept for `kubectl logs --previous`."""
         current, previous = container_name(self.ref, cs.name), previous_container_name(self.ref, cs.name)
-        await self.p.podman.run("rm", "--force", "--time=0", previous, check=False)
-        renamed = await self.p.podman.run("rename", current, previous, check=False)
+        await self.p.podman.run("rm", "--force", "--time=0", "--", previous, check=False)
+        renamed = await self.p.podman.run("rename", "--", current, previous, check=False)
         if renamed.rc != 0 and "no such container" not in renamed.err:
             await self._start(cs, backoff)  # cannot make room for a new one: run the old one again
             return
@@ -356,7 +356,7 @@ class PodWorker:
         return True
 
     async def _start(self, cs: ContainerRun, backoff: BackOff) -> None:
-        res = await self.p.podman.run("start", container_name(self.ref, cs.name), check=False)
+        res = await self.p.podman.run("start", "--", container_name(self.ref, cs.name), check=False)
         if res.rc == 0:
             cs.waiting = None
             self._changed()
@@ -438,7 +438,7 @@ class PodWorker:
         if result is False and kind in (LIVENESS, STARTUP):
             self._event("Normal", "Killing", f"Container {cs.name} failed {kind.lower()} probe, will be restarted")
             grace = self._grace(cs.probe_spec(kind))
-            await self.p.podman.run("stop", f"--time={grace}", container_name(self.ref, cs.name),
+            await self.p.podman.run("stop", f"--time={grace}", "--", container_name(self.ref, cs.name),
                                     check=False, timeout=grace + 60)
 
     # --- what inspect reports ----------------------------------------------------------
