@@ -113,6 +113,19 @@ def test_real_references_are_accepted(image):
     assert run(pod({"image": image}))[-1] == image
 
 
+def test_the_tenant_policy_uses_the_same_grammar():
+    import yaml
+    from operators.serverlesscluster.cluster import COMPATIBILITY_POLICY
+    docs = [d for d in yaml.safe_load_all(COMPATIBILITY_POLICY.read_text()) if d]
+    policy = next(d for d in docs if d["metadata"]["name"] == "sk8s-image-references" and "variables" in d["spec"])
+    variables = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
+    assert variables["imageReference"] == f"r'{IMAGE_REFERENCE}'"
+    rules = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert {"pods", "pods/ephemeralcontainers"} <= set(rules[0]["resources"]) and "UPDATE" in rules[0]["operations"]
+    assert all(f"variables.spec.{lst}.transformList" in variables["imageRefusals"]
+               for lst in ("containers", "initContainers", "ephemeralContainers"))
+
+
 @pytest.mark.parametrize("value", ["1.2.3.4,5.6.7.8", "a b", "x\nnameserver 1.1.1.1", 'q"', ""])
 def test_list_options_refuse_what_podman_would_split(value):
     s = pod({})  # past the schema (which refuses these too): the builder refuses them itself

@@ -194,10 +194,12 @@ def test_the_compatibility_policy_is_applied_at_its_api_paths():
     import yaml
 
     from operators.serverlesscluster.cluster import COMPATIBILITY_POLICY, bootstrap_path
-    policy, binding = list(yaml.safe_load_all(COMPATIBILITY_POLICY.read_text()))
+    policy, binding, images, images_binding = list(yaml.safe_load_all(COMPATIBILITY_POLICY.read_text()))
     assert bootstrap_path(policy) == \
         "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/sk8s-compatibility"
     assert bootstrap_path(binding).endswith("/validatingadmissionpolicybindings/sk8s-compatibility")
+    assert bootstrap_path(images).endswith("/validatingadmissionpolicies/sk8s-image-references")
+    assert bootstrap_path(images_binding).endswith("/validatingadmissionpolicybindings/sk8s-image-references")
     assert binding["spec"] == {"policyName": "sk8s-compatibility", "validationActions": ["Deny"]}
     assert bootstrap_path({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
                            "metadata": {"name": "r", "namespace": "kube-node-lease"}}) == \
