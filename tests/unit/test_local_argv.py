@@ -249,3 +249,15 @@ def test_tenant_host_aliases_reach_the_sandbox_and_are_not_reported_dropped():
 def test_containers_conf_leaves_the_hosts_entries_of_this_machine_out():
     from operators.config import CONTAINERS_CONF
     assert 'base_hosts_file = "none"' in CONTAINERS_CONF and 'host_containers_internal_ip = "none"' in CONTAINERS_CONF
+
+
+@pytest.mark.parametrize("arg", ["--sysctl=net.ipv4.tcp_keepalive_time=600,net.ipv4.ip_forward=1",
+                                 "--cap-add=CAP_CHOWN,CAP_SYS_ADMIN", "--group-add=1,0", '--dns-option="a',
+                                 "--add-host=a:1.2.3.4\n9.9.9.9 b", "--cap-drop=CAP_KILL CAP_CHOWN"])
+def test_no_builder_can_pass_a_list_option_that_podman_would_split(arg):
+    from operators.providers.local.spec import check_list_options
+    c = pod({}).containers[0]
+    with pytest.raises(InvalidSpecError) as err:
+        check_list_options(c, ["run", arg, "--", "img"])
+    assert err.value.reason == "CreateContainerConfigError"
+    check_list_options(c, ["run", "--sysctl=net.ipv4.tcp_keepalive_time=600", "--", "img", arg])  # data after --

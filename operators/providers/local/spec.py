@@ -177,5 +177,22 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
     # After `--` nothing is an option: the image is the first positional argument, and
     # podman passes everything after it to the container as it is.
     args += ["--", c.image, *(c.args or [])]
+    check_list_options(c, args)
     execlimits.check(c, args)
     return args
+
+
+# podman's list options (pflag StringSlice) cut their value at commas and read quotes as
+# CSV: one value would become several (a second sysctl, capability, group or host entry).
+LIST_OPTIONS = ("--add-host=", "--cap-add=", "--cap-drop=", "--dns=", "--dns-option=", "--dns-search=",
+                "--group-add=", "--sysctl=")
+
+
+def check_list_options(c: Container, args: list[str]) -> None:
+    """The last word on every builder's list options (securityContext's too): each value one item."""
+    for arg in args[:args.index("--") if "--" in args else len(args)]:
+        if arg.startswith(LIST_OPTIONS):
+            option, value = arg.split("=", 1)
+            if any(ch in value for ch in ',"') or any(ch.isspace() or not ch.isprintable() for ch in value):
+                raise InvalidSpecError(f"container {c.name}: {option[2:]} {value!r}: a comma, quote or white space "
+                                       "would make it several values", reason="CreateContainerConfigError")
