@@ -43,7 +43,14 @@ class ProcessSet:
               cwd: str | None = None) -> int:
         existing = self.pid(name)
         if existing:
-            return existing
+            current = cmdline(existing)
+            if current == argv:
+                return existing
+            if same_program(current, argv):
+                # Ours, started by an earlier version with other flags (say, etcd over plain
+                # HTTP before it required TLS): it might never work again, so it is replaced.
+                self.stop(name)
+            # Else a stranger reused the pid of ours that died: left alone, ours started anew.
         self.run.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / f"{name}.log", "ab") as log:
@@ -71,6 +78,21 @@ class ProcessSet:
 
 
 _reapers: list[subprocess.Popen] = []
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]]
+    except OSError:
+        return []
+
+
+def same_program(current: list[str], argv: list[str]) -> bool:
+    """The same program (a Python one: the same module) with possibly other flags."""
+    if not current or not argv or Path(current[0]).name != Path(argv[0]).name:
+        return False
+    return not Path(argv[0]).name.startswith("python") or current[1:3] == argv[1:3]
 
 
 def alive(pid: int) -> bool:

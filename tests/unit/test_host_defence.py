@@ -171,3 +171,23 @@ def test_status_rows_of_standby_and_claimed_planes(home):
     assert by[(claimed.id, "kube-apiserver")].endpoint == f"https://127.0.0.1:{claimed.apiserver_port}"
     # Without the meta apiserver's answer, the name the virtual node was given.
     assert {r.cluster for r in plane_status.all_rows({}, timeout=0.1) if r.plane == claimed.id} == {"c1"}
+
+
+def test_a_plane_process_of_an_older_command_line_is_replaced(tmp_path):
+    import sys
+    from operators.embedded.processes import ProcessSet, cmdline, same_program
+    procs = ProcessSet(tmp_path)
+    old = [sys.executable, "-c", "import time; time.sleep(60)", "old-flags"]
+    new = [sys.executable, "-c", "import time; time.sleep(60)", "new-flags"]
+    try:
+        first = procs.start("c", old)
+        assert procs.start("c", old) == first  # the same command line: left running
+        second = procs.start("c", new)
+        assert second != first and cmdline(second) == new
+        assert procs.pid("c") == second
+    finally:
+        procs.stop_all(timeout=2)
+    assert same_program(["/a/kube-apiserver", "--x"], ["/b/kube-apiserver", "--y"])
+    assert not same_program(["/usr/bin/sleep", "9"], ["/b/kube-apiserver"])
+    assert not same_program([sys.executable, "-m", "other"], [sys.executable, "-m", "operators.virtualnode"])
+    assert not same_program([], ["/b/kube-apiserver"])
