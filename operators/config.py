@@ -118,6 +118,10 @@ CONTAINERS_CONF = """\
 # lacks CAP_SYS_RESOURCE, and crun cannot run on its hybrid cgroups.
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+# The CRI runtimes' default capability set (containerd's), which providers/local/security.py
+# adds to and drops from: pinned here so that another podman build's defaults change nothing.
+default_capabilities = ["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+  "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]
 log_driver = "k8s-file"
 # A pod's /etc/hosts as the kubelet writes it: localhost, the pod's own address and
 # name, hostAliases; nothing of this host's /etc/hosts, no name for the host itself.

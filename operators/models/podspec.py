@@ -13,6 +13,7 @@ from pydantic import Field
 from .base import C_IDENTIFIER_ENV, DNS1123_LABEL, DNS1123_SUBDOMAIN, QUANTITY_PATTERN, K8sModel, cel, quantity
 from .imageref import IMAGE_REFERENCE, MAX_IMAGE_LENGTH
 from .volumes import VOLUME_SCHEMA, Volume, VolumeMount
+from .securitycontext import SECURITY_CONTEXT_SCHEMA, PodSecurityContext, SecurityContext
 
 
 class KeySelector(K8sModel):
@@ -162,6 +163,7 @@ class Container(K8sModel):
     readinessProbe: Probe | None = _probe("Readiness")
     startupProbe: Probe | None = _probe("Startup")
     volumeMounts: list[VolumeMount] | None = Field(default=None, description="Pod volumes to mount.", max_length=64)
+    securityContext: SecurityContext | None = Field(default=None, json_schema_extra=SECURITY_CONTEXT_SCHEMA)
 
 
 # An IPv4 or IPv6 literal; podman and the pod's resolv.conf get nothing else as an address.
@@ -219,3 +221,8 @@ class PodSpec(K8sModel):
         default=None, description="Entries added to the pod's /etc/hosts after its own name.", max_length=64)
     volumes: list[Volume] | None = Field(default=None, description="Volumes the containers can mount.",
                                          max_length=64, json_schema_extra=VOLUME_SCHEMA)
+    securityContext: PodSecurityContext | None = Field(default=None, json_schema_extra=SECURITY_CONTEXT_SCHEMA)
+    hostUsers: bool | None = Field(default=None, description="true only: sandboxes have no user namespaces.",
+                                   json_schema_extra={"x-kubernetes-validations": [cel(
+                                       "self", "hostUsers: false is not supported: sandboxes have no user "
+                                       "namespaces")]})

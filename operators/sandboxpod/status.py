@@ -113,6 +113,8 @@ def build_status(spec: PodSpec, inst: SandboxInstance | None, *, prev: dict, gen
         phase = prev["phase"]  # terminal phases are terminal, as for Pods
     if error is not None and not error.retryable:
         phase = "Failed"
+    if inst is not None and inst.state == "failed" and inst.reason:
+        phase = "Failed"  # the provider's kubelet failed the pod (an eviction), with the reason why
     all_ready = bool(statuses) and all(s["ready"] for s in statuses)
     not_ready = [s["name"] for s in statuses if not s["ready"]]
     scheduled = inst is not None
@@ -143,8 +145,8 @@ def build_status(spec: PodSpec, inst: SandboxInstance | None, *, prev: dict, gen
         "initContainerStatuses": init_statuses or None,
         "provider": provider,
         "observedGeneration": generation,
-        "reason": error.reason if error else None,
-        "message": str(error) if error else None,
+        "reason": error.reason if error else (inst.reason if inst else None),
+        "message": str(error) if error else (inst.message if inst else None),
         "podIP": inst.ip if inst else None,
         "hostIP": inst.host_ip if inst else None,
         "instanceID": inst.instance_id if inst else None,

@@ -34,7 +34,9 @@ _PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 # Container fields the SandboxPod schema has, copied as they are (the apiserver prunes
 # anything else, and the spec is immutable once created, so nothing else is sent).
-_CONTAINER_FIELDS = ("workingDir", "imagePullPolicy", "tty", "stdin", "restartPolicy")
+_CONTAINER_FIELDS = ("workingDir", "imagePullPolicy", "tty", "stdin", "restartPolicy",
+                     # Modelled field for field (models/securitycontext.py): honoured or refused there.
+                     "securityContext")
 
 
 def _short_hash(text: str) -> str:
@@ -180,6 +182,9 @@ def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: st
     }
     if spec.get("activeDeadlineSeconds"):
         sb_spec["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
+    for f in ("securityContext", "hostUsers"):
+        if spec.get(f) is not None:
+            sb_spec[f] = spec[f]
     sb_spec.update(pod_dns(pod))
     aliases = [{"ip": a["ip"], **({"hostnames": list(a["hostnames"])} if a.get("hostnames") else {})}
                for a in spec.get("hostAliases") or [] if a.get("ip")]
@@ -201,7 +206,7 @@ def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: st
 
 _SA_TOKEN_VOLUME = "kube-api-access-"
 _SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
-_CONTAINER_EXTRAS = ("lifecycle", "securityContext")
+_CONTAINER_EXTRAS = ("lifecycle",)
 
 
 def dropped_fields(pod: dict) -> list[str]:
@@ -219,8 +224,6 @@ def dropped_fields(pod: dict) -> list[str]:
             extras.append("volumeMounts")
         if extras:
             out.append(f"container {c['name']}: {', '.join(extras)}")
-    if (spec.get("securityContext") or {}).get("runAsUser") is not None:
-        out.append("securityContext.runAsUser")
     return out
 
 

@@ -16,14 +16,15 @@ from typing import AsyncIterator
 from ...models.podspec import Container, PodSpec
 from ..base import (ContainerInfo, ImagePullError, Provider, ProviderError, SandboxInstance,
                     SandboxRef, StdioSession)
+from .kubelet import ephemeral
 from .kubelet.worker import PodWorker
 from . import firewall
 from .podman import Podman, cannot_run
-from . import netns, podenv, volumes
+from . import fsgroup, netns, podenv, security, volumes
 from .vpc import LocalVpcs
 from .stdio import attach_args, exec_args, open_session
 from .spec import (LABEL_CLUSTER_UID, LABEL_CONTAINER, LABEL_HOME, LABEL_INIT, LABEL_NAME, LABEL_NAMESPACE,
-                   LABEL_UID, container_name, dns_args, previous_container_name, run_args)
+                   LABEL_UID, container_name, dns_args, previous_container_name, pull_policy, run_args)
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +160,11 @@ class LocalProvider(Provider):
             # Resolved anew for every run: an earlier container of the pod may have changed
             # the volume since (volumes.prepare_subpaths, subpath.py).
             subpaths = await asyncio.to_thread(volumes.prepare_subpaths, ref, spec, c, self.volume_root)
+        image_user = await self._image_user(c) if security.needs_image_user(spec, c) else None
         for _ in range(3):
             args = run_args(ref, spec, c, network=network, labels=labels, new_pod=new_pod, dns=dns, init=init,
-                            late_env=late_env, volume_root=self.volume_root, subpaths=subpaths)
+                            late_env=late_env, volume_root=self.volume_root, subpaths=subpaths,
+                            image_user=image_user)
             async with self._creating:
                 res = await self.podman.run(*args, check=False, timeout=600)
             if res.rc == 0 or "is already in use" in res.err:
@@ -174,6 +177,22 @@ class LocalProvider(Provider):
                 continue
             raise self._classify(c.image, res.err)
         self._known.pop(ref, None)  # the pod has one more container to report
+
+    async def _image_user(self, c: Container) -> str:
+        """The image's configured user (runAsNonRoot is verified against it), pulling the image
+        first per its pull policy, as the kubelet pulls before it creates a container."""
+        policy = pull_policy(c)
+        present = (await self.podman.run("image", "exists", "--", c.image, check=False)).rc == 0
+        if not present and policy == "Never":
+            raise ImagePullError(f'image "{c.image}" is not present with pull policy of Never',
+                                 reason="ErrImageNeverPull")
+        if policy == "Always" or not present:
+            async with self._creating:
+                pulled = await self.podman.run("pull", "--quiet", "--", c.image, check=False, timeout=600)
+            if pulled.rc != 0 and not present:  # like --pull=newer: a registry out of reach keeps the local one
+                raise ImagePullError(f'failed to pull image "{c.image}": {pulled.err.strip()}')
+        res = await self.podman.run("image", "inspect", "--format={{.Config.User}}", "--", c.image)
+        return res.out.strip()
 
     # --- the kubelet's part (see kubelet/): restarts, init containers, probes ------------
     async def _worker(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> PodWorker:
@@ -272,6 +291,8 @@ class LocalProvider(Provider):
             return inst
         raw = {c.name: c for c in inst.init_containers + inst.containers}
         inst.init_containers, inst.containers = worker.report(raw)
+        if worker.evicted:  # the kubelet's eviction: the pod has failed, whatever its containers show
+            inst.state, inst.reason, inst.message = "failed", ephemeral.REASON, worker.evicted
         return inst
 
     @staticmethod
@@ -331,7 +352,9 @@ class LocalProvider(Provider):
 
     async def write_volumes(self, ref: SandboxRef, spec: PodSpec,
                             content: dict[str, dict[str, tuple[bytes, int]]]) -> list[str]:
-        return await asyncio.to_thread(volumes.write_content, ref, spec, self.volume_root, content)
+        changed = await asyncio.to_thread(volumes.write_content, ref, spec, self.volume_root, content)
+        await asyncio.to_thread(fsgroup.apply, ref, spec, self.volume_root)  # new files get the pod's fsGroup
+        return changed
 
     async def _remove_volumes(self, ref: SandboxRef) -> None:
         await asyncio.to_thread(volumes.cleanup, ref, self.volume_root)

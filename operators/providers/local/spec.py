@@ -16,6 +16,7 @@ from ...models.podspec import Container, PodSpec
 from ...quantity import cpu_cores, memory_bytes
 from ..base import InvalidSpecError, SandboxRef
 from . import execlimits
+from .security import security_args
 from .volumes import default_root, mount_args
 
 # kubelet semantics: Always re-checks the registry, IfNotPresent uses local storage first.
@@ -133,7 +134,7 @@ def _list_item(value: str, field: str) -> str:
 def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labels: dict[str, str],
              new_pod: bool, init: bool = False, dns: list[str] | None = None,
              volume_root: Path | None = None, late_env: dict[str, str] | None = None,
-             subpaths: dict[int, str] | None = None) -> list[str]:
+             subpaths: dict[int, str] | None = None, image_user: str | None = None) -> list[str]:
     """`podman run` arguments for one container; the first one creates the pod. `subpaths`:
     the bind mounts of its subPaths, made by volumes.prepare_subpaths just before."""
     args = ["run", "--detach", f"--name={container_name(ref, c.name)}"]
@@ -161,6 +162,7 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
         "--log-driver=k8s-file",
     ]
     args += resource_args(c)
+    args += security_args(spec, c, image_user, f"{ref.name}_{ref.namespace}({ref.uid})")  # security.py
     args += env_args(c, ref, late_env)
     if c.volumeMounts:
         args += mount_args(ref, spec, c, volume_root or default_root(), subpaths)
@@ -193,6 +195,9 @@ def check_list_options(c: Container, args: list[str]) -> None:
     for arg in args[:args.index("--") if "--" in args else len(args)]:
         if arg.startswith(LIST_OPTIONS):
             option, value = arg.split("=", 1)
-            if any(ch in value for ch in ',"') or any(ch.isspace() or not ch.isprintable() for ch in value):
+            # A space is kept by the CSV reading, and sysctl values need it ("1024 65000").
+            spaces = " " if option == "--sysctl" else ""
+            if any(ch in value for ch in ',"') or any((ch.isspace() and ch not in spaces) or not ch.isprintable()
+                                                      for ch in value):
                 raise InvalidSpecError(f"container {c.name}: {option[2:]} {value!r}: a comma, quote or white space "
                                        "would make it several values", reason="CreateContainerConfigError")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ....models.podspec import Container, PodSpec, Probe
 from ...base import ContainerInfo, ImagePullError, ProviderError, SandboxRef
 from ..spec import container_name, previous_container_name
+from . import ephemeral
 from .backoff import BackOff, crashloop_message
 from .probes import LIVENESS, READINESS, STARTUP, ProbeState, timing
 from .prober import PodNetwork, probe
@@ -112,6 +113,9 @@ class PodWorker:
         self.pod_ip: str | None = None
         self.netns: str | None = None
         self.task: asyncio.Task | None = None
+        self.storage = ephemeral.limits(spec)
+        self.storage_task: asyncio.Task | None = None
+        self.evicted: str | None = None  # the eviction message: the pod has failed for good
         self._load()
 
     @property
@@ -127,6 +131,7 @@ class PodWorker:
             saved = json.loads(self.state_file.read_text())
         except (OSError, ValueError):
             return
+        self.evicted = saved.get("evicted")
         for name, s in saved.get("containers", {}).items():
             cs = self.by_name.get(name)
             if cs is None:
@@ -149,7 +154,7 @@ class PodWorker:
         try:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.state_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"containers": out}))
+            tmp.write_text(json.dumps({"containers": out, "evicted": self.evicted}))
             tmp.replace(self.state_file)
         except OSError as exc:
             log.warning("%s: saving kubelet state: %s", self.ref.instance_name, exc)
@@ -173,11 +178,17 @@ class PodWorker:
         self.resume()
 
     def resume(self) -> None:
+        if self.evicted:
+            return  # an evicted pod stays failed, across operator restarts too
         if self.task is None:
             self.task = asyncio.create_task(self._run(), name=f"kubelet {self.ref.instance_name}")
+        if self.storage and self.storage_task is None:
+            self.storage_task = asyncio.create_task(self._watch_storage(),
+                                                    name=f"storage {self.ref.instance_name}")
 
     async def stop(self) -> None:
-        tasks = [self.task] if self.task else []
+        tasks = [t for t in (self.task, self.storage_task) if t]
+        self.storage_task = None
         for cs in self.by_name.values():
             tasks += cs.probe_tasks
             cs.probe_tasks = []
@@ -375,6 +386,55 @@ class PodWorker:
         self._changed()
         await asyncio.sleep(max(wait, 1.0))
         backoff.restarted(now, time.time())
+
+    # --- local ephemeral storage (ephemeral.py) ---------------------------------------
+    async def _watch_storage(self) -> None:
+        while True:
+            await asyncio.sleep(ephemeral.PERIOD)
+            try:
+                containers, volumes = await self._storage_usage()
+            except ProviderError as exc:
+                log.warning("%s: measuring ephemeral storage: %s", self.ref.instance_name, exc)
+                continue
+            message = ephemeral.decide(self.storage, containers, volumes)
+            if message:
+                await self._evict(message)
+                return
+
+    async def _storage_usage(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Each container's writable layer and log, and the pod's local volumes, in bytes."""
+        containers = {}
+        for cs in self.by_name.values():
+            data = await self._inspect(cs)
+            if data is None:
+                continue
+            upper = ((data.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir") or ""
+            paths = [p for p in (upper, data.get("LogPath") or "") if p]
+            containers[cs.name] = sum(await asyncio.gather(*(asyncio.to_thread(ephemeral.disk_usage, p)
+                                                             for p in paths)))
+        from ..volumes import volume_dir  # local: the kubelet package does not depend on volumes otherwise
+        volumes = {name: await asyncio.to_thread(ephemeral.disk_usage,
+                                                 str(volume_dir(self.p.volume_root, self.ref, name)))
+                   for name in ephemeral.local_volumes(self.spec)}
+        return containers, volumes
+
+    async def _evict(self, message: str) -> None:
+        """As the kubelet's evictPod with grace period 0: every container killed, none
+        restarted, the pod Failed with reason Evicted."""
+        self.evicted = message
+        self._save()
+        log.info("%s: evicted: %s", self.ref.instance_name, message)
+        self._event("Warning", ephemeral.REASON, message)
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+            self.task = None
+        for cs in self.by_name.values():
+            self._stop_probes(cs)
+            cs.done, cs.waiting = True, None
+        await asyncio.gather(*(self.p.podman.run("stop", "--time=0", container_name(self.ref, cs.name), check=False)
+                               for cs in self.by_name.values()))
+        self._changed()
 
     # --- probes ----------------------------------------------------------------------
     def _watch_probes(self, cs: ContainerRun, state: dict) -> None:
