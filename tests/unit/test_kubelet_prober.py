@@ -3,6 +3,7 @@ reaches only the pod, from inside its own network namespace."""
 import asyncio
 import os
 import shutil
+import ssl
 import subprocess
 import uuid
 
@@ -247,3 +248,27 @@ def test_a_namespace_that_is_gone_fails_the_probe(pod_netns):
 def test_the_sandboxpod_schema_refuses_what_would_leave_the_pod(action):
     with pytest.raises(ValueError):
         Probe.model_validate(action)
+
+
+def test_https_probes_run_in_the_namespace_too(pod_netns, tmp_path):
+    from operators.embedded import pki
+    ca = pki.make_ca("probe-ca")
+    pki.write(pki.issue(ca, "pod", server=True, ips=[pod_netns.ip]), tmp_path, "pod")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(tmp_path / "pod.crt"), str(tmp_path / "pod.key"))
+
+    async def main():
+        seen: list[str] = []
+
+        async def handle(reader, writer):
+            seen.append((await reader.readuntil(b"\r\n\r\n")).decode())
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            await writer.drain()
+            writer.close()
+        server = await asyncio.start_server(handle, sock=netns.bind_in(pod_netns.netns, pod_netns.ip, 0), ssl=ctx)
+        port = server.sockets[0].getsockname()[1]
+        p = Probe.model_validate({"httpGet": {"path": "/tls", "port": port, "scheme": "HTTPS"}})
+        assert await probe(p, C, pod_netns, no_exec) == (True, "")  # certificates are not verified, as upstream
+        assert seen and seen[0].startswith("GET /tls HTTP/1.1\r\n")
+        server.close()
+    asyncio.run(main())
