@@ -223,3 +223,17 @@ def test_a_sysctl_value_with_spaces_passes_the_list_option_check():
     s = spec({"sysctls": [{"name": "net.ipv4.tcp_rmem", "value": "4096 87380 6291456"}]})
     out = run_args(SandboxRef("ns1", "web", "1234"), s, s.containers[0], network="n", labels={}, new_pod=True)
     assert "--sysctl=net.ipv4.tcp_rmem=4096 87380 6291456" in out
+
+
+def test_the_tenant_apiserver_keeps_pod_security_admission_on():
+    """PodSecurity is one of kube-apiserver's default admission plugins: nothing may turn it
+    off, or `pod-security.kubernetes.io/enforce` labels would mean nothing (e2e checks them)."""
+    from pathlib import Path
+    from operators.serverlesscluster import controlplane as cp
+    t = cp.Tenant(directory=Path("/x/p1"), ports=cp.TenantPorts(21000, 21001), etcd_url="https://127.0.0.1:2379",
+                  etcd_prefix="/p1", name="c1", namespace="team", uid="u-1", sandbox_namespace="tenant-c1-u-1",
+                  max_pods=7, cpu="4", memory="8Gi")
+    args = cp.apiserver_args(Path("/bin"), t)
+    assert not any(a.startswith("--disable-admission-plugins=") and "PodSecurity" in a for a in args)
+    assert not any(a.startswith("--admission-control=") for a in args)  # the old flag replaces the defaults
+    assert not any(a.startswith("--feature-gates=") and "PodSecurity=false" in a for a in args)
