@@ -272,3 +272,34 @@ def test_https_probes_run_in_the_namespace_too(pod_netns, tmp_path):
         assert seen and seen[0].startswith("GET /tls HTTP/1.1\r\n")
         server.close()
     asyncio.run(main())
+
+
+def test_the_worker_probes_from_the_pods_namespace_and_reads_it_again_once_gone(tmp_path):
+    from operators.models.podspec import PodSpec
+    from operators.providers.base import SandboxRef
+    from operators.providers.local.kubelet.worker import PodWorker
+
+    first, second = tmp_path / "netns-1", tmp_path / "netns-2"
+    first.touch()
+    second.touch()
+
+    class Sandbox:  # the two provider calls the worker makes for a probe's target
+        asked = 0
+
+        async def pod_netns(self, ref):
+            self.asked += 1
+            return str(first if self.asked == 1 else second)
+
+        async def pod_ip(self, ref):
+            return "10.88.0.7"
+
+    sandbox = Sandbox()
+    spec = PodSpec.model_validate({"containers": [{"name": "app", "image": "img"}]})
+    w = PodWorker(sandbox, SandboxRef("ns", "web", "u-1"), spec, network="n", labels={}, dns=[], state_file=None)
+
+    async def main():
+        assert await w._pod_network() == PodNetwork("10.88.0.7", str(first))
+        assert await w._pod_network() == PodNetwork("10.88.0.7", str(first)) and sandbox.asked == 1
+        first.unlink()  # the infra container was replaced
+        assert await w._pod_network() == PodNetwork("10.88.0.7", str(second)) and sandbox.asked == 2
+    asyncio.run(main())
