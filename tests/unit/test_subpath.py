@@ -226,3 +226,20 @@ def test_a_start_after_the_sandbox_was_cleaned_up_mounts_nothing(tmp_path):
     with pytest.raises(ProviderError, match="are gone"):
         volumes.prepare_subpaths(REF, s, s.containers[0], tmp_path)
     assert not (tmp_path / REF.uid).exists() and subpath.mounts_under(tmp_path) == []
+
+
+def test_preparing_the_volumes_again_creates_nothing_through_a_link(tmp_path):
+    """prepare runs again on every operator resume, after containers changed the volume: it
+    must not create subPath directories itself (it once did, following the pod's links)."""
+    s = pod([{"name": "data", "mountPath": "/a", "subPath": "x/new"}])
+    root = tmp_path / "volumes"
+    volumes.prepare(REF, s, root)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / REF.uid / "data" / "x").symlink_to(outside)
+    volumes.prepare(REF, s, root)
+    assert list(outside.iterdir()) == []
+    with pytest.raises(ProviderError, match='"x" is a symlink to an absolute path'):
+        volumes.prepare_subpaths(REF, s, s.containers[0], root)
+    assert list(outside.iterdir()) == []
+    volumes.cleanup(REF, root)
