@@ -261,3 +261,14 @@ def test_no_builder_can_pass_a_list_option_that_podman_would_split(arg):
         check_list_options(c, ["run", arg, "--", "img"])
     assert err.value.reason == "CreateContainerConfigError"
     check_list_options(c, ["run", "--sysctl=net.ipv4.tcp_keepalive_time=600", "--", "img", arg])  # data after --
+
+
+@pytest.mark.parametrize("server", ["10.0.0.1,nolock", "nfs.example,port=1", "-oexec", "a b", "x\ny", 'q"'])
+def test_an_nfs_server_cannot_add_mount_options(server):
+    from operators.models.volumes import Volume
+    from operators.providers.local.volumes import nfs_create_args
+    with pytest.raises(InvalidSpecError) as err:
+        nfs_create_args(REF, Volume.model_validate({"name": "d", "nfs": {"server": server, "path": "/x"}}), {})
+    assert "nfs.server" in str(err.value)
+    args = nfs_create_args(REF, Volume.model_validate({"name": "d", "nfs": {"server": "10.0.0.1", "path": "/x,y"}}), {})
+    assert "--opt=o=addr=10.0.0.1,rw" in args and "--opt=device=10.0.0.1:/x,y" in args
