@@ -98,6 +98,23 @@ def test_run_as_user_group_fs_group_and_supplemental_groups(sec):
     assert "uid=2000 gid=0" in own            # the container's fields over the pod's
 
 
+def test_fs_group_lets_a_non_root_user_read_a_secret_volume(sec):
+    sec.kubectl("create", "secret", "generic", "fsg", "--from-literal=key=s3cret")
+    script = "cat /secret/key && echo; echo stat=$(stat -L -c %a:%g /secret/key); echo end; sleep 3600"
+    vols = [{"name": "s", "secret": {"secretName": "fsg", "defaultMode": 0o400}}]
+    with_group = pod("fsg", [container("app", script, volumeMounts=[{"name": "s", "mountPath": "/secret"}])],
+                     securityContext={"runAsUser": 1000, "fsGroup": 2000}, volumes=vols)
+    without = pod("nofsg", [container("app", "cat /secret/key >/dev/null 2>&1 && echo readable || echo denied; "
+                                             "echo end; sleep 3600",
+                                      volumeMounts=[{"name": "s", "mountPath": "/secret"}])],
+                  securityContext={"runAsUser": 1000}, volumes=vols)
+    assert create(sec, with_group).returncode == 0 and create(sec, without).returncode == 0
+    out = wait_logs(sec, "fsg", "end", "app")
+    assert "s3cret" in out and "stat=440:2000" in out  # group-readable, the fsGroup's, as the kubelet sets it
+    assert "denied" in wait_logs(sec, "nofsg", "end", "app")  # without fsGroup, 0400 root-owned stays unreadable
+    sec.kubectl("delete", "secret", "fsg", check=False)
+
+
 def test_run_as_group_alone_keeps_the_images_user(sec):
     p = pod("grouponly", [container("numeric", f"{ID}; echo end; sleep 3600", image=NUMERIC_IMAGE),
                           container("root", f"{ID}; echo end; sleep 3600")],
@@ -250,6 +267,10 @@ REFUSED = [
     ("windows", {"container": {"windowsOptions": {"runAsUserName": "ContainerUser"}}},
      "spec.containers[0].securityContext.windowsOptions: Forbidden"),
     ("user-namespace", {"hostUsers": False}, "spec.hostUsers: Forbidden"),
+    # The deprecated annotation becomes the field on create (the apiserver's version skew
+    # handling), and is refused as the field is.
+    ("apparmor-annotation", {"annotations": {"container.apparmor.security.beta.kubernetes.io/app": "unconfined"}},
+     "spec.containers[0].securityContext.appArmorProfile.type: Forbidden"),
     ("groups-strict", {"securityContext": {"supplementalGroupsPolicy": "Strict"}},
      "spec.securityContext.supplementalGroupsPolicy: Forbidden"),
 ]
@@ -259,7 +280,11 @@ REFUSED = [
 def test_what_would_weaken_the_sandbox_is_refused_naming_the_field(sec, name, extra, field):
     extra = dict(extra)
     c = container("app", securityContext=extra.pop("container")) if "container" in extra else container("app")
-    proc = create(sec, pod(name, [c], **extra))
+    annotations = extra.pop("annotations", None)
+    obj = pod(name, [c], **extra)
+    if annotations:
+        obj["metadata"]["annotations"] = annotations
+    proc = create(sec, obj)
     assert proc.returncode != 0, f"{name} was admitted"
     assert field in proc.stderr, proc.stderr
     assert sec.kubectl("get", "pod", name, check=False).returncode != 0
