@@ -54,9 +54,13 @@ def ensure_client(etcd_dir: Path, target: Path, cn: str) -> None:
 
     Idempotent; a tenant plane made before etcd had TLS gets one when its apiserver is
     next started."""
-    if (target / f"{CLIENT_STEM}.key").exists() and (target / CLIENT_CA_FILE).exists():
-        return
     ca = pki.load(etcd_dir, CA)
+    try:
+        current = (target / CLIENT_CA_FILE).read_bytes() == ca.cert_pem
+    except FileNotFoundError:
+        current = False
+    if current and (target / f"{CLIENT_STEM}.key").exists():
+        return  # (one of a CA that was since replaced is issued anew)
     target.mkdir(parents=True, exist_ok=True)
     (target / CLIENT_CA_FILE).write_bytes(ca.cert_pem)
     pki.write(pki.issue(ca, cn, client=True), target, CLIENT_STEM)

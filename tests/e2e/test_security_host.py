@@ -256,3 +256,58 @@ def test_meta_apiserver_refuses_anonymous_and_tenant_apiserver_lets_it_read_heal
     assert _raw("127.0.0.1", port, "GET", "/readyz", None, True).split()[1] == "200"
     assert _raw("127.0.0.1", port, "GET", "/api/v1/secrets", None, True).split()[1] == "403"
     assert _raw("127.0.0.1", port, "POST", "/api/v1/namespaces", STATE_CHANGES[0][2], True).split()[1] == "403"
+
+
+def test_an_installation_made_before_etcd_had_tls_comes_up_with_it(meta, tmp_path):
+    """An older home: etcd data written over plain HTTP, no etcd CA. `sk8s up` makes what
+    is missing, and etcd serves the old data over TLS, to its own certificates only."""
+    import subprocess
+    import sys
+    import time
+    from operators.config import Layout
+    from .conftest import REPO
+    home = tmp_path / "old-home"
+    lay = Layout(home)
+    lay.ensure()
+    ports = lay.ports()
+    client, peer = f"http://127.0.0.1:{ports.etcd_client}", f"http://127.0.0.1:{ports.etcd_peer}"
+    old = subprocess.Popen([str(meta.bindir / "etcd"), "--name=sk8s-meta", f"--data-dir={lay.etcd_data}",
+                            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+                            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+                            f"--initial-cluster=sk8s-meta={peer}", "--listen-metrics-urls=", "--log-level=warn"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _etcd(client, "put", {"key": _b64("/kept-from-before"), "value": _b64("old")}, None)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the old etcd did not start"
+                time.sleep(0.2)
+    finally:
+        old.terminate()
+        old.wait(timeout=30)
+    assert not (home / "pki" / "etcd").exists()
+    env = dict(meta.env, SK8S_HOME=str(home), SK8S_STANDBY_PLANES="0",
+               CONTAINERS_CONF=str(home / "containers.conf"))
+    env.pop("KUBECONFIG", None)
+
+    def sk8s(*args):
+        return subprocess.run([sys.executable, "-m", "operators.cli", *args], env=env, cwd=str(REPO), text=True,
+                              capture_output=True, timeout=300)
+    try:
+        up = sk8s("up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        d = home / "pki" / "etcd"
+        url = f"https://127.0.0.1:{ports.etcd_client}"
+        _refused(lambda: _etcd(client, "range", {"key": _b64("/kept-from-before")}, None))
+        _refused(lambda: _etcd(url, "range", {"key": _b64("/kept-from-before")}, _ctx(d / "ca.crt")))
+        ctx = _ctx(d / "ca.crt", d / "healthcheck-client.crt", d / "healthcheck-client.key")
+        kvs = _etcd(url, "range", {"key": _b64("/kept-from-before")}, ctx)["kvs"]
+        assert base64.b64decode(kvs[0]["value"]) == b"old"
+        got = subprocess.run([str(meta.bindir / "kubectl"), f"--kubeconfig={home / 'kubeconfig'}", "get", "ns",
+                              "default"], text=True, capture_output=True, timeout=60)
+        assert got.returncode == 0, got.stderr
+    finally:
+        sk8s("down")

@@ -116,6 +116,12 @@ def test_a_plane_gets_a_client_cert_of_etcd_not_of_its_tenant_ca(tmp_path):
     assert _verify((d / "ca.crt").read_bytes(), first)
     cert = x509.load_pem_x509_certificate(first)
     assert cert.subject.rfc4514_string() == "CN=sk8s-plane-p1"
+    # etcd's CA replaced (its directory lost): the plane's certificate follows.
+    import shutil
+    shutil.rmtree(d)
+    etcd_pki.ensure_etcd_pki(d)
+    etcd_pki.ensure_client(d, target, "sk8s-plane-p1")
+    assert _verify((d / "ca.crt").read_bytes(), (target / "etcd-client.crt").read_bytes())
 
 
 def test_restart_backoff_doubles_and_forgives():
