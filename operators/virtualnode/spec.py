@@ -220,11 +220,21 @@ def dropped_fields(pod: dict) -> list[str]:
     for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         extras = [f for f in _CONTAINER_EXTRAS if c.get(f)]
         extras += [f"{k}.grpc" for k in _PROBES if c.get(k) and _probe(c[k]) is None]
+        extras += [f"securityContext.{k}" for k in _unmodelled(c.get("securityContext"), pod_level=False)]
         if any(m.get("name") in vols for m in c.get("volumeMounts") or []):
             extras.append("volumeMounts")
         if extras:
             out.append(f"container {c['name']}: {', '.join(extras)}")
+    out += [f"securityContext.{k}" for k in _unmodelled(spec.get("securityContext"), pod_level=True)]
     return out
+
+
+def _unmodelled(sc: dict | None, *, pod_level: bool) -> list[str]:
+    """securityContext fields of a newer API than the SandboxPod schema knows: it would
+    prune them, so they are named (every field of this version is modelled)."""
+    from ..models.securitycontext import PodSecurityContext, SecurityContext  # local: flat import graph
+    known = (PodSecurityContext if pod_level else SecurityContext).model_fields
+    return [k for k in sc or {} if k not in known]
 
 
 def pod_uid_of(sbp: dict) -> str | None:

@@ -237,3 +237,12 @@ def test_the_tenant_apiserver_keeps_pod_security_admission_on():
     assert not any(a.startswith("--disable-admission-plugins=") and "PodSecurity" in a for a in args)
     assert not any(a.startswith("--admission-control=") for a in args)  # the old flag replaces the defaults
     assert not any(a.startswith("--feature-gates=") and "PodSecurity=false" in a for a in args)
+
+
+def test_a_security_context_field_of_a_newer_api_is_named_not_dropped_unseen():
+    from operators.virtualnode.spec import dropped_fields
+    pod = {"metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+           "spec": {"securityContext": {"runAsUser": 1, "futureField": True},
+                    "containers": [{"name": "app", "image": "i", "securityContext": {"futureKnob": "x",
+                                                                                    "runAsUser": 2}}]}}
+    assert dropped_fields(pod) == ["container app: securityContext.futureKnob", "securityContext.futureField"]
