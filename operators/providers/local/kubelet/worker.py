@@ -167,7 +167,7 @@ class PodWorker:
     async def start(self) -> None:
         """Create the first containers now (so that a bad image fails `ensure` at once), then
         run the loop in the background. Idempotent."""
-        if self.task is not None:
+        if self.task is not None or self.evicted:
             return
         first = self.init[:1] or self.apps
         for cs in first:
@@ -393,7 +393,7 @@ class PodWorker:
             await asyncio.sleep(ephemeral.PERIOD)
             try:
                 containers, volumes = await self._storage_usage()
-            except ProviderError as exc:
+            except Exception as exc:  # noqa: BLE001 - a failed measurement is retried next period
                 log.warning("%s: measuring ephemeral storage: %s", self.ref.instance_name, exc)
                 continue
             message = ephemeral.decide(self.storage, containers, volumes)
