@@ -57,3 +57,27 @@ def test_tenant_ranges_are_rejected_on_this_machine(meta):
         assert routes.startswith("prohibit"), routes
         got = subprocess.run(["ip", "-4", "route", "get", probe], capture_output=True, text=True)
         assert got.returncode != 0 and "dev eth" not in got.stdout, got.stdout
+
+
+def test_pod_changes_a_sandbox_cannot_carry_are_refused(meta):
+    """Ephemeral containers, in-place resize and a new image were accepted and never applied."""
+    from .conftest import IMAGE
+    from .tenant import make_cluster
+    t = make_cluster(meta, "updates")
+    try:
+        t.kubectl("run", "p", f"--image={IMAGE}", "--image-pull-policy=IfNotPresent", "--", "sleep", "3600")
+        t.wait_pod("p", lambda p: p["status"].get("phase") == "Running")
+        t.kubectl("label", "pod", "p", "changed=yes")  # metadata changes still go through
+        proc = t.kubectl("set", "image", "pod/p", "p=localhost/other:1", check=False)
+        assert proc.returncode != 0 and "spec.containers[0].image: Forbidden" in proc.stderr, proc.stderr
+        proc = t.kubectl("debug", "p", f"--image={IMAGE}", "--", "true", check=False)
+        assert proc.returncode != 0 and "spec.ephemeralContainers: Forbidden" in proc.stderr, proc.stderr
+        proc = t.kubectl("patch", "pod", "p", "--subresource=resize", "-p",
+                         '{"spec":{"containers":[{"name":"p","resources":{"requests":{"cpu":"200m"}}}]}}',
+                         check=False)
+        # the apiserver's own refusal: the virtual node does not declare in-place resize
+        assert proc.returncode != 0 and "without support for resize" in proc.stderr, proc.stderr
+        pod = t.pod("p")
+        assert pod["spec"]["containers"][0]["image"] == IMAGE and not pod["spec"].get("ephemeralContainers")
+    finally:
+        meta.kubectl("delete", "serverlesscluster", "updates", "--timeout=180s", check=False)
