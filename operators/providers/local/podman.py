@@ -63,3 +63,12 @@ def _last_error(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and "syslog" not in ln]
     errors = [ln for ln in lines if ln.startswith("Error")]
     return (errors or lines or ["failed"])[-1]
+
+
+def scrub_host_paths(message: str, paths: dict[str, str]) -> str:
+    """`message` with this host's directories replaced by names: podman's errors reach
+    tenants (Events, pod status), and the host's layout is none of their business."""
+    for path in sorted(paths, key=len, reverse=True):
+        if path and path != "/":
+            message = message.replace(path, paths[path])
+    return message

@@ -13,13 +13,14 @@ import logging
 from pathlib import Path
 from typing import AsyncIterator
 
+from ...config import sk8s_home
 from ...models.podspec import Container, PodSpec
 from ..base import (ContainerInfo, ImagePullError, Provider, ProviderError, SandboxInstance,
                     SandboxRef, StdioSession)
 from .kubelet import ephemeral
 from .kubelet.worker import PodWorker
 from . import firewall
-from .podman import Podman, cannot_run
+from .podman import Podman, cannot_run, scrub_host_paths
 from . import fsgroup, netns, podenv, security, volumes
 from .vpc import LocalVpcs
 from .stdio import attach_args, exec_args, open_session
@@ -238,9 +239,12 @@ class LocalProvider(Provider):
             raise
         return proc.returncode or 0, out.decode(errors="replace")
 
-    @staticmethod
-    def _classify(image: str, stderr: str) -> ProviderError:
-        msg = " ".join(ln.strip() for ln in stderr.splitlines() if ln.startswith("Error")) or stderr.strip()
+    def _classify(self, image: str, stderr: str) -> ProviderError:
+        # The message reaches the tenant (Events, pod status): without podman's "Error: "
+        # (the Event adds the kubelet's own) and without this host's paths.
+        msg = " ".join(ln.strip().removeprefix("Error: ") for ln in stderr.splitlines()
+                       if ln.startswith("Error")) or stderr.strip()
+        msg = scrub_host_paths(msg, {str(self.volume_root()): "<volumes>", str(sk8s_home()): "<sk8s>"})
         if "image not known" in stderr and "Trying to pull" not in stderr:
             return ImagePullError(f'image "{image}" is not present with pull policy of Never: {msg}',
                                   reason="ErrImageNeverPull")
