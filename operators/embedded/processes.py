@@ -80,12 +80,20 @@ class ProcessSet:
 _reapers: list[subprocess.Popen] = []
 
 
-def cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]]
-    except OSError:
-        return []
+def cmdline(pid: int, settle: float = 1.0) -> list[str]:
+    """A process's argv. Popen returns once the child's exec has closed its files, which is
+    before the new program's arguments are readable: an empty answer from a live process
+    is read again for up to `settle` seconds."""
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = [a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]]
+        except OSError:
+            return []
+        if args or time.monotonic() >= deadline or not alive(pid):
+            return args
+        time.sleep(0.01)
 
 
 def same_program(current: list[str], argv: list[str]) -> bool:
