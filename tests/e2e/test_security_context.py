@@ -395,6 +395,11 @@ def test_restricted_namespace_refuses_root_and_runs_a_compliant_pod_as_non_root(
     assert "uid=1000" in out and "uid=0" not in out
     assert int(status_line(out, "CapEff"), 16) == 0
     assert status_line(out, "NoNewPrivs") == "1" and status_line(out, "Seccomp") == "2"
+    # What `kubectl exec` runs there is confined the same way: not root, no capabilities.
+    ex = sec.kubectl("exec", "compliant", "-n", "locked", "--", "sh", "-c",
+                     ID + "; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status").stdout
+    assert "uid=1000" in ex and int(status_line(ex, "CapEff"), 16) == 0
+    assert status_line(ex, "NoNewPrivs") == "1" and status_line(ex, "Seccomp") == "2"
     sec.kubectl("delete", "namespace", "locked", "--wait=false", check=False)
 
 
