@@ -140,3 +140,10 @@ def write_containers_conf(lay: Layout) -> Path:
     if not lay.containers_conf.exists() or lay.containers_conf.read_text() != CONTAINERS_CONF:
         lay.containers_conf.write_text(CONTAINERS_CONF)
     return lay.containers_conf
+
+
+def nfs_allowed() -> str:
+    """SK8S_NFS_ALLOWED: comma-separated CIDRs of NFS servers a meta-cluster admin trusts
+    although they are the host's own (loopback, its interfaces, link-local); see
+    providers/local/nfspolicy.py. Read by the SandboxPod operator, which mounts NFS volumes."""
+    return os.environ.get("SK8S_NFS_ALLOWED", "")

@@ -268,7 +268,13 @@ def test_an_nfs_server_cannot_add_mount_options(server):
     from operators.models.volumes import Volume
     from operators.providers.local.volumes import nfs_create_args
     with pytest.raises(InvalidSpecError) as err:
-        nfs_create_args(REF, Volume.model_validate({"name": "d", "nfs": {"server": server, "path": "/x"}}), {})
+        nfs_create_args(REF, Volume.model_validate({"name": "d", "nfs": {"server": server, "path": "/x"}}), {},
+                        "10.0.0.1")
     assert "nfs.server" in str(err.value)
-    args = nfs_create_args(REF, Volume.model_validate({"name": "d", "nfs": {"server": "10.0.0.1", "path": "/x,y"}}), {})
+    args = nfs_create_args(REF, Volume.model_validate({"name": "d", "nfs": {"server": "nas", "path": "/x,y"}}), {},
+                           "10.0.0.1")
+    # The checked address, never the name, reaches mount(8) (nfspolicy.py).
     assert "--opt=o=addr=10.0.0.1,rw" in args and "--opt=device=10.0.0.1:/x,y" in args
+    args = nfs_create_args(REF, Volume.model_validate({"name": "d", "nfs": {"server": "nas", "path": "/x"}}), {},
+                           "2001:db8::5")
+    assert "--opt=o=addr=2001:db8::5,rw" in args and "--opt=device=[2001:db8::5]:/x" in args

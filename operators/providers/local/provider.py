@@ -8,20 +8,23 @@ changes are pushed by `podman events`, so status follows within milliseconds and
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 from pathlib import Path
 from typing import AsyncIterator
 
-from ...config import sk8s_home
+from ...config import nfs_allowed, sk8s_home
+from ...embedded.components import SERVICE_CIDR
 from ...models.podspec import Container, PodSpec
-from ..base import (ContainerInfo, ImagePullError, Provider, ProviderError, SandboxInstance,
+from ..base import (ContainerInfo, ImagePullError, InvalidSpecError, Provider, ProviderError, SandboxInstance,
                     SandboxRef, StdioSession)
 from .kubelet import ephemeral
 from .kubelet.worker import PodWorker
 from . import firewall
 from .podman import Podman, cannot_run, scrub_host_paths
-from . import fsgroup, netns, podenv, security, volumes
+from . import fsgroup, netns, nfspolicy, podenv, security, volumes
+from .loadbalancer import internet_range
 from .vpc import LocalVpcs
 from .stdio import attach_args, exec_args, open_session
 from .spec import (LABEL_CLUSTER_UID, LABEL_CONTAINER, LABEL_HOME, LABEL_INIT, LABEL_NAME, LABEL_NAMESPACE,
@@ -69,6 +72,7 @@ class LocalProvider(Provider):
         self.podman = Podman(containers_conf)
         self.network = network or f"sk8s-{home_id}"
         self.subnet = subnet
+        self._admin_net: ipaddress.IPv4Network | None = None  # the admin network's subnet, once read
         self._host_ip: str | None = None
         self.vpcs = LocalVpcs(self.podman, home_id)
         self._gateways: dict[str, str | None] = {}
@@ -345,14 +349,61 @@ class LocalProvider(Provider):
                               content: dict[str, dict[str, tuple[bytes, int]]]) -> None:
         if not spec.volumes:
             return
+        # Every NFS server is checked before anything of the pod is prepared: a refused one
+        # leaves nothing behind.
+        addresses = {v.name: await self._nfs_address(v, labels) for v in spec.volumes if v.nfs}
         await asyncio.to_thread(volumes.prepare, ref, spec, self.volume_root)
         await self.write_volumes(ref, spec, content)
         for v in spec.volumes:
             if v.nfs:
                 vol_labels = {**labels, LABEL_HOME: self.home_id, LABEL_UID: ref.uid}
-                res = await self.podman.run(*volumes.nfs_create_args(ref, v, vol_labels), check=False)
+                res = await self.podman.run(*volumes.nfs_create_args(ref, v, vol_labels, addresses[v.name]),
+                                            check=False)
                 if res.rc != 0 and "already exists" not in res.err:
                     raise ProviderError(f'volume "{v.name}": {res.err.strip()}', reason="FailedMount")
+
+    async def _nfs_address(self, v, labels: dict[str, str]) -> str:
+        """The one address the host may mount `v`'s NFS server from (nfspolicy.py), or a
+        refusal naming the field: the host connects with its own network reach, so never to
+        itself, another tenant or sk8s's own ranges on the pod's behalf."""
+        cluster_uid = labels.get(LABEL_CLUSTER_UID)  # from the SandboxPod's namespace (tenancy.py)
+        own = (await self.vpcs.ensure(cluster_uid)).layout.pod_range if cluster_uid else None
+        try:
+            allowed = nfspolicy.parse_allowed(nfs_allowed())
+        except ValueError as exc:
+            raise ProviderError(f'volume "{v.name}": {exc}', reason="FailedMount") from exc
+        try:
+            addr = await nfspolicy.resolve(v.nfs.server, asyncio.get_running_loop().getaddrinfo)
+            why = nfspolicy.check_nfs_server(
+                addr, own_vpc=own, pool=self.vpcs.pool, service_cidr=ipaddress.ip_network(SERVICE_CIDR),
+                host_addresses=await self._host_addresses(), allowed=allowed,
+                lb_range=internet_range(self.home_id), admin_network=await self._admin_subnet())
+        except nfspolicy.NfsUnresolvable as exc:
+            raise ProviderError(f'volume "{v.name}": nfs.server: {exc}', reason="FailedMount") from exc
+        except nfspolicy.NfsRefused as exc:
+            why = str(exc)
+        if why:
+            log.warning("sandbox volume %s: nfs server %r refused: %s", v.name, v.nfs.server, why)
+            raise InvalidSpecError(f'volume "{v.name}": nfs.server: Forbidden: {why}',
+                                   reason="CreateContainerConfigError")
+        return str(addr)
+
+    async def _host_addresses(self) -> set:
+        """Every address of this host's interfaces, read anew (bridges come and go)."""
+        proc = await asyncio.create_subprocess_exec("ip", "-j", "addr", stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:  # fail closed: without the list, nothing could be checked
+            raise ProviderError("cannot list the host's addresses (ip -j addr)", reason="FailedMount")
+        return nfspolicy.host_addresses_from_ip_json(out.decode())
+
+    async def _admin_subnet(self):
+        """The admin sandbox network's subnet (podman chose it)."""
+        if self._admin_net is None:
+            net = await self.podman.json("network", "inspect", "--", self.network)
+            subnets = (net[0] if isinstance(net, list) else net).get("subnets") or []
+            self._admin_net = ipaddress.ip_network(subnets[0]["subnet"]) if subnets else None
+        return self._admin_net
 
     async def write_volumes(self, ref: SandboxRef, spec: PodSpec,
                             content: dict[str, dict[str, tuple[bytes, int]]]) -> list[str]:

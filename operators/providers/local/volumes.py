@@ -10,7 +10,8 @@ into each container that mounts it, so containers of one pod share it:
 - configMap, secret, downwardAPI: files written as the kubelet's AtomicWriter does: a
   timestamped `..<time>` directory, a `..data` symlink swapped atomically by rename, and
   one user-visible symlink per top-level name into `..data`. Mounted read-only, as upstream.
-- nfs: a podman volume of the local driver with type nfs (mount(8) on the host).
+- nfs: a podman volume of the local driver with type nfs (mount(8) on the host), of a server
+  that nfspolicy.py allowed: never the host itself, another tenant or sk8s's own ranges.
 
 A subPath is resolved inside its volume without following symlinks out of it and
 bind-mounted from what was opened (subpath.py, `prepare_subpaths`), before each container
@@ -77,17 +78,20 @@ def disk_limit_commands(image: Path, mountpoint: Path, size: int) -> list[list[s
             ["mount", "-o", "loop", str(image), str(mountpoint)]]
 
 
-def nfs_create_args(ref: SandboxRef, v: Volume, labels: dict[str, str]) -> list[str]:
-    """`podman volume create` arguments of an NFS volume (local driver, mounted by the host kernel)."""
+def nfs_create_args(ref: SandboxRef, v: Volume, labels: dict[str, str], address: str) -> list[str]:
+    """`podman volume create` arguments of an NFS volume (local driver, mounted by the host kernel).
+    `address` is the server's one address that nfspolicy checked: it, never the name, goes
+    to mount(8), so that the name cannot resolve elsewhere once checked."""
     assert v.nfs is not None
     # The server goes into mount(8)'s option list: a comma or `=` in it would add options.
     if (not v.nfs.server or v.nfs.server.startswith("-")
             or any(ch in ',="' or ch.isspace() or not ch.isprintable() for ch in v.nfs.server)):
         raise InvalidSpecError(f'volume "{v.name}": nfs.server: Invalid value: {v.nfs.server!r}: not a host name '
                                "or address", reason="CreateContainerConfigError")
-    opts = f"addr={v.nfs.server}," + ("ro" if v.nfs.readOnly else "rw")
+    host = f"[{address}]" if ":" in address else address  # an IPv6 device is [addr]:path
+    opts = f"addr={address}," + ("ro" if v.nfs.readOnly else "rw")
     args = ["volume", "create", "--driver=local", "--opt=type=nfs", f"--opt=o={opts}",
-            f"--opt=device={v.nfs.server}:{v.nfs.path}"]
+            f"--opt=device={host}:{v.nfs.path}"]
     args += [f"--label={k}={val}" for k, val in sorted(labels.items())]
     return args + [nfs_volume_name(ref, v.name)]
 
