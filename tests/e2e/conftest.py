@@ -18,6 +18,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/sk8s-busybox:latest"
+# The address the e2e NFS server answers on: a loopback address of its own (not 127.0.0.1,
+# nor in the load balancers' 127.64-191 range), the one host address the installation trusts.
+NFS_HOST = "127.0.2.49"
 
 
 def _need(tool: str) -> None:
@@ -80,6 +83,10 @@ def meta() -> Meta:
     home = Path(tempfile.mkdtemp(prefix="sk8s-e2e-"))
     env = dict(os.environ, SK8S_HOME=str(home), CONTAINERS_CONF=str(home / "containers.conf"))
     env.pop("KUBECONFIG", None)
+    # The NFS test's server runs on this host, which tenant NFS volumes may not reach: the
+    # installation trusts exactly that server's address (test_pod_volumes.py, NFS_HOST) and
+    # nothing else of the host (test_security_nfs.py checks the rest stays refused).
+    env["SK8S_NFS_ALLOWED"] = f"{NFS_HOST}/32"
     bindir = Path(subprocess.run(["bash", str(REPO / "hack/build-components.sh")], env=env, text=True,
                                  check=True, capture_output=True).stdout.strip().splitlines()[-1])
     m = Meta(home, home / "kubeconfig", bindir, env)

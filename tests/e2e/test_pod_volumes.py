@@ -16,7 +16,7 @@ import time
 import pytest
 import yaml
 
-from .conftest import IMAGE
+from .conftest import IMAGE, NFS_HOST
 from .tenant import make_cluster
 
 pytestmark = pytest.mark.e2e
@@ -256,7 +256,7 @@ def nfs_server(tmp_path):
     deadline = time.monotonic() + 30
     while True:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            socket.create_connection((NFS_HOST, port), timeout=1).close()
             break
         except OSError:
             if time.monotonic() > deadline:
@@ -271,7 +271,9 @@ def nfs_server(tmp_path):
 
 def test_nfs_volume(vol, nfs_server):
     export, port = nfs_server
-    host = "127.0.0.1"  # the host mounts the volume (as a kubelet does), not the sandbox
+    # The host mounts the volume (as a kubelet does), not the sandbox; the installation
+    # trusts this one host address (SK8S_NFS_ALLOWED in conftest.py), no other.
+    host = NFS_HOST
     c = container("main", "cat /mnt/hello.txt; echo written > /mnt/out.txt; echo end; sleep 3600",
                   volumeMounts=[{"name": "share", "mountPath": "/mnt"}])
     apply(vol, pod("nfs", [c], [{"name": "share", "nfs": {"server": host, "path": "/share"}}]))
