@@ -274,7 +274,7 @@ def test_an_nfs_server_cannot_add_mount_options(server):
     args = nfs_create_args(REF, Volume.model_validate({"name": "d", "nfs": {"server": "nas", "path": "/x,y"}}), {},
                            "10.0.0.1")
     # The checked address, never the name, reaches mount(8) (nfspolicy.py).
-    assert "--opt=o=addr=10.0.0.1,rw" in args and "--opt=device=10.0.0.1:/x,y" in args
+    assert "--opt=o=addr=10.0.0.1,nosuid,nodev,rw" in args and "--opt=device=10.0.0.1:/x,y" in args
     args = nfs_create_args(REF, Volume.model_validate({"name": "d", "nfs": {"server": "nas", "path": "/x"}}), {},
                            "2001:db8::5")
-    assert "--opt=o=addr=2001:db8::5,rw" in args and "--opt=device=[2001:db8::5]:/x" in args
+    assert "--opt=o=addr=2001:db8::5,nosuid,nodev,rw" in args and "--opt=device=[2001:db8::5]:/x" in args

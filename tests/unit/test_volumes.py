@@ -153,7 +153,7 @@ def test_mount_args_share_one_host_directory_per_volume():
         "--volume=/v/uid-1/cfg:/etc/cfg:ro",  # API data is always read-only, as upstream
         "--volume=sk8s-uid-1-share:/mnt:ro"]
     assert local.nfs_create_args(REF, s.volumes[2], {"sk8s.io/uid": "uid-1"}, "10.0.0.5") == [
-        "volume", "create", "--driver=local", "--opt=type=nfs", "--opt=o=addr=10.0.0.5,ro",
+        "volume", "create", "--driver=local", "--opt=type=nfs", "--opt=o=addr=10.0.0.5,nosuid,nodev,ro",
         "--opt=device=10.0.0.5:/exports", "--label=sk8s.io/uid=uid-1", "sk8s-uid-1-share"]
     bad = spec([{"name": "data", "emptyDir": {}}], [{"name": "other", "mountPath": "/x"}])
     with pytest.raises(InvalidSpecError, match='volumeMount "other" refers to no volume'):

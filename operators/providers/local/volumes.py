@@ -89,7 +89,9 @@ def nfs_create_args(ref: SandboxRef, v: Volume, labels: dict[str, str], address:
         raise InvalidSpecError(f'volume "{v.name}": nfs.server: Invalid value: {v.nfs.server!r}: not a host name '
                                "or address", reason="CreateContainerConfigError")
     host = f"[{address}]" if ":" in address else address  # an IPv6 device is [addr]:path
-    opts = f"addr={address}," + ("ro" if v.nfs.readOnly else "rw")
+    # nosuid, nodev: the server's files are the tenant's to choose (a setuid or device file
+    # must mean nothing on the host, where the export is mounted).
+    opts = f"addr={address},nosuid,nodev," + ("ro" if v.nfs.readOnly else "rw")
     args = ["volume", "create", "--driver=local", "--opt=type=nfs", f"--opt=o={opts}",
             f"--opt=device={host}:{v.nfs.path}"]
     args += [f"--label={k}={val}" for k, val in sorted(labels.items())]
