@@ -158,3 +158,12 @@ def test_vpc_isolation_rules_let_the_vpc_talk_to_itself_and_drop_the_rest_of_the
     assert own[:4] == ["-s", "10.112.2.0/23", "-d", "10.112.2.0/23"] and own[-1] == "ACCEPT"
     assert rest[:4] == ["-s", "10.112.2.0/23", "-d", "10.112.0.0/12"] and rest[-1] == "DROP"
     assert tag in own and tag in rest
+    *_, admins = rules("10.112.2.0/23", "10.112.0.0/12", tag, protected=("10.89.0.0/24",))
+    assert admins[:4] == ["-s", "10.112.2.0/23", "-d", "10.89.0.0/24"] and admins[-1] == "DROP"
+
+
+def test_a_vpc_may_not_open_connections_to_the_host():
+    from operators.providers.local.firewall import host_rules
+    (rule,) = host_rules("10.112.2.0/23", "sk8s:h:v")
+    assert rule[:2] == ["-s", "10.112.2.0/23"] and rule[-1] == "DROP"
+    assert rule[rule.index("--ctstate") + 1] == "NEW"  # replies to the host's own connections pass

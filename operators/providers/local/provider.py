@@ -89,6 +89,10 @@ class LocalProvider(Provider):
     # --- shared resources -------------------------------------------------------
     async def setup(self) -> None:
         self._host_ip = await self._ensure_network(self.network, subnet=self.subnet, isolate=False)
+        # Tenant VPCs must not reach the admins' sandboxes on this network (firewall.py).
+        net = await self.podman.json("network", "inspect", "--", self.network)
+        subnets = (net[0] if isinstance(net, list) else net).get("subnets") or []
+        self.vpcs.protected = tuple(s["subnet"] for s in subnets if s.get("subnet"))
 
     def cluster_network(self, cluster_uid: str) -> str:
         return self.vpcs.network_name(cluster_uid)

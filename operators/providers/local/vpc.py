@@ -78,6 +78,7 @@ class LocalVpcs:
         self.home_id = home_id
         self.pool = ipaddress.ip_network(pool or vpc_pool())
         self._cache: dict[str, Vpc] = {}
+        self.protected: tuple[str, ...] = ()  # networks no VPC may reach (the provider's own)
         self._locks: dict[str, asyncio.Lock] = {}
 
     def network_name(self, vpc_id: str) -> str:
@@ -98,7 +99,8 @@ class LocalVpcs:
                 return cached
             network, layout, gateway = await self._ensure_network(vpc_id)
             try:
-                await firewall.isolate(str(layout.subnet), str(self.pool), firewall.tag_of(self.home_id, vpc_id))
+                await firewall.isolate(str(layout.subnet), str(self.pool), firewall.tag_of(self.home_id, vpc_id),
+                                       self.protected)
             except (RuntimeError, OSError) as exc:
                 raise ProviderError(f"VPC {vpc_id}: {exc}", reason="IsolationFailed") from exc
             netns = await self._ensure_anchor(vpc_id, network, layout)
