@@ -10,13 +10,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import socket
 import subprocess
 import time
 
 import pytest
 import yaml
 
-from .conftest import IMAGE
+from .conftest import IMAGE, sandboxpod
 from .tenant import Tenant, make_cluster
 
 pytestmark = pytest.mark.e2e
@@ -184,3 +185,25 @@ def test_plausible_servers_pass_admission(nfs, server):
     proc = nfs.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(pod("plausible", server)),
                        check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("server", ["localhost", socket.gethostname(), "127.1", "0x7f000001", "127.0.0.1",
+                                    "::ffff:127.0.0.1"])
+def test_a_sandboxpod_past_tenant_admission_is_refused_by_the_provider(nfs, meta, server):
+    """What a compromised virtual node could write straight into its tenant's meta namespace,
+    without the tenant's admission policy: the provider refuses it all the same (this host's
+    own name resolves to one of its addresses)."""
+    sc = meta.get("serverlesscluster", "nfssec", "default")
+    ns = f"tenant-nfssec-{sc['metadata']['uid'][:8]}"
+    name = f"direct-{abs(hash(server)) % 10**6}"
+    meta.apply(sandboxpod(name, [{"name": "app", "command": ["sleep", "3600"],
+                                  "volumeMounts": [{"name": "share", "mountPath": "/mnt"}]}],
+                          volumes=[{"name": "share", "nfs": {"server": server, "path": "/share"}}]), ns)
+    try:
+        obj = meta.wait_for("sandboxpod", name, ns,
+                            lambda o: (o.get("status") or {}).get("reason") == CONFIG_ERROR, timeout=60)
+        assert 'volume "share": nfs.server: Forbidden' in obj["status"]["message"], obj["status"]
+        assert podman_volumes(meta, obj["metadata"]["uid"]) == []
+        assert obj["status"].get("phase") != "Running"
+    finally:
+        meta.kubectl("delete", "sandboxpod", name, "-n", ns, "--wait=false", check=False)
