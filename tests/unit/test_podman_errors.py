@@ -16,7 +16,8 @@ def test_host_paths_are_replaced_longest_first():
 def test_classified_run_error_has_neither_prefix_nor_host_path(tmp_path, monkeypatch):
     monkeypatch.setenv("SK8S_HOME", str(tmp_path))
     provider = LocalProvider.__new__(LocalProvider)
-    monkeypatch.setattr(LocalProvider, "volume_root", lambda self: tmp_path / "volumes")
+    # volume_root is a property (as the provider reads it): patched as one, so that calling it fails here too
+    monkeypatch.setattr(LocalProvider, "volume_root", property(lambda self: tmp_path / "volumes"))
     err = provider._classify("img", f"time=x level=warning\nError: statfs {tmp_path}/volumes/u/d/x: no such file\n")
     assert str(err) == "statfs <volumes>/u/d/x: no such file"
     assert err.reason == "RunContainerError"

@@ -252,7 +252,7 @@ class LocalProvider(Provider):
         # (the Event adds the kubelet's own) and without this host's paths.
         msg = " ".join(ln.strip().removeprefix("Error: ") for ln in stderr.splitlines()
                        if ln.startswith("Error")) or stderr.strip()
-        msg = scrub_host_paths(msg, {str(self.volume_root()): "<volumes>", str(sk8s_home()): "<sk8s>"})
+        msg = scrub_host_paths(msg, {str(self.volume_root): "<volumes>", str(sk8s_home()): "<sk8s>"})
         if "image not known" in stderr and "Trying to pull" not in stderr:
             return ImagePullError(f'image "{image}" is not present with pull policy of Never: {msg}',
                                   reason="ErrImageNeverPull")
