@@ -47,3 +47,27 @@ def make_cluster(meta, name: str, **spec) -> Tenant:
     path = meta.home / f"{name}.kubeconfig"
     path.write_bytes(base64.b64decode(secret["data"]["kubeconfig"]))
     return Tenant(name, path, meta)
+
+
+def cluster_uid(meta, name: str) -> str:
+    return meta.get("serverlesscluster", name, "default")["metadata"]["uid"]
+
+
+def plane_dir(meta, uid: str) -> Path:
+    """The directory of the control plane that cluster `uid` claimed."""
+    for d in (meta.home / "planes").iterdir():
+        claim = d / "claimed-by"
+        if claim.exists() and claim.read_text().strip() == uid:
+            return d
+    raise AssertionError(f"no plane claimed by {uid}")
+
+
+def anchor_addresses(meta, uid: str) -> set[str]:
+    """The addresses bound in cluster `uid`'s VPC anchor (its intranet load balancers)."""
+    pods = json.loads(meta.podman("pod", "ps", "--format=json", f"--filter=label=sk8s.io/vpc={uid}").stdout)
+    assert len(pods) == 1, pods
+    infra = meta.podman("pod", "inspect", pods[0]["Id"], "--format={{.InfraContainerID}}").stdout.strip()
+    netns = meta.podman("inspect", infra, "--format={{.NetworkSettings.SandboxKey}}").stdout.strip()
+    out = subprocess.run(["nsenter", f"--net={netns}", "ip", "-o", "-4", "addr", "show", "dev", "eth0"],
+                         capture_output=True, text=True, check=True).stdout
+    return {ln.split()[3].split("/")[0] for ln in out.splitlines() if ln.split()[3].endswith("/32")}

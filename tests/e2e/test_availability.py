@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import IMAGE, condition
-from .tenant import make_cluster
+from .tenant import cluster_uid, make_cluster, plane_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -27,11 +27,7 @@ def avail(meta):
 
 
 def _plane_dir(meta, cluster: str) -> Path:
-    uid = meta.get("serverlesscluster", cluster, "default")["metadata"]["uid"]
-    for d in (meta.home / "planes").iterdir():
-        if (d / "claimed-by").exists() and (d / "claimed-by").read_text() == uid:
-            return d
-    raise AssertionError(f"no plane for {cluster}")
+    return plane_dir(meta, cluster_uid(meta, cluster))
 
 
 def _pid(meta, cluster: str, component: str) -> int:

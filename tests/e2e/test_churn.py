@@ -14,14 +14,13 @@ import json
 import os
 import random
 import signal
-import subprocess
 import time
 
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from .conftest import IMAGE
-from .tenant import make_cluster
+from .tenant import anchor_addresses, make_cluster, plane_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -51,14 +50,6 @@ def retry(fn, timeout: float = 90, what: str = "a call"):
         fn()
         return True
     return wait(attempt, timeout, what, interval=1)
-
-
-def plane_dir(meta, uid: str):
-    for d in (meta.home / "planes").iterdir():
-        claim = d / "claimed-by"
-        if claim.exists() and claim.read_text().strip() == uid:
-            return d
-    raise AssertionError(f"no plane claimed by {uid}")
 
 
 def component_pid(meta, name: str, uid: str) -> int:
@@ -179,12 +170,3 @@ def test_components_killed_at_random_during_churn(meta):
                                   f"--filter=label=sk8s.io/cluster-uid={uid}").stdout or "[]")
     assert nets in ([], None)
 
-
-def anchor_addresses(meta, uid: str) -> set[str]:
-    pods = json.loads(meta.podman("pod", "ps", "--format=json", f"--filter=label=sk8s.io/vpc={uid}").stdout)
-    assert len(pods) == 1
-    infra = meta.podman("pod", "inspect", pods[0]["Id"], "--format={{.InfraContainerID}}").stdout.strip()
-    netns = meta.podman("inspect", infra, "--format={{.NetworkSettings.SandboxKey}}").stdout.strip()
-    out = subprocess.run(["nsenter", f"--net={netns}", "ip", "-o", "-4", "addr", "show", "dev", "eth0"],
-                         capture_output=True, text=True, check=True).stdout
-    return {ln.split()[3].split("/")[0] for ln in out.splitlines() if ln.split()[3].endswith("/32")}

@@ -16,7 +16,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 from .conftest import IMAGE, sandboxpod
 from .tenant import Tenant, make_cluster

@@ -30,7 +30,7 @@ from operators.config import home_id
 from operators.providers.local.loadbalancer import internet_range
 
 from .conftest import IMAGE, REPO, phase
-from .tenant import Tenant, make_cluster
+from .tenant import Tenant, anchor_addresses, make_cluster
 
 pytestmark = pytest.mark.e2e
 API = "sk8s.io/v1alpha1"
@@ -119,16 +119,6 @@ def resolve(meta, side: Side, name: str) -> tuple[int, list[str]]:
     resolver = zone(meta, side)["status"]["resolvers"][0]
     reply = DNSRecord.parse(DNSRecord.question(name, "A").send(resolver, 53, timeout=2))
     return reply.header.rcode, sorted(str(r.rdata) for r in reply.rr)
-
-
-def anchor_addresses(meta, uid: str) -> set[str]:
-    pods = json.loads(meta.podman("pod", "ps", "--format=json", f"--filter=label=sk8s.io/vpc={uid}").stdout)
-    assert len(pods) == 1, pods
-    infra = meta.podman("pod", "inspect", pods[0]["Id"], "--format={{.InfraContainerID}}").stdout.strip()
-    netns = meta.podman("inspect", infra, "--format={{.NetworkSettings.SandboxKey}}").stdout.strip()
-    out = subprocess.run(["nsenter", f"--net={netns}", "ip", "-o", "-4", "addr", "show", "dev", "eth0"],
-                         capture_output=True, text=True, check=True).stdout
-    return {ln.split()[3].split("/")[0] for ln in out.splitlines() if ln.split()[3].endswith("/32")}
 
 
 def networks(meta) -> set[str]:

@@ -4,16 +4,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 import urllib.request
 
 import pytest
 import yaml
-from dnslib import QTYPE, RCODE, DNSRecord
+from dnslib import RCODE, DNSRecord
 
 from .conftest import IMAGE
-from .tenant import make_cluster
+from .tenant import anchor_addresses, cluster_uid, make_cluster
 
 pytestmark = pytest.mark.e2e
 PAGE = "Welcome to sk8s"
@@ -200,18 +199,7 @@ def test_deleting_a_service_frees_its_address_and_records(meta, svc):
         with pytest.raises(OSError):
             http_get(addr, timeout=2)
     # The addresses are free again: the next Service may take them.
-    assert intranet not in anchor_addresses(meta)
-
-
-def anchor_addresses(meta) -> set[str]:
-    uid = meta.get("serverlesscluster", "svc", "default")["metadata"]["uid"]
-    pods = json.loads(meta.podman("pod", "ps", "--format=json", f"--filter=label=sk8s.io/vpc={uid}").stdout)
-    assert len(pods) == 1
-    infra = meta.podman("pod", "inspect", pods[0]["Id"], "--format={{.InfraContainerID}}").stdout.strip()
-    netns = meta.podman("inspect", infra, "--format={{.NetworkSettings.SandboxKey}}").stdout.strip()
-    out = subprocess.run(["nsenter", f"--net={netns}", "ip", "-o", "-4", "addr", "show", "dev", "eth0"],
-                         capture_output=True, text=True, check=True).stdout
-    return {ln.split()[3].split("/")[0] for ln in out.splitlines() if ln.split()[3].endswith("/32")}
+    assert intranet not in anchor_addresses(meta, cluster_uid(meta, "svc"))
 
 
 def test_operator_killed_mid_provisioning_leaves_no_orphan(meta, svc):
@@ -232,12 +220,12 @@ def test_operator_killed_mid_provisioning_leaves_no_orphan(meta, svc):
     lbs = json.loads(meta.kubectl("get", "servicelbs", "-n", sandbox_ns(meta), "-o", "json").stdout)["items"]
     intranet = {lb["status"]["address"] for lb in lbs if lb["spec"]["addressType"] == "intranet"}
     assert len(intranet) == len([lb for lb in lbs if lb["spec"]["addressType"] == "intranet"])  # none shared
-    assert anchor_addresses(meta) == intranet  # nothing half-provisioned left behind
+    assert anchor_addresses(meta, cluster_uid(meta, "svc")) == intranet  # nothing half-provisioned left behind
     for i in range(3):
         svc.kubectl("delete", "svc", f"churn{i}")
     wait(lambda: not any(servicelbs(meta, f"churn{i}") for i in range(3)), timeout=30, what="churn LBs gone")
     lbs = json.loads(meta.kubectl("get", "servicelbs", "-n", sandbox_ns(meta), "-o", "json").stdout)["items"]
-    assert anchor_addresses(meta) == {lb["status"]["address"] for lb in lbs if lb["spec"]["addressType"] == "intranet"}
+    assert anchor_addresses(meta, cluster_uid(meta, "svc")) == {lb["status"]["address"] for lb in lbs if lb["spec"]["addressType"] == "intranet"}
 
 
 def test_intranet_load_balancer_is_not_reachable_from_another_tenant(meta, svc):
