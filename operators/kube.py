@@ -24,6 +24,28 @@ def custom() -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client())
 
 
+async def wait_until_served(plural: str, timeout: float = 120.0) -> None:
+    """Until the apiserver's discovery lists `plural` of sk8s.io.
+
+    kopf looks the operator's resources up once, after the startup handlers, and looks
+    again only when a CRD changes. An operator restarted while the meta apiserver is
+    restarting too (CRDs are served a moment after it answers) would find none and
+    never watch them. So every startup handler waits here first."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: object = None
+    while True:
+        try:
+            found = await asyncio.to_thread(custom().get_api_resources, GROUP, VERSION)
+            if any(r.name == plural for r in found.resources or []):
+                return
+            last = f"{plural} not in the discovery of {GROUP}/{VERSION}"
+        except Exception as exc:  # down, starting, or the group not served yet
+            last = exc
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"{GROUP}/{VERSION} {plural} not served after {timeout:.0f}s: {last}")
+        await asyncio.sleep(0.5)
+
+
 async def get_object(plural: str, namespace: str, name: str) -> dict | None:
     return await asyncio.to_thread(get_object_sync, plural, namespace, name)
 

@@ -170,3 +170,29 @@ def test_components_killed_at_random_during_churn(meta):
                                   f"--filter=label=sk8s.io/cluster-uid={uid}").stdout or "[]")
     assert nets in ([], None)
 
+
+
+def test_operators_restarted_with_the_meta_apiserver_serve_again(meta, namespace):
+    """Operators that restart while the meta apiserver restarts too (its CRDs are served a
+    moment after it answers) must still watch their resources once it is back."""
+    from .conftest import sandboxpod
+    state = meta.state()["components"]
+    victims = ["kube-apiserver"] + [n for n in META if n.endswith("-operator")]
+    old = {n: state[n]["pid"] for n in victims}
+    for name in victims:
+        os.kill(old[name], signal.SIGKILL)
+    wait(lambda: all(meta.state()["components"][n]["pid"] != old[n] for n in victims), 60, "restarts")
+    retry(lambda: meta.apply(sandboxpod("after", [{"name": "a", "command": ["sleep", "3600"]}]), namespace),
+          what="apply a SandboxPod")
+    meta.wait_for("sandboxpod", "after", namespace,
+                  lambda o: (o.get("status") or {}).get("phase") == "Running", timeout=120)
+    t = make_cluster(meta, "after")
+    try:
+        t.kubectl("create", "deployment", "web", f"--image={IMAGE}")
+        t.kubectl("expose", "deployment", "web", "--port=80", "--type=LoadBalancer")
+        ns = meta.get("serverlesscluster", "after", "default")["status"]["sandboxNamespace"]
+        wait(lambda: t.kubectl("get", "svc", "web", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}",
+                               check=False).stdout.strip(), 120, "EXTERNAL-IP (servicelb-operator)")
+        wait(lambda: resolve(meta, ns, "web.default.svc.cluster.local")[1], 60, "record (privatezone-operator)")
+    finally:
+        meta.kubectl("delete", "serverlesscluster", "after", "--timeout=180s", check=False)

@@ -5,7 +5,7 @@ import os
 
 import kopf
 
-from ... import kopfsettings
+from ... import kopfsettings, kube
 from ...providers import make_private_zones
 
 FINALIZER = "sk8s.io/privatezone"
@@ -17,6 +17,10 @@ def configure(settings: kopf.OperatorSettings) -> None:
 
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     configure(settings)
+    try:
+        await kube.wait_until_served("privatezones")
+    except RuntimeError as exc:  # exit: the supervisor (or Deployment) restarts us
+        raise kopf.PermanentError(str(exc)) from exc
     zones = make_private_zones(os.environ.get("SK8S_PROVIDER", "local"))
     await zones.setup()
     memo.zones = zones

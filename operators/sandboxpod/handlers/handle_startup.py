@@ -8,7 +8,7 @@ import socket
 
 import kopf
 
-from ... import kopfsettings
+from ... import kopfsettings, kube
 from ...providers import make_provider
 from ..events import SandboxEvents
 from ..sandbox import collect_garbage
@@ -26,6 +26,10 @@ def configure(settings: kopf.OperatorSettings) -> None:
 
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     configure(settings)
+    try:
+        await kube.wait_until_served("sandboxpods")
+    except RuntimeError as exc:  # exit: the supervisor (or Deployment) restarts us
+        raise kopf.PermanentError(str(exc)) from exc
     provider = make_provider(os.environ.get("SK8S_PROVIDER", "local"))
     try:
         await provider.setup()

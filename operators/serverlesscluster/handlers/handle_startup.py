@@ -6,7 +6,7 @@ import logging
 
 import kopf
 
-from ... import kopfsettings
+from ... import kopfsettings, kube
 from .. import pool
 
 log = logging.getLogger(__name__)
@@ -14,6 +14,10 @@ log = logging.getLogger(__name__)
 
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     kopfsettings.configure(settings, finalizer="sk8s.io/serverlesscluster", max_workers=16)
+    try:
+        await kube.wait_until_served("serverlessclusters")
+    except RuntimeError as exc:  # exit: the supervisor (or Deployment) restarts us
+        raise kopf.PermanentError(str(exc)) from exc
     removed = await asyncio.to_thread(pool.clean_stale)
     if removed:
         log.info("discarded %d standby control plane(s) of an earlier run", removed)

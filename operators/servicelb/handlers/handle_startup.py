@@ -6,7 +6,7 @@ import os
 
 import kopf
 
-from ... import kopfsettings
+from ... import kopfsettings, kube
 from ...kube import list_objects
 from ...providers import make_load_balancers
 
@@ -20,6 +20,10 @@ def configure(settings: kopf.OperatorSettings) -> None:
 
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     configure(settings)
+    try:
+        await kube.wait_until_served("servicelbs")
+    except RuntimeError as exc:  # exit: the supervisor (or Deployment) restarts us
+        raise kopf.PermanentError(str(exc)) from exc
     lbs = make_load_balancers(os.environ.get("SK8S_PROVIDER", "local"))
     # Every address recorded in a status stays its LB's, whatever order the handlers
     # resume in; an address nobody recorded (a run killed mid-way) is freed.
