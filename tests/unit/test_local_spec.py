@@ -70,3 +70,10 @@ def test_pull_policy_defaults_like_the_apiserver(image, policy):
 def test_a_restarted_containers_previous_run_keeps_a_name_of_its_own():
     from operators.providers.local.spec import container_name, previous_container_name
     assert previous_container_name(REF, "c") == container_name(REF, "c") + "--previous"
+
+
+def test_an_image_pulled_to_read_its_user_is_not_pulled_again():
+    s = spec(imagePullPolicy="Always", securityContext={"runAsNonRoot": True, "runAsUser": 1000})
+    assert "--pull=newer" in run_args(REF, s, s.containers[0], network="n", labels={}, new_pod=True)
+    args = run_args(REF, s, s.containers[0], network="n", labels={}, new_pod=True, image_user="1000")
+    assert "--pull=missing" in args and "--pull=newer" not in args

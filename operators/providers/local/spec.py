@@ -158,7 +158,8 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
         # own policy would restart at once, forever, without CrashLoopBackOff.
         "--restart=no",
         f"--stop-timeout={spec.terminationGracePeriodSeconds if spec.terminationGracePeriodSeconds is not None else 30}",
-        f"--pull={PULL[pull_policy(c)]}",
+        # With `image_user`, the provider has just pulled per the policy to read the image's USER.
+        f"--pull={PULL[pull_policy(c)] if image_user is None else 'missing'}",
         "--log-driver=k8s-file",
     ]
     args += resource_args(c)
