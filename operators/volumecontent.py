@@ -1,6 +1,6 @@
 """The wire format of a pod's volume content: one meta-cluster Secret per SandboxPod.
 
-Written by the virtual node (operators/virtualnode/volumes.py computes the files), read
+Written by the virtual node (operators/virtualnode/mapping/volumes.py computes the files), read
 by the provider that writes them into the sandbox. Same name and namespace as the
 SandboxPod, owned by it, so that it goes when the SandboxPod goes.
 """

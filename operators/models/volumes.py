@@ -2,7 +2,7 @@
 
 Field names follow core/v1. ConfigMap, Secret and downward API volumes are references:
 their files reach the sandbox through the pod's volume-content Secret in the meta-cluster
-(written by the virtual node, see operators/virtualnode/volumes.py), never through the
+(written by the virtual node, see operators/virtualnode/mapping/volumes.py), never through the
 immutable SandboxPod spec, so that updates propagate as they do with a kubelet.
 """
 from __future__ import annotations

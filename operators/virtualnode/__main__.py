@@ -22,7 +22,9 @@ def await_arguments(path: str) -> list[str]:
     the real arguments (a JSON list) into `path` when a cluster claims that plane, so a
     new cluster does not wait for a Python interpreter to start.
     """
-    from . import app, kubeclient, kubelet_server  # noqa: F401  (warm the import cache)
+    from . import app  # noqa: F401  (warm the import cache)
+    from ..kubeclient import client  # noqa: F401
+    from .kubelet import server  # noqa: F401
     from .. import providers  # noqa: F401
     while not os.path.exists(path):
         if not os.path.exists(os.path.dirname(path)):
@@ -46,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("operators.virtualnode")
 
     from .app import VirtualNode
-    from .kubeclient import KubeClient, KubeconfigError
-    from .kubelet_server import server_ssl_context
+    from ..kubeclient.client import KubeClient, KubeconfigError
+    from .kubelet.server import server_ssl_context
     try:
         tenant = KubeClient.from_kubeconfig(opts.tenant_kubeconfig, "tenant")
         meta = KubeClient.from_kubeconfig(opts.meta_kubeconfig, "meta")

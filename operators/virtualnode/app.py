@@ -6,18 +6,18 @@ import logging
 import ssl
 import time
 
-from .binder import Binder
-from .eventmirror import EventMirror
-from .events import EventRecorder
-from .informer import Informer
-from .kubeclient import ApiError, KubeClient
-from .kubelet_server import KubeletServer
-from .node import UNREACHABLE_GRACE, NodeAgent, node_labels
+from .controllers.binder import Binder
+from .controllers.eventmirror import EventMirror
+from ..kubeclient.events import EventRecorder
+from ..kubeclient.informer import Informer
+from ..kubeclient.client import ApiError, KubeClient
+from .kubelet.server import KubeletServer
+from .controllers.node import UNREACHABLE_GRACE, NodeAgent, node_labels
 from .options import Options
-from .podsync import COMPONENT, PodSync
-from .quota import Capacity
-from .servicesync import ServiceSync
-from .spec import LABEL_CLUSTER_UID, label_value, sandboxpod_name
+from .controllers.podsync import COMPONENT, PodSync
+from .mapping.quota import Capacity
+from .controllers.servicesync import ServiceSync
+from .mapping.spec import LABEL_CLUSTER_UID, label_value, sandboxpod_name
 
 log = logging.getLogger(__name__)
 META_SYNC_WAIT = 5.0

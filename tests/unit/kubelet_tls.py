@@ -10,7 +10,7 @@ import aiohttp
 
 from operators.config import free_port
 from operators.embedded import pki
-from operators.virtualnode.kubelet_server import KubeletServer, server_ssl_context
+from operators.virtualnode.kubelet.server import KubeletServer, server_ssl_context
 
 
 @contextlib.asynccontextmanager

@@ -235,7 +235,7 @@ def test_podman_that_cannot_be_executed_is_a_named_provider_error():
 
 def test_tenant_host_aliases_reach_the_sandbox_and_are_not_reported_dropped():
     from operators.models.sandboxpod import SandboxPodSpec
-    from operators.virtualnode.spec import build_sandboxpod, dropped_fields
+    from operators.virtualnode.mapping.spec import build_sandboxpod, dropped_fields
     p = {"metadata": {"name": "web", "namespace": "default", "uid": "u1"},
          "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}],
                   "hostAliases": [{"ip": "10.1.2.3", "hostnames": ["foo.local", "bar"]}, {"ip": "127.0.0.2"}]}}

@@ -192,7 +192,7 @@ def test_containers_conf_pins_the_default_capabilities():
 
 def test_the_virtual_node_carries_security_contexts_to_the_sandbox_pod():
     from operators.models.sandboxpod import SandboxPodSpec
-    from operators.virtualnode.spec import build_sandboxpod, dropped_fields
+    from operators.virtualnode.mapping.spec import build_sandboxpod, dropped_fields
     pod = {"metadata": {"name": "p", "namespace": "default", "uid": "u1"},
            "spec": {"securityContext": {"runAsUser": 1000, "fsGroup": 2000, "runAsNonRoot": True,
                                         "sysctls": [{"name": "net.ipv4.tcp_syncookies", "value": "0"}]},
@@ -240,7 +240,7 @@ def test_the_tenant_apiserver_keeps_pod_security_admission_on():
 
 
 def test_a_security_context_field_of_a_newer_api_is_named_not_dropped_unseen():
-    from operators.virtualnode.spec import dropped_fields
+    from operators.virtualnode.mapping.spec import dropped_fields
     pod = {"metadata": {"name": "p", "namespace": "default", "uid": "u1"},
            "spec": {"securityContext": {"runAsUser": 1, "futureField": True},
                     "containers": [{"name": "app", "image": "i", "securityContext": {"futureKnob": "x",

@@ -1,5 +1,5 @@
 """Tenant Services -> ServiceLBs, EXTERNAL-IPs and zone records (pure mapping)."""
-from operators.virtualnode.services import (ADDRESS_TYPE_ANNOTATION, build_servicelbs, ingress, records,
+from operators.virtualnode.mapping.services import (ADDRESS_TYPE_ANNOTATION, build_servicelbs, ingress, records,
                                             servicelb_name, target_port)
 
 

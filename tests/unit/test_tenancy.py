@@ -11,7 +11,7 @@ from operators.providers.local.loadbalancer import choose_address
 from operators.sandboxpod.sandbox import labels_of
 from operators.servicelb.status import lb_spec
 from operators.tenancy import Tenant, namespace_tenant, refusals, sandbox_namespace, unknown_vpcs
-from operators.virtualnode.services import (MAX_LISTENERS, build_servicelbs, ignored_ports, lb_failure,
+from operators.virtualnode.mapping.services import (MAX_LISTENERS, build_servicelbs, ignored_ports, lb_failure,
                                             lb_refusal)
 
 A = Tenant("alpha", "aaaaaaaa-1111-2222-3333-444444444444")

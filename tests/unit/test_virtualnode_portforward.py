@@ -7,9 +7,9 @@ import zlib
 import pytest
 
 from operators.providers.local.netns import open_connection
-from operators.virtualnode import spdy
-from operators.virtualnode.portforward import forward_streams
-from operators.virtualnode.spdy_streams import SpdyConnection
+from operators.virtualnode.kubelet import spdy
+from operators.virtualnode.kubelet.portforward import forward_streams
+from operators.virtualnode.kubelet.spdy_streams import SpdyConnection
 
 # spdystream's Framer writing what kubectl sends for one forwarded connection: SYN_STREAM
 # error (1) and data (3) with Go's canonical header names, FIN on the error stream, data,

@@ -10,9 +10,9 @@ import pytest_asyncio
 
 from operators.providers.base import StdioSession
 from operators.providers.local.stdio import attach_args, exec_args, open_session
-from operators.virtualnode import remotecommand as rc
-from operators.virtualnode import spdy
-from operators.virtualnode.node import node_status
+from operators.virtualnode.kubelet import remotecommand as rc
+from operators.virtualnode.kubelet import spdy
+from operators.virtualnode.controllers.node import node_status
 from operators.virtualnode.options import Options
 
 from .kubelet_tls import serve_kubelet

@@ -6,14 +6,14 @@ import pytest
 import yaml
 
 from operators.models.sandboxpod import SandboxPodSpec
-from operators.virtualnode.binder import selector_mismatch, wants_binding
-from operators.virtualnode.envresolve import ConfigError, expand, referenced_sources, resolve_env
-from operators.virtualnode.node import node_labels, node_status
+from operators.virtualnode.controllers.binder import selector_mismatch, wants_binding
+from operators.virtualnode.mapping.envresolve import ConfigError, expand, referenced_sources, resolve_env
+from operators.virtualnode.controllers.node import node_labels, node_status
 from operators.virtualnode.options import parse
-from operators.virtualnode.quota import Capacity, Resources, check_fit, pod_requests
-from operators.virtualnode.spec import (build_sandboxpod, hostname_of, label_value, lost_status,
+from operators.virtualnode.mapping.quota import Capacity, Resources, check_fit, pod_requests
+from operators.virtualnode.mapping.spec import (build_sandboxpod, hostname_of, label_value, lost_status,
                                         pod_status_from_sandbox, qos_class, sandboxpod_name, status_patch)
-from operators.virtualnode.workqueue import WorkQueue
+from operators.kubeclient.workqueue import WorkQueue
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -430,7 +430,7 @@ def test_status_as_the_api_returns_it_needs_no_write():
 
 
 def test_fields_a_sandbox_cannot_carry_are_named():
-    from operators.virtualnode.spec import dropped_fields
+    from operators.virtualnode.mapping.spec import dropped_fields
     sa = {"name": "kube-api-access-x1y2z", "projected": {"sources": []}}
     sa_mount = {"name": "kube-api-access-x1y2z", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}
     assert dropped_fields(pod(containers=[{"name": "c", "image": "i", "volumeMounts": [sa_mount]}],

@@ -11,7 +11,7 @@ import pytest
 from operators.models.podspec import PodSpec
 from operators.providers.base import InvalidSpecError, SandboxRef
 from operators.providers.local import volumes as local
-from operators.virtualnode.volumes import (VolumeError, add_volumes, format_map, referenced_volume_sources,
+from operators.virtualnode.mapping.volumes import (VolumeError, add_volumes, format_map, referenced_volume_sources,
                                            unsupported_volumes, volume_content)
 from operators.volumecontent import build_content_secret, content_hash, read_content_secret
 
@@ -213,7 +213,7 @@ def test_the_compatibility_policy_is_applied_at_its_api_paths():
 
 
 def test_a_source_change_requeues_exactly_the_pods_that_read_it():
-    from operators.virtualnode.volumesync import VolumeSync
+    from operators.virtualnode.controllers.volumesync import VolumeSync
     queued = []
     vs = VolumeSync(tenant=None, meta=None, meta_namespace="t", node_name="n", allocatable={}, requeue=queued.append)
     vs.track("default.a", pod([{"name": "c", "configMap": {"name": "cm"}}, {"name": "s", "secret": {"secretName": "s"}}]))

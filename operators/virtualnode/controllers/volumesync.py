@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from ..volumecontent import build_content_secret, content_hash
-from .informer import Informer
-from .kubeclient import MERGE, ApiError, KubeClient
-from .volumes import VolumeError, referenced_volume_sources, volume_content, volume_type
+from ...volumecontent import build_content_secret, content_hash
+from ...kubeclient.informer import Informer
+from ...kubeclient.client import MERGE, ApiError, KubeClient
+from ..mapping.volumes import VolumeError, referenced_volume_sources, volume_content, volume_type
 
 log = logging.getLogger(__name__)
 

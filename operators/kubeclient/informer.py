@@ -12,7 +12,7 @@ import random
 import time
 from typing import Callable, Hashable
 
-from .kubeclient import ApiError, KubeClient
+from .client import ApiError, KubeClient
 
 log = logging.getLogger(__name__)
 

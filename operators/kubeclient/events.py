@@ -6,7 +6,7 @@ import logging
 import time
 
 from ..conditions import now_rfc3339
-from .kubeclient import ApiError, KubeClient
+from .client import ApiError, KubeClient
 
 log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 64

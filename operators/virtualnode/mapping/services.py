@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .. import API_VERSION
+from ... import API_VERSION
 from .spec import LABEL_CLUSTER, LABEL_CLUSTER_UID, label_value
 
 # The annotation ACK (Alibaba's managed Kubernetes) reads, so manifests written for it work.

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from .informer import Informer
-from .kubeclient import MERGE, ApiError, KubeClient
-from .spec import status_patch
+from ...kubeclient.informer import Informer
+from ...kubeclient.client import MERGE, ApiError, KubeClient
+from ..mapping.spec import status_patch
 
 log = logging.getLogger(__name__)
 

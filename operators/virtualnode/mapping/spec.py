@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from .. import API_VERSION
-from ..conditions import now_rfc3339
+from ... import API_VERSION
+from ...conditions import now_rfc3339
 from .volumes import add_volumes, unsupported_volumes
 
 LABEL_CLUSTER = "sk8s.io/cluster"
@@ -232,7 +232,7 @@ def dropped_fields(pod: dict) -> list[str]:
 def _unmodelled(sc: dict | None, *, pod_level: bool) -> list[str]:
     """securityContext fields of a newer API than the SandboxPod schema knows: it would
     prune them, so they are named (every field of this version is modelled)."""
-    from ..models.securitycontext import PodSecurityContext, SecurityContext  # local: flat import graph
+    from ...models.securitycontext import PodSecurityContext, SecurityContext  # local: flat import graph
     known = (PodSecurityContext if pod_level else SecurityContext).model_fields
     return [k for k in sc or {} if k not in known]
 
@@ -267,7 +267,7 @@ def qos_class(pod: dict) -> str:
 
 
 def _quantity_neq(a, b) -> bool:
-    from ..quantity import parse
+    from ...quantity import parse
     try:
         return parse(a) != parse(b)
     except ValueError:

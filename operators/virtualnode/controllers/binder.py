@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .events import EventRecorder
-from .kubeclient import STRATEGIC, ApiError, KubeClient
-from .quota import Capacity, Resources, check_fit, is_terminal, pod_requests
+from ...kubeclient.events import EventRecorder
+from ...kubeclient.client import STRATEGIC, ApiError, KubeClient
+from ..mapping.quota import Capacity, Resources, check_fit, is_terminal, pod_requests
 
 log = logging.getLogger(__name__)
 SCHEDULERS = (None, "", "default-scheduler")
@@ -156,7 +156,7 @@ class Binder:
         task.add_done_callback(self._tasks.discard)
 
     async def _write_unschedulable(self, pod: dict, message: str) -> None:
-        from ..conditions import now_rfc3339
+        from ...conditions import now_rfc3339
         meta = pod["metadata"]
         patch = {"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                                             "message": message, "lastProbeTime": None,

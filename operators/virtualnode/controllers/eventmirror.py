@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .events import MAX_IN_FLIGHT
-from .informer import Informer
-from .kubeclient import MERGE, ApiError, KubeClient
-from .spec import pod_uid_of, tenant_message
+from ...kubeclient.events import MAX_IN_FLIGHT
+from ...kubeclient.informer import Informer
+from ...kubeclient.client import MERGE, ApiError, KubeClient
+from ..mapping.spec import pod_uid_of, tenant_message
 
 log = logging.getLogger(__name__)
 SOURCE = "sk8s-sandbox-kubelet"  # operators.sandboxpod.events.COMPONENT

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .events import EventRecorder
-from .informer import Informer
-from .kubeclient import ApiError, KubeClient
-from .services import (LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE, ZONE_OBJECT, build_servicelbs, build_zone,
+from ...kubeclient.events import EventRecorder
+from ...kubeclient.informer import Informer
+from ...kubeclient.client import ApiError, KubeClient
+from ..mapping.services import (LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE, ZONE_OBJECT, build_servicelbs, build_zone,
                        external_type, ignored_ports, ingress, lb_failure, lb_refusal, records, svc_key)
-from .spec import LABEL_CLUSTER_UID, label_value
-from .workqueue import WorkQueue
+from ..mapping.spec import LABEL_CLUSTER_UID, label_value
+from ...kubeclient.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 WORKERS = 4

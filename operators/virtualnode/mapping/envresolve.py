@@ -11,7 +11,7 @@ import math
 import re
 from typing import Callable, Mapping
 
-from ..quantity import parse
+from ...quantity import parse
 
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _FIELD_IN_MAP = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")

@@ -13,9 +13,9 @@ import platform
 import time
 from typing import Callable
 
-from ..conditions import now_rfc3339
-from .kubeclient import MERGE, ApiError, KubeClient
-from .options import Options
+from ...conditions import now_rfc3339
+from ...kubeclient.client import MERGE, ApiError, KubeClient
+from ..options import Options
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Callable
 from aiohttp import web
 
 from . import portforward, remotecommand, stdio_stream
-from .spec import pod_uid_of
+from ..mapping.spec import pod_uid_of
 
 if TYPE_CHECKING:
-    from ..providers.base import Provider
+    from ...providers.base import Provider
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class KubeletServer:
             reason = (waiting or {}).get("reason") or "ContainerCreating"
             raise web.HTTPBadRequest(text=f'container "{container}" in pod "{name}" is waiting to start: {reason}\n')
 
-        from ..providers.base import SandboxRef
+        from ...providers.base import SandboxRef
         try:
             provider = self.provider()
         except ValueError as exc:
@@ -227,7 +227,7 @@ class KubeletServer:
             # The kubelet's words when the runtime has no running container (sandbox) by that name.
             raise web.HTTPNotFound(text=f'container not found ("{container}")\n' if container
                                    else f'pod "{name}" has no running sandbox\n')
-        from ..providers.base import SandboxRef
+        from ...providers.base import SandboxRef
         try:
             provider = self.provider()
         except ValueError as exc:

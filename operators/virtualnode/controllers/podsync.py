@@ -15,17 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .envresolve import ConfigError, referenced_sources, resolve_env
-from .events import EventRecorder
-from .informer import Informer
-from .kubeclient import MERGE, ApiError, KubeClient
-from .quota import is_terminal
-from .spec import (ANNOTATION_GRACE, build_sandboxpod, dropped_fields, lost_status, pod_status_from_sandbox,
+from ..mapping.envresolve import ConfigError, referenced_sources, resolve_env
+from ...kubeclient.events import EventRecorder
+from ...kubeclient.informer import Informer
+from ...kubeclient.client import MERGE, ApiError, KubeClient
+from ..mapping.quota import is_terminal
+from ..mapping.spec import (ANNOTATION_GRACE, build_sandboxpod, dropped_fields, lost_status, pod_status_from_sandbox,
                    pod_uid_of, sandboxpod_name)
 from .statussync import Conflict, StatusWriter
-from .volumes import VolumeError
+from ..mapping.volumes import VolumeError
 from .volumesync import VolumeSync
-from .workqueue import WorkQueue
+from ...kubeclient.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 WORKERS = 16

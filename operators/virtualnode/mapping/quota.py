@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..quantity import format_cpu, format_memory, parse
+from ...quantity import format_cpu, format_memory, parse
 
 
 @dataclass(frozen=True)

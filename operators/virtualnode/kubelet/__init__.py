@@ -1,0 +1,1 @@
+"""The kubelet HTTPS API the tenant apiserver proxies to: logs, exec, attach, port-forward."""

@@ -1,0 +1,1 @@
+"""Pure mappings between tenant objects and meta-cluster objects (no I/O)."""
