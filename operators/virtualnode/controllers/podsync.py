@@ -12,20 +12,19 @@ event or a relist all converge the same way, and nothing polls.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from ..mapping.envresolve import ConfigError, referenced_sources, resolve_env
 from ...kubeclient.events import EventRecorder
 from ...kubeclient.informer import Informer
 from ...kubeclient.client import MERGE, ApiError, KubeClient
+from ...kubeclient.runner import Runner
 from ..mapping.quota import is_terminal
 from ..mapping.spec import (ANNOTATION_GRACE, build_sandboxpod, dropped_fields, lost_status, pod_status_from_sandbox,
                    pod_uid_of, sandboxpod_name)
 from .statussync import Conflict, StatusWriter
 from ..mapping.volumes import VolumeError
 from .volumesync import VolumeSync
-from ...kubeclient.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 WORKERS = 16
@@ -59,7 +58,10 @@ class PodSync:
         self.cluster_uid = cluster_uid
         self.allocatable = allocatable
         self.status = StatusWriter(tenant, pods)
-        self.queue = WorkQueue()
+        # Its reconcile decides when a key's back-off ends (queue.forget): a missing Secret
+        # retries with growing delays through passes that themselves succeed.
+        self.runner = Runner("pod sync", self.reconcile, workers=WORKERS, forget_on_success=False, soon=(Conflict,))
+        self.queue = self.runner.queue
         self.pod_keys: dict[str, tuple[str, str]] = {}  # SandboxPod name -> (namespace, name) of its pod
         self.lost: set[str] = set()                      # pod uids whose SandboxPod vanished
         self._config_errors: dict[str, str] = {}         # pod uid -> message last logged
@@ -103,23 +105,7 @@ class PodSync:
 
     # --- workers ---------------------------------------------------------------------
     async def run(self) -> None:
-        await asyncio.gather(*(self._worker() for _ in range(WORKERS)))
-
-    async def _worker(self) -> None:
-        while True:
-            name = await self.queue.get()
-            try:
-                await self.reconcile(name)
-            except Conflict:
-                self.queue.add_after(name, 0.2)  # the watch brings the fresh pod in a moment
-            except ApiError as exc:
-                delay = self.queue.retry(name)
-                log.warning("%s: %s; retrying in %.1fs", name, exc, delay)
-            except Exception:
-                delay = self.queue.retry(name)
-                log.exception("%s: reconcile failed; retrying in %.1fs", name, delay)
-            finally:
-                self.queue.done(name)
+        await self.runner.run()
 
     async def reconcile(self, name: str) -> None:
         pod = self.pod_for(name)

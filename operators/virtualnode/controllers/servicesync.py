@@ -12,10 +12,10 @@ import logging
 from ...kubeclient.events import EventRecorder
 from ...kubeclient.informer import Informer
 from ...kubeclient.client import ApiError, KubeClient
+from ...kubeclient.runner import Runner
 from ..mapping.services import (LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE, ZONE_OBJECT, build_servicelbs, build_zone,
                        external_type, ignored_ports, ingress, lb_failure, lb_refusal, records, svc_key)
 from ..mapping.spec import LABEL_CLUSTER_UID, label_value
-from ...kubeclient.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 WORKERS = 4
@@ -44,7 +44,8 @@ class ServiceSync:
         self.lbs = Informer(meta, self.lb_path, name="servicelbs", key=_name_key,
                             params={"labelSelector": f"{LABEL_CLUSTER_UID}={label_value(cluster_uid)}"})
         self.slices_by_service: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        self.queue = WorkQueue()
+        self.runner = Runner("service", self.reconcile, workers=WORKERS, describe=lambda key: "/".join(key))
+        self.queue = self.runner.queue
         self.zone_dirty = asyncio.Event()
         self._zone_records: list[dict] | None = None
         self.services.handlers.append(self._on_service)
@@ -94,7 +95,7 @@ class ServiceSync:
                 if ref:
                     self.queue.add((ref["namespace"], ref["name"]))
             self.zone_dirty.set()
-            tasks += [asyncio.create_task(self._worker(), name=f"service-worker-{i}") for i in range(WORKERS)]
+            tasks.append(asyncio.create_task(self.runner.run(), name="service-workers"))
             tasks.append(asyncio.create_task(self._zone_loop(), name="zone"))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:
@@ -104,21 +105,6 @@ class ServiceSync:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _worker(self) -> None:
-        while True:
-            key = await self.queue.get()
-            try:
-                await self.reconcile(key)
-                self.queue.forget(key)
-            except ApiError as exc:
-                delay = self.queue.retry(key)
-                log.warning("service %s/%s: %s; retrying in %.1fs", *key, exc, delay)
-            except Exception:
-                delay = self.queue.retry(key)
-                log.exception("service %s/%s: reconcile failed; retrying in %.1fs", *key, delay)
-            finally:
-                self.queue.done(key)
 
     def _warn(self, svc: dict, reason: str, message: str) -> None:
         self.events.emit(svc, "Warning", reason, message, kind="Service")
