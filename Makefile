@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup binaries image crds demo test unit e2e bench up down status
+.PHONY: setup binaries image crds demo test lint unit e2e bench up down status
 
 setup:
 	@bash hack/setup.sh
@@ -31,13 +31,16 @@ down:
 status:
 	$(VENV)/sk8s status
 
+lint: setup
+	$(VENV)/lint-imports
+
 unit: setup
 	$(VENV)/python -m pytest tests/unit -q
 
 e2e: setup
 	$(VENV)/python -m pytest tests/e2e -q
 
-test: setup
+test: setup lint
 	$(VENV)/python -m pytest tests -q -rs
 
 bench: setup
