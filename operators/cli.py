@@ -111,11 +111,11 @@ def cmd_down(args) -> int:
 def _mark_clusters_stopped(lay: Layout) -> None:
     """Tenant clusters stop with sk8s: their status must not keep saying Ready meanwhile."""
     os.environ.setdefault("KUBECONFIG", str(lay.kubeconfig))
-    try:
-        from .conditions import condition
-        from .kube import custom
-        from . import GROUP, VERSION
-        for sc in custom().list_cluster_custom_object(GROUP, VERSION, "serverlessclusters")["items"]:
+    from . import kube
+    from .conditions import condition
+
+    async def mark() -> None:
+        for sc in await kube.list_objects("serverlessclusters"):
             st = sc.get("status") or {}
             if st.get("phase") != "Ready":
                 continue
@@ -123,9 +123,10 @@ def _mark_clusters_stopped(lay: Layout) -> None:
             conds = [c for c in st.get("conditions") or [] if c.get("type") not in ("Ready",)]
             conds.append(condition("Ready", False, "Stopped", "sk8s is down", generation=gen,
                                    previous=st.get("conditions")))
-            custom().patch_namespaced_custom_object_status(
-                GROUP, VERSION, sc["metadata"]["namespace"], "serverlessclusters", sc["metadata"]["name"],
-                {"status": {"phase": "Provisioning", "message": "sk8s is down", "conditions": conds}})
+            await kube.patch_status("serverlessclusters", sc["metadata"]["namespace"], sc["metadata"]["name"],
+                                    {"phase": "Provisioning", "message": "sk8s is down", "conditions": conds})
+    try:
+        kube.run(mark())
     except Exception as exc:  # best effort: down must go on
         print(f"note: could not mark clusters as stopped: {exc}", file=sys.stderr)
 
@@ -152,26 +153,44 @@ async def _remove_sandboxes(lay: Layout) -> int:
     return len(refs)
 
 
-def _cluster_names(lay: Layout, state: dict) -> dict[str, str]:
+async def _cluster_names(lay: Layout, state: dict) -> dict[str, str]:
     """ServerlessCluster uid -> namespace/name, from the meta apiserver (empty if it does not answer)."""
-    import urllib.request
+    import aiohttp
     from .embedded.supervisor import client_context
+    from .kubeclient.client import Credentials, KubeClient
     url = ((state.get("components") or {}).get("kube-apiserver") or {}).get("url") or ""
     if not url:
         return {}
     base = url.rsplit("/", 1)[0]
     try:
-        with urllib.request.urlopen(f"{base}/apis/sk8s.io/v1alpha1/serverlessclusters", timeout=2,
-                                    context=client_context("apiserver", lay)) as resp:
-            items = json.loads(resp.read()).get("items") or []
+        async with KubeClient(Credentials(base, client_context("apiserver", lay), {}), "meta", "sk8s-cli") as c:
+            found = await c.request("GET", "/apis/sk8s.io/v1alpha1/serverlessclusters",
+                                    timeout=aiohttp.ClientTimeout(total=2))
     except Exception:
         return {}
-    return {i["metadata"]["uid"]: f"{i['metadata']['namespace']}/{i['metadata']['name']}" for i in items}
+    return {i["metadata"]["uid"]: f"{i['metadata']['namespace']}/{i['metadata']['name']}"
+            for i in found.get("items") or []}
 
 
 def _probe_tls(name: str, comp: dict) -> str:
     """The probe's client certificate; a state file of an older version did not record it."""
     return comp.get("tls") or {"kube-apiserver": "apiserver", "etcd": "etcd"}.get(name, "")
+
+
+async def _survey(lay: Layout, state: dict) -> tuple[list[dict], list]:
+    """The meta-cluster's components and the tenant planes, probed concurrently."""
+    from .embedded.components import Component
+    from .embedded.supervisor import probe_async
+    from .serverlesscluster.plane_status import all_rows
+    comps = (state.get("components") or {}).items()
+
+    async def one(name: str, comp: dict) -> dict:
+        alive = _alive(comp["pid"])
+        ok = alive and await probe_async(Component(name, [], comp.get("url") or "", tls=_probe_tls(name, comp)), lay)
+        return {"component": name, "pid": comp["pid"], "health": "healthy" if ok else (
+            "running" if alive else "down"), "restarts": comp.get("restarts", 0), "endpoint": comp.get("url") or ""}
+    meta = await asyncio.gather(*(one(name, comp) for name, comp in comps))
+    return list(meta), await all_rows(await _cluster_names(lay, state))
 
 
 def cmd_status(args) -> int:
@@ -184,18 +203,8 @@ def cmd_status(args) -> int:
         else:
             print(f"sk8s is not running (home {lay.home})")
         return 3
-    from .embedded.components import Component
-    from .embedded.supervisor import probe
-    from .serverlesscluster.plane_status import all_rows
-    meta = []
-    healthy_all = True
-    for name, comp in (state.get("components") or {}).items():
-        alive = _alive(comp["pid"])
-        ok = alive and probe(Component(name, [], comp.get("url") or "", tls=_probe_tls(name, comp)), lay)
-        healthy_all &= ok
-        meta.append({"component": name, "pid": comp["pid"], "health": "healthy" if ok else (
-            "running" if alive else "down"), "restarts": comp.get("restarts", 0), "endpoint": comp.get("url") or ""})
-    tenants = all_rows(_cluster_names(lay, state))
+    meta, tenants = asyncio.run(_survey(lay, state))
+    healthy_all = all(m["health"] == "healthy" for m in meta)
     rc = 0 if healthy_all and state.get("ready") else 1
     if args.output == "json":
         print(json.dumps({"running": True, "home": str(lay.home), "kubeconfig": str(lay.kubeconfig),
@@ -239,19 +248,15 @@ def cmd_kubeconfig(args) -> int:
         return 0
     os.environ.setdefault("KUBECONFIG", str(lay.kubeconfig))
     import base64
-    from .kube import core
-    from kubernetes.client.rest import ApiException
-    try:
-        secret = core().read_namespaced_secret(f"{args.name}-kubeconfig", args.namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            print(f'no kubeconfig for cluster "{args.name}" in namespace "{args.namespace}" (is it Ready?)',
-                  file=sys.stderr)
-            return 1
-        raise
+    from . import kube
+    secret = kube.run(kube.read_secret(args.namespace, f"{args.name}-kubeconfig"))
+    if secret is None:
+        print(f'no kubeconfig for cluster "{args.name}" in namespace "{args.namespace}" (is it Ready?)',
+              file=sys.stderr)
+        return 1
     out = Path(args.output or lay.home / "clusters" / f"{args.namespace}-{args.name}.kubeconfig")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(base64.b64decode(secret.data["kubeconfig"]))
+    out.write_bytes(base64.b64decode(secret["data"]["kubeconfig"]))
     out.chmod(0o600)
     print(out)
     return 0
@@ -291,31 +296,31 @@ def _bindir() -> Path:
 
 
 def cmd_sandbox_logs(args) -> int:
-    from .kube import get_object_sync
+    from . import kube
     from .providers import make_provider
     from .sandboxpod.sandbox import ref_of
     os.environ.setdefault("KUBECONFIG", str(layout().kubeconfig))
-    body = get_object_sync("sandboxpods", args.namespace, args.name)
-    if body is None:
-        print(f'sandboxpod "{args.name}" not found in namespace "{args.namespace}"', file=sys.stderr)
-        return 1
-    containers = [c["name"] for c in body["spec"]["containers"]]
-    container = args.container or containers[0]
-    if container not in containers:
-        print(f"container {container!r} is not valid for sandboxpod {args.name}; choose one of: "
-              f"{', '.join(containers)}", file=sys.stderr)
-        return 1
-    provider = make_provider((body.get("status") or {}).get("provider") or "local")
 
-    async def stream() -> None:
+    async def stream() -> int:
+        body = await kube.get_object("sandboxpods", args.namespace, args.name)
+        if body is None:
+            print(f'sandboxpod "{args.name}" not found in namespace "{args.namespace}"', file=sys.stderr)
+            return 1
+        containers = [c["name"] for c in body["spec"]["containers"]]
+        container = args.container or containers[0]
+        if container not in containers:
+            print(f"container {container!r} is not valid for sandboxpod {args.name}; choose one of: "
+                  f"{', '.join(containers)}", file=sys.stderr)
+            return 1
+        provider = make_provider((body.get("status") or {}).get("provider") or "local")
         async for chunk in provider.logs(ref_of(body), container, follow=args.follow, tail=args.tail):
             sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
+        return 0
     try:
-        asyncio.run(stream())
+        return kube.run(stream())
     except KeyboardInterrupt:
-        pass
-    return 0
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -147,3 +147,20 @@ def nfs_allowed() -> str:
     although they are the host's own (loopback, its interfaces, link-local); see
     providers/local/nfspolicy.py. Read by the SandboxPod operator, which mounts NFS volumes."""
     return os.environ.get("SK8S_NFS_ALLOWED", "")
+
+
+def kubeconfig_path() -> Path:
+    """The meta-cluster's kubeconfig as kubectl finds it: $KUBECONFIG (its first entry) or ~/.kube/config."""
+    env = os.environ.get("KUBECONFIG", "")
+    first = next((p for p in env.split(os.pathsep) if p), "")
+    return Path(first or "~/.kube/config").expanduser()
+
+
+def in_cluster_apiserver() -> str | None:
+    """The apiserver of the cluster this process runs in, when it runs as a pod there and no
+    KUBECONFIG says otherwise (then its service-account token is the credential)."""
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    if not host or os.environ.get("KUBECONFIG"):
+        return None
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"

@@ -1,27 +1,74 @@
-"""A small Kubernetes client for what kopf does not do for us (status from watchers, GC)."""
+"""The meta-cluster calls the operators make besides kopf's own (status from watchers,
+namespaces, secrets, RBAC, GC), as coroutines on one shared KubeClient per event loop.
+
+kopf runs every handler on its own loop, so an operator process holds one client and
+one connection pool; the CLI, which is synchronous, runs its calls with `run()` (one
+loop per command, its client closed at the end). Nothing here blocks a loop: there are
+no threads, the client is aiohttp (operators/kubeclient/client.py).
+
+The functions keep the `kubernetes` package's semantics they replaced: a 404 on
+delete or status patch is "already gone", a 409 on create is "already there".
+"""
 from __future__ import annotations
 
 import asyncio
-import os
-from functools import lru_cache
-
-from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+import weakref
+from typing import Awaitable, TypeVar
 
 from . import GROUP, VERSION
+from .kubeclient.client import ApiError, KubeClient
+
+__all__ = ["ApiError", "client", "run"]
+T = TypeVar("T")
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, KubeClient]" = weakref.WeakKeyDictionary()
 
 
-@lru_cache(maxsize=1)
-def api_client() -> client.ApiClient:
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        config.load_incluster_config()
-    else:
-        config.load_kube_config()
-    return client.ApiClient()
+def client() -> KubeClient:
+    """The meta-cluster client of the running loop (made on first use from the default
+    kubeconfig, or the service account in-cluster)."""
+    loop = asyncio.get_running_loop()
+    found = _clients.get(loop)
+    if found is None:
+        found = _clients[loop] = KubeClient.from_default("meta", "sk8s-operator")
+    return found
 
 
-def custom() -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api_client())
+async def close() -> None:
+    found = _clients.pop(asyncio.get_running_loop(), None)
+    if found is not None:
+        await found.close()
+
+
+def run(main: Awaitable[T]) -> T:
+    """Run a coroutine from synchronous code (the CLI), closing its client afterwards."""
+    async def _run() -> T:
+        try:
+            return await main
+        finally:
+            await close()
+    return asyncio.run(_run())
+
+
+def _custom(plural: str, namespace: str | None = None, name: str | None = None) -> str:
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    return f"/apis/{GROUP}/{VERSION}{scope}/{plural}" + (f"/{name}" if name else "")
+
+
+def _core(resource: str, namespace: str | None = None, name: str | None = None) -> str:
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    return f"/api/v1{scope}/{resource}" + (f"/{name}" if name else "")
+
+
+def _rbac(resource: str, namespace: str, name: str | None = None) -> str:
+    return f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/{resource}" + (f"/{name}" if name else "")
+
+
+async def _ignore(status: int, call: Awaitable) -> None:
+    try:
+        await call
+    except ApiError as exc:
+        if exc.status != status:
+            raise
 
 
 async def wait_until_served(plural: str, timeout: float = 120.0) -> None:
@@ -35,8 +82,8 @@ async def wait_until_served(plural: str, timeout: float = 120.0) -> None:
     last: object = None
     while True:
         try:
-            found = await asyncio.to_thread(custom().get_api_resources, GROUP, VERSION)
-            if any(r.name == plural for r in found.resources or []):
+            found = await client().api_resources(f"{GROUP}/{VERSION}")
+            if any(r.get("name") == plural for r in found):
                 return
             last = f"{plural} not in the discovery of {GROUP}/{VERSION}"
         except Exception as exc:  # down, starting, or the group not served yet
@@ -47,140 +94,95 @@ async def wait_until_served(plural: str, timeout: float = 120.0) -> None:
 
 
 async def get_object(plural: str, namespace: str, name: str) -> dict | None:
-    return await asyncio.to_thread(get_object_sync, plural, namespace, name)
+    return await client().get_or_none(_custom(plural, namespace, name))
 
 
 async def patch_status(plural: str, namespace: str, name: str, status: dict) -> None:
-    def _patch():
-        try:
-            custom().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name,
-                                                           {"status": status})
-        except ApiException as exc:
-            if exc.status != 404:  # deleted meanwhile: nothing to report on
-                raise
-    await asyncio.to_thread(_patch)
+    # 404: deleted meanwhile, nothing to report on.
+    await _ignore(404, client().patch_status(_custom(plural, namespace, name), status))
 
 
 async def list_objects(plural: str) -> list[dict]:
-    def _list():
-        return custom().list_cluster_custom_object(GROUP, VERSION, plural).get("items", [])
-    return await asyncio.to_thread(_list)
+    return (await client().get(_custom(plural))).get("items") or []
 
 
-def get_object_sync(plural: str, namespace: str, name: str) -> dict | None:
-    try:
-        return custom().get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
+async def list_namespaced(plural: str, namespace: str) -> list[dict]:
+    return (await client().get(_custom(plural, namespace))).get("items") or []
 
 
-def core() -> client.CoreV1Api:
-    return client.CoreV1Api(api_client())
+async def read_namespace(name: str) -> dict | None:
+    return await client().get_or_none(_core("namespaces", name=name))
 
 
 async def ensure_namespace(name: str, labels: dict[str, str]) -> None:
-    def _create():
-        try:
-            core().create_namespace({"metadata": {"name": name, "labels": labels}})
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-    await asyncio.to_thread(_create)
+    await _ignore(409, client().create(_core("namespaces"), {"metadata": {"name": name, "labels": labels}}))
 
 
 async def namespace_phase(name: str) -> str | None:
     """Active, Terminating, or None once it is gone."""
-    def _get():
-        try:
-            return core().read_namespace(name).status.phase
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-    return await asyncio.to_thread(_get)
+    ns = await read_namespace(name)
+    return None if ns is None else (ns.get("status") or {}).get("phase")
 
 
 async def delete_namespace(name: str) -> None:
-    def _delete():
-        try:
-            core().delete_namespace(name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-    await asyncio.to_thread(_delete)
+    await _ignore(404, client().delete(_core("namespaces", name=name)))
+
+
+async def read_secret(namespace: str, name: str) -> dict | None:
+    return await client().get_or_none(_core("secrets", namespace, name))
 
 
 async def apply_secret(namespace: str, secret: dict) -> None:
-    def _apply():
-        name = secret["metadata"]["name"]
-        try:
-            core().create_namespaced_secret(namespace, secret)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            core().replace_namespaced_secret(name, namespace, secret)
-    await asyncio.to_thread(_apply)
+    """Create, or replace an existing Secret of that name."""
+    try:
+        await client().create(_core("secrets", namespace), secret)
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        await client().request("PUT", _core("secrets", namespace, secret["metadata"]["name"]), body=secret)
 
 
 async def delete_secret(namespace: str, name: str) -> None:
-    def _delete():
-        try:
-            core().delete_namespaced_secret(name, namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-    await asyncio.to_thread(_delete)
+    await _ignore(404, client().delete(_core("secrets", namespace, name)))
 
 
-async def list_namespaced(plural: str, namespace: str) -> list[dict]:
-    def _list():
-        return custom().list_namespaced_custom_object(GROUP, VERSION, namespace, plural).get("items", [])
-    return await asyncio.to_thread(_list)
+async def create_event(namespace: str, event: dict) -> dict:
+    return await client().create(_core("events", namespace), event)
 
 
-def rbac() -> client.RbacAuthorizationV1Api:
-    return client.RbacAuthorizationV1Api(api_client())
-
-
-def _apply_role(namespace: str, name: str, rules: list[dict]) -> None:
-    try:
-        rbac().create_namespaced_role(namespace, {"metadata": {"name": name, "namespace": namespace},
-                                                  "rules": rules})
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-        # An existing Role takes today's rules: a cluster made by an older sk8s gains new rights.
-        rbac().patch_namespaced_role(name, namespace, {"rules": rules})
+async def patch_event(namespace: str, name: str, patch: dict) -> dict:
+    return await client().patch(_core("events", namespace, name), patch)
 
 
 async def apply_role(namespace: str, name: str, rules: list[dict]) -> None:
-    await asyncio.to_thread(_apply_role, namespace, name, rules)
+    try:
+        await client().create(_rbac("roles", namespace), {"metadata": {"name": name, "namespace": namespace},
+                                                          "rules": rules})
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        # An existing Role takes today's rules: a cluster made by an older sk8s gains new rights.
+        await client().patch(_rbac("roles", namespace, name), {"rules": rules})
 
 
 async def scoped_token(namespace: str, name: str, rules: list[dict], seconds: int) -> str:
     """A ServiceAccount limited to `rules` in one namespace, and a token for it."""
-    def _make() -> str:
-        meta = {"name": name, "namespace": namespace}
-        for create in (lambda: core().create_namespaced_service_account(namespace, {"metadata": meta}),
-                       lambda: _apply_role(namespace, name, rules),
-                       lambda: rbac().create_namespaced_role_binding(namespace, {
-                           "metadata": meta,
-                           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-                           "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]})):
-            try:
-                create()
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-        req = core().create_namespaced_service_account_token(
-            name, namespace, {"spec": {"expirationSeconds": seconds}})
-        return req.status.token
-    return await asyncio.to_thread(_make)
+    meta = {"name": name, "namespace": namespace}
+    await _ignore(409, client().create(_core("serviceaccounts", namespace), {"metadata": meta}))
+    await apply_role(namespace, name, rules)
+    await _ignore(409, client().create(_rbac("rolebindings", namespace), {
+        "metadata": meta,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]}))
+    req = await client().create(_core("serviceaccounts", namespace, name) + "/token", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"expirationSeconds": seconds}})
+    return req["status"]["token"]
 
 
 def server_and_ca() -> tuple[str, bytes]:
-    cfg = api_client().configuration
-    with open(cfg.ssl_ca_cert, "rb") as f:
-        return cfg.host, f.read()
+    """The meta apiserver's address and CA (PEM), for kubeconfigs written for others."""
+    creds = client().creds
+    if creds.ca is None:
+        raise RuntimeError(f"the meta-cluster's credentials name no CA for {creds.server}")
+    return creds.server, creds.ca

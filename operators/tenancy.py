@@ -14,13 +14,10 @@ create a network that no cluster deletion ever removes.
 """
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
-from kubernetes.client.rest import ApiException
+from .models.contracts import LABEL_CLUSTER, LABEL_CLUSTER_UID
 
-LABEL_CLUSTER = "sk8s.io/cluster"
-LABEL_CLUSTER_UID = "sk8s.io/cluster-uid"
 
 
 def sandbox_namespace(name: str, uid: str) -> str:
@@ -111,20 +108,15 @@ def unknown_vpcs(kind: str, body: dict, cluster_uids: set[str]) -> list[str]:
 _tenants: dict[str, Tenant] = {}
 
 
-def _read_namespace(name: str) -> dict | None:
+async def _read_namespace(name: str) -> dict | None:
     from . import kube
-    try:
-        return kube.core().read_namespace(name).to_dict()
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
+    return await kube.read_namespace(name)
 
 
 async def tenant_of(namespace: str) -> Tenant | None:
     if namespace in _tenants:
         return _tenants[namespace]
-    tenant = namespace_tenant(await asyncio.to_thread(_read_namespace, namespace))
+    tenant = namespace_tenant(await _read_namespace(namespace))
     if tenant is not None:
         _tenants[namespace] = tenant
     return tenant

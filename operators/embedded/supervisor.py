@@ -6,6 +6,7 @@ dies (with back-off), and stops them all in reverse order on SIGTERM.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,12 +14,12 @@ import ssl
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import REPO_ROOT, Layout, write_containers_conf
-from ..providers.local.vpc import vpc_pool
+from ..config import REPO_ROOT, Layout, vpc_pool, write_containers_conf
+from ..kubeclient.client import answers
+from ..models.contracts import SERVICE_CIDR
 from . import components, etcd_pki, hostroutes, pki
 from .binaries import ensure_binaries
 from .kubeconfig import build_kubeconfig, write_kubeconfig
@@ -45,18 +46,20 @@ def client_context(kind: str, lay: Layout) -> ssl.SSLContext | None:
     return ctx
 
 
-def probe(component: components.Component, lay: Layout, timeout: float = 1.0) -> bool:
+async def probe_async(component: components.Component, lay: Layout, timeout: float = 1.0) -> bool:
+    """Whether a component's health endpoint answers 200, with the client certificate it trusts."""
     if not component.health_url:
         return True
     try:
         ctx = client_context(component.tls, lay)
     except (OSError, ssl.SSLError):
         return False
-    try:
-        with urllib.request.urlopen(component.health_url, timeout=timeout, context=ctx) as resp:
-            return resp.status == 200
-    except Exception:
-        return False
+    return await answers(component.health_url, ctx, timeout)
+
+
+def probe(component: components.Component, lay: Layout, timeout: float = 1.0) -> bool:
+    """probe_async for the supervisor, which is synchronous: it has no event loop to block."""
+    return asyncio.run(probe_async(component, lay, timeout))
 
 
 @dataclass
@@ -148,7 +151,8 @@ class Supervisor:
         bindir = ensure_binaries(quiet=True)
         ports = lay.ports()
         write_containers_conf(lay)
-        hostroutes.reject_locally([components.SERVICE_CIDR, vpc_pool()])
+        hostroutes.reject_locally([SERVICE_CIDR, vpc_pool()
+])
         pki.ensure_control_plane_pki(lay.pki, name="sk8s-meta", sans_dns=["localhost", "kubernetes",
                                      "kubernetes.default", "kubernetes.default.svc"],
                                      sans_ip=["127.0.0.1", "10.96.0.1"])

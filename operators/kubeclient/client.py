@@ -1,34 +1,35 @@
-"""A small asynchronous Kubernetes API client on aiohttp.
+"""A small asynchronous Kubernetes API client on aiohttp: sk8s's one client stack.
 
-The virtual node runs once per tenant, so it avoids the `kubernetes` package (tens of
-MiB of generated models, blocking I/O in threads) and speaks the REST API directly:
-JSON in, JSON out, watches as streamed JSON lines.
+It serves the meta-cluster (the operators through operators/kube.py, the CLI, the virtual
+node) and the tenant apiservers (the ServerlessCluster operator, the virtual node). The
+virtual node runs once per tenant, so the client avoids the `kubernetes` package (tens of
+MiB of generated models, blocking I/O in threads) and speaks the REST API directly: JSON
+in, JSON out, watches as streamed JSON lines. Credentials (kubeconfig, in-cluster service
+account, a PKI directory) are resolved up front by credentials.py.
+
+An aiohttp session belongs to the event loop that made it: a client is used on one loop.
 """
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
-import os
 import ssl
-import tempfile
-from dataclasses import dataclass
+from pathlib import Path
 from typing import AsyncIterator
-from urllib.parse import urlsplit
 
 import aiohttp
-import yaml
+
+from .credentials import Credentials, KubeconfigError, default_credentials, from_pki, load_kubeconfig
 
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
-
-
-class KubeconfigError(Exception):
-    pass
+APPLY = "application/apply-patch+yaml"
+__all__ = ["APPLY", "MERGE", "STRATEGIC", "ApiError", "Credentials", "KubeClient", "KubeconfigError",
+           "load_kubeconfig"]
 
 
 class ApiError(Exception):
@@ -41,95 +42,35 @@ class ApiError(Exception):
         self.message = message
 
 
-@dataclass
-class Credentials:
-    server: str
-    ssl: ssl.SSLContext | bool
-    headers: dict[str, str]
-
-
-def _material(entry: dict, key: str, base: str) -> bytes | None:
-    """kubeconfig fields come as `<key>-data` (base64) or `<key>` (a path relative to the file)."""
-    if entry.get(f"{key}-data"):
-        return base64.b64decode(entry[f"{key}-data"])
-    if entry.get(key):
-        path = os.path.join(base, os.path.expanduser(entry[key]))
-        with open(path, "rb") as f:
-            return f.read()
-    return None
-
-
-def load_kubeconfig(path: str) -> Credentials:
-    try:
-        with open(path) as f:
-            cfg = yaml.safe_load(f) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise KubeconfigError(f"{path}: {exc}") from exc
-    base = os.path.dirname(os.path.abspath(path))
-
-    def named(section: str, name: str | None) -> dict:
-        for item in cfg.get(section) or []:
-            if item.get("name") == name:
-                return item.get(section[:-1]) or {}
-        raise KubeconfigError(f"{path}: no {section[:-1]} named {name!r}")
-
-    ctx_name = cfg.get("current-context") or ((cfg.get("contexts") or [{}])[0].get("name"))
-    ctx = named("contexts", ctx_name)
-    cluster = named("clusters", ctx.get("cluster"))
-    user = named("users", ctx.get("user")) if ctx.get("user") else {}
-    server = (cluster.get("server") or "").rstrip("/")
-    if not server:
-        raise KubeconfigError(f"{path}: cluster {ctx.get('cluster')!r} has no server")
-    headers: dict[str, str] = {}
-    sslctx: ssl.SSLContext | bool = False
-    if urlsplit(server).scheme == "https":
-        try:
-            ca = _material(cluster, "certificate-authority", base)
-            sslctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=ca.decode() if ca else None)
-            if cluster.get("insecure-skip-tls-verify"):
-                sslctx.check_hostname = False
-                sslctx.verify_mode = ssl.CERT_NONE
-            cert, key = _material(user, "client-certificate", base), _material(user, "client-key", base)
-            if cert and key:
-                _load_chain(sslctx, cert, key)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            raise KubeconfigError(f"{path}: {exc}") from exc
-    token = user.get("token")
-    if not token and user.get("tokenFile"):
-        with open(os.path.join(base, user["tokenFile"])) as f:
-            token = f.read().strip()
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return Credentials(server, sslctx, headers)
-
-
-def _load_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
-    # ssl only loads key material from files: write it to a private file for the call only.
-    with tempfile.TemporaryDirectory(prefix="sk8s-vn-") as d:
-        os.chmod(d, 0o700)
-        cf, kf = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
-        for p, data in ((cf, cert), (kf, key)):
-            fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-        ctx.load_cert_chain(cf, kf)
-
-
 class KubeClient:
-    def __init__(self, creds: Credentials, name: str):
+    """One apiserver's REST API. `name` says which in error messages ("meta", "tenant")."""
+
+    def __init__(self, creds: Credentials, name: str, user_agent: str = "sk8s-virtual-node"):
         self.creds = creds
         self.name = name
+        self.user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_kubeconfig(cls, path: str, name: str) -> "KubeClient":
-        return cls(load_kubeconfig(path), name)
+    def from_kubeconfig(cls, path: str, name: str, user_agent: str = "sk8s-virtual-node") -> "KubeClient":
+        return cls(load_kubeconfig(path), name, user_agent)
+
+    @classmethod
+    def from_default(cls, name: str = "meta", user_agent: str = "sk8s") -> "KubeClient":
+        """In-cluster service account, else $KUBECONFIG or ~/.kube/config."""
+        return cls(default_credentials(), name, user_agent)
+
+    @classmethod
+    def from_pki(cls, server: str, pki: Path, user: str = "admin", name: str = "tenant",
+                 user_agent: str = "sk8s") -> "KubeClient":
+        """A client certificate of one PKI directory (a tenant plane's `pki/`)."""
+        return cls(from_pki(server, pki, user), name, user_agent)
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                headers={"Accept": "application/json", "User-Agent": "sk8s-virtual-node", **self.creds.headers},
+                headers={"Accept": "application/json", "User-Agent": self.user_agent, **self.creds.headers},
                 connector=aiohttp.TCPConnector(ssl=self.creds.ssl, limit=64))
         return self._session
 
@@ -137,6 +78,22 @@ class KubeClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    async def __aenter__(self) -> "KubeClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def ready(self, path: str = "/readyz", timeout: float = 10) -> bool:
+        """Whether the server answers `path` with 200 (never raises)."""
+        try:
+            async with self.session.get(self.creds.server + path,
+                                        timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                await resp.read()
+                return resp.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            return False
 
     async def request(self, method: str, path: str, *, params: dict | None = None, body=None,
                       content_type: str = "application/json",
@@ -169,6 +126,20 @@ class KubeClient:
 
     async def patch(self, path: str, body: dict, content_type: str = MERGE) -> dict:
         return await self.request("PATCH", path, body=body, content_type=content_type)
+
+    async def apply(self, path: str, obj: dict, manager: str, force: bool = True) -> dict:
+        """Server-side apply of one object at its resource path."""
+        params = {"fieldManager": manager, **({"force": "true"} if force else {})}
+        return await self.request("PATCH", path, params=params, body=obj, content_type=APPLY)
+
+    async def patch_status(self, path: str, status: dict, content_type: str = MERGE) -> dict:
+        """Merge `status` into the status subresource of the object at `path`."""
+        return await self.patch(f"{path}/status", {"status": status}, content_type)
+
+    async def api_resources(self, group_version: str) -> list[dict]:
+        """Discovery: the resources a group/version serves (`v1` is the core group)."""
+        prefix = "/api" if "/" not in group_version else "/apis"
+        return (await self.get(f"{prefix}/{group_version}")).get("resources") or []
 
     async def delete(self, path: str, *, grace: int | None = None, uid: str | None = None) -> dict:
         opts: dict = {"kind": "DeleteOptions", "apiVersion": "v1"}
@@ -210,6 +181,17 @@ class KubeClient:
                             yield json.loads(line)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise ApiError(0, "Unreachable", f"{self.name} API watch {path}: {_describe(exc)}") from exc
+
+
+async def answers(url: str, sslctx: ssl.SSLContext | bool | None, timeout: float = 1.0) -> bool:
+    """Whether a health endpoint answers 200 (never raises): for probes outside any client."""
+    try:
+        connector = aiohttp.TCPConnector(ssl=True if sslctx is None else sslctx)  # None: verify as usual
+        async with aiohttp.ClientSession(connector=connector) as s:
+            async with s.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                return resp.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+        return False
 
 
 def _describe(exc: BaseException) -> str:

@@ -8,8 +8,6 @@ import asyncio
 import hashlib
 import logging
 
-from kubernetes.client.rest import ApiException
-
 from .. import API_VERSION, kube
 from ..conditions import now_rfc3339
 from ..providers.base import SandboxRef
@@ -54,7 +52,7 @@ class SandboxEvents:
         count, first = self._counts.get(name, (0, now))
         self._counts[name] = (count + 1, first)
         body = build_event(ref, type_, reason, message, count=count + 1, first=first, now=now, host=self.host)
-        task = asyncio.create_task(asyncio.to_thread(self._post, body))
+        task = asyncio.create_task(self._post(body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -64,30 +62,29 @@ class SandboxEvents:
             self._counts.pop(name, None)
 
     @staticmethod
-    def _post(body: dict) -> None:
+    async def _post(body: dict) -> None:
         meta = body["metadata"]
-        api = kube.core()
         try:
             if body["count"] == 1:
-                api.create_namespaced_event(meta["namespace"], body)
+                await kube.create_event(meta["namespace"], body)
             else:
-                api.patch_namespaced_event(meta["name"], meta["namespace"],
-                                           {"count": body["count"], "lastTimestamp": body["lastTimestamp"]})
-        except ApiException as exc:
+                await kube.patch_event(meta["namespace"], meta["name"],
+                                       {"count": body["count"], "lastTimestamp": body["lastTimestamp"]})
+        except kube.ApiError as exc:
             try:
-                SandboxEvents._retry(api, body, exc)
+                await SandboxEvents._retry(body, exc)
             except Exception as again:  # events are best effort: never fail the kubelet for one
                 log.debug("event %s not recorded: %s", body["reason"], again)
         except Exception as exc:
             log.debug("event %s not recorded: %s", body["reason"], exc)
 
     @staticmethod
-    def _retry(api, body: dict, exc: ApiException) -> None:
+    async def _retry(body: dict, exc: kube.ApiError) -> None:
         meta = body["metadata"]
         if exc.status == 409:  # posted before an operator restart: carry on counting there
-            api.patch_namespaced_event(meta["name"], meta["namespace"],
-                                       {"count": body["count"], "lastTimestamp": body["lastTimestamp"]})
+            await kube.patch_event(meta["namespace"], meta["name"],
+                                   {"count": body["count"], "lastTimestamp": body["lastTimestamp"]})
         elif exc.status == 404 and body["count"] > 1:  # expired meanwhile (events have a TTL)
-            api.create_namespaced_event(meta["namespace"], {**body, "count": 1})
+            await kube.create_event(meta["namespace"], {**body, "count": 1})
         else:
             log.debug("event %s not recorded: %s", body["reason"], exc)

@@ -2,10 +2,6 @@
 volume-content Secret (see operators/volumecontent.py)."""
 from __future__ import annotations
 
-import asyncio
-
-from kubernetes.client.exceptions import ApiException
-
 from .. import kube
 from ..models.podspec import PodSpec
 from ..volumecontent import read_content_secret
@@ -24,15 +20,7 @@ def needs_content(spec: PodSpec) -> bool:
 async def load(namespace: str, name: str, spec: PodSpec) -> Content:
     if not needs_content(spec):
         return {}
-
-    def _read():
-        try:
-            return kube.core().read_namespaced_secret(name, namespace).to_dict()
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-    secret = await asyncio.to_thread(_read)
+    secret = await kube.read_secret(namespace, name)
     if secret is None:
         raise ContentMissing(f"volume content {namespace}/{name} not written yet")
     return read_content_secret(secret)

@@ -4,13 +4,14 @@ with each plane's own admin certificate; no operator needs to be up to answer.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..embedded.processes import ProcessSet
+from ..kubeclient.client import answers
 from . import planes
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "virtual-node")
@@ -38,41 +39,44 @@ def _args(directory: Path) -> dict[str, str]:
     return dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
 
 
-def _get(url: str, pki: Path, timeout: float) -> bool:
+async def _get(url: str, pki: Path, timeout: float) -> bool:
     try:
         ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
         ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-        with urllib.request.urlopen(url, timeout=timeout, context=ctx) as resp:
-            return resp.status == 200
-    except Exception:
+    except (OSError, ssl.SSLError):
         return False
+    return await answers(url, ctx, timeout)
 
 
-def plane_rows(plane: planes.Plane, names: dict[str, str], timeout: float = 1.0) -> list[Row]:
+async def _health(name: str, pid: int | None, endpoint: str, args: dict, pki: Path, timeout: float) -> str:
+    if not pid:
+        return "down"
+    if name == "kube-apiserver":
+        return "healthy" if await _get(f"{endpoint}/readyz", pki, timeout) else "unhealthy"
+    if name == "virtual-node":
+        if not args:
+            return "standby"  # started ahead, waiting for a cluster to claim its plane
+        return "healthy" if await _get(f"{endpoint}/healthz", pki, timeout) else "unhealthy"
+    return "running"  # it serves no port (--secure-port=0): alive is all there is to see
+
+
+_PORTS = {"kube-apiserver": "apiserver_port", "virtual-node": "kubelet_port"}
+
+
+async def plane_rows(plane: planes.Plane, names: dict[str, str], timeout: float = 1.0) -> list[Row]:
     """`names`: ServerlessCluster uid -> namespace/name, as far as known."""
     procs = ProcessSet(plane.directory)
     uid = plane.claimed_by
     args = _args(plane.directory)
     cluster = "(standby)" if uid is None else names.get(uid) or args.get("cluster") or uid
     pki = plane.directory / "pki"
-    rows = []
-    for name in COMPONENTS:
-        pid = procs.pid(name)
-        endpoint = ""
-        if name == "kube-apiserver":
-            endpoint = f"https://127.0.0.1:{plane.apiserver_port}"
-            health = "healthy" if pid and _get(f"{endpoint}/readyz", pki, timeout) else "unhealthy"
-        elif name == "virtual-node":
-            endpoint = f"https://127.0.0.1:{plane.kubelet_port}"
-            if pid and not args:
-                health = "standby"  # started ahead, waiting for a cluster to claim its plane
-            else:
-                health = "healthy" if pid and _get(f"{endpoint}/healthz", pki, timeout) else "unhealthy"
-        else:
-            health = "running"  # it serves no port (--secure-port=0): alive is all there is to see
-        rows.append(Row(cluster, plane.id, name, pid, health if pid else "down", endpoint))
-    return rows
+    pids = {name: procs.pid(name) for name in COMPONENTS}
+    endpoints = {name: f"https://127.0.0.1:{getattr(plane, _PORTS[name])}" if name in _PORTS else ""
+                 for name in COMPONENTS}
+    health = await asyncio.gather(*(_health(n, pids[n], endpoints[n], args, pki, timeout) for n in COMPONENTS))
+    return [Row(cluster, plane.id, n, pids[n], h, endpoints[n]) for n, h in zip(COMPONENTS, health)]
 
 
-def all_rows(names: dict[str, str], timeout: float = 1.0) -> list[Row]:
-    return [r for p in planes.all_planes() for r in plane_rows(p, names, timeout)]
+async def all_rows(names: dict[str, str], timeout: float = 1.0) -> list[Row]:
+    rows = await asyncio.gather(*(plane_rows(p, names, timeout) for p in planes.all_planes()))
+    return [r for plane in rows for r in plane]

@@ -1,5 +1,6 @@
 """Defence in depth on the host and tenant availability: etcd TLS, component command
 lines, restart back-off, the Node of a dead virtual node, `sk8s status` rows (pure or on a temp dir)."""
+import asyncio
 import datetime as dt
 import json
 import ssl
@@ -168,7 +169,7 @@ def test_status_rows_of_standby_and_claimed_planes(home):
     standby = planes.new_plane()
     claimed = planes.new_plane(claim_for="uid-1")
     (claimed.directory / "virtual-node.args").write_text(json.dumps(["--cluster=c1", "--port=1"]))
-    rows = plane_status.all_rows({"uid-1": "team/c1"}, timeout=0.1)
+    rows = asyncio.run(plane_status.all_rows({"uid-1": "team/c1"}, timeout=0.1))
     assert len(rows) == 6
     by = {(r.plane, r.component): r for r in rows}
     assert by[(standby.id, "kube-apiserver")].cluster == "(standby)"
@@ -176,7 +177,7 @@ def test_status_rows_of_standby_and_claimed_planes(home):
     assert all(r.health == "down" and r.pid is None for r in rows)  # nothing runs in a temp dir
     assert by[(claimed.id, "kube-apiserver")].endpoint == f"https://127.0.0.1:{claimed.apiserver_port}"
     # Without the meta apiserver's answer, the name the virtual node was given.
-    assert {r.cluster for r in plane_status.all_rows({}, timeout=0.1) if r.plane == claimed.id} == {"c1"}
+    assert {r.cluster for r in asyncio.run(plane_status.all_rows({}, timeout=0.1)) if r.plane == claimed.id} == {"c1"}
 
 
 def test_a_plane_process_of_an_older_command_line_is_replaced(tmp_path):

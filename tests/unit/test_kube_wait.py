@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import pytest
 
@@ -13,24 +12,25 @@ class Discovery:
     def __init__(self, answers):
         self.answers, self.calls = list(answers), 0
 
-    def get_api_resources(self, group, version):
+    async def api_resources(self, group_version):
+        assert group_version == "sk8s.io/v1alpha1"
         self.calls += 1
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
             raise answer
-        return SimpleNamespace(resources=[SimpleNamespace(name=n) for n in answer])
+        return [{"name": n, "kind": n.title()} for n in answer]
 
 
 def test_waits_through_a_restarting_apiserver(monkeypatch):
     fake = Discovery([ConnectionRefusedError(), ["privatezones"], ["privatezones", "sandboxpods"]])
-    monkeypatch.setattr(kube, "custom", lambda: fake)
+    monkeypatch.setattr(kube, "client", lambda: fake)
     monkeypatch.setattr(asyncio, "sleep", _no_sleep)
     asyncio.run(kube.wait_until_served("sandboxpods"))
     assert fake.calls == 3
 
 
 def test_gives_up_with_the_reason(monkeypatch):
-    monkeypatch.setattr(kube, "custom", lambda: Discovery([["privatezones"]]))
+    monkeypatch.setattr(kube, "client", lambda: Discovery([["privatezones"]]))
     with pytest.raises(RuntimeError, match="sandboxpods not in the discovery"):
         asyncio.run(kube.wait_until_served("sandboxpods", timeout=0.05))
 

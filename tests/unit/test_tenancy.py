@@ -74,7 +74,10 @@ def test_an_admins_objects_may_name_only_vpcs_of_existing_clusters():
 def test_check_takes_the_tenant_from_the_namespace(monkeypatch):
     namespaces = {sandbox_namespace("alpha", A.uid): ns(sandbox_namespace("alpha", A.uid), **{
         "sk8s.io/cluster": "alpha", "sk8s.io/cluster-uid": A.uid}), "default": ns("default")}
-    monkeypatch.setattr(tenancy, "_read_namespace", namespaces.get)
+
+    async def read_namespace(name):
+        return namespaces.get(name)
+    monkeypatch.setattr(tenancy, "_read_namespace", read_namespace)
     monkeypatch.setattr(tenancy, "_tenants", {})
 
     async def uids():
