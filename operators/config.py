@@ -2,6 +2,11 @@
 
 Everything of one embedded installation lives under $SK8S_HOME; binaries built from
 upstream are cached per machine under $SK8S_CACHE, keyed by version.
+
+The environment is read here and nowhere else in operators/ (tests/unit/test_contracts.py
+checks): one accessor per variable, read when called (tests and child processes set
+them), each saying its variable, default and meaning. Building the environment of a child
+process (`dict(os.environ, ...)`) is not reading configuration and stays where it is.
 """
 from __future__ import annotations
 
@@ -140,6 +145,60 @@ def write_containers_conf(lay: Layout) -> Path:
     if not lay.containers_conf.exists() or lay.containers_conf.read_text() != CONTAINERS_CONF:
         lay.containers_conf.write_text(CONTAINERS_CONF)
     return lay.containers_conf
+
+
+def log_level() -> str:
+    """SK8S_LOG_LEVEL (default INFO): the virtual node's log level (its --log-level default)."""
+    return os.environ.get("SK8S_LOG_LEVEL", "INFO")
+
+
+def provider_name() -> str:
+    """SK8S_PROVIDER (default "local"): the provider the SandboxPod, ServiceLB and
+    PrivateZone operators run their sandboxes, load balancers and zones on."""
+    return os.environ.get("SK8S_PROVIDER", "local")
+
+
+def pod_subnet() -> str | None:
+    """SK8S_POD_SUBNET (default none, unset or empty): the subnet of the local provider's
+    network for sandboxes that belong to no tenant VPC; none lets podman choose."""
+    return os.environ.get("SK8S_POD_SUBNET") or None
+
+
+def vpc_pool() -> str:
+    """SK8S_VPC_POOL (default 10.112.0.0/12, also when empty): the range the local
+    provider cuts tenant VPCs (/23 each) from; the supervisor keeps it off the host's routes."""
+    return os.environ.get("SK8S_VPC_POOL") or "10.112.0.0/12"
+
+
+def lb_range() -> str | None:
+    """SK8S_LB_RANGE (default none, unset or empty: a /16 of 127/8 derived from the home id):
+    where the local provider hands out internet load balancer addresses."""
+    return os.environ.get("SK8S_LB_RANGE") or None
+
+
+def standby_planes() -> int:
+    """SK8S_STANDBY_PLANES (default 1): warm tenant control planes the ServerlessCluster
+    operator keeps started ahead of demand."""
+    return int(os.environ.get("SK8S_STANDBY_PLANES", "1"))
+
+
+def etcd_url() -> str:
+    """SK8S_ETCD_URL (default https://127.0.0.1:2379): the meta etcd tenant apiservers store
+    in (each under its own prefix); the supervisor sets it for the ServerlessCluster operator."""
+    return os.environ.get("SK8S_ETCD_URL", "https://127.0.0.1:2379")
+
+
+def etcd_pki() -> Path | None:
+    """SK8S_ETCD_PKI (default none, unset or empty: this home's etcd PKI): a directory holding
+    etcd's CA (a mounted Secret), which signs the tenant planes' etcd client certificates."""
+    env = os.environ.get("SK8S_ETCD_PKI")
+    return Path(env) if env else None
+
+
+def default_kubeconfig(path: Path) -> None:
+    """KUBECONFIG: the kubernetes client library reads it; the CLI points it at the
+    meta-cluster's kubeconfig unless the user set one (the user's wins)."""
+    os.environ.setdefault("KUBECONFIG", str(path))
 
 
 def nfs_allowed() -> str:

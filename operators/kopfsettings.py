@@ -7,6 +7,8 @@ import logging
 
 import kopf
 
+from .models.contracts import KOPF_ANNOTATION_PREFIX
+
 DIFFBASE_KEY = "last-handled-configuration"
 
 
@@ -37,6 +39,6 @@ def configure(settings: kopf.OperatorSettings, *, finalizer: str, max_workers: i
     # Progress in status (kept by the CRDs' status.kopf), the diff base in an annotation.
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
     storage = DigestDiffBaseStorage if digest_diffbase else kopf.AnnotationsDiffBaseStorage
-    settings.persistence.diffbase_storage = storage(prefix="sk8s.io", key=DIFFBASE_KEY)
+    settings.persistence.diffbase_storage = storage(prefix=KOPF_ANNOTATION_PREFIX, key=DIFFBASE_KEY)
     settings.posting.level = logging.INFO
     settings.execution.max_workers = max_workers

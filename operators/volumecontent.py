@@ -11,8 +11,7 @@ import hashlib
 import json
 from typing import Mapping
 
-LABEL_VOLUME_CONTENT = "sk8s.io/volume-content"
-ANNOTATION_CONTENT_HASH = "sk8s.io/volume-content-hash"
+from .models.contracts import ANNOTATION_CONTENT_HASH, LABEL_VOLUME_CONTENT
 
 
 def content_hash(content: Mapping[str, dict]) -> str:

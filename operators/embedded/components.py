@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Layout, Ports, free_port
+from ..models.contracts import SERVICE_CIDR
 from . import etcd_pki
 
 # One entry per independent operator: each runs as its own process.
@@ -15,8 +16,6 @@ OPERATORS: dict[str, str] = {
     "servicelb-operator": "operators.servicelb.operator",
     "privatezone-operator": "operators.privatezone.operator",
 }
-
-SERVICE_CIDR = "10.96.0.0/16"
 
 
 @dataclass

@@ -2,9 +2,7 @@
 this host, proxies and a DNS server in the tenants' VPCs) is the embedded default."""
 from __future__ import annotations
 
-import os
-
-from ..config import home_id, layout, write_containers_conf
+from ..config import home_id, layout, pod_subnet, write_containers_conf
 from .base import Provider
 from .services import LoadBalancers, PrivateZones
 
@@ -25,7 +23,7 @@ def make_provider(name: str = "local") -> Provider:
         from .local import LocalProvider
         lay = layout()
         return LocalProvider(home_id=home_id(lay.home), containers_conf=str(write_containers_conf(lay)),
-                             subnet=os.environ.get("SK8S_POD_SUBNET") or None, state_dir=lay.run / "kubelet")
+                             subnet=pod_subnet(), state_dir=lay.run / "kubelet")
     raise ValueError(f"unknown provider {name!r}")
 
 

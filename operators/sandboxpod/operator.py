@@ -5,7 +5,7 @@
 import kopf
 
 from .. import GROUP, VERSION
-from ..volumecontent import LABEL_VOLUME_CONTENT
+from ..models.contracts import LABEL_VOLUME_CONTENT
 from .handlers import handle_create_sandboxpod, handle_delete_sandboxpod, handle_startup, handle_update_volumecontent
 
 RESOURCE = (GROUP, VERSION, "sandboxpods")

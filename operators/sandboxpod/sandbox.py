@@ -6,7 +6,8 @@ import logging
 from ..models.sandboxpod import SandboxPodSpec
 from ..providers.base import Provider, ProviderError, SandboxInstance, SandboxRef
 from .. import kube
-from ..tenancy import LABEL_CLUSTER, LABEL_CLUSTER_UID, Tenant
+from ..models.contracts import LABEL_CLUSTER, LABEL_CLUSTER_UID
+from ..tenancy import Tenant
 from .status import build_status
 
 log = logging.getLogger(__name__)

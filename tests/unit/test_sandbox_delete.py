@@ -1,5 +1,6 @@
 """The grace period a SandboxPod's sandbox gets on deletion."""
-from operators.sandboxpod.handlers.handle_delete_sandboxpod import GRACE_ANNOTATION, grace_period
+from operators.models.contracts import ANNOTATION_DELETION_GRACE as GRACE_ANNOTATION
+from operators.sandboxpod.handlers.handle_delete_sandboxpod import grace_period
 
 
 def body(grace=None, annotation=None):

@@ -1,18 +1,16 @@
 """Operator start-up: kopf settings and the provider."""
 from __future__ import annotations
 
-import os
-
 import kopf
 
 from ... import kopfsettings, kube
+from ...config import provider_name
+from ...models.contracts import FINALIZER_PRIVATEZONE
 from ...providers import make_private_zones
-
-FINALIZER = "sk8s.io/privatezone"
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    kopfsettings.configure(settings, finalizer=FINALIZER, max_workers=8)
+    kopfsettings.configure(settings, finalizer=FINALIZER_PRIVATEZONE, max_workers=8)
 
 
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
@@ -21,6 +19,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
         await kube.wait_until_served("privatezones")
     except RuntimeError as exc:  # exit: the supervisor (or Deployment) restarts us
         raise kopf.PermanentError(str(exc)) from exc
-    zones = make_private_zones(os.environ.get("SK8S_PROVIDER", "local"))
+    zones = make_private_zones(provider_name())
     await zones.setup()
     memo.zones = zones

@@ -16,6 +16,8 @@ import logging
 import os
 import socket
 
+from ...config import lb_range
+from ...models.contracts import LABEL_HOME, LABEL_VPC
 from ..base import ProviderError
 from ..services import BackendHealth, LBListener, LBSpec, LBState, LoadBalancers
 from . import netns
@@ -28,7 +30,7 @@ HEALTH_INTERVAL = 1.0
 
 def internet_range(home_id: str) -> ipaddress.IPv4Network:
     """A /16 of 127/8 per installation, so that two homes on one host never collide."""
-    env = os.environ.get("SK8S_LB_RANGE")
+    env = lb_range()
     if env:
         return ipaddress.ip_network(env)
     second = 64 + int(hashlib.sha256(home_id.encode()).hexdigest()[:4], 16) % 128
@@ -98,9 +100,9 @@ class LocalLoadBalancers(LoadBalancers):
     async def _free_orphan_addresses(self) -> None:
         """Intranet addresses in VPC anchors that no ServiceLB records (a run killed mid-way)."""
         pods = await self.vpcs.podman.json("pod", "ps", "--format=json",
-                                           f"--filter=label=sk8s.io/home={self.vpcs.home_id}")
+                                           f"--filter=label={LABEL_HOME}={self.vpcs.home_id}")
         for pod in pods if isinstance(pods, list) else []:
-            vpc_id = (pod.get("Labels") or {}).get("sk8s.io/vpc")
+            vpc_id = (pod.get("Labels") or {}).get(LABEL_VPC)
             if not vpc_id or pod.get("Status") != "Running":
                 continue
             try:

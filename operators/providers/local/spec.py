@@ -12,6 +12,10 @@ import json
 import re
 from pathlib import Path
 
+# The local provider's short names for its podman labels (keys in models/contracts.py).
+from ...models.contracts import (LABEL_CLUSTER_UID, LABEL_CONTAINER, LABEL_HOME,  # noqa: F401 (provider.py)
+                                 LABEL_INIT_CONTAINER as LABEL_INIT, LABEL_SANDBOX_NAME as LABEL_NAME,
+                                 LABEL_SANDBOX_NAMESPACE as LABEL_NAMESPACE, LABEL_SANDBOX_UID as LABEL_UID)
 from ...models.podspec import Container, PodSpec
 from ...quantity import cpu_cores, memory_bytes
 from ..base import InvalidSpecError, SandboxRef
@@ -21,14 +25,6 @@ from .volumes import default_root, mount_args
 
 # kubelet semantics: Always re-checks the registry, IfNotPresent uses local storage first.
 PULL = {"Always": "newer", "IfNotPresent": "missing", "Never": "never"}
-
-LABEL_HOME = "sk8s.io/home"
-LABEL_NAMESPACE = "sk8s.io/namespace"
-LABEL_NAME = "sk8s.io/name"
-LABEL_UID = "sk8s.io/uid"
-LABEL_CONTAINER = "sk8s.io/container"
-LABEL_CLUSTER_UID = "sk8s.io/cluster-uid"
-LABEL_INIT = "sk8s.io/init-container"
 
 
 def container_name(ref: SandboxRef, container: str) -> str:

@@ -15,20 +15,13 @@ import json
 import os
 from dataclasses import dataclass
 
+from ...config import vpc_pool
+from ...models.contracts import LABEL_CLUSTER_UID, LABEL_HOME, LABEL_VPC
 from ..base import ProviderError
 from . import firewall
 from .podman import Podman
 
-LABEL_HOME = "sk8s.io/home"
-LABEL_VPC = "sk8s.io/vpc"
-LABEL_CLUSTER_UID = "sk8s.io/cluster-uid"
-DEFAULT_POOL = "10.112.0.0/12"
 VPC_PREFIX = 23
-
-
-def vpc_pool() -> str:
-    """The range tenant VPCs are cut from (SK8S_VPC_POOL)."""
-    return os.environ.get("SK8S_VPC_POOL") or DEFAULT_POOL
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import kopf
 
+from ...models.contracts import ANNOTATION_DELETION_GRACE
 from ..sandbox import ref_of
 
 
-# Set by a virtual node when its tenant pod was deleted with an explicit grace period.
-GRACE_ANNOTATION = "sk8s.io/deletion-grace-period-seconds"
-
-
 def grace_period(body) -> int:
-    override = (body["metadata"].get("annotations") or {}).get(GRACE_ANNOTATION)
+    override = (body["metadata"].get("annotations") or {}).get(ANNOTATION_DELETION_GRACE)  # set by a virtual node
     if override is not None and override.isdigit():
         return int(override)
     grace = (body.get("spec") or {}).get("terminationGracePeriodSeconds")

@@ -3,24 +3,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 
 import kopf
 
 from ... import kopfsettings, kube
+from ...config import provider_name
+from ...models.contracts import FINALIZER_SANDBOXPOD
 from ...providers import make_provider
 from ..events import SandboxEvents
 from ..sandbox import collect_garbage
 from ..watcher import StatusPusher
 
 log = logging.getLogger(__name__)
-FINALIZER = "sk8s.io/sandbox"
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
     # A SandboxPod's spec is immutable and may be large (a Pod's may exceed 256 KiB).
-    kopfsettings.configure(settings, finalizer=FINALIZER, max_workers=16, digest_diffbase=True)
+    kopfsettings.configure(settings, finalizer=FINALIZER_SANDBOXPOD, max_workers=16, digest_diffbase=True)
     settings.queueing.worker_limit = 64
 
 
@@ -30,7 +30,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
         await kube.wait_until_served("sandboxpods")
     except RuntimeError as exc:  # exit: the supervisor (or Deployment) restarts us
         raise kopf.PermanentError(str(exc)) from exc
-    provider = make_provider(os.environ.get("SK8S_PROVIDER", "local"))
+    provider = make_provider(provider_name())
     try:
         await provider.setup()
     except Exception as exc:

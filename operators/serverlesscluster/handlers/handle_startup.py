@@ -7,13 +7,14 @@ import logging
 import kopf
 
 from ... import kopfsettings, kube
+from ...models.contracts import FINALIZER_SERVERLESSCLUSTER
 from .. import pool
 
 log = logging.getLogger(__name__)
 
 
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
-    kopfsettings.configure(settings, finalizer="sk8s.io/serverlesscluster", max_workers=16)
+    kopfsettings.configure(settings, finalizer=FINALIZER_SERVERLESSCLUSTER, max_workers=16)
     try:
         await kube.wait_until_served("serverlessclusters")
     except RuntimeError as exc:  # exit: the supervisor (or Deployment) restarts us

@@ -2,20 +2,20 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import kopf
 
 from ... import kopfsettings, kube
+from ...config import provider_name
 from ...kube import list_objects
+from ...models.contracts import FINALIZER_SERVICELB
 from ...providers import make_load_balancers
 
 log = logging.getLogger(__name__)
-FINALIZER = "sk8s.io/servicelb"
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    kopfsettings.configure(settings, finalizer=FINALIZER, max_workers=8)
+    kopfsettings.configure(settings, finalizer=FINALIZER_SERVICELB, max_workers=8)
 
 
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
@@ -24,7 +24,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
         await kube.wait_until_served("servicelbs")
     except RuntimeError as exc:  # exit: the supervisor (or Deployment) restarts us
         raise kopf.PermanentError(str(exc)) from exc
-    lbs = make_load_balancers(os.environ.get("SK8S_PROVIDER", "local"))
+    lbs = make_load_balancers(provider_name())
     # Every address recorded in a status stays its LB's, whatever order the handlers
     # resume in; an address nobody recorded (a run killed mid-way) is freed.
     items = await list_objects("servicelbs")
