@@ -9,7 +9,6 @@ import time
 from .controllers.binder import Binder
 from .controllers.eventmirror import EventMirror
 from ..kubeclient.events import EventRecorder
-from ..kubeclient.informer import Informer
 from ..kubeclient.client import ApiError, KubeClient
 from .kubelet.server import KubeletServer
 from .controllers.node import UNREACHABLE_GRACE, NodeAgent, node_labels
@@ -17,18 +16,15 @@ from .options import Options
 from .controllers.podsync import COMPONENT, PodSync
 from .mapping.quota import Capacity
 from .controllers.servicesync import ServiceSync
-from .mapping.spec import LABEL_CLUSTER_UID, label_value, sandboxpod_name
+from .mapping.spec import sandboxpod_name
+from .informers import NodeInformers
 
 log = logging.getLogger(__name__)
 META_SYNC_WAIT = 5.0
 
 
-def _pod_key(pod: dict) -> tuple[str, str]:
-    return pod["metadata"]["namespace"], pod["metadata"]["name"]
-
-
-def _name_key(obj: dict) -> str:
-    return obj["metadata"]["name"]
+def _start(informers) -> list[asyncio.Task]:
+    return [asyncio.create_task(i.run(), name=f"informer {i.name}") for i in informers]
 
 
 class VirtualNode:
@@ -39,23 +35,24 @@ class VirtualNode:
         self.server_ctx = server_ctx
         self._provider = None
         self.events = EventRecorder(tenant, component=COMPONENT, host=opts.node_name)
-        self.pods = Informer(tenant, "/api/v1/pods", name="tenant pods", key=_pod_key)
-        self.sandboxes = Informer(
-            meta, f"/apis/sk8s.io/v1alpha1/namespaces/{opts.meta_namespace}/sandboxpods", name="sandboxpods",
-            key=_name_key, params={"labelSelector": f"{LABEL_CLUSTER_UID}={label_value(opts.cluster_uid)}"})
-        self.binder = Binder(tenant, node_name=opts.node_name, node_labels=node_labels(opts.node_name),
+        self.informers = NodeInformers.create(tenant, meta, meta_namespace=opts.meta_namespace,
+                                              cluster_uid=opts.cluster_uid)
+        self.pods, self.sandboxes = self.informers.pods, self.informers.sandboxes
+        inf = self.informers
+        # Each controller registers its handlers on the informers it is given.
+        self.binder = Binder(tenant, pods=inf.pods, node_name=opts.node_name, node_labels=node_labels(opts.node_name),
                              events=self.events,
                              capacity=Capacity(opts.max_pods, opts.cpu_millis, opts.memory_bytes,
                                                cpu_limited=opts.cpu_limited, memory_limited=opts.memory_limited))
-        self.podsync = PodSync(tenant=tenant, meta=meta, pods=self.pods, sandboxes=self.sandboxes, events=self.events,
+        self.podsync = PodSync(tenant=tenant, meta=meta, pods=inf.pods, sandboxes=inf.sandboxes,
+                               configmaps=inf.configmaps, secrets=inf.secrets, events=self.events,
                                node_name=opts.node_name, meta_namespace=opts.meta_namespace, cluster=opts.cluster,
                                cluster_uid=opts.cluster_uid, allocatable={"cpu": opts.cpu, "memory": opts.memory})
-        self.services = ServiceSync(tenant=tenant, meta=meta, events=self.events, cluster=opts.cluster,
+        self.services = ServiceSync(tenant=tenant, meta=meta, services=inf.services, slices=inf.slices,
+                                    servicelbs=inf.servicelbs, events=self.events, cluster=opts.cluster,
                                     cluster_uid=opts.cluster_uid, meta_namespace=opts.meta_namespace)
-        self.pods.handlers += [self.binder.on_pod, self.podsync.on_pod]
-        self.event_mirror = EventMirror(tenant, meta, meta_namespace=opts.meta_namespace, sandboxes=self.sandboxes,
+        self.event_mirror = EventMirror(tenant, events=inf.sandbox_events, sandboxes=inf.sandboxes,
                                         pod_for=self.podsync.pod_for, host=opts.node_name)
-        self.sandboxes.handlers.append(self.podsync.on_sandbox)
         self.kubelet = KubeletServer(lookup=self.lookup, provider=self.provider, meta_namespace=opts.meta_namespace)
         self.node: NodeAgent | None = None
 
@@ -115,11 +112,8 @@ class VirtualNode:
         try:
             version, _ = await asyncio.gather(self.tenant_version(),
                                               self.kubelet.start(self.opts.address, self.opts.port, self.server_ctx))
-            tasks += [asyncio.create_task(self.sandboxes.run(), name="sandboxpod-informer"),
-                      asyncio.create_task(self.pods.run(), name="pod-informer")]
-            # Volume sources: acted on once synced, read directly until then (no wait here).
-            tasks += [asyncio.create_task(self.podsync.volumes.configmaps.run(), name="configmap-informer"),
-                      asyncio.create_task(self.podsync.volumes.secrets.run(), name="secret-informer")]
+            # Every informer is started here and nowhere else (informers.py says which when).
+            tasks += _start(self.informers.early)
             try:
                 await asyncio.wait_for(self.sandboxes.synced.wait(), META_SYNC_WAIT)
             except asyncio.TimeoutError:
@@ -134,9 +128,9 @@ class VirtualNode:
             # SandboxPod look orphaned, or every pod look unbound.
             await asyncio.gather(self.pods.synced.wait(), self.sandboxes.synced.wait())
             self.node.poke()
+            tasks += _start(self.informers.late)
             tasks += [asyncio.create_task(self.binder.run(), name="binder"),
                       asyncio.create_task(self.podsync.run(), name="podsync"),
-                      asyncio.create_task(self.event_mirror.run(), name="sandbox-event-mirror"),
                       asyncio.create_task(self.services.run(), name="services")]
             self._warm = asyncio.create_task(self._warm_provider())
             log.info("virtual node %s in sync: %d pods on the node, %d SandboxPods", self.opts.node_name,

@@ -213,9 +213,13 @@ def test_the_compatibility_policy_is_applied_at_its_api_paths():
 
 
 def test_a_source_change_requeues_exactly_the_pods_that_read_it():
+    from operators.kubeclient.informer import Informer
     from operators.virtualnode.controllers.volumesync import VolumeSync
+    from operators.virtualnode.informers import ns_name
     queued = []
-    vs = VolumeSync(tenant=None, meta=None, meta_namespace="t", node_name="n", allocatable={}, requeue=queued.append)
+    vs = VolumeSync(tenant=None, meta=None, configmaps=Informer(None, "/api/v1/configmaps", name="cm", key=ns_name),
+                    secrets=Informer(None, "/api/v1/secrets", name="s", key=ns_name), meta_namespace="t",
+                    node_name="n", allocatable={}, requeue=queued.append)
     vs.track("default.a", pod([{"name": "c", "configMap": {"name": "cm"}}, {"name": "s", "secret": {"secretName": "s"}}]))
     vs.track("default.b", pod([{"name": "c", "configMap": {"name": "cm"}}]))
     cm = {"metadata": {"namespace": "default", "name": "cm"}}

@@ -12,6 +12,7 @@ import logging
 
 from ...kubeclient.events import EventRecorder
 from ...kubeclient.client import STRATEGIC, ApiError, KubeClient
+from ...kubeclient.informer import Informer
 from ..mapping.quota import Capacity, Resources, check_fit, is_terminal, pod_requests
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,8 @@ def _order(pod: dict) -> tuple:
 
 
 class Binder:
-    def __init__(self, client: KubeClient, *, node_name: str, capacity: Capacity, node_labels: dict[str, str],
-                 events: EventRecorder):
+    def __init__(self, client: KubeClient, *, pods: Informer, node_name: str, capacity: Capacity,
+                 node_labels: dict[str, str], events: EventRecorder):
         self.client = client
         self.node_name = node_name
         self.capacity = capacity
@@ -57,6 +58,7 @@ class Binder:
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(BIND_CONCURRENCY)
         self._tasks: set[asyncio.Task] = set()
+        pods.handlers.append(self.on_pod)
 
     # --- fed by the tenant pod informer ----------------------------------------
     def on_pod(self, kind: str, pod: dict, old: dict | None) -> None:

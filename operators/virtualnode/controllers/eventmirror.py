@@ -36,20 +36,16 @@ def tenant_event(meta_event: dict, pod: dict, sbp: dict, host: str) -> dict:
 
 
 class EventMirror:
-    def __init__(self, tenant: KubeClient, meta: KubeClient, *, meta_namespace: str, sandboxes: Informer,
-                 pod_for, host: str):
+    def __init__(self, tenant: KubeClient, *, events: Informer, sandboxes: Informer, pod_for, host: str):
         self.tenant = tenant
         self.sandboxes = sandboxes
         self.pod_for = pod_for
         self.host = host
-        self.informer = Informer(meta, f"/api/v1/namespaces/{meta_namespace}/events", name="sandbox events",
-                                 key=lambda e: e["metadata"]["name"],
-                                 params={"fieldSelector": "involvedObject.kind=SandboxPod"}, on_event=self.on_event)
+        # The meta-cluster's Events on SandboxPods; started by the VirtualNode once pods and
+        # SandboxPods are in sync (an event dropped for want of its pod is not delivered again).
+        events.handlers.append(self.on_event)
         self._posted: dict[str, int] = {}  # tenant event name -> count posted
         self._tasks: set[asyncio.Task] = set()
-
-    async def run(self) -> None:
-        await self.informer.run()
 
     def on_event(self, kind: str, ev: dict, old: dict | None) -> None:
         if kind == "DELETED" or (ev.get("source") or {}).get("component") != SOURCE:

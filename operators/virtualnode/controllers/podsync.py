@@ -45,8 +45,8 @@ def _ever_ran(pod: dict) -> bool:
 
 class PodSync:
     def __init__(self, *, tenant: KubeClient, meta: KubeClient, pods: Informer, sandboxes: Informer,
-                 events: EventRecorder, node_name: str, meta_namespace: str, cluster: str, cluster_uid: str,
-                 allocatable: dict[str, str]):
+                 configmaps: Informer, secrets: Informer, events: EventRecorder, node_name: str,
+                 meta_namespace: str, cluster: str, cluster_uid: str, allocatable: dict[str, str]):
         self.tenant = tenant
         self.meta = meta
         self.pods = pods
@@ -66,8 +66,11 @@ class PodSync:
         self.lost: set[str] = set()                      # pod uids whose SandboxPod vanished
         self._config_errors: dict[str, str] = {}         # pod uid -> message last logged
         self.sbp_path = f"/apis/sk8s.io/v1alpha1/namespaces/{meta_namespace}/sandboxpods"
-        self.volumes = VolumeSync(tenant=tenant, meta=meta, meta_namespace=meta_namespace, node_name=node_name,
-                                  allocatable=allocatable, requeue=self.queue.add)
+        self.volumes = VolumeSync(tenant=tenant, meta=meta, configmaps=configmaps, secrets=secrets,
+                                  meta_namespace=meta_namespace, node_name=node_name, allocatable=allocatable,
+                                  requeue=self.queue.add)
+        pods.handlers.append(self.on_pod)
+        sandboxes.handlers.append(self.on_sandbox)
 
     # --- informer callbacks (synchronous: they only queue work) --------------------
     def on_pod(self, kind: str, pod: dict, old: dict | None) -> None:

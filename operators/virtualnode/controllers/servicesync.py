@@ -15,7 +15,6 @@ from ...kubeclient.client import ApiError, KubeClient
 from ...kubeclient.runner import Runner
 from ..mapping.services import (LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE, ZONE_OBJECT, build_servicelbs, build_zone,
                        external_type, ignored_ports, ingress, lb_failure, lb_refusal, records, svc_key)
-from ..mapping.spec import LABEL_CLUSTER_UID, label_value
 
 log = logging.getLogger(__name__)
 WORKERS = 4
@@ -23,26 +22,18 @@ ZONE_DEBOUNCE = 0.05
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
-def _name_key(obj: dict) -> str:
-    return obj["metadata"]["name"]
-
-
 def _ns_name(obj: dict) -> tuple[str, str]:
     return obj["metadata"]["namespace"], obj["metadata"]["name"]
 
 
 class ServiceSync:
-    def __init__(self, *, tenant: KubeClient, meta: KubeClient, events: EventRecorder, cluster: str,
-                 cluster_uid: str, meta_namespace: str):
+    def __init__(self, *, tenant: KubeClient, meta: KubeClient, services: Informer, slices: Informer,
+                 servicelbs: Informer, events: EventRecorder, cluster: str, cluster_uid: str, meta_namespace: str):
         self.tenant, self.meta, self.events = tenant, meta, events
         self.cluster, self.cluster_uid, self.namespace = cluster, cluster_uid, meta_namespace
         self.lb_path = f"/apis/sk8s.io/v1alpha1/namespaces/{meta_namespace}/servicelbs"
         self.zone_path = f"/apis/sk8s.io/v1alpha1/namespaces/{meta_namespace}/privatezones"
-        self.services = Informer(tenant, "/api/v1/services", name="tenant services", key=_ns_name)
-        self.slices = Informer(tenant, "/apis/discovery.k8s.io/v1/endpointslices", name="endpointslices",
-                               key=_ns_name)
-        self.lbs = Informer(meta, self.lb_path, name="servicelbs", key=_name_key,
-                            params={"labelSelector": f"{LABEL_CLUSTER_UID}={label_value(cluster_uid)}"})
+        self.services, self.slices, self.lbs = services, slices, servicelbs  # started by the VirtualNode
         self.slices_by_service: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self.runner = Runner("service", self.reconcile, workers=WORKERS, describe=lambda key: "/".join(key))
         self.queue = self.runner.queue
@@ -86,7 +77,7 @@ class ServiceSync:
 
     # --- loops -------------------------------------------------------------------
     async def run(self) -> None:
-        tasks = [asyncio.create_task(i.run(), name=i.name) for i in (self.services, self.slices, self.lbs)]
+        tasks: list[asyncio.Task] = []
         try:
             await asyncio.gather(*(i.synced.wait() for i in (self.services, self.slices, self.lbs)))
             # ServiceLBs whose Service went away while we were down are found here.

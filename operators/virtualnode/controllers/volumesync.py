@@ -28,16 +28,17 @@ def has_content_volumes(pod: dict) -> bool:
 
 
 class VolumeSync:
-    def __init__(self, *, tenant: KubeClient, meta: KubeClient, meta_namespace: str, node_name: str,
-                 allocatable: dict[str, str], requeue: Callable[[str], None]):
+    def __init__(self, *, tenant: KubeClient, meta: KubeClient, configmaps: Informer, secrets: Informer,
+                 meta_namespace: str, node_name: str, allocatable: dict[str, str], requeue: Callable[[str], None]):
         self.tenant = tenant
         self.meta = meta
         self.meta_namespace = meta_namespace
         self.node_name = node_name
         self.allocatable = allocatable
         self.requeue = requeue
-        self.configmaps = Informer(tenant, "/api/v1/configmaps", name="tenant configmaps", key=_key)
-        self.secrets = Informer(tenant, "/api/v1/secrets", name="tenant secrets", key=_key)
+        # Started by the VirtualNode, not awaited: until synced, sources are read directly.
+        self.configmaps = configmaps
+        self.secrets = secrets
         self.configmaps.handlers.append(self._on_source("configmap"))
         self.secrets.handlers.append(self._on_source("secret"))
         self.readers: dict[tuple[str, str, str], set[str]] = {}  # (kind, ns, name) -> SandboxPod names

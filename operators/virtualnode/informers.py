@@ -1,0 +1,68 @@
+"""Every cache the virtual node keeps: one list+watch per resource, made and started in one place.
+
+The controllers are handed the informers they read and register their handlers on them;
+they never start one. `VirtualNode.run` starts `early` at once and `late` once pods and
+SandboxPods are in sync (`late` handlers read those caches, and an event they drop for
+want of its pod is not delivered again).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..kubeclient.client import KubeClient
+from ..kubeclient.informer import Informer
+from .mapping.spec import LABEL_CLUSTER_UID, label_value
+
+SANDBOX_EVENT_SELECTOR = "involvedObject.kind=SandboxPod"
+
+
+def ns_name(obj: dict) -> tuple[str, str]:
+    return obj["metadata"]["namespace"], obj["metadata"]["name"]
+
+
+def name_of(obj: dict) -> str:
+    return obj["metadata"]["name"]
+
+
+def meta_path(meta_namespace: str, plural: str) -> str:
+    return f"/apis/sk8s.io/v1alpha1/namespaces/{meta_namespace}/{plural}"
+
+
+@dataclass
+class NodeInformers:
+    # tenant cluster
+    pods: Informer
+    configmaps: Informer
+    secrets: Informer
+    services: Informer
+    slices: Informer
+    # meta-cluster, this cluster's objects only
+    sandboxes: Informer
+    servicelbs: Informer
+    sandbox_events: Informer
+
+    @classmethod
+    def create(cls, tenant: KubeClient, meta: KubeClient, *, meta_namespace: str, cluster_uid: str) -> "NodeInformers":
+        mine = {"labelSelector": f"{LABEL_CLUSTER_UID}={label_value(cluster_uid)}"}
+        return cls(
+            pods=Informer(tenant, "/api/v1/pods", name="tenant pods", key=ns_name),
+            configmaps=Informer(tenant, "/api/v1/configmaps", name="tenant configmaps", key=ns_name),
+            secrets=Informer(tenant, "/api/v1/secrets", name="tenant secrets", key=ns_name),
+            services=Informer(tenant, "/api/v1/services", name="tenant services", key=ns_name),
+            slices=Informer(tenant, "/apis/discovery.k8s.io/v1/endpointslices", name="endpointslices", key=ns_name),
+            sandboxes=Informer(meta, meta_path(meta_namespace, "sandboxpods"), name="sandboxpods", key=name_of,
+                               params=mine),
+            servicelbs=Informer(meta, meta_path(meta_namespace, "servicelbs"), name="servicelbs", key=name_of,
+                                params=mine),
+            sandbox_events=Informer(meta, f"/api/v1/namespaces/{meta_namespace}/events", name="sandbox events",
+                                    key=name_of, params={"fieldSelector": SANDBOX_EVENT_SELECTOR}),
+        )
+
+    @property
+    def early(self) -> list[Informer]:
+        return [self.sandboxes, self.pods, self.configmaps, self.secrets, self.services, self.slices,
+                self.servicelbs]
+
+    @property
+    def late(self) -> list[Informer]:
+        return [self.sandbox_events]
