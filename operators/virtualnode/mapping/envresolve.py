@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from ...quantity import parse
@@ -122,6 +123,152 @@ def _resource_value(pod: dict, container: dict, ref: dict, allocatable: Mapping[
     return str(math.ceil(parse(value) / divisor))
 
 
+class _Environment:
+    """The environment being built, in the kubelet's order: a later definition of a name
+    replaces the earlier one and takes its position; late fieldRefs stay sources."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.late: dict[str, dict] = {}  # name -> fieldRef source, resolved by the provider
+        self.skipped: list[str] = []     # kubelet messages on invalid envFrom names
+
+    def set(self, name: str, value: str) -> None:
+        self.late.pop(name, None)
+        self.values.pop(name, None)  # re-insert: the last definition decides the position too
+        self.values[name] = value
+
+    def set_late(self, name: str, path: str) -> None:
+        self.values.pop(name, None)
+        self.late[name] = {"fieldRef": {"fieldPath": path}}
+
+    def lookup(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    def result(self) -> tuple[list[dict], list[str]]:
+        env = [{"name": k, "value": v} for k, v in self.values.items()]
+        env += [{"name": k, "valueFrom": v} for k, v in self.late.items()]
+        return env, self.skipped
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """What values are read from: the pod's namespace, its Secrets and ConfigMaps (None: missing)."""
+    pod: dict
+    namespace: str
+    secrets: Mapping[str, dict | None]
+    configmaps: Mapping[str, dict | None]
+    node_name: str
+    allocatable: Mapping[str, str | int]
+
+
+# --- envFrom -------------------------------------------------------------------------
+
+def _config_map_env_source(ref: dict, src: _Sources) -> dict[str, str] | None:
+    """envFrom configMapRef: every key; None when optional and missing."""
+    cm = src.configmaps.get(ref["name"])
+    if cm is None:
+        if ref.get("optional"):
+            return None
+        raise ConfigError(f'configmap "{ref["name"]}" not found')
+    return dict(cm.get("data") or {})
+
+
+def _secret_env_source(ref: dict, src: _Sources) -> dict[str, str] | None:
+    """envFrom secretRef: every key, decoded; None when optional and missing."""
+    sec = src.secrets.get(ref["name"])
+    if sec is None:
+        if ref.get("optional"):
+            return None
+        raise ConfigError(f'secret "{ref["name"]}" not found')
+    return {k: _secret_value(sec, k) or "" for k in sec.get("data") or {}}
+
+
+def _add_env_from(env: _Environment, ef: dict, src: _Sources) -> None:
+    if ef.get("configMapRef"):
+        ref = ef["configMapRef"]
+        data = _config_map_env_source(ref, src)
+        source = f"configMap {src.namespace}/{ref['name']}"
+    elif ef.get("secretRef"):
+        ref = ef["secretRef"]
+        data = _secret_env_source(ref, src)
+        source = f"secret {src.namespace}/{ref['name']}"
+    else:
+        return
+    if data is None:
+        return
+    prefix = ef.get("prefix") or ""
+    invalid = []
+    for k in sorted(data):
+        name = prefix + k
+        if not _ENV_NAME.match(name):
+            invalid.append(name)
+            continue
+        env.set(name, data[k])
+    if invalid:
+        env.skipped.append(f"Keys [{', '.join(invalid)}] from the EnvFrom {source} were skipped since they are "
+                           "considered invalid environment variable names.")
+
+
+# --- env: one function per value source --------------------------------------------
+
+def _secret_key_ref(ref: dict, src: _Sources) -> str | None:
+    """None when optional and missing: the variable is left out."""
+    sec = src.secrets.get(ref["name"])
+    if sec is None:
+        if ref.get("optional"):
+            return None
+        raise ConfigError(f'secret "{ref["name"]}" not found')
+    val = _secret_value(sec, ref["key"])
+    if val is None and not ref.get("optional"):
+        raise ConfigError(f"couldn't find key {ref['key']} in Secret {src.namespace}/{ref['name']}")
+    return val
+
+
+def _config_map_key_ref(ref: dict, src: _Sources) -> str | None:
+    """None when optional and missing: the variable is left out."""
+    cm = src.configmaps.get(ref["name"])
+    if cm is None:
+        if ref.get("optional"):
+            return None
+        raise ConfigError(f'configmap "{ref["name"]}" not found')
+    data = cm.get("data") or {}
+    if ref["key"] not in data:
+        if ref.get("optional"):
+            return None
+        raise ConfigError(f"couldn't find key {ref['key']} in ConfigMap {src.namespace}/{ref['name']}")
+    return data[ref["key"]]
+
+
+def _field_ref(env: _Environment, name: str, path: str, src: _Sources) -> None:
+    val = _field_value(src.pod, path, src.node_name)
+    if val is not None:
+        env.set(name, val)
+    elif path in LATE_FIELDS:
+        env.set_late(name, path)
+    else:
+        raise ConfigError(f"unsupported fieldPath: {path}")
+
+
+def _add_env_var(env: _Environment, e: dict, container: dict, src: _Sources) -> None:
+    name, ref = e["name"], e.get("valueFrom")
+    if not ref:
+        env.set(name, expand(e.get("value") or "", env.lookup))
+        return
+    if ref.get("secretKeyRef"):
+        value = _secret_key_ref(ref["secretKeyRef"], src)
+    elif ref.get("configMapKeyRef"):
+        value = _config_map_key_ref(ref["configMapKeyRef"], src)
+    elif ref.get("fieldRef"):
+        _field_ref(env, name, ref["fieldRef"]["fieldPath"], src)
+        return
+    elif ref.get("resourceFieldRef"):
+        value = _resource_value(src.pod, container, ref["resourceFieldRef"], src.allocatable)
+    else:
+        return
+    if value is not None:
+        env.set(name, value)
+
+
 def resolve_env(pod: dict, container: dict, *, secrets: Mapping[str, dict | None],
                 configmaps: Mapping[str, dict | None], node_name: str,
                 allocatable: Mapping[str, str | int] | None = None) -> tuple[list[dict], list[str]]:
@@ -130,102 +277,16 @@ def resolve_env(pod: dict, container: dict, *, secrets: Mapping[str, dict | None
     `secrets`/`configmaps` map names to objects, or to None when they do not exist.
     Returns the env list and, per envFrom source with invalid variable names, the kubelet's message.
     Raises ConfigError with the kubelet's message when a required value is missing.
+    As the kubelet's makeEnvironmentVariables: envFrom first, then env, each value from its source.
     """
-    ns = (pod.get("metadata") or {}).get("namespace", "")
-    allocatable = allocatable or {}
-    values: dict[str, str] = {}
-    late: dict[str, dict] = {}  # name -> fieldRef source, resolved by the provider
-    skipped: list[str] = []
-
-    def set_value(name: str, value: str) -> None:
-        late.pop(name, None)
-        values.pop(name, None)  # re-insert: the last definition decides the position too
-        values[name] = value
-
+    src = _Sources(pod, (pod.get("metadata") or {}).get("namespace", ""), secrets, configmaps, node_name,
+                   allocatable or {})
+    env = _Environment()
     for ef in container.get("envFrom") or []:
-        prefix = ef.get("prefix") or ""
-        if ef.get("configMapRef"):
-            ref = ef["configMapRef"]
-            cm = configmaps.get(ref["name"])
-            if cm is None:
-                if ref.get("optional"):
-                    continue
-                raise ConfigError(f'configmap "{ref["name"]}" not found')
-            data = dict(cm.get("data") or {})
-            source = f"configMap {ns}/{ref['name']}"
-        elif ef.get("secretRef"):
-            ref = ef["secretRef"]
-            sec = secrets.get(ref["name"])
-            if sec is None:
-                if ref.get("optional"):
-                    continue
-                raise ConfigError(f'secret "{ref["name"]}" not found')
-            data = {k: _secret_value(sec, k) or "" for k in sec.get("data") or {}}
-            source = f"secret {ns}/{ref['name']}"
-        else:
-            continue
-        invalid = []
-        for k in sorted(data):
-            name = prefix + k
-            if not _ENV_NAME.match(name):
-                invalid.append(name)
-                continue
-            set_value(name, data[k])
-        if invalid:
-            skipped.append(f"Keys [{', '.join(invalid)}] from the EnvFrom {source} were skipped since they are "
-                           "considered invalid environment variable names.")
-
-    def lookup(name: str) -> str | None:
-        return values.get(name)
-
+        _add_env_from(env, ef, src)
     for e in container.get("env") or []:
-        name = e["name"]
-        src = e.get("valueFrom")
-        if not src:
-            set_value(name, expand(e.get("value") or "", lookup))
-            continue
-        if src.get("secretKeyRef"):
-            ref = src["secretKeyRef"]
-            sec = secrets.get(ref["name"])
-            if sec is None:
-                if ref.get("optional"):
-                    continue
-                raise ConfigError(f'secret "{ref["name"]}" not found')
-            val = _secret_value(sec, ref["key"])
-            if val is None:
-                if ref.get("optional"):
-                    continue
-                raise ConfigError(f"couldn't find key {ref['key']} in Secret {ns}/{ref['name']}")
-            set_value(name, val)
-        elif src.get("configMapKeyRef"):
-            ref = src["configMapKeyRef"]
-            cm = configmaps.get(ref["name"])
-            if cm is None:
-                if ref.get("optional"):
-                    continue
-                raise ConfigError(f'configmap "{ref["name"]}" not found')
-            data = cm.get("data") or {}
-            if ref["key"] not in data:
-                if ref.get("optional"):
-                    continue
-                raise ConfigError(f"couldn't find key {ref['key']} in ConfigMap {ns}/{ref['name']}")
-            set_value(name, data[ref["key"]])
-        elif src.get("fieldRef"):
-            path = src["fieldRef"]["fieldPath"]
-            val = _field_value(pod, path, node_name)
-            if val is not None:
-                set_value(name, val)
-            elif path in LATE_FIELDS:
-                values.pop(name, None)
-                late[name] = {"fieldRef": {"fieldPath": path}}
-            else:
-                raise ConfigError(f"unsupported fieldPath: {path}")
-        elif src.get("resourceFieldRef"):
-            set_value(name, _resource_value(pod, container, src["resourceFieldRef"], allocatable))
-
-    env = [{"name": k, "value": v} for k, v in values.items()]
-    env += [{"name": k, "valueFrom": v} for k, v in late.items()]
-    return env, skipped
+        _add_env_var(env, e, container, src)
+    return env.result()
 
 
 def expand_command(items: list[str] | None, env: list[dict]) -> list[str] | None:
