@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from .config import Layout, home_id, layout, write_containers_conf
+from . import API_VERSION
+from .config import Layout, default_kubeconfig, home_id, layout, write_containers_conf
 
 
 def _alive(pid: int) -> bool:
@@ -110,21 +111,16 @@ def cmd_down(args) -> int:
 
 def _mark_clusters_stopped(lay: Layout) -> None:
     """Tenant clusters stop with sk8s: their status must not keep saying Ready meanwhile."""
-    os.environ.setdefault("KUBECONFIG", str(lay.kubeconfig))
+    default_kubeconfig(lay.kubeconfig)
     from . import kube
-    from .conditions import condition
+    from .serverlesscluster.status import stopped_status
 
     async def mark() -> None:
         for sc in await kube.list_objects("serverlessclusters"):
-            st = sc.get("status") or {}
-            if st.get("phase") != "Ready":
-                continue
-            gen = sc["metadata"].get("generation")
-            conds = [c for c in st.get("conditions") or [] if c.get("type") not in ("Ready",)]
-            conds.append(condition("Ready", False, "Stopped", "sk8s is down", generation=gen,
-                                   previous=st.get("conditions")))
-            await kube.patch_status("serverlessclusters", sc["metadata"]["namespace"], sc["metadata"]["name"],
-                                    {"phase": "Provisioning", "message": "sk8s is down", "conditions": conds})
+            patch = stopped_status(sc.get("status") or {}, sc["metadata"].get("generation"))
+            if patch is not None:
+                await kube.patch_status("serverlessclusters", sc["metadata"]["namespace"], sc["metadata"]["name"],
+                                        patch)
     try:
         kube.run(mark())
     except Exception as exc:  # best effort: down must go on
@@ -135,13 +131,12 @@ def _stop_planes(lay: Layout) -> int:
     """Tenant control planes outlive operator restarts by design, so stop them explicitly."""
     from concurrent.futures import ThreadPoolExecutor
     from .embedded.processes import ProcessSet
+    from .serverlesscluster.planes import STOP_ORDER
     root = lay.home / "planes"
     sets = [ProcessSet(d) for d in sorted(root.iterdir())] if root.exists() else []
     sets = [p for p in sets if p.names()]
     with ThreadPoolExecutor(max_workers=16) as pool:  # an apiserver takes seconds to shut down
-        list(pool.map(lambda p: p.stop_all(order=["virtual-node", "kube-controller-manager", "kube-apiserver"],
-                                           timeout=3),
-                      sets))
+        list(pool.map(lambda p: p.stop_all(order=STOP_ORDER, timeout=3), sets))
     return len(sets)
 
 
@@ -164,7 +159,7 @@ async def _cluster_names(lay: Layout, state: dict) -> dict[str, str]:
     base = url.rsplit("/", 1)[0]
     try:
         async with KubeClient(Credentials(base, client_context("apiserver", lay), {}), "meta", "sk8s-cli") as c:
-            found = await c.request("GET", "/apis/sk8s.io/v1alpha1/serverlessclusters",
+            found = await c.request("GET", f"/apis/{API_VERSION}/serverlessclusters",
                                     timeout=aiohttp.ClientTimeout(total=2))
     except Exception:
         return {}
@@ -246,7 +241,7 @@ def cmd_kubeconfig(args) -> int:
     if not args.name:
         print(lay.kubeconfig)
         return 0
-    os.environ.setdefault("KUBECONFIG", str(lay.kubeconfig))
+    default_kubeconfig(lay.kubeconfig)
     import base64
     from . import kube
     secret = kube.run(kube.read_secret(args.namespace, f"{args.name}-kubeconfig"))
@@ -264,9 +259,10 @@ def cmd_kubeconfig(args) -> int:
 
 def cmd_cluster_create(args) -> int:
     """Create a ServerlessCluster, wait for Ready, print the time and the kubeconfig."""
+    from .models.contracts import CONDITION_READY  # here: the models cost every command 0.3 s
     lay = layout()
     kubectl = [str(_bindir() / "kubectl"), f"--kubeconfig={lay.kubeconfig}"]
-    manifest = {"apiVersion": "sk8s.io/v1alpha1", "kind": "ServerlessCluster",
+    manifest = {"apiVersion": API_VERSION, "kind": "ServerlessCluster",
                 "metadata": {"name": args.name, "namespace": args.namespace},
                 "spec": {"provider": args.provider}}
     if args.max_pods or args.cpu or args.memory:
@@ -278,7 +274,8 @@ def cmd_cluster_create(args) -> int:
     if proc.returncode != 0:
         print(proc.stderr.strip(), file=sys.stderr)
         return 1
-    wait = subprocess.run(kubectl + ["wait", "--for=condition=Ready", f"--timeout={int(args.timeout)}s",
+    wait = subprocess.run(kubectl + ["wait", f"--for=condition={CONDITION_READY}",
+                                     f"--timeout={int(args.timeout)}s",
                                      "-n", args.namespace, f"serverlesscluster/{args.name}"],
                           capture_output=True, text=True)
     if wait.returncode != 0:
@@ -299,7 +296,7 @@ def cmd_sandbox_logs(args) -> int:
     from . import kube
     from .providers import make_provider
     from .sandboxpod.sandbox import ref_of
-    os.environ.setdefault("KUBECONFIG", str(layout().kubeconfig))
+    default_kubeconfig(layout().kubeconfig)
 
     async def stream() -> int:
         body = await kube.get_object("sandboxpods", args.namespace, args.name)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from .models.contracts import LABEL_CLUSTER, LABEL_CLUSTER_UID
 
 
-
 def sandbox_namespace(name: str, uid: str) -> str:
     """The meta namespace of a tenant cluster's objects (the ServerlessCluster operator's naming)."""
     return f"tenant-{name[:40]}-{uid[:8]}"

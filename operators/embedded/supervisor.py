@@ -151,8 +151,7 @@ class Supervisor:
         bindir = ensure_binaries(quiet=True)
         ports = lay.ports()
         write_containers_conf(lay)
-        hostroutes.reject_locally([SERVICE_CIDR, vpc_pool()
-])
+        hostroutes.reject_locally([SERVICE_CIDR, vpc_pool()])
         pki.ensure_control_plane_pki(lay.pki, name="sk8s-meta", sans_dns=["localhost", "kubernetes",
                                      "kubernetes.default", "kubernetes.default.svc"],
                                      sans_ip=["127.0.0.1", "10.96.0.1"])

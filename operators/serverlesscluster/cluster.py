@@ -5,7 +5,6 @@ import asyncio
 import base64
 import datetime as dt
 import json
-import os
 import ssl
 import sys
 import time
@@ -14,13 +13,14 @@ from pathlib import Path
 
 import yaml
 
-from .. import kube
+from .. import GROUP, config, kube
 from ..config import layout, sk8s_home
 from ..embedded import etcd_pki
 from ..embedded.binaries import ensure_binaries
 from ..embedded.kubeconfig import build_kubeconfig, write_kubeconfig
 from ..embedded.processes import ProcessSet
 from ..embedded.pki import load
+from ..models.contracts import LABEL_CLUSTER
 from ..models.serverlesscluster import ServerlessClusterSpec
 from . import controlplane as cp
 from . import node_health, planes
@@ -31,17 +31,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 VNODE_RBAC = REPO_ROOT / "operators" / "virtualnode" / "rbac.yaml"
 COMPATIBILITY_POLICY = REPO_ROOT / "operators" / "serverlesscluster" / "compatibility.yaml"
 DEFAULT_QUOTAS = {"maxPods": 100, "cpu": "32", "memory": "128Gi"}
-ORDER = ["virtual-node", "kube-controller-manager", "kube-apiserver"]  # stop order
-
-
-def etcd_url() -> str:
-    return os.environ.get("SK8S_ETCD_URL", "https://127.0.0.1:2379")
 
 
 def etcd_ca_dir() -> Path:
     """Where etcd's CA is: this home's (embedded), or a mounted Secret (SK8S_ETCD_PKI)."""
-    env = os.environ.get("SK8S_ETCD_PKI")
-    return Path(env) if env else etcd_pki.etcd_pki_dir(layout().pki)
+    return config.etcd_pki() or etcd_pki.etcd_pki_dir(layout().pki)
 
 
 def ensure_etcd_client(t: cp.Tenant) -> None:
@@ -51,7 +45,7 @@ def ensure_etcd_client(t: cp.Tenant) -> None:
 
 def plane_tenant(plane: planes.Plane, **identity) -> cp.Tenant:
     return cp.Tenant(directory=plane.directory, ports=cp.TenantPorts(plane.apiserver_port, plane.kubelet_port),
-                     etcd_url=etcd_url(), etcd_prefix=plane.etcd_prefix, **identity)
+                     etcd_url=config.etcd_url(), etcd_prefix=plane.etcd_prefix, **identity)
 
 
 def claim_plane(uid: str) -> planes.Plane:
@@ -104,7 +98,7 @@ def start_controller_manager(t: cp.Tenant) -> None:
 
 # The virtual node's rights in the meta-cluster: its own tenant's SandboxPods, load
 # balancers and private zone (all in the tenant's namespace), nothing else.
-VNODE_META_RULES = [{"apiGroups": ["sk8s.io"], "resources": ["sandboxpods", "servicelbs", "privatezones"],
+VNODE_META_RULES = [{"apiGroups": [GROUP], "resources": ["sandboxpods", "servicelbs", "privatezones"],
                      "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
                     # The sandboxes' kubelet events, mirrored onto the tenant pods.
                     {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
@@ -260,7 +254,7 @@ def kubeconfig_secret(t: cp.Tenant) -> dict:
     text = yaml.safe_dump(config, sort_keys=False)
     return {
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-        "metadata": {"name": f"{t.name}-kubeconfig", "labels": {"sk8s.io/cluster": t.name}},
+        "metadata": {"name": f"{t.name}-kubeconfig", "labels": {LABEL_CLUSTER: t.name}},
         "data": {"kubeconfig": base64.b64encode(text.encode()).decode(),
                  "endpoint": base64.b64encode(t.endpoint.encode()).decode()},
     }
@@ -292,6 +286,6 @@ def count_etcd_keys(t: cp.Tenant) -> int:
 def destroy_plane(plane: planes.Plane) -> None:
     """Stop a plane's processes and remove its stored data and files."""
     t = plane_tenant(plane)
-    processes(t).stop_all(order=ORDER, timeout=3)
+    processes(t).stop_all(order=planes.STOP_ORDER, timeout=3)
     delete_etcd_prefix(t)
     planes.remove(plane)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
+from ..config import standby_planes
 from . import cluster, planes
 
 log = logging.getLogger(__name__)
@@ -14,7 +14,7 @@ REFILL_DELAY = 2.0
 
 
 def target_size() -> int:
-    return int(os.environ.get("SK8S_STANDBY_PLANES", "1"))
+    return standby_planes()
 
 
 def clean_stale() -> int:

@@ -1,7 +1,15 @@
-"""ServerlessCluster status: conditions and summary (pure)."""
+"""ServerlessCluster status: conditions and summary (pure).
+
+Every writer of a ServerlessCluster's status builds it here: the operator's handlers and
+health timer, and `sk8s down` (which marks Ready clusters stopped before it stops them).
+"""
 from __future__ import annotations
 
 from ..conditions import condition
+from ..models.contracts import CONDITION_CONTROL_PLANE_READY, CONDITION_READY, CONDITION_VIRTUAL_NODE_READY
+
+# The Ready condition's reason while sk8s is down (the planes stop with it).
+REASON_STOPPED = "Stopped"
 
 
 def cluster_status(*, generation: int | None, prev: dict, control_plane: bool, node: bool,
@@ -22,15 +30,26 @@ def cluster_status(*, generation: int | None, prev: dict, control_plane: bool, n
         "observedGeneration": generation,
         "message": message or None,
         "conditions": [
-            condition("ControlPlaneReady", control_plane, "APIServerReady" if control_plane else "Starting",
+            condition(CONDITION_CONTROL_PLANE_READY, control_plane, "APIServerReady" if control_plane else "Starting",
                       "" if control_plane else "tenant kube-apiserver is not answering yet",
                       generation=generation, previous=conds_prev),
-            condition("VirtualNodeReady", node, "NodeReady" if node else "NodeNotReady",
+            condition(CONDITION_VIRTUAL_NODE_READY, node, "NodeReady" if node else "NodeNotReady",
                       "" if node else "virtual node has not reported Ready", generation=generation,
                       previous=conds_prev),
-            condition("Ready", ready, reason_ready, message, generation=generation, previous=conds_prev),
+            condition(CONDITION_READY, ready, reason_ready, message, generation=generation, previous=conds_prev),
         ],
     }
+
+
+def stopped_status(prev: dict, generation: int | None, message: str = "sk8s is down") -> dict | None:
+    """The status patch of a Ready cluster whose control plane stops with sk8s: Provisioning,
+    Ready False (Stopped), the other conditions as they were; None if it was not Ready."""
+    if prev.get("phase") != "Ready":
+        return None
+    conds = [c for c in prev.get("conditions") or [] if c.get("type") != CONDITION_READY]
+    conds.append(condition(CONDITION_READY, False, REASON_STOPPED, message, generation=generation,
+                           previous=prev.get("conditions")))
+    return {"phase": "Provisioning", "message": message, "conditions": conds}
 
 
 def usage(sandboxpods: list[dict]) -> dict:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import API_VERSION
 from ..kubeclient.client import KubeClient
 from ..kubeclient.informer import Informer
-from .mapping.spec import LABEL_CLUSTER_UID, label_value
+from ..models.contracts import LABEL_CLUSTER_UID
+from .mapping.spec import label_value
 
 SANDBOX_EVENT_SELECTOR = "involvedObject.kind=SandboxPod"
 
@@ -25,7 +27,7 @@ def name_of(obj: dict) -> str:
 
 
 def meta_path(meta_namespace: str, plural: str) -> str:
-    return f"/apis/sk8s.io/v1alpha1/namespaces/{meta_namespace}/{plural}"
+    return f"/apis/{API_VERSION}/namespaces/{meta_namespace}/{plural}"
 
 
 @dataclass

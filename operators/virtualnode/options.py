@@ -6,6 +6,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from ..config import log_level
+from ..models.contracts import LABEL_CLUSTER_UID
 from ..quantity import cpu_cores, memory_bytes
 
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -53,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--meta-kubeconfig", required=True, help="credentials for the meta-cluster")
     p.add_argument("--meta-namespace", required=True, help="meta namespace of this tenant's SandboxPods")
     p.add_argument("--cluster", required=True, help="ServerlessCluster name (spec.clusterRef.name)")
-    p.add_argument("--cluster-uid", required=True, help="ServerlessCluster uid (label sk8s.io/cluster-uid)")
+    p.add_argument("--cluster-uid", required=True, help=f"ServerlessCluster uid (label {LABEL_CLUSTER_UID})")
     p.add_argument("--node-name", default="virtual-node", help="name of the Node object")
     p.add_argument("--port", type=int, required=True, help="kubelet HTTPS port")
     p.add_argument("--address", default="127.0.0.1", help="kubelet address (Node InternalIP)")
@@ -64,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu", default=None, help="cpu capacity, a quantity (default: unlimited)")
     p.add_argument("--memory", default=None, help="memory capacity, a quantity (default: unlimited)")
     p.add_argument("--provider", default="local", help="provider that serves container logs")
-    p.add_argument("--log-level", default=os.environ.get("SK8S_LOG_LEVEL", "INFO"),
+    p.add_argument("--log-level", default=log_level(),
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 

@@ -5,7 +5,7 @@ import pytest
 
 from operators.serverlesscluster import controlplane as cp
 from operators.serverlesscluster import planes
-from operators.serverlesscluster.status import cluster_status, usage
+from operators.serverlesscluster.status import cluster_status, stopped_status, usage
 
 T = cp.Tenant(directory=Path("/x/p1"), ports=cp.TenantPorts(21000, 21001), etcd_url="https://127.0.0.1:2379",
               etcd_prefix="/sk8s/tenants/p1", name="c1", namespace="team", uid="u-1",
@@ -69,6 +69,20 @@ def test_status_conditions_and_phase():
     ok = cluster_status(generation=2, prev=st, control_plane=True, node=True, endpoint="https://e",
                         secret="c1-kubeconfig", sandbox_namespace="ns", version="v1.37.2")
     assert ok["phase"] == "Ready" and all(c["observedGeneration"] == 2 for c in ok["conditions"])
+
+
+def test_a_ready_cluster_stopped_by_sk8s_down_says_so_and_keeps_its_other_conditions():
+    ready = cluster_status(generation=3, prev={}, control_plane=True, node=True, endpoint="https://e",
+                           secret="c1-kubeconfig", sandbox_namespace="ns", version="v1.37.2")
+    patch = stopped_status(ready, 3)
+    conds = {c["type"]: c for c in patch["conditions"]}
+    assert patch["phase"] == "Provisioning" and patch["message"] == "sk8s is down"
+    assert conds["Ready"]["status"] == "False" and conds["Ready"]["reason"] == "Stopped"
+    assert conds["Ready"]["observedGeneration"] == 3 and len(patch["conditions"]) == 3
+    assert conds["ControlPlaneReady"] == next(c for c in ready["conditions"] if c["type"] == "ControlPlaneReady")
+    provisioning = cluster_status(generation=3, prev={}, control_plane=False, node=False, endpoint=None,
+                                  secret=None, sandbox_namespace="ns", version="v1.37.2")
+    assert stopped_status(provisioning, 3) is None  # only a Ready cluster is marked
 
 
 def test_usage_counts_live_pods_and_requests():

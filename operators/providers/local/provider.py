@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from ...config import nfs_allowed, sk8s_home
-from ...embedded.components import SERVICE_CIDR
+from ...models.contracts import SERVICE_CIDR
 from ...models.podspec import Container, PodSpec
 from ..base import (ContainerInfo, ImagePullError, InvalidSpecError, Provider, ProviderError, SandboxInstance,
                     SandboxRef, StdioSession)

@@ -6,8 +6,9 @@ import time
 import kopf
 
 from ... import kube
+from ...models.contracts import DEFAULT_VERSION, LABEL_CLUSTER, LABEL_CLUSTER_UID, REASON_PROVIDER_UNAVAILABLE
 from ...providers import available_providers
-from .. import cluster
+from .. import cluster, planes
 from ..status import cluster_status
 from .handle_check_cluster import handed_over
 
@@ -26,22 +27,22 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
         patch.status.update(cluster_status(generation=meta.get("generation"), prev=prev, control_plane=False,
                                            node=False, endpoint=None, secret=None, sandbox_namespace="",
                                            version=spec.get("version", ""), message=msg,
-                                           failed="ProviderUnavailable"))
+                                           failed=REASON_PROVIDER_UNAVAILABLE))
         raise kopf.PermanentError(msg)
 
     plane = cluster.claim_plane(meta["uid"])
     memo.pool_wake.set()  # refill the standby pool behind us
     t = cluster.tenant_for(body, plane)
     base = dict(generation=meta.get("generation"), prev=prev, sandbox_namespace=t.sandbox_namespace,
-                version=spec.get("version", "v1.37.2"))
+                version=spec.get("version", DEFAULT_VERSION))
     procs = cluster.processes(t)
-    if prev.get("phase") == "Ready" and not all(procs.running(n) for n in cluster.ORDER):
+    if prev.get("phase") == "Ready" and not all(procs.running(n) for n in planes.STOP_ORDER):
         # Coming back (after `sk8s down` or a crash): say so at once, so that nobody waiting
         # for Ready is answered by the status of the control plane that went away.
         await kube.patch_status("serverlessclusters", t.namespace, t.name, cluster_status(
             control_plane=False, node=False, endpoint=t.endpoint, secret=prev.get("kubeconfigSecretName"),
             message="restarting the tenant control plane", **base))
-    await kube.ensure_namespace(t.sandbox_namespace, {"sk8s.io/cluster": t.name, "sk8s.io/cluster-uid": t.uid})
+    await kube.ensure_namespace(t.sandbox_namespace, {LABEL_CLUSTER: t.name, LABEL_CLUSTER_UID: t.uid})
     steps = {"namespace": time.monotonic() - t0}
     # Before the plane's waiting virtual node is handed its arguments, which name this file.
     await cluster.write_meta_credentials(t)

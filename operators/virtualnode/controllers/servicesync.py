@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ... import API_VERSION
 from ...kubeclient.events import EventRecorder
 from ...kubeclient.informer import Informer
 from ...kubeclient.client import ApiError, KubeClient
 from ...kubeclient.runner import Runner
-from ..mapping.services import (LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE, ZONE_OBJECT, build_servicelbs, build_zone,
+from ...models.contracts import LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE
+from ..mapping.services import (ZONE_OBJECT, build_servicelbs, build_zone,
                        external_type, ignored_ports, ingress, lb_failure, lb_refusal, records, svc_key)
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,8 @@ class ServiceSync:
                  servicelbs: Informer, events: EventRecorder, cluster: str, cluster_uid: str, meta_namespace: str):
         self.tenant, self.meta, self.events = tenant, meta, events
         self.cluster, self.cluster_uid, self.namespace = cluster, cluster_uid, meta_namespace
-        self.lb_path = f"/apis/sk8s.io/v1alpha1/namespaces/{meta_namespace}/servicelbs"
-        self.zone_path = f"/apis/sk8s.io/v1alpha1/namespaces/{meta_namespace}/privatezones"
+        self.lb_path = f"/apis/{API_VERSION}/namespaces/{meta_namespace}/servicelbs"
+        self.zone_path = f"/apis/{API_VERSION}/namespaces/{meta_namespace}/privatezones"
         self.services, self.slices, self.lbs = services, slices, servicelbs  # started by the VirtualNode
         self.slices_by_service: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self.runner = Runner("service", self.reconcile, workers=WORKERS, describe=lambda key: "/".join(key))

@@ -12,15 +12,14 @@ from __future__ import annotations
 import hashlib
 
 from ... import API_VERSION
-from .spec import LABEL_CLUSTER, LABEL_CLUSTER_UID, label_value
+from ...models.contracts import (CLUSTER_DOMAIN, LABEL_CLUSTER, LABEL_CLUSTER_UID, LABEL_SERVICE_NAME,
+                                 LABEL_SERVICE_NAMESPACE, LABEL_SERVICE_UID)
+from .spec import label_value
 
 # The annotation ACK (Alibaba's managed Kubernetes) reads, so manifests written for it work.
 ADDRESS_TYPE_ANNOTATION = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
-LABEL_SERVICE_NAMESPACE = "sk8s.io/service-namespace"
-LABEL_SERVICE_NAME = "sk8s.io/service-name"
-LABEL_SERVICE_UID = "sk8s.io/service-uid"
-ZONE_NAME = "cluster.local"
-ZONE_OBJECT = "cluster.local"
+ZONE_NAME = CLUSTER_DOMAIN
+ZONE_OBJECT = CLUSTER_DOMAIN  # the PrivateZone's name: one zone per tenant
 MAX_NAME = 253
 MAX_LISTENERS = 64  # operators/models/servicelb.py: a load balancer's listeners
 

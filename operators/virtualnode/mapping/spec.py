@@ -11,19 +11,10 @@ import re
 
 from ... import API_VERSION
 from ...conditions import now_rfc3339
+from ...models.contracts import (ANNOTATION_POD_NAME, ANNOTATION_POD_NAMESPACE, CLUSTER_DOMAIN,
+                                 CONDITION_CONTAINERS_READY, CONDITION_INITIALIZED, LABEL_CLUSTER, LABEL_CLUSTER_UID,
+                                 LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID)
 from .volumes import add_volumes, unsupported_volumes
-
-LABEL_CLUSTER = "sk8s.io/cluster"
-LABEL_CLUSTER_UID = "sk8s.io/cluster-uid"
-LABEL_POD_NAMESPACE = "sk8s.io/pod-namespace"
-LABEL_POD_NAME = "sk8s.io/pod-name"
-LABEL_POD_UID = "sk8s.io/pod-uid"
-# Label values stop at 63 characters; annotations keep the exact pod name.
-ANNOTATION_POD_NAMESPACE = "sk8s.io/pod-namespace"
-ANNOTATION_POD_NAME = "sk8s.io/pod-name"
-# The grace period of this deletion, when it differs from spec.terminationGracePeriodSeconds
-# (`kubectl delete --grace-period`): custom resources have no graceful deletion of their own.
-ANNOTATION_GRACE = "sk8s.io/deletion-grace-period-seconds"
 
 MAX_NAME = 253
 MAX_LABEL = 63
@@ -126,9 +117,6 @@ def _probe(p: dict | None) -> dict | None:
         if p.get(k) is not None and int(p[k]) >= (0 if k == "initialDelaySeconds" else 1):
             out[k] = int(p[k])
     return out
-
-
-CLUSTER_DOMAIN = "cluster.local"
 
 
 def pod_dns(pod: dict) -> dict:
@@ -369,7 +357,7 @@ def pod_status_from_sandbox(pod: dict, sbp: dict | None, *, config_error: str | 
     statuses = _container_statuses(pod, sb, waiting, sbp)
     init_statuses = _container_statuses(pod, sb, waiting, sbp, init=True)
     init_names = [c["name"] for c in (pod.get("spec") or {}).get("initContainers") or []]
-    sb_init = _sbp_condition(sb, "Initialized")
+    sb_init = _sbp_condition(sb, CONDITION_INITIALIZED)
     if not init_names or (sb_init.get("status") == "True" and waiting is None):
         initialized = _condition("Initialized", "True", prev, now)
     else:
@@ -381,7 +369,7 @@ def pod_status_from_sandbox(pod: dict, sbp: dict | None, *, config_error: str | 
     not_ready = [s["name"] for s in statuses if not s["ready"]]
     if containers_ready:
         cr = _condition("ContainersReady", "True", prev, now,
-                        since=_sbp_condition(sb, "ContainersReady").get("lastTransitionTime"))
+                        since=_sbp_condition(sb, CONDITION_CONTAINERS_READY).get("lastTransitionTime"))
     elif phase in ("Succeeded", "Failed"):
         cr = _condition("ContainersReady", "False", prev, now, "PodCompleted")
     else:
