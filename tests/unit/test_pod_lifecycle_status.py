@@ -4,7 +4,8 @@ from operators.providers.base import ContainerInfo, SandboxInstance, SandboxRef
 from operators.sandboxpod.events import build_event, event_name
 from operators.sandboxpod.status import build_status, pod_phase
 from operators.virtualnode.controllers.eventmirror import tenant_event
-from operators.virtualnode.mapping.spec import build_sandboxpod, pod_status_from_sandbox, tenant_message
+from operators.virtualnode.mapping.podstatus import pod_status_from_sandbox, tenant_message
+from operators.virtualnode.mapping.spec import build_sandboxpod
 
 REF = SandboxRef("tenant-ns", "default.web", "sbp-uid")
 T0, T1, T2 = "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z", "2026-01-01T00:01:00Z"

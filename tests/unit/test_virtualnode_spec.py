@@ -11,8 +11,8 @@ from operators.virtualnode.mapping.envresolve import ConfigError, expand, refere
 from operators.virtualnode.controllers.node import node_labels, node_status
 from operators.virtualnode.options import parse
 from operators.virtualnode.mapping.quota import Capacity, Resources, check_fit, pod_requests
-from operators.virtualnode.mapping.spec import (build_sandboxpod, hostname_of, label_value, lost_status,
-                                        pod_status_from_sandbox, qos_class, sandboxpod_name, status_patch)
+from operators.virtualnode.mapping.podstatus import lost_status, pod_status_from_sandbox, qos_class, status_patch
+from operators.virtualnode.mapping.spec import build_sandboxpod, hostname_of, label_value, sandboxpod_name
 from operators.kubeclient.workqueue import WorkQueue
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"

@@ -10,7 +10,8 @@ import logging
 from ...kubeclient.events import MAX_IN_FLIGHT
 from ...kubeclient.informer import Informer
 from ...kubeclient.client import MERGE, ApiError, KubeClient
-from ..mapping.spec import pod_uid_of, tenant_message
+from ..mapping.podstatus import tenant_message
+from ..mapping.spec import pod_uid_of
 
 log = logging.getLogger(__name__)
 SOURCE = "sk8s-sandbox-kubelet"  # operators.sandboxpod.events.COMPONENT

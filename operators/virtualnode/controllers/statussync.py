@@ -11,7 +11,7 @@ import logging
 
 from ...kubeclient.informer import Informer
 from ...kubeclient.client import MERGE, ApiError, KubeClient
-from ..mapping.spec import status_patch
+from ..mapping.podstatus import status_patch
 
 log = logging.getLogger(__name__)
 
