@@ -129,3 +129,27 @@ async def test_the_runner_retries_a_failing_key_with_back_off_and_requeues_confl
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_the_virtual_node_owns_and_starts_every_informer(monkeypatch):
+    """No controller makes (and so starts) an informer of its own: every one the virtual
+    node's parts read is in the list VirtualNode.run starts, and has a handler."""
+    from operators.virtualnode.app import VirtualNode
+    from operators.virtualnode.options import Options
+    made = []
+    real_init = Informer.__init__
+
+    def init(self, *args, **kwargs):
+        made.append(self)
+        real_init(self, *args, **kwargs)
+    monkeypatch.setattr(Informer, "__init__", init)
+    opts = Options(tenant_kubeconfig="t", meta_kubeconfig="m", meta_namespace="tenant-c", cluster="c",
+                   cluster_uid="u1", node_name="vn-c", port=10250, address="127.0.0.1", tls_cert="", tls_key="",
+                   client_ca="", max_pods=10, cpu="4", memory="8Gi", provider="local")
+    node = VirtualNode(opts, FakeKube("tenant"), FakeKube("meta"), server_ctx=None)
+    started = node.informers.early + node.informers.late
+    assert made and sorted(map(id, made)) == sorted(map(id, started))
+    assert all(i.handlers for i in started), [i.name for i in started if not i.handlers]
+    # Pods feed the binder and pod sync, SandboxPods pod sync; meta objects are this cluster's only.
+    assert len(node.informers.pods.handlers) == 2 and len(node.informers.sandboxes.handlers) == 1
+    assert node.informers.sandboxes.params == {"labelSelector": "sk8s.io/cluster-uid=u1"}
