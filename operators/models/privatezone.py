@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .base import DNS1123_SUBDOMAIN, KOPF_STATUS_FIELD, Condition, K8sModel, LocalObjectRef
+from .contracts import CLUSTER_DOMAIN
 
 RECORD_TYPES = ("A", "AAAA", "CNAME", "SRV", "TXT", "PTR")
 
@@ -26,7 +27,7 @@ class ZoneRecord(K8sModel):
 
 
 class PrivateZoneSpec(K8sModel):
-    zoneName: str = Field(default="cluster.local", min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
+    zoneName: str = Field(default=CLUSTER_DOMAIN, min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
     clusterRef: LocalObjectRef | None = None
     vpcIDs: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         min_length=1, max_length=16, description="VPCs the zone answers in (sk8s: the tenant cluster's uid).",

@@ -6,9 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import KOPF_STATUS_FIELD, Condition, K8sModel, cel, quantity
-
-# Kubernetes versions whose control-plane binaries sk8s builds (hack/build-components.sh).
-SUPPORTED_VERSIONS = ("v1.37.2",)
+from .contracts import DEFAULT_VERSION, SUPPORTED_VERSIONS
 
 
 class Quotas(K8sModel):
@@ -20,7 +18,7 @@ class Quotas(K8sModel):
 
 class ServerlessClusterSpec(K8sModel):
     version: Literal[SUPPORTED_VERSIONS] = Field(  # type: ignore[valid-type]
-        default=SUPPORTED_VERSIONS[0], description="Kubernetes version of the tenant control plane.")
+        default=DEFAULT_VERSION, description="Kubernetes version of the tenant control plane.")
     provider: Literal["local", "aliyun"] = Field(default="local", description="Provider for the sandboxes.")
     region: str | None = Field(default=None, description="Cloud region (aliyun provider only).",
                                pattern=r"^[a-z]{2}-[a-z0-9-]+$")

@@ -5,6 +5,7 @@ import kopf
 
 from ... import tenancy
 from ...conditions import condition
+from ...models.contracts import CLUSTER_DOMAIN
 from ...providers.base import ProviderError
 
 
@@ -28,7 +29,7 @@ async def ensure_zone(body, spec, status, meta, patch, memo: kopf.Memo, **_) -> 
         kopf.warn(body, reason="SyncZoneFailed", message=str(exc))
         raise kopf.PermanentError(str(exc)) from exc
     try:
-        resolvers = await memo.zones.ensure(meta["uid"], spec.get("zoneName") or "cluster.local",
+        resolvers = await memo.zones.ensure(meta["uid"], spec.get("zoneName") or CLUSTER_DOMAIN,
                                             list(spec.get("vpcIDs") or []), records)
     except ProviderError as exc:
         patch.status.update(failed(exc, exc.reason or "ProviderError", generation, previous))
