@@ -10,119 +10,12 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator
 
 from ..models.podspec import PodSpec
-
-
-@dataclass(frozen=True)
-class SandboxRef:
-    """Identity of one sandbox: the SandboxPod's uid is the idempotency key."""
-
-    namespace: str
-    name: str
-    uid: str
-
-    @property
-    def instance_name(self) -> str:
-        return f"sk8s-{self.uid}"
-
-
-@dataclass
-class ContainerInfo:
-    name: str
-    state: str  # "waiting" | "running" | "terminated"
-    reason: str | None = None
-    message: str | None = None
-    exit_code: int | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    restart_count: int = 0
-    image: str | None = None
-    image_id: str | None = None
-    container_id: str | None = None
-    # Set where the provider runs probes itself (the local kubelet); None: follow the state.
-    ready: bool | None = None
-    started: bool | None = None
-    last_state: "ContainerInfo | None" = None  # the previous run's termination, after a restart
-
-
-@dataclass
-class SandboxInstance:
-    """What the provider reports about one sandbox, in provider-neutral terms."""
-
-    ref: SandboxRef
-    instance_id: str
-    state: str  # "creating" | "running" | "exited" | "failed" | "unknown"
-    ip: str | None = None
-    host_ip: str | None = None
-    started_at: str | None = None
-    containers: list[ContainerInfo] = field(default_factory=list)
-    init_containers: list[ContainerInfo] = field(default_factory=list)
-    reason: str | None = None
-    message: str | None = None
-
-
-# (sandbox, type, reason, message): how a provider's kubelet part reports events.
-EventSink = Callable[[SandboxRef, str, str, str], None]
-
-
-class ProviderError(Exception):
-    """A provider call failed; `reason` becomes the status reason."""
-
-    reason = "ProviderError"
-    retryable = True
-
-    def __init__(self, message: str, *, reason: str | None = None, retryable: bool | None = None):
-        super().__init__(message)
-        if reason:
-            self.reason = reason
-        if retryable is not None:
-            self.retryable = retryable
-
-
-class ImagePullError(ProviderError):
-    reason = "ErrImagePull"
-
-
-class InvalidSpecError(ProviderError):
-    reason = "InvalidSpec"
-    retryable = False
-
-
-class StdioSession(abc.ABC):
-    """A process wired to a container's stdio: `kubectl exec` or `kubectl attach`.
-
-    Under a tty, stdout carries the terminal's output and stderr stays empty.
-    """
-
-    @abc.abstractmethod
-    async def read_stdout(self) -> bytes:
-        """The next output; b"" once the stream has ended."""
-
-    @abc.abstractmethod
-    async def read_stderr(self) -> bytes:
-        """The next error output; b"" once the stream has ended (at once under a tty)."""
-
-    @abc.abstractmethod
-    async def write_stdin(self, data: bytes) -> None: ...
-
-    @abc.abstractmethod
-    async def close_stdin(self) -> None:
-        """End of input, as the process sees it."""
-
-    @abc.abstractmethod
-    def resize(self, width: int, height: int) -> None:
-        """The client's terminal changed size (tty sessions only)."""
-
-    @abc.abstractmethod
-    async def wait(self) -> int:
-        """The exit code of the exec'd command (for attach: of the attachment)."""
-
-    @abc.abstractmethod
-    async def close(self) -> None:
-        """Stop the session (the client went away). Idempotent."""
+from .errors import ProviderError
+from .sandbox import EventSink, SandboxInstance, SandboxRef
+from .sessions import StdioSession
 
 
 class Provider(abc.ABC):

@@ -10,7 +10,7 @@ import logging
 
 from .. import API_VERSION, kube
 from ..conditions import now_rfc3339
-from ..providers.base import SandboxRef
+from ..providers.sandbox import SandboxRef
 
 log = logging.getLogger(__name__)
 COMPONENT = "sk8s-sandbox-kubelet"

@@ -4,7 +4,9 @@ from __future__ import annotations
 import logging
 
 from ..models.sandboxpod import SandboxPodSpec
-from ..providers.base import Provider, ProviderError, SandboxInstance, SandboxRef
+from ..providers.base import Provider
+from ..providers.errors import ProviderError
+from ..providers.sandbox import SandboxInstance, SandboxRef
 from .. import kube
 from ..models.contracts import LABEL_CLUSTER, LABEL_CLUSTER_UID
 from ..tenancy import Tenant

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from ..conditions import condition, now_rfc3339
 from ..models.podspec import PodSpec
-from ..providers.base import ContainerInfo, ProviderError, SandboxInstance
+from ..providers.errors import ProviderError
+from ..providers.sandbox import ContainerInfo, SandboxInstance
 
 
 def container_state(info: ContainerInfo) -> dict:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..providers.base import Provider, SandboxRef
+from ..providers.base import Provider
+from ..providers.sandbox import SandboxRef
 from .sandbox import refresh
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@ restart policies, and what it reports over podman's view."""
 import pytest
 
 from operators.models.podspec import PodSpec, Probe
-from operators.providers.base import ContainerInfo, SandboxRef
+from operators.providers.sandbox import ContainerInfo, SandboxRef
 from operators.providers.local.kubelet.backoff import BackOff, crashloop_message, format_duration
 from operators.providers.local.kubelet.probes import LIVENESS, READINESS, STARTUP, ProbeState, timing
 from operators.providers.local.kubelet.progression import should_restart

@@ -276,7 +276,7 @@ def test_https_probes_run_in_the_namespace_too(pod_netns, tmp_path):
 
 def test_the_worker_probes_from_the_pods_namespace_and_reads_it_again_once_gone(tmp_path):
     from operators.models.podspec import PodSpec
-    from operators.providers.base import SandboxRef
+    from operators.providers.sandbox import SandboxRef
     from operators.providers.local.kubelet.worker import PodWorker
 
     first, second = tmp_path / "netns-1", tmp_path / "netns-2"

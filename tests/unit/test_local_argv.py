@@ -9,7 +9,8 @@ import pytest
 
 from operators.models.imageref import IMAGE_REFERENCE
 from operators.models.podspec import HostAlias, PodDNSConfig, PodDNSConfigOption, PodSpec
-from operators.providers.base import InvalidSpecError, SandboxRef
+from operators.providers.errors import InvalidSpecError
+from operators.providers.sandbox import SandboxRef
 from operators.providers.local import execlimits
 from operators.providers.local.podenv import pod_create_args
 from operators.providers.local.spec import dns_args, hosts_args, run_args
@@ -223,7 +224,7 @@ def test_a_long_argument_and_a_nul_byte_are_named():
 
 def test_podman_that_cannot_be_executed_is_a_named_provider_error():
     import asyncio
-    from operators.providers.base import ProviderError
+    from operators.providers.errors import ProviderError
     from operators.providers.local.podman import Podman
     p = Podman("/dev/null", binary="true")
     for args, cause in ((["run", "x" * (2 * execlimits.MAX_ARG_STRLEN)], "Argument list too long"),

@@ -5,7 +5,7 @@ import stat
 import pytest
 
 from operators.models.podspec import PodSpec
-from operators.providers.base import SandboxRef
+from operators.providers.sandbox import SandboxRef
 from operators.providers.local import fsgroup
 from operators.providers.local.kubelet import ephemeral
 from operators.providers.local.volumes import volume_dir, write_files

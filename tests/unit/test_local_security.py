@@ -6,7 +6,8 @@ import pytest
 from operators.config import CONTAINERS_CONF
 from operators.models.podspec import PodSpec
 from operators.models.securitycontext import DEFAULT_CAPABILITIES, SecurityContext
-from operators.providers.base import InvalidSpecError, SandboxRef
+from operators.providers.errors import InvalidSpecError
+from operators.providers.sandbox import SandboxRef
 from operators.providers.local.security import (needs_image_user, parse_image_user, security_args,
                                                 verify_run_as_non_root)
 from operators.providers.local.spec import run_args

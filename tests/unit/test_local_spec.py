@@ -4,7 +4,8 @@ import json
 import pytest
 
 from operators.models.podspec import PodSpec
-from operators.providers.base import InvalidSpecError, SandboxRef
+from operators.providers.errors import InvalidSpecError
+from operators.providers.sandbox import SandboxRef
 from operators.providers.local.spec import pull_policy, run_args
 
 REF = SandboxRef("ns1", "web", "1234-abcd")

@@ -1,6 +1,6 @@
 """Init containers, restarts and probes in status: provider -> SandboxPod -> tenant pod (pure)."""
 from operators.models.podspec import PodSpec
-from operators.providers.base import ContainerInfo, SandboxInstance, SandboxRef
+from operators.providers.sandbox import ContainerInfo, SandboxInstance, SandboxRef
 from operators.sandboxpod.events import build_event, event_name
 from operators.sandboxpod.status import build_status, pod_phase
 from operators.virtualnode.controllers.eventmirror import tenant_event

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from operators.models.podspec import PodSpec
-from operators.providers.base import SandboxRef
+from operators.providers.sandbox import SandboxRef
 from operators.providers.local import podenv
 from operators.providers.local.spec import env_args
 

@@ -1,7 +1,7 @@
 """podman's error text, as it reaches a tenant: no doubled prefix, no host paths."""
 from __future__ import annotations
 
-from operators.providers.base import ImagePullError
+from operators.providers.errors import ImagePullError
 from operators.providers.local.podman import scrub_host_paths
 from operators.providers.local.provider import LocalProvider
 

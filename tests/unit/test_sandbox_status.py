@@ -2,7 +2,8 @@
 import pytest
 
 from operators.models.podspec import PodSpec
-from operators.providers.base import ContainerInfo, ImagePullError, InvalidSpecError, SandboxInstance, SandboxRef
+from operators.providers.errors import ImagePullError, InvalidSpecError
+from operators.providers.sandbox import ContainerInfo, SandboxInstance, SandboxRef
 from operators.sandboxpod.status import build_status, pod_phase
 
 REF = SandboxRef("ns", "p", "u")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from operators.models.podspec import PodSpec
-from operators.providers.base import ProviderError, SandboxRef
+from operators.providers.errors import ProviderError
+from operators.providers.sandbox import SandboxRef
 from operators.providers.local import subpath, volumes
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root (the provider runs as root)")

@@ -6,7 +6,7 @@ import pytest
 
 from operators import tenancy
 from operators.models.servicelb import ServiceLBSpec
-from operators.providers.base import ProviderError
+from operators.providers.errors import ProviderError
 from operators.providers.local.loadbalancer import choose_address
 from operators.sandboxpod.sandbox import labels_of
 from operators.servicelb.status import lb_spec

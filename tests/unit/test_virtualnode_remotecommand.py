@@ -8,7 +8,7 @@ import json
 import pytest
 import pytest_asyncio
 
-from operators.providers.base import StdioSession
+from operators.providers.sessions import StdioSession
 from operators.providers.local.stdio import attach_args, exec_args, open_session
 from operators.virtualnode.kubelet import remotecommand as rc
 from operators.virtualnode.kubelet import spdy

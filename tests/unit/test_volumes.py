@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from operators.models.podspec import PodSpec
-from operators.providers.base import InvalidSpecError, SandboxRef
+from operators.providers.errors import InvalidSpecError
+from operators.providers.sandbox import SandboxRef
 from operators.providers.local import volumes as local
 from operators.virtualnode.mapping.volumes import (VolumeError, add_volumes, format_map, referenced_volume_sources,
                                            unsupported_volumes, volume_content)

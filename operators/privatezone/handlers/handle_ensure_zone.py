@@ -6,7 +6,7 @@ import kopf
 from ... import tenancy
 from ...conditions import condition
 from ...models.contracts import CLUSTER_DOMAIN
-from ...providers.base import ProviderError
+from ...providers.errors import ProviderError
 
 
 def failed(exc: Exception, reason: str, generation, previous) -> dict:

@@ -9,7 +9,7 @@ container and the variable, instead of a podman that cannot even be executed.
 from __future__ import annotations
 
 from ...models.podspec import Container
-from ..base import InvalidSpecError
+from ..errors import InvalidSpecError
 
 MAX_ARG_STRLEN = 32 * 4096  # include/uapi/linux/binfmts.h, with its terminating NUL
 # Of ARG_MAX (2 MiB with the usual 8 MiB stack), room is left for podman's own options

@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 
 from ...models.podspec import PodSpec
-from ..base import SandboxRef
+from ..sandbox import SandboxRef
 from .volumes import volume_dir
 
 RW_MASK, RO_MASK, EXEC_MASK = 0o660, 0o440, 0o110

@@ -18,7 +18,7 @@ import socket
 
 from ...config import lb_range
 from ...models.contracts import LABEL_HOME, LABEL_VPC
-from ..base import ProviderError
+from ..errors import ProviderError
 from ..services import BackendHealth, LBListener, LBSpec, LBState, LoadBalancers
 from . import netns
 from .proxy import BackendSet, Listener, check_tcp

@@ -8,7 +8,7 @@ as literal `--env`, as the kubelet does once the sandbox has its IP.
 from __future__ import annotations
 
 from ...models.podspec import Container, PodSpec
-from ..base import SandboxRef
+from ..sandbox import SandboxRef
 from .spec import hosts_args
 
 LATE_FIELDS = {"status.podIP": "pod", "status.podIPs": "pod", "status.hostIP": "host", "status.hostIPs": "host"}

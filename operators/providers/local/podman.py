@@ -7,7 +7,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from ..base import ProviderError
+from ..errors import ProviderError
 
 
 @dataclass

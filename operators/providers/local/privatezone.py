@@ -9,7 +9,7 @@ import asyncio
 import logging
 import socket
 
-from ..base import ProviderError
+from ..errors import ProviderError
 from ..services import PrivateZones
 from . import netns
 from .dnsserver import DnsServer, ZoneTable

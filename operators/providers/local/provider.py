@@ -17,8 +17,10 @@ from typing import AsyncIterator
 from ...config import nfs_allowed, sk8s_home
 from ...models.contracts import SERVICE_CIDR
 from ...models.podspec import Container, PodSpec
-from ..base import (ContainerInfo, ImagePullError, InvalidSpecError, Provider, ProviderError, SandboxInstance,
-                    SandboxRef, StdioSession)
+from ..base import Provider
+from ..errors import ImagePullError, InvalidSpecError, ProviderError
+from ..sandbox import ContainerInfo, SandboxInstance, SandboxRef
+from ..sessions import StdioSession
 from .kubelet import ephemeral
 from .kubelet.worker import PodWorker
 from . import firewall

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from ...models.podspec import Container, PodSpec
 from ...models.securitycontext import ADDABLE_CAPABILITIES, SAFE_SYSCTLS
-from ..base import InvalidSpecError
+from ..errors import InvalidSpecError
 
 CONFIG_ERROR = "CreateContainerConfigError"
 # Pod-level fields a container's securityContext can override.

@@ -18,7 +18,8 @@ from ...models.contracts import (LABEL_CLUSTER_UID, LABEL_CONTAINER, LABEL_HOME,
                                  LABEL_SANDBOX_NAMESPACE as LABEL_NAMESPACE, LABEL_SANDBOX_UID as LABEL_UID)
 from ...models.podspec import Container, PodSpec
 from ...quantity import cpu_cores, memory_bytes
-from ..base import InvalidSpecError, SandboxRef
+from ..errors import InvalidSpecError
+from ..sandbox import SandboxRef
 from . import execlimits
 from .security import security_args
 from .volumes import default_root, mount_args

@@ -15,7 +15,7 @@ import struct
 import termios
 import tty as ttymod
 
-from ..base import StdioSession
+from ..sessions import StdioSession
 
 _CHUNK = 65536
 

@@ -34,7 +34,8 @@ from pathlib import Path
 from ...models.podspec import Container, PodSpec
 from ...models.volumes import Volume, VolumeMount
 from ...quantity import memory_bytes
-from ..base import InvalidSpecError, ProviderError, SandboxRef
+from ..errors import InvalidSpecError, ProviderError
+from ..sandbox import SandboxRef
 from . import subpath
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ...config import vpc_pool
 from ...models.contracts import LABEL_CLUSTER_UID, LABEL_HOME, LABEL_VPC
-from ..base import ProviderError
+from ..errors import ProviderError
 from . import firewall
 from .podman import Podman
 

@@ -5,7 +5,7 @@ import kopf
 
 from ... import tenancy
 from ...models.sandboxpod import SandboxPodSpec
-from ...providers.base import ImagePullError, ProviderError
+from ...providers.errors import ImagePullError, ProviderError
 from ...tenancy import Tenant, TenancyError
 from ..sandbox import labels_of, ref_of, status_for
 from ..volumecontent import ContentMissing, load

@@ -4,7 +4,7 @@ from __future__ import annotations
 import kopf
 
 from ... import tenancy
-from ...providers.base import ProviderError
+from ...providers.errors import ProviderError
 from ..status import build_status, failed_status, lb_spec
 
 

@@ -159,7 +159,7 @@ class KubeletServer:
             reason = (waiting or {}).get("reason") or "ContainerCreating"
             raise web.HTTPBadRequest(text=f'container "{container}" in pod "{name}" is waiting to start: {reason}\n')
 
-        from ...providers.base import SandboxRef
+        from ...providers.sandbox import SandboxRef
         try:
             provider = self.provider()
         except ValueError as exc:
@@ -227,7 +227,7 @@ class KubeletServer:
             # The kubelet's words when the runtime has no running container (sandbox) by that name.
             raise web.HTTPNotFound(text=f'container not found ("{container}")\n' if container
                                    else f'pod "{name}" has no running sandbox\n')
-        from ...providers.base import SandboxRef
+        from ...providers.sandbox import SandboxRef
         try:
             provider = self.provider()
         except ValueError as exc:

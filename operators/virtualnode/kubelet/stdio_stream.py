@@ -11,7 +11,8 @@ from typing import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
-from ...providers.base import ProviderError, StdioSession
+from ...providers.errors import ProviderError
+from ...providers.sessions import StdioSession
 from . import remotecommand as rc
 from . import spdy_streams
 from .spdy_streams import SpdyConnection, Stream

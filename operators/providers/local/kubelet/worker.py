@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ....models.podspec import Container, PodSpec, Probe
-from ...base import ContainerInfo, ImagePullError, ProviderError, SandboxRef
+from ...errors import ImagePullError, ProviderError
+from ...sandbox import ContainerInfo, SandboxRef
 from ..spec import container_name, previous_container_name
 from . import ephemeral
 from .backoff import BackOff, crashloop_message
