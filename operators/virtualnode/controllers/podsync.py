@@ -20,7 +20,9 @@ from ...kubeclient.informer import Informer
 from ...kubeclient.client import MERGE, ApiError, KubeClient
 from ...kubeclient.runner import Runner
 from ..mapping.quota import is_terminal
-from ..mapping.spec import (ANNOTATION_GRACE, build_sandboxpod, dropped_fields, pod_uid_of,
+from ... import API_VERSION
+from ...models.contracts import ANNOTATION_DELETION_GRACE
+from ..mapping.spec import (build_sandboxpod, dropped_fields, pod_uid_of,
                    sandboxpod_name)
 from ..mapping.podstatus import lost_status, pod_status_from_sandbox
 from .statussync import Conflict, StatusWriter
@@ -66,7 +68,7 @@ class PodSync:
         self.pod_keys: dict[str, tuple[str, str]] = {}  # SandboxPod name -> (namespace, name) of its pod
         self.lost: set[str] = set()                      # pod uids whose SandboxPod vanished
         self._config_errors: dict[str, str] = {}         # pod uid -> message last logged
-        self.sbp_path = f"/apis/sk8s.io/v1alpha1/namespaces/{meta_namespace}/sandboxpods"
+        self.sbp_path = f"/apis/{API_VERSION}/namespaces/{meta_namespace}/sandboxpods"
         self.volumes = VolumeSync(tenant=tenant, meta=meta, configmaps=configmaps, secrets=secrets,
                                   meta_namespace=meta_namespace, node_name=node_name, allocatable=allocatable,
                                   requeue=self.queue.add)
@@ -239,7 +241,8 @@ class PodSync:
         spec_grace = (sbp.get("spec") or {}).get("terminationGracePeriodSeconds")
         if grace is not None and grace != spec_grace:
             try:
-                await self.meta.patch(path, {"metadata": {"annotations": {ANNOTATION_GRACE: str(grace)}}}, MERGE)
+                await self.meta.patch(path, {"metadata": {"annotations": {ANNOTATION_DELETION_GRACE: str(grace)}}},
+                                      MERGE)
             except ApiError as exc:
                 if exc.status not in (403, 404):
                     raise

@@ -9,19 +9,9 @@ import hashlib
 import re
 
 from ... import API_VERSION
+from ...models.contracts import (ANNOTATION_POD_NAME, ANNOTATION_POD_NAMESPACE, CLUSTER_DOMAIN, LABEL_CLUSTER,
+                                 LABEL_CLUSTER_UID, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID)
 from .volumes import add_volumes, unsupported_volumes
-
-LABEL_CLUSTER = "sk8s.io/cluster"
-LABEL_CLUSTER_UID = "sk8s.io/cluster-uid"
-LABEL_POD_NAMESPACE = "sk8s.io/pod-namespace"
-LABEL_POD_NAME = "sk8s.io/pod-name"
-LABEL_POD_UID = "sk8s.io/pod-uid"
-# Label values stop at 63 characters; annotations keep the exact pod name.
-ANNOTATION_POD_NAMESPACE = "sk8s.io/pod-namespace"
-ANNOTATION_POD_NAME = "sk8s.io/pod-name"
-# The grace period of this deletion, when it differs from spec.terminationGracePeriodSeconds
-# (`kubectl delete --grace-period`): custom resources have no graceful deletion of their own.
-ANNOTATION_GRACE = "sk8s.io/deletion-grace-period-seconds"
 
 MAX_NAME = 253
 MAX_LABEL = 63
@@ -124,9 +114,6 @@ def _probe(p: dict | None) -> dict | None:
         if p.get(k) is not None and int(p[k]) >= (0 if k == "initialDelaySeconds" else 1):
             out[k] = int(p[k])
     return out
-
-
-CLUSTER_DOMAIN = "cluster.local"
 
 
 def pod_dns(pod: dict) -> dict:
