@@ -45,10 +45,12 @@ class ApiError(Exception):
 class KubeClient:
     """One apiserver's REST API. `name` says which in error messages ("meta", "tenant")."""
 
-    def __init__(self, creds: Credentials, name: str, user_agent: str = "sk8s-virtual-node"):
+    def __init__(self, creds: Credentials, name: str, user_agent: str = "sk8s-virtual-node",
+                 timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT):
         self.creds = creds
         self.name = name
         self.user_agent = user_agent
+        self.timeout = timeout  # of one request (a watch has its own)
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
@@ -62,9 +64,9 @@ class KubeClient:
 
     @classmethod
     def from_pki(cls, server: str, pki: Path, user: str = "admin", name: str = "tenant",
-                 user_agent: str = "sk8s") -> "KubeClient":
+                 user_agent: str = "sk8s", timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT) -> "KubeClient":
         """A client certificate of one PKI directory (a tenant plane's `pki/`)."""
-        return cls(from_pki(server, pki, user), name, user_agent)
+        return cls(from_pki(server, pki, user), name, user_agent, timeout)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -97,12 +99,12 @@ class KubeClient:
 
     async def request(self, method: str, path: str, *, params: dict | None = None, body=None,
                       content_type: str = "application/json",
-                      timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT) -> dict:
+                      timeout: aiohttp.ClientTimeout | None = None) -> dict:
         data = None if body is None else json.dumps(body, separators=(",", ":"))
         headers = {"Content-Type": content_type} if data is not None else None
         try:
             async with self.session.request(method, self.creds.server + path, params=params, data=data,
-                                            headers=headers, timeout=timeout) as resp:
+                                            headers=headers, timeout=timeout or self.timeout) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise _api_error(resp.status, raw)

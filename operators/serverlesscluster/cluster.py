@@ -1,4 +1,10 @@
-"""Domain logic of one tenant cluster: bring its control plane up, check it, tear it down."""
+"""Domain logic of one tenant cluster: bring its control plane up, check it, tear it down.
+
+Everything here runs on the operator's event loop. Work on the host that blocks
+(starting and stopping processes, which waits for them; making PKI; removing a plane's
+files) crosses to a thread at one place, `on_host`; the tenant apiserver and the meta
+etcd are spoken to with aiohttp.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -8,12 +14,14 @@ import json
 import ssl
 import sys
 import time
-import urllib.request
 from pathlib import Path
+from typing import Callable, TypeVar
 
+import aiohttp
 import yaml
 
 from .. import GROUP, config, kube
+from ..kubeclient.client import STRATEGIC, KubeClient
 from ..config import layout, sk8s_home
 from ..embedded import etcd_pki
 from ..embedded.binaries import ensure_binaries
@@ -24,13 +32,27 @@ from ..models.contracts import LABEL_CLUSTER
 from ..models.serverlesscluster import ServerlessClusterSpec
 from . import controlplane as cp
 from . import node_health, planes
-from .tenant_client import TenantClient
 from .tenant_pki import ensure_tenant_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VNODE_RBAC = REPO_ROOT / "operators" / "virtualnode" / "rbac.yaml"
 COMPATIBILITY_POLICY = REPO_ROOT / "operators" / "serverlesscluster" / "compatibility.yaml"
 DEFAULT_QUOTAS = {"maxPods": 100, "cpu": "32", "memory": "128Gi"}
+FIELD_MANAGER = "sk8s-serverlesscluster"
+TENANT_TIMEOUT = aiohttp.ClientTimeout(total=10)  # of one request: a health tick must not hang on one
+T = TypeVar("T")
+
+
+async def on_host(fn: Callable[..., T], *args, **kwargs) -> T:
+    """The boundary between the event loop and blocking work on the host: `fn` runs in a
+    thread. Every such call of this operator goes through here (see the module's doc)."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def tenant_client(t: cp.Tenant) -> KubeClient:
+    """The tenant apiserver, as its admin (the plane's own PKI)."""
+    return KubeClient.from_pki(t.endpoint, t.pki, "admin", name=f"tenant {t.name or t.directory.name}",
+                               user_agent=FIELD_MANAGER, timeout=TENANT_TIMEOUT)
 
 
 def etcd_ca_dir() -> Path:
@@ -48,8 +70,12 @@ def plane_tenant(plane: planes.Plane, **identity) -> cp.Tenant:
                      etcd_url=config.etcd_url(), etcd_prefix=plane.etcd_prefix, **identity)
 
 
-def claim_plane(uid: str) -> planes.Plane:
+async def claim_plane(uid: str) -> planes.Plane:
     """The plane this cluster owns: found again after a restart, else a warm one, else a new one."""
+    return await on_host(_claim_plane, uid)
+
+
+def _claim_plane(uid: str) -> planes.Plane:
     plane = planes.find_claimed(uid)
     if plane:
         return plane
@@ -86,12 +112,28 @@ def write_credentials(t: cp.Tenant) -> None:
                                                     cert_pem=pair.cert_pem, key_pem=pair.key_pem, user=user))
 
 
-def start_apiserver(t: cp.Tenant) -> None:
+async def start_apiserver(t: cp.Tenant) -> None:
+    await on_host(_start_apiserver, t)
+
+
+async def start_controller_manager(t: cp.Tenant) -> None:
+    await on_host(_start_controller_manager, t)
+
+
+async def start_virtual_node(t: cp.Tenant) -> None:
+    await on_host(_start_virtual_node, t)
+
+
+async def stop_component(t: cp.Tenant, name: str) -> None:
+    await on_host(processes(t).stop, name)
+
+
+def _start_apiserver(t: cp.Tenant) -> None:
     write_credentials(t)
     processes(t).start("kube-apiserver", cp.apiserver_args(ensure_binaries(quiet=True), t), env=cp.APISERVER_ENV)
 
 
-def start_controller_manager(t: cp.Tenant) -> None:
+def _start_controller_manager(t: cp.Tenant) -> None:
     processes(t).start("kube-controller-manager", cp.controller_manager_args(ensure_binaries(quiet=True), t),
                        env=cp.KCM_ENV)
 
@@ -125,7 +167,7 @@ async def write_meta_credentials(t: cp.Tenant) -> Path:
     return write_kubeconfig(path, config)
 
 
-def start_virtual_node(t: cp.Tenant) -> None:
+def _start_virtual_node(t: cp.Tenant) -> None:
     """Start (or hand its cluster to) the plane's virtual node.
 
     A standby plane's node is started without a cluster and waits for its arguments
@@ -144,7 +186,7 @@ def start_virtual_node(t: cp.Tenant) -> None:
 
 async def wait_apiserver(t: cp.Tenant, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    async with TenantClient(t.endpoint, t.pki) as tc:
+    async with tenant_client(t) as tc:
         while time.monotonic() < deadline:
             if await tc.ready():
                 return True
@@ -168,28 +210,28 @@ def bootstrap_path(doc: dict) -> str:
 async def bootstrap(t: cp.Tenant) -> None:
     """Objects the tenant needs before its virtual node starts: the node's RBAC, and the
     compatibility policy that refuses what sk8s cannot run."""
-    async with TenantClient(t.endpoint, t.pki) as tc:
+    async with tenant_client(t) as tc:
         for source in (VNODE_RBAC, COMPATIBILITY_POLICY):
             for doc in yaml.safe_load_all(source.read_text()):
                 if doc:
-                    await tc.apply(bootstrap_path(doc), doc)
+                    await tc.apply(bootstrap_path(doc), doc, FIELD_MANAGER)
 
 
 async def warm_up(t: cp.Tenant, timeout: float = 90) -> bool:
     """Everything that does not depend on which cluster will own the plane."""
-    start_apiserver(t)
+    await start_apiserver(t)
     if not await wait_apiserver(t, timeout):
         return False
     await bootstrap(t)
-    start_controller_manager(t)
-    start_virtual_node(t)
+    await start_controller_manager(t)
+    await start_virtual_node(t)
     return True
 
 
 async def node_ready(t: cp.Tenant) -> bool:
-    async with TenantClient(t.endpoint, t.pki) as tc:
+    async with tenant_client(t) as tc:
         try:
-            node = await tc.get(f"/api/v1/nodes/{cp.NODE_NAME}")
+            node = await tc.get_or_none(f"/api/v1/nodes/{cp.NODE_NAME}")
         except Exception:
             return False
     conds = ((node or {}).get("status") or {}).get("conditions") or []
@@ -210,10 +252,10 @@ async def check_node(t: cp.Tenant, vnode_age: float | None) -> tuple[bool, str]:
     vnode_running = vnode_age is not None
     # A node started less than a lease ago has not had its chance to renew it yet.
     check_lease = vnode_running and vnode_age > node_health.LEASE_GRACE
-    async with TenantClient(t.endpoint, t.pki) as tc:
+    async with tenant_client(t) as tc:
         try:
-            node = await tc.get(f"/api/v1/nodes/{cp.NODE_NAME}")
-            lease = await tc.get(LEASE_PATH) if check_lease else None
+            node = await tc.get_or_none(f"/api/v1/nodes/{cp.NODE_NAME}")
+            lease = await tc.get_or_none(LEASE_PATH) if check_lease else None
         except Exception as exc:
             return False, f"cannot read the Node: {exc}"
         if node is None:
@@ -226,7 +268,7 @@ async def check_node(t: cp.Tenant, vnode_age: float | None) -> tuple[bool, str]:
             patch = node_health.unknown_status_patch(conds)
             if patch:
                 try:
-                    await tc.patch(f"/api/v1/nodes/{cp.NODE_NAME}/status", patch)
+                    await tc.patch(f"/api/v1/nodes/{cp.NODE_NAME}/status", patch, STRATEGIC)
                 except Exception as exc:
                     return False, f"{why}; marking its Node Unknown failed: {exc}"
             return False, why
@@ -260,32 +302,41 @@ def kubeconfig_secret(t: cp.Tenant) -> dict:
     }
 
 
-def _etcd(t: cp.Tenant, op: str, **extra) -> dict:
-    """etcd's JSON gateway on the tenant's prefix: no client library needed."""
-    prefix = (t.etcd_prefix + "/").encode()
-    end = prefix[:-1] + bytes([prefix[-1] + 1])
-    body = json.dumps({"key": base64.b64encode(prefix).decode(),
-                       "range_end": base64.b64encode(end).decode(), **extra}).encode()
-    req = urllib.request.Request(f"{t.etcd_url}/v3/kv/{op}", data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})
+def _etcd_ssl(t: cp.Tenant) -> ssl.SSLContext:
     ensure_etcd_client(t)  # a plane whose apiserver never started has none yet
     ctx = ssl.create_default_context(cafile=str(t.etcd.ca))
     ctx.load_cert_chain(str(t.etcd.cert), str(t.etcd.key))
-    with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
-        return json.loads(resp.read() or b"{}")
+    return ctx
 
 
-def delete_etcd_prefix(t: cp.Tenant) -> None:
-    _etcd(t, "deleterange")
+async def _etcd(t: cp.Tenant, op: str, **extra) -> dict:
+    """etcd's JSON gateway on the tenant's prefix: no client library needed. The meta etcd
+    serves TLS to certificates of its own CA only: the plane's etcd client certificate."""
+    prefix = (t.etcd_prefix + "/").encode()
+    end = prefix[:-1] + bytes([prefix[-1] + 1])
+    body = {"key": base64.b64encode(prefix).decode(), "range_end": base64.b64encode(end).decode(), **extra}
+    ctx = await on_host(_etcd_ssl, t)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx),
+                                     timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with session.post(f"{t.etcd_url}/v3/kv/{op}", json=body) as resp:
+            raw = await resp.read()
+            if resp.status >= 400:
+                why = raw[:300].decode(errors="replace")
+                raise RuntimeError(f"etcd {op} on {t.etcd_prefix}/: {resp.status} {why}")
+            return json.loads(raw or b"{}")
 
 
-def count_etcd_keys(t: cp.Tenant) -> int:
-    return int(_etcd(t, "range", count_only=True).get("count", 0))
+async def delete_etcd_prefix(t: cp.Tenant) -> None:
+    await _etcd(t, "deleterange")
 
 
-def destroy_plane(plane: planes.Plane) -> None:
+async def count_etcd_keys(t: cp.Tenant) -> int:
+    return int((await _etcd(t, "range", count_only=True)).get("count", 0))
+
+
+async def destroy_plane(plane: planes.Plane) -> None:
     """Stop a plane's processes and remove its stored data and files."""
     t = plane_tenant(plane)
-    processes(t).stop_all(order=planes.STOP_ORDER, timeout=3)
-    delete_etcd_prefix(t)
-    planes.remove(plane)
+    await on_host(processes(t).stop_all, order=planes.STOP_ORDER, timeout=3)
+    await delete_etcd_prefix(t)
+    await on_host(planes.remove, plane)

@@ -17,11 +17,11 @@ def target_size() -> int:
     return standby_planes()
 
 
-def clean_stale() -> int:
+async def clean_stale() -> int:
     """Standby planes of an earlier run are not trusted (their processes may be gone): rebuild."""
     stale = planes.standby(ready_only=False)
     for plane in stale:
-        cluster.destroy_plane(plane)
+        await cluster.destroy_plane(plane)
     return len(stale)
 
 
@@ -36,7 +36,7 @@ async def keep_pool(wake: asyncio.Event) -> None:
                     log.info("standby control plane %s is warm", plane.id)
                 else:
                     log.warning("standby control plane %s failed to start; discarding it", plane.id)
-                    cluster.destroy_plane(plane)
+                    await cluster.destroy_plane(plane)
                     await asyncio.sleep(10)
                 continue
         except Exception:

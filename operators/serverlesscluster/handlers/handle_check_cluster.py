@@ -21,7 +21,7 @@ def handed_over(memo: kopf.Memo) -> None:
     memo.serving = True
 
 
-def _restart(memo: kopf.Memo, body, t, name: str, start, problems: list[str], logger) -> None:
+async def _restart(memo: kopf.Memo, body, t, name: str, start, problems: list[str], logger) -> None:
     """Restart a dead component, or say when it will be (back-off for one that keeps dying)."""
     # kopf gives each object its own memo (a dict), kept for as long as the operator runs.
     backoff = memo.setdefault("restarts", {}).setdefault(name, RestartBackoff())
@@ -32,7 +32,7 @@ def _restart(memo: kopf.Memo, body, t, name: str, start, problems: list[str], lo
         return
     logger.warning("%s of cluster %s is down; restarting it", name, t.name)
     try:
-        start(t)
+        await start(t)
     except Exception as exc:  # e.g. its PKI is unreadable: say so, try again later
         kopf.warn(body, reason="ComponentRestartFailed", message=f"{name} is down and did not start: {exc}")
         problems.append(f"{name} is down and did not start: {exc}")
@@ -55,7 +55,7 @@ async def check_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, **_) -
     procs = cluster.processes(t)
     problems: list[str] = []
     if not procs.running("kube-apiserver"):
-        _restart(memo, body, t, "kube-apiserver", cluster.start_apiserver, problems, logger)
+        await _restart(memo, body, t, "kube-apiserver", cluster.start_apiserver, problems, logger)
     api_ok = await cluster.wait_apiserver(t, 1.0)
     node_ok = False
     if api_ok:
@@ -66,7 +66,7 @@ async def check_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, **_) -
         for name, start in (("kube-controller-manager", cluster.start_controller_manager),
                             ("virtual-node", cluster.start_virtual_node)):
             if not procs.running(name):
-                _restart(memo, body, t, name, start, problems, logger)
+                await _restart(memo, body, t, name, start, problems, logger)
     elif not problems:
         problems.append("the tenant kube-apiserver is not ready")
     new = cluster_status(generation=body["metadata"].get("generation"), prev=status, control_plane=api_ok,

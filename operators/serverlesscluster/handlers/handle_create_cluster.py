@@ -30,7 +30,7 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
                                            failed=REASON_PROVIDER_UNAVAILABLE))
         raise kopf.PermanentError(msg)
 
-    plane = cluster.claim_plane(meta["uid"])
+    plane = await cluster.claim_plane(meta["uid"])
     memo.pool_wake.set()  # refill the standby pool behind us
     t = cluster.tenant_for(body, plane)
     base = dict(generation=meta.get("generation"), prev=prev, sandbox_namespace=t.sandbox_namespace,
@@ -51,7 +51,7 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
         raise kopf.TemporaryError(f"tenant apiserver not ready; see {t.directory}/logs/kube-apiserver.log",
                                   delay=5)
     steps["control plane"] = time.monotonic() - t0
-    cluster.start_virtual_node(t)
+    await cluster.start_virtual_node(t)
     secret = cluster.kubeconfig_secret(t)
     kopf.adopt(secret, owner=body)
     await kube.apply_secret(t.namespace, secret)

@@ -15,14 +15,14 @@ async def delete_cluster(body, logger, **_) -> None:
     plane = planes.find_claimed(meta["uid"])
     if plane:
         # First, so that nothing re-creates sandboxes meanwhile.
-        cluster.processes(cluster.plane_tenant(plane)).stop("virtual-node")
+        await cluster.stop_component(cluster.plane_tenant(plane), "virtual-node")
     # Deleting the namespace deletes the SandboxPods; their finalizers remove the sandboxes.
     await kube.delete_namespace(sandbox_ns)
     phase = await kube.namespace_phase(sandbox_ns)
     if phase is not None:
         raise kopf.TemporaryError(f"waiting for namespace {sandbox_ns} ({phase}) to go", delay=1)
     if plane:
-        cluster.destroy_plane(plane)
+        await cluster.destroy_plane(plane)
     await make_provider((body.get("spec") or {}).get("provider", "local")).release_cluster(meta["uid"])
     await kube.delete_secret(meta["namespace"], f"{meta['name']}-kubeconfig")
     logger.info("cluster %s deleted", meta["name"])

@@ -19,7 +19,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
         await kube.wait_until_served("serverlessclusters")
     except RuntimeError as exc:  # exit: the supervisor (or Deployment) restarts us
         raise kopf.PermanentError(str(exc)) from exc
-    removed = await asyncio.to_thread(pool.clean_stale)
+    removed = await pool.clean_stale()
     if removed:
         log.info("discarded %d standby control plane(s) of an earlier run", removed)
     memo.pool_wake = asyncio.Event()
