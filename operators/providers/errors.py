@@ -3,6 +3,8 @@
 whether to try again."""
 from __future__ import annotations
 
+from ..models.contracts import REASON_ERR_IMAGE_PULL
+
 
 class ProviderError(Exception):
     """A provider call failed; `reason` becomes the status reason."""
@@ -19,7 +21,7 @@ class ProviderError(Exception):
 
 
 class ImagePullError(ProviderError):
-    reason = "ErrImagePull"
+    reason = REASON_ERR_IMAGE_PULL
 
 
 class InvalidSpecError(ProviderError):

@@ -8,6 +8,7 @@ container and the variable, instead of a podman that cannot even be executed.
 """
 from __future__ import annotations
 
+from ...models.contracts import REASON_CONFIG_ERROR
 from ...models.podspec import Container
 from ..errors import InvalidSpecError
 
@@ -57,4 +58,4 @@ def _what(c: Container, arg: str) -> str:
 
 
 def _error(message: str) -> InvalidSpecError:
-    return InvalidSpecError(message, reason="CreateContainerConfigError")
+    return InvalidSpecError(message, reason=REASON_CONFIG_ERROR)

@@ -20,11 +20,12 @@ Every value is one `--opt=value` argv element, so no user value can be read as a
 """
 from __future__ import annotations
 
+from ...models.contracts import REASON_CONFIG_ERROR
 from ...models.podspec import Container, PodSpec
 from ...models.securitycontext import ADDABLE_CAPABILITIES, SAFE_SYSCTLS
 from ..errors import InvalidSpecError
 
-CONFIG_ERROR = "CreateContainerConfigError"
+CONFIG_ERROR = REASON_CONFIG_ERROR
 # Pod-level fields a container's securityContext can override.
 _SHARED = ("runAsUser", "runAsGroup", "runAsNonRoot", "seccompProfile", "appArmorProfile", "seLinuxOptions",
            "windowsOptions")

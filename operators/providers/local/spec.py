@@ -15,7 +15,8 @@ from pathlib import Path
 # The local provider's short names for its podman labels (keys in models/contracts.py).
 from ...models.contracts import (LABEL_CLUSTER_UID, LABEL_CONTAINER, LABEL_HOME,  # noqa: F401 (provider.py)
                                  LABEL_INIT_CONTAINER as LABEL_INIT, LABEL_SANDBOX_NAME as LABEL_NAME,
-                                 LABEL_SANDBOX_NAMESPACE as LABEL_NAMESPACE, LABEL_SANDBOX_UID as LABEL_UID)
+                                 LABEL_SANDBOX_NAMESPACE as LABEL_NAMESPACE, LABEL_SANDBOX_UID as LABEL_UID,
+                                 REASON_CONFIG_ERROR)
 from ...models.podspec import Container, PodSpec
 from ...quantity import cpu_cores, memory_bytes
 from ..errors import InvalidSpecError
@@ -78,7 +79,7 @@ def env_args(c: Container, ref: SandboxRef, late: dict[str, str] | None = None) 
         else:
             raise InvalidSpecError(
                 f"container {c.name}: env {e.name}: this valueFrom source is not supported on a SandboxPod",
-                reason="CreateContainerConfigError")
+                reason=REASON_CONFIG_ERROR)
     return args
 
 
@@ -110,11 +111,11 @@ def hosts_args(spec: PodSpec) -> list[str]:
             ip = str(ipaddress.ip_address(alias.ip))
         except ValueError:
             raise InvalidSpecError(f"spec.hostAliases[{i}].ip: Invalid value: {alias.ip!r}: not an IP address",
-                                   reason="CreateContainerConfigError") from None
+                                   reason=REASON_CONFIG_ERROR) from None
         for j, name in enumerate(alias.hostnames or []):
             if not _HOSTNAME.fullmatch(name):
                 raise InvalidSpecError(f"spec.hostAliases[{i}].hostnames[{j}]: Invalid value: {name!r}: "
-                                       "not a DNS-1123 subdomain", reason="CreateContainerConfigError")
+                                       "not a DNS-1123 subdomain", reason=REASON_CONFIG_ERROR)
             args.append(f"--add-host={name}:{ip}")
     return args
 
@@ -124,7 +125,7 @@ def _list_item(value: str, field: str) -> str:
     read quotes): one that would split, or add a line to the pod's resolv.conf, is refused."""
     if not value or any(ch in value for ch in ',"') or any(ch.isspace() or not ch.isprintable() for ch in value):
         raise InvalidSpecError(f"spec.{field}: Invalid value: {value!r}: empty, or a comma, quote or white space",
-                               reason="CreateContainerConfigError")
+                               reason=REASON_CONFIG_ERROR)
     return value
 
 
@@ -198,4 +199,4 @@ def check_list_options(c: Container, args: list[str]) -> None:
             if any(ch in value for ch in ',"') or any((ch.isspace() and ch not in spaces) or not ch.isprintable()
                                                       for ch in value):
                 raise InvalidSpecError(f"container {c.name}: {option[2:]} {value!r}: a comma, quote or white space "
-                                       "would make it several values", reason="CreateContainerConfigError")
+                                       "would make it several values", reason=REASON_CONFIG_ERROR)

@@ -31,6 +31,7 @@ import threading
 import time
 from pathlib import Path
 
+from ...models.contracts import REASON_CONFIG_ERROR
 from ...models.podspec import Container, PodSpec
 from ...models.volumes import Volume, VolumeMount
 from ...quantity import memory_bytes
@@ -88,7 +89,7 @@ def nfs_create_args(ref: SandboxRef, v: Volume, labels: dict[str, str], address:
     if (not v.nfs.server or v.nfs.server.startswith("-")
             or any(ch in ',="' or ch.isspace() or not ch.isprintable() for ch in v.nfs.server)):
         raise InvalidSpecError(f'volume "{v.name}": nfs.server: Invalid value: {v.nfs.server!r}: not a host name '
-                               "or address", reason="CreateContainerConfigError")
+                               "or address", reason=REASON_CONFIG_ERROR)
     host = f"[{address}]" if ":" in address else address  # an IPv6 device is [addr]:path
     # nosuid, nodev: the server's files are the tenant's to choose (a setuid or device file
     # must mean nothing on the host, where the export is mounted).
@@ -103,7 +104,7 @@ def subpath_error(c: Container, m: VolumeMount, why: str) -> ProviderError:
     """The kubelet's wording (CreateContainerConfigError, retried): the cause names paths
     inside the volume only."""
     return ProviderError(f'failed to prepare subPath for volumeMount "{m.name}" of container "{c.name}": {why}',
-                         reason="CreateContainerConfigError")
+                         reason=REASON_CONFIG_ERROR)
 
 
 def mount_args(ref: SandboxRef, spec: PodSpec, c: Container, root: Path,
@@ -128,7 +129,7 @@ def mount_args(ref: SandboxRef, spec: PodSpec, c: Container, root: Path,
             src = str(volume_dir(root, ref, v.name))
         if ":" in m.mountPath:  # podman's --volume is source:destination:options
             raise InvalidSpecError(f'container {c.name}: volumeMount "{m.name}": mountPath: Invalid value: '
-                                   f'{m.mountPath!r}: contains ":"', reason="CreateContainerConfigError")
+                                   f'{m.mountPath!r}: contains ":"', reason=REASON_CONFIG_ERROR)
         args.append(f"--volume={src}:{m.mountPath}:{'ro' if read_only else 'rw'}")
     return args
 
@@ -234,7 +235,7 @@ def prepare_subpaths(ref: SandboxRef, spec: PodSpec, c: Container, root: Path) -
     container; the bind mounts of its previous run go first, so a refused subPath leaves none."""
     with _SUBPATH_LOCK:  # not while cleanup runs: a mount made after it would leak
         if not (root / ref.uid).is_dir():
-            raise ProviderError(f"the volumes of sandbox {ref.instance_name} are gone", reason="CreateContainerConfigError")
+            raise ProviderError(f"the volumes of sandbox {ref.instance_name} are gone", reason=REASON_CONFIG_ERROR)
         return _prepare_subpaths(ref, spec, c, root)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import kopf
 
 from ... import tenancy
+from ...models.contracts import REASON_ERR_IMAGE_PULL, REASON_IMAGE_PULL_BACKOFF, REASON_PROVIDER_UNAVAILABLE
 from ...models.sandboxpod import SandboxPodSpec
 from ...providers.errors import ImagePullError, ProviderError
 from ...tenancy import Tenant, TenancyError
@@ -34,8 +35,8 @@ async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, r
             await prepare_volumes(provider, body, spec, labels)
         instance_id = inst.instance_id if inst else await provider.ensure(ref, spec, labels)
     except ImagePullError as err:
-        if retry > 0 and err.reason == "ErrImagePull":
-            err.reason = "ImagePullBackOff"
+        if retry > 0 and err.reason == REASON_ERR_IMAGE_PULL:
+            err.reason = REASON_IMAGE_PULL_BACKOFF
         patch.status.update(status_for(body, None, provider, err))
         kopf.warn(body, reason="Failed", message=str(err))
         provider.record_event(ref, "Warning", "Failed", f"Error: {err}")  # the kubelet's, mirrored to the pod
@@ -65,7 +66,7 @@ async def admitted(body, spec: SandboxPodSpec, provider, ref, reason: str) -> Te
         raise ProviderError(str(exc), reason=exc.reason, retryable=False) from exc
     if spec.provider and spec.provider != provider.name:
         raise ProviderError(f"spec.provider: {spec.provider!r} is not run here (this operator's provider is "
-                            f"{provider.name!r})", reason="ProviderUnavailable", retryable=False)
+                            f"{provider.name!r})", reason=REASON_PROVIDER_UNAVAILABLE, retryable=False)
     return tenant
 
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from ...models.contracts import REASON_CONFIG_ERROR
 from ...quantity import parse
 
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
@@ -23,7 +24,7 @@ LATE_FIELDS = ("status.podIP", "status.podIPs", "status.hostIP", "status.hostIPs
 class ConfigError(Exception):
     """The container cannot get its configuration (yet): CreateContainerConfigError."""
 
-    reason = "CreateContainerConfigError"
+    reason = REASON_CONFIG_ERROR
 
 
 def referenced_sources(pod: dict) -> tuple[set[str], set[str]]:

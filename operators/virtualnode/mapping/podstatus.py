@@ -7,7 +7,7 @@ sandbox vanished; `status_patch` the merge patch from the cached pod to either.
 from __future__ import annotations
 
 from ...conditions import now_rfc3339
-from ...models.contracts import CONDITION_CONTAINERS_READY, CONDITION_INITIALIZED
+from ...models.contracts import CONDITION_CONTAINERS_READY, CONDITION_INITIALIZED, REASON_CONFIG_ERROR
 
 
 def qos_class(pod: dict) -> str:
@@ -193,7 +193,7 @@ def pod_status_from_sandbox(pod: dict, sbp: dict | None, *, config_error: str | 
     cur = pod.get("status") or {}
     prev = {c.get("type"): c for c in cur.get("conditions") or []}
     sb = (sbp or {}).get("status") or {}
-    waiting = {"reason": "CreateContainerConfigError", "message": config_error} if config_error else None
+    waiting = {"reason": REASON_CONFIG_ERROR, "message": config_error} if config_error else None
     phase = _phase(cur, sb, waiting)
     statuses = _container_statuses(pod, sb, waiting, sbp)
     init_statuses = _container_statuses(pod, sb, waiting, sbp, init=True)
