@@ -10,9 +10,13 @@ not a read and is allowed.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
+
+from operators import API_VERSION
+from operators.models import contracts
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATORS = ROOT / "operators"
@@ -84,6 +88,17 @@ def test_the_environment_is_read_only_in_config():
              for line, what in environment_reads(source)]
     assert not found, ("environment read outside operators/config.py (add an accessor there):\n"
                        + "\n".join(found))
+
+
+def test_manifests_name_only_keys_that_contracts_define():
+    """YAML cannot import a constant: an admission policy or manifest spells its keys, so each
+    must still be one contracts.py defines (renaming a key there fails here)."""
+    defined = {v for k, v in vars(contracts).items() if k.isupper() and isinstance(v, str)} | {API_VERSION}
+    yamls = [p for top in ("operators", "manifests") for p in (ROOT / top).rglob("*.y*ml")]
+    spelled = {(str(p.relative_to(ROOT)), key) for p in yamls
+               for key in re.findall(r"sk8s\.io/[A-Za-z0-9._-]+", p.read_text())}
+    assert spelled, "the tenancy policy names the tenant labels: the scan found none"
+    assert not {f"{path}: {key}" for path, key in spelled if key not in defined}
 
 
 def test_the_homes_exist():
