@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import GROUP
 from ..config import REPO_ROOT, Layout, vpc_pool, write_containers_conf
 from ..kubeclient.client import answers
 from ..models.contracts import SERVICE_CIDR
@@ -140,7 +141,7 @@ class Supervisor:
 
     def install_crds(self, bindir: Path) -> None:
         kubectl = [str(bindir / "kubectl"), f"--kubeconfig={self.lay.kubeconfig}"]
-        files = [f"--filename={p}" for p in sorted(CRD_DIR.glob("sk8s.io_*.yaml"))] + [f"--filename={TENANCY_POLICY}"]
+        files = [f"--filename={p}" for p in sorted(CRD_DIR.glob(f"{GROUP}_*.yaml"))] + [f"--filename={TENANCY_POLICY}"]
         subprocess.run(kubectl + ["apply", "--server-side", "--force-conflicts", *files],
                        check=True, stdout=subprocess.DEVNULL)
         subprocess.run(kubectl + ["wait", "--for=condition=Established", "--timeout=30s", "crd", "--all"],

@@ -48,7 +48,7 @@ def test_http_get_success_and_status_failure():
                                               "httpHeaders": [{"name": "X-Probe", "value": "1"}]}})
         assert await probe(p, C, HERE, no_exec) == (True, "")
         assert seen[0].startswith("GET /healthz HTTP/1.1\r\n") and "X-Probe: 1" in seen[0]
-        assert "User-Agent: kube-probe/" in seen[0]
+        assert "User-Agent: kube-probe/1.37\r\n" in seen[0]  # the kubelet's, of the version sk8s runs
         server.close()
         server, port, _ = await http_server(503)
         p = Probe.model_validate({"httpGet": {"path": "/", "port": port}})

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 from urllib.parse import quote
 
+from ....models.contracts import DEFAULT_VERSION
 from ....models.podspec import Container, Probe
 from .. import netns
 
 ExecFn = Callable[[list[str], float], Awaitable[tuple[int, str]]]
-USER_AGENT = "kube-probe/1.37"
+# The kubelet's: kube-probe/<major>.<minor> of the Kubernetes version sk8s runs.
+USER_AGENT = "kube-probe/" + ".".join(DEFAULT_VERSION.removeprefix("v").split(".")[:2])
 EXEC_SETUP_ALLOWANCE = 3.0
 # Hosts that name the pod itself inside its network namespace (see README, probes).
 LOOPBACK_HOSTS = {"127.0.0.1": "127.0.0.1", "::1": "::1", "localhost": "127.0.0.1"}
