@@ -1,10 +1,18 @@
 """Providers run sandboxes, load balancers and private zones. `local` (podman + runc on
-this host, proxies and a DNS server in the tenants' VPCs) is the embedded default."""
+this host, proxies and a DNS server in the tenants' VPCs) is the embedded default.
+
+A sandbox provider has two sides, made apart for the two processes that use them: the
+lifecycle side (`make_provider`, the SandboxPod operator: create, inspect, delete,
+volumes, networks, and the kubelet duties where instances lack them) and the streaming
+side (`make_streams`, the virtual node's kubelet API and `sk8s sandbox-logs`: logs,
+exec, attach, port-forward)."""
 from __future__ import annotations
 
 from ..config import home_id, layout, pod_subnet, write_containers_conf
-from .base import Provider
+from .lifecycle import SandboxLifecycle
+from .sandbox import EventSink
 from .services import LoadBalancers, PrivateZones
+from .streaming import SandboxStreams
 
 
 def available_providers() -> list[str]:
@@ -18,12 +26,21 @@ def _local_vpcs():
     return LocalVpcs(Podman(str(write_containers_conf(lay))), home_id(lay.home))
 
 
-def make_provider(name: str = "local") -> Provider:
+def make_provider(name: str = "local", *, events: EventSink | None = None) -> SandboxLifecycle:
+    """The lifecycle side; `events` receives the events of its kubelet part, if it has one."""
     if name == "local":
-        from .local import LocalProvider
+        from .local.provider import LocalProvider
         lay = layout()
         return LocalProvider(home_id=home_id(lay.home), containers_conf=str(write_containers_conf(lay)),
-                             subnet=pod_subnet(), state_dir=lay.run / "kubelet")
+                             subnet=pod_subnet(), state_dir=lay.run / "kubelet", events=events)
+    raise ValueError(f"unknown provider {name!r}")
+
+
+def make_streams(name: str = "local") -> SandboxStreams:
+    """The streaming side, without the lifecycle side's networks, VPCs and kubelets."""
+    if name == "local":
+        from .local.streams import LocalStreams
+        return LocalStreams(containers_conf=str(write_containers_conf(layout())))
     raise ValueError(f"unknown provider {name!r}")
 
 

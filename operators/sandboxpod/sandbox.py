@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from ..models.sandboxpod import SandboxPodSpec
-from ..providers.base import Provider
+from ..providers.lifecycle import SandboxLifecycle
 from ..providers.errors import ProviderError
 from ..providers.sandbox import SandboxInstance, SandboxRef
 from .. import kube
@@ -40,14 +40,14 @@ def labels_of(body, tenant: Tenant | None = None) -> dict[str, str]:
     return labels
 
 
-def status_for(body, inst: SandboxInstance | None, provider: Provider,
+def status_for(body, inst: SandboxInstance | None, provider: SandboxLifecycle,
                error: ProviderError | None = None) -> dict:
     spec = SandboxPodSpec.model_validate(body.get("spec") or {})
     return build_status(spec, inst, prev=dict(body.get("status") or {}),
                         generation=body["metadata"].get("generation"), provider=provider.name, error=error)
 
 
-async def refresh(provider: Provider, ref: SandboxRef) -> None:
+async def refresh(provider: SandboxLifecycle, ref: SandboxRef) -> None:
     """Re-read one sandbox and write the SandboxPod's status; used by the event watcher."""
     body = await kube.get_object(PLURAL, ref.namespace, ref.name)
     if body is None or body["metadata"]["uid"] != ref.uid or body["metadata"].get("deletionTimestamp"):
@@ -64,7 +64,7 @@ async def refresh(provider: Provider, ref: SandboxRef) -> None:
     await kube.patch_status(PLURAL, ref.namespace, ref.name, status_for(body, inst, provider))
 
 
-async def collect_garbage(provider: Provider) -> list[SandboxRef]:
+async def collect_garbage(provider: SandboxLifecycle) -> list[SandboxRef]:
     """Remove sandboxes whose SandboxPod no longer exists (e.g. finalizer removed by hand)."""
     live = {(o["metadata"]["namespace"], o["metadata"]["name"], o["metadata"]["uid"])
             for o in await kube.list_objects(PLURAL)}

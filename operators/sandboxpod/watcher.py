@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..providers.base import Provider
+from ..providers.lifecycle import SandboxLifecycle
 from ..providers.sandbox import SandboxRef
 from .sandbox import refresh
 
@@ -19,7 +19,7 @@ DEBOUNCE_SECONDS = 0.05
 
 
 class StatusPusher:
-    def __init__(self, provider: Provider, concurrency: int = 8):
+    def __init__(self, provider: SandboxLifecycle, concurrency: int = 8):
         self.provider = provider
         self.pending: set[SandboxRef] = set()
         self.wake = asyncio.Event()

@@ -33,7 +33,7 @@ class VirtualNode:
         self.tenant = tenant
         self.meta = meta
         self.server_ctx = server_ctx
-        self._provider = None
+        self._streams = None
         self.events = EventRecorder(tenant, component=COMPONENT, host=opts.node_name)
         self.informers = NodeInformers.create(tenant, meta, meta_namespace=opts.meta_namespace,
                                               cluster_uid=opts.cluster_uid)
@@ -53,19 +53,20 @@ class VirtualNode:
                                     cluster_uid=opts.cluster_uid, meta_namespace=opts.meta_namespace)
         self.event_mirror = EventMirror(tenant, events=inf.sandbox_events, sandboxes=inf.sandboxes,
                                         pod_for=self.podsync.pod_for, host=opts.node_name)
-        self.kubelet = KubeletServer(lookup=self.lookup, provider=self.provider, meta_namespace=opts.meta_namespace)
+        self.kubelet = KubeletServer(lookup=self.lookup, streams=self.streams, meta_namespace=opts.meta_namespace)
         self.node: NodeAgent | None = None
 
-    def provider(self):
-        """Imported on first use: the provider stack (pydantic models) costs start-up time."""
-        if self._provider is None:
-            from ..providers import make_provider
-            self._provider = make_provider(self.opts.provider)
-        return self._provider
+    def streams(self):
+        """The provider's streaming side only (this process never runs sandboxes), imported
+        on first use: the provider stack (pydantic models) costs start-up time."""
+        if self._streams is None:
+            from ..providers import make_streams
+            self._streams = make_streams(self.opts.provider)
+        return self._streams
 
     async def _warm_provider(self) -> None:
         try:
-            await asyncio.to_thread(self.provider)
+            await asyncio.to_thread(self.streams)
         except ValueError as exc:
             # Pods still run (the SandboxPod operator runs them); only logs are unavailable.
             log.error("--provider %s: %s; container logs will not be available", self.opts.provider, exc)

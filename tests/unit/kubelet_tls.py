@@ -14,7 +14,7 @@ from operators.virtualnode.kubelet.server import KubeletServer, server_ssl_conte
 
 
 @contextlib.asynccontextmanager
-async def serve_kubelet(tmp_path: Path, *, lookup, provider):
+async def serve_kubelet(tmp_path: Path, *, lookup, streams):
     """Yields `client(user)`: an aiohttp session authenticated as "apis" (the apiserver's
     kubelet client identity) or "someone" (any other certificate of the same CA)."""
     ca = pki.make_ca("test-ca")
@@ -22,7 +22,7 @@ async def serve_kubelet(tmp_path: Path, *, lookup, provider):
     pki.write(pki.issue(ca, "virtual-node", server=True, ips=["127.0.0.1"]), tmp_path, "serving")
     pki.write(pki.issue(ca, "kube-apiserver-kubelet-client", orgs=["system:masters"], client=True), tmp_path, "apis")
     pki.write(pki.issue(ca, "someone", client=True), tmp_path, "someone")
-    server = KubeletServer(lookup=lookup, provider=lambda: provider, meta_namespace="tenant-a")
+    server = KubeletServer(lookup=lookup, streams=lambda: streams, meta_namespace="tenant-a")
     port = free_port()
     await server.start("127.0.0.1", port, server_ssl_context(str(tmp_path / "serving.crt"),
                                                              str(tmp_path / "serving.key"), str(tmp_path / "ca.crt")))

@@ -7,7 +7,8 @@ from operators.providers.sandbox import ContainerInfo, SandboxRef
 from operators.providers.local.kubelet.backoff import BackOff, crashloop_message, format_duration
 from operators.providers.local.kubelet.probes import LIVENESS, READINESS, STARTUP, ProbeState, timing
 from operators.providers.local.kubelet.progression import should_restart
-from operators.providers.local.kubelet.worker import PodWorker, parse_time
+from operators.providers.local.kubelet.runs import parse_time
+from operators.providers.local.kubelet.worker import PodWorker
 
 
 def crash_loop(n: int, run_for: float = 0.1) -> list[float]:
@@ -106,7 +107,7 @@ REF = SandboxRef("ns", "web", "u-1")
 
 def worker(**spec) -> PodWorker:
     s = PodSpec.model_validate({"containers": [{"name": "app", "image": "img"}], **spec})
-    return PodWorker(None, REF, s, network="n", labels={}, dns=[], state_file=None)  # report() needs no provider
+    return PodWorker(None, REF, s, network="n", labels={}, dns=[], state_file=None)  # report() needs no runtime
 
 
 def test_containers_wait_for_init_containers():

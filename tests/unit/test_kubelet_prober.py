@@ -283,7 +283,7 @@ def test_the_worker_probes_from_the_pods_namespace_and_reads_it_again_once_gone(
     first.touch()
     second.touch()
 
-    class Sandbox:  # the two provider calls the worker makes for a probe's target
+    class Runtime:  # the two runtime calls the worker makes for a probe's target
         asked = 0
 
         async def pod_netns(self, ref):
@@ -293,13 +293,13 @@ def test_the_worker_probes_from_the_pods_namespace_and_reads_it_again_once_gone(
         async def pod_ip(self, ref):
             return "10.88.0.7"
 
-    sandbox = Sandbox()
+    sandbox = Runtime()
     spec = PodSpec.model_validate({"containers": [{"name": "app", "image": "img"}]})
     w = PodWorker(sandbox, SandboxRef("ns", "web", "u-1"), spec, network="n", labels={}, dns=[], state_file=None)
 
     async def main():
-        assert await w._pod_network() == PodNetwork("10.88.0.7", str(first))
-        assert await w._pod_network() == PodNetwork("10.88.0.7", str(first)) and sandbox.asked == 1
+        assert await w.probes.pod_network() == PodNetwork("10.88.0.7", str(first))
+        assert await w.probes.pod_network() == PodNetwork("10.88.0.7", str(first)) and sandbox.asked == 1
         first.unlink()  # the infra container was replaced
-        assert await w._pod_network() == PodNetwork("10.88.0.7", str(second)) and sandbox.asked == 2
+        assert await w.probes.pod_network() == PodNetwork("10.88.0.7", str(second)) and sandbox.asked == 2
     asyncio.run(main())

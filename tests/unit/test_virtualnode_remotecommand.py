@@ -179,7 +179,7 @@ class FakeProvider:
 @pytest_asyncio.fixture(loop_scope="function")
 async def kubelet(tmp_path):
     provider, pods = FakeProvider(), {"web": _pod(RUNNING), "waiting": _pod({"waiting": {}})}
-    async with serve_kubelet(tmp_path, provider=provider,
+    async with serve_kubelet(tmp_path, streams=provider,
                              lookup=lambda ns, name: (pods.get(name), SBP if name in pods else None)) as client:
         async with client() as c:
             c.raw = client.raw

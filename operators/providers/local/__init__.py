@@ -1,3 +1,3 @@
-from .provider import LocalProvider
-
-__all__ = ["LocalProvider"]
+"""The local provider: sandboxes as podman pods on this host (provider.py, the lifecycle
+side, with a small kubelet per pod in kubelet/), their streams (streams.py), and the
+tenants' VPCs, load balancers and private zones."""

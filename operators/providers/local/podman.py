@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import ProviderError
+from ..sandbox import SandboxRef
 
 
 @dataclass
@@ -72,3 +73,15 @@ def scrub_host_paths(message: str, paths: dict[str, str]) -> str:
         if path and path != "/":
             message = message.replace(path, paths[path])
     return message
+
+
+async def pod_netns(podman: Podman, ref: SandboxRef) -> str:
+    """Path of the sandbox's network namespace (its infra container's), where port-forward
+    and probes connect from."""
+    infra = (await podman.run("pod", "inspect", "--format={{.InfraContainerID}}", ref.instance_name,
+                              check=False)).out.strip()
+    path = infra and (await podman.run("container", "inspect", "--format={{.NetworkSettings.SandboxKey}}",
+                                       infra, check=False)).out.strip()
+    if not path:
+        raise ProviderError(f"sandbox {ref.instance_name} has no network namespace")
+    return path

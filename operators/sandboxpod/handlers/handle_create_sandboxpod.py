@@ -39,12 +39,12 @@ async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, r
             err.reason = REASON_IMAGE_PULL_BACKOFF
         patch.status.update(status_for(body, None, provider, err))
         kopf.warn(body, reason="Failed", message=str(err))
-        provider.record_event(ref, "Warning", "Failed", f"Error: {err}")  # the kubelet's, mirrored to the pod
+        memo.events(ref, "Warning", "Failed", f"Error: {err}")  # the kubelet's, mirrored to the pod
         raise kopf.TemporaryError(str(err), delay=PULL_BACKOFF[min(retry, len(PULL_BACKOFF) - 1)])
     except ProviderError as err:
         patch.status.update(status_for(body, None, provider, err))
         kopf.warn(body, reason=err.reason, message=str(err))
-        provider.record_event(ref, "Warning", "Failed", f"Error: {err}")
+        memo.events(ref, "Warning", "Failed", f"Error: {err}")
         if not err.retryable:
             raise kopf.PermanentError(str(err))
         raise kopf.TemporaryError(str(err), delay=min(5 * (retry + 1), 60))

@@ -1,4 +1,5 @@
-"""The kubelet HTTPS API that the tenant apiserver proxies to (`kubectl logs`).
+"""The kubelet HTTPS API that the tenant apiserver proxies to (`kubectl logs`, `exec`,
+`attach`, `port-forward`), served from the provider's streaming side only.
 
 Mutual TLS against the tenant CA; only the apiserver's kubelet client identity (or
 another system:masters certificate) is let in, as a kubelet would authorize
@@ -6,8 +7,6 @@ nodes/proxy and nodes/log for the apiserver only.
 """
 from __future__ import annotations
 
-import datetime as dt
-import inspect
 import logging
 import ssl
 from typing import TYPE_CHECKING, Callable
@@ -15,10 +14,11 @@ from typing import TYPE_CHECKING, Callable
 from aiohttp import web
 
 from . import portforward, remotecommand, stdio_stream
+from .logquery import LogQueryError, log_options
 from ..mapping.spec import pod_uid_of
 
 if TYPE_CHECKING:
-    from ...providers.base import Provider
+    from ...providers.streaming import SandboxStreams
 
 log = logging.getLogger(__name__)
 
@@ -49,45 +49,10 @@ def _identity(request: web.Request) -> tuple[str, list[str]]:
     return cn, orgs
 
 
-def _bool(value: str | None) -> bool:
-    return (value or "").lower() in ("1", "true", "yes")
-
-
-def _int(request: web.Request, name: str, minimum: int) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"{name}: invalid integer {raw!r}\n")
-    if value < minimum:
-        raise web.HTTPBadRequest(text=f"{name}: must be at least {minimum}\n")
-    return value
-
-
-def _optional_log_args(provider: "Provider", request: web.Request) -> dict:
-    """`timestamps` and `since` (RFC 3339) go to providers whose logs() takes them; the
-    others ignore these options, as they cannot honour them."""
-    accepted = inspect.signature(provider.logs).parameters
-    args: dict = {}
-    if "timestamps" in accepted and _bool(request.query.get("timestamps")):
-        args["timestamps"] = True
-    since = request.query.get("sinceTime")
-    seconds = _int(request, "sinceSeconds", 1)
-    if seconds is not None:
-        since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if "since" in accepted and since:
-        args["since"] = since
-    if "previous" in accepted and _bool(request.query.get("previous")):
-        args["previous"] = True  # the run before the last restart
-    return args
-
-
 class KubeletServer:
-    def __init__(self, *, lookup: Lookup, provider: Callable[[], "Provider"], meta_namespace: str):
+    def __init__(self, *, lookup: Lookup, streams: Callable[[], "SandboxStreams"], meta_namespace: str):
         self.lookup = lookup
-        self.provider = provider
+        self.streams = streams  # the provider's streaming side, made on first use
         self.meta_namespace = meta_namespace
         self._runner: web.AppRunner | None = None
 
@@ -145,13 +110,14 @@ class KubeletServer:
         if container not in spec_containers:
             raise web.HTTPNotFound(text=f'container "{container}" not found in pod "{name}"; '
                                         f'choose one of: [{" ".join(spec_containers)}]\n')
-        follow = _bool(request.query.get("follow"))
-        tail = _int(request, "tailLines", 0)
-        limit = _int(request, "limitBytes", 1)
+        try:
+            opts = log_options(request.query)
+        except LogQueryError as exc:
+            raise web.HTTPBadRequest(text=f"{exc}\n")
         pod_status = pod.get("status") or {}
         status = next((c for c in (pod_status.get("containerStatuses") or []) +
                        (pod_status.get("initContainerStatuses") or []) if c.get("name") == container), {})
-        if _bool(request.query.get("previous")) and not status.get("restartCount"):
+        if opts.previous and not status.get("restartCount"):
             raise web.HTTPBadRequest(text=f'previous terminated container "{container}" in pod "{name}" not found\n')
         waiting = (status.get("state") or {}).get("waiting")
         if sbp is None or pod_uid_of(sbp) != pod["metadata"]["uid"] or (
@@ -161,23 +127,17 @@ class KubeletServer:
 
         from ...providers.sandbox import SandboxRef
         try:
-            provider = self.provider()
+            streams = self.streams()
         except ValueError as exc:
             raise web.HTTPServiceUnavailable(text=f"container logs are not available: {exc}\n")
         ref = SandboxRef(self.meta_namespace, sbp["metadata"]["name"], sbp["metadata"]["uid"])
         resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
-        stream = provider.logs(ref, container, follow=follow, tail=tail, **_optional_log_args(provider, request))
-        sent = 0
+        stream = streams.logs(ref, container, opts)  # honours every option, limitBytes included
         try:
             async for chunk in stream:
-                if limit is not None:
-                    chunk = chunk[:limit - sent]
                 await resp.write(chunk)
-                sent += len(chunk)
-                if limit is not None and sent >= limit:
-                    break
             await resp.write_eof()
         except ConnectionResetError:
             pass  # the client went away
@@ -198,23 +158,23 @@ class KubeletServer:
             opts = remotecommand.parse_options(request.query, request.query.getall("command", []), exec_=exec_)
         except remotecommand.OptionsError as exc:
             raise web.HTTPBadRequest(text=f"{exc}\n")
-        provider, ref = self._running(request, ns, name, container)
+        streams, ref = self._running(request, ns, name, container)
         if exec_:
             def open_session():
-                return provider.open_exec_session(ref, container, list(opts.command), stdin=opts.stdin, tty=opts.tty)
+                return streams.open_exec_session(ref, container, list(opts.command), stdin=opts.stdin, tty=opts.tty)
         else:
             def open_session():
-                return provider.open_attach_session(ref, container, stdin=opts.stdin, tty=opts.tty)
+                return streams.open_attach_session(ref, container, stdin=opts.stdin, tty=opts.tty)
         return await stdio_stream.serve(request, opts, open_session, exec_=exec_)
 
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
         """`kubectl port-forward`: SPDY, tunnelled in the WebSocket the apiserver passes on or not."""
         ns, name = request.match_info["namespace"], request.match_info["pod"]
-        provider, ref = self._running(request, ns, name, None)
-        return await portforward.serve(request, lambda port: provider.open_port_stream(ref, port), name)
+        streams, ref = self._running(request, ns, name, None)
+        return await portforward.serve(request, lambda port: streams.open_port_stream(ref, port), name)
 
     def _running(self, request: web.Request, ns: str, name: str, container: str | None):
-        """The provider and sandbox of a pod whose `container` (any, if None) is running."""
+        """The provider's streams and the sandbox of a pod whose `container` (any, if None) is running."""
         pod, sbp = self.lookup(ns, name)
         uid = request.match_info.get("uid")
         if pod is None or (uid and uid != pod["metadata"]["uid"]):
@@ -229,7 +189,7 @@ class KubeletServer:
                                    else f'pod "{name}" has no running sandbox\n')
         from ...providers.sandbox import SandboxRef
         try:
-            provider = self.provider()
+            streams = self.streams()
         except ValueError as exc:
             raise web.HTTPServiceUnavailable(text=f"{request.path.split('/')[1]} is not available: {exc}\n")
-        return provider, SandboxRef(self.meta_namespace, sbp["metadata"]["name"], sbp["metadata"]["uid"])
+        return streams, SandboxRef(self.meta_namespace, sbp["metadata"]["name"], sbp["metadata"]["uid"])

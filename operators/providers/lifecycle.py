@@ -1,0 +1,75 @@
+"""The lifecycle side of a provider: how the SandboxPod operator turns a pod into a
+sandbox on some capacity (virtual-kubelet's PodLifecycleHandler).
+
+Designed for asynchronous cloud instances (ECI/ECS), not only local processes:
+`ensure` may return an instance that is still being created; callers learn about
+changes from `watch()` (pushed where the backend can push, polled where it cannot)
+and re-read with `inspect`. Every call is idempotent and keyed by `SandboxRef`, so an
+operator killed at any point converges on restart without duplicates or leaks.
+
+Kubelet duties (restarts per restartPolicy, init containers, probes and the events they
+raise) belong to the providers whose instances lack them: a cloud instance does them by
+itself, the local provider runs a small kubelet per sandbox (local/kubelet/). Such a
+provider takes the event sink as a constructor argument and reports outcomes through
+`inspect` (restartCount, CrashLoopBackOff, ready).
+
+Streams to running containers (logs, exec, attach, port-forward) are the other side,
+`streaming.SandboxStreams`, served by another process (the virtual node).
+"""
+from __future__ import annotations
+
+import abc
+from typing import AsyncIterator
+
+from ..models.podspec import PodSpec
+from .sandbox import SandboxInstance, SandboxRef
+
+# volume -> path -> (bytes, mode): the files of a pod's ConfigMap, Secret and downward API volumes.
+VolumeContent = dict[str, dict[str, tuple[bytes, int]]]
+
+
+class SandboxLifecycle(abc.ABC):
+    name: str
+
+    async def setup(self) -> None:
+        """Prepare shared resources (networks, credentials). Idempotent."""
+
+    async def release_cluster(self, cluster_uid: str) -> None:
+        """Free what the provider holds for one tenant cluster (its network). Idempotent."""
+
+    async def prepare_volumes(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str],
+                              content: VolumeContent) -> None:
+        """Make the pod's volumes ready before `ensure`, with `content` in its content
+        volumes. Idempotent."""
+
+    async def write_volumes(self, ref: SandboxRef, spec: PodSpec, content: VolumeContent) -> list[str]:
+        """Replace the files of content volumes atomically (a source changed); the names changed."""
+        return []
+
+    async def resume(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> None:
+        """Take over a sandbox found after an operator restart (its restart and probe loop).
+        Nothing to do where the instance manages its containers itself."""
+
+    @abc.abstractmethod
+    async def ensure(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> str:
+        """Create the sandbox if it does not exist yet; return its instance id at once.
+
+        As with a cloud API, the caller learns the sandbox's state from `watch()` and
+        `inspect`, not from this call.
+        """
+
+    @abc.abstractmethod
+    async def inspect(self, ref: SandboxRef) -> SandboxInstance | None:
+        """The sandbox's current state, or None if there is none."""
+
+    @abc.abstractmethod
+    async def delete(self, ref: SandboxRef, grace_seconds: int) -> None:
+        """Stop (SIGTERM, then SIGKILL after the grace period) and remove. Idempotent."""
+
+    @abc.abstractmethod
+    async def list(self) -> list[SandboxRef]:
+        """Every sandbox this installation owns, for garbage collection."""
+
+    @abc.abstractmethod
+    def watch(self) -> AsyncIterator[SandboxRef]:
+        """Yields the ref of each sandbox whose state may have changed."""

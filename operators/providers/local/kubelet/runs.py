@@ -1,0 +1,96 @@
+"""The kubelet's memory of one container (`ContainerRun`) and the terminations it keeps:
+restart count, back-off, the previous run's end, probe state. Pure data and conversions."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+
+from ....models.podspec import Container, PodSpec, Probe
+from ...sandbox import ContainerInfo
+from .backoff import BackOff
+from .probes import LIVENESS, READINESS, STARTUP, ProbeState
+
+
+def parse_time(ts: str | None) -> float | None:
+    """podman's timestamps (RFC 3339 with nanoseconds) as epoch seconds."""
+    if not ts or ts.startswith("0001-01-01"):
+        return None
+    head = ts[:19].replace(" ", "T")
+    frac = ts[19:].split("Z")[0].split("+")[0].split(" ")[0]
+    seconds = dt.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc).timestamp()
+    if frac.startswith(".") and frac[1:].isdigit():
+        seconds += float("0" + frac[:10])
+    return seconds
+
+
+def rfc3339(ts: str | None) -> str | None:
+    t = parse_time(ts)
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
+
+
+@dataclass
+class ContainerRun:
+    """The kubelet's memory of one container."""
+
+    spec: Container
+    init: bool
+    restarts: int = 0
+    backoff: BackOff = field(default_factory=BackOff)
+    last_terminated: ContainerInfo | None = None
+    waiting: tuple[str, str | None] | None = None  # why it is not running, when podman cannot say
+    done: bool = False
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    died_code: int | None = None     # from the last died event
+    absent: bool = False             # known not to exist yet (a fresh pod): no need to look
+    run_id: str | None = None          # StartedAt of the run the probes belong to
+    started_mono: float = 0.0
+    probes: dict[str, ProbeState] = field(default_factory=dict)
+    probe_tasks: list[asyncio.Task] = field(default_factory=list)
+    startup_passed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def sidecar(self) -> bool:
+        return self.init and self.spec.restartPolicy == "Always"
+
+    def probe_spec(self, kind: str) -> Probe | None:
+        return {LIVENESS: self.spec.livenessProbe, READINESS: self.spec.readinessProbe,
+                STARTUP: self.spec.startupProbe}[kind]
+
+    @property
+    def started(self) -> bool:
+        st = self.probes.get(STARTUP)
+        return st is None or st.result is True
+
+    @property
+    def ready(self) -> bool:
+        rd = self.probes.get(READINESS)
+        return self.started and (rd is None or rd.result is True)
+
+
+def terminated_info(name: str, term: dict) -> ContainerInfo:
+    """A termination as the state file keeps it."""
+    return ContainerInfo(name=name, state="terminated", exit_code=term.get("exit_code"), reason=term.get("reason"),
+                         message=term.get("message"), started_at=term.get("started_at"),
+                         finished_at=term.get("finished_at"))
+
+
+def terminated_from(name: str, state: dict) -> ContainerInfo:
+    """A termination from podman's State of the container."""
+    code = int(state.get("ExitCode", 0))
+    reason = "OOMKilled" if state.get("OOMKilled") else ("Completed" if code == 0 else "Error")
+    return ContainerInfo(name=name, state="terminated", exit_code=code, reason=reason,
+                         message=state.get("Error") or None, started_at=rfc3339(state.get("StartedAt")),
+                         finished_at=rfc3339(state.get("FinishedAt")))
+
+
+def grace_period(spec: PodSpec, probe: Probe | None = None) -> int:
+    """Seconds between SIGTERM and SIGKILL: the probe's own, else the pod's (30 by default)."""
+    if probe is not None and probe.terminationGracePeriodSeconds:
+        return probe.terminationGracePeriodSeconds
+    grace = spec.terminationGracePeriodSeconds
+    return 30 if grace is None else grace

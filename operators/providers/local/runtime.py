@@ -1,0 +1,204 @@
+"""The container runtime of the local kubelet, on podman: it implements the kubelet's
+narrow `ContainerRuntime` protocol (kubelet/runtime.py) — create a pod's containers
+(pulling first where runAsNonRoot needs the image's user, with the late env and the
+subPath mounts), inspect, start, stop, retire, exec — and gives the provider podman's
+view of a whole pod (`inspect_pod`), with the pod's addresses and container ids kept for
+the pod's life."""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from ...config import sk8s_home
+from ...models.contracts import LABEL_SANDBOX_UID
+from ...models.podspec import Container, PodSpec
+from ..errors import ImagePullError, ProviderError
+from ..sandbox import SandboxInstance, SandboxRef
+from . import podenv, security, status, volumes
+from .podman import Podman, cannot_run, pod_netns, scrub_host_paths
+from .spec import container_name, previous_container_name, pull_policy, run_args
+
+_PULL_FAILURES = ("initializing source", "pinging container registry", "manifest unknown",
+                  "unable to pull", "requested access to the resource is denied", "Trying to pull",
+                  "reading manifest", "name unknown")
+
+
+def classify_run_error(image: str, stderr: str, host_paths: dict[str, str]) -> ProviderError:
+    """A failed `podman run` as the kubelet would name it (ErrImagePull...). The message
+    reaches the tenant (Events, pod status): without podman's "Error: " (the Event adds
+    the kubelet's own) and with this host's paths replaced by names."""
+    msg = " ".join(ln.strip().removeprefix("Error: ") for ln in stderr.splitlines()
+                   if ln.startswith("Error")) or stderr.strip()
+    msg = scrub_host_paths(msg, host_paths)
+    if "image not known" in stderr and "Trying to pull" not in stderr:
+        return ImagePullError(f'image "{image}" is not present with pull policy of Never: {msg}',
+                              reason="ErrImageNeverPull")
+    if any(s in stderr for s in _PULL_FAILURES):
+        return ImagePullError(f'failed to pull image "{image}": {msg}')
+    return ProviderError(msg or "podman run failed", reason="RunContainerError")
+
+
+class PodmanRuntime:
+    def __init__(self, podman: Podman):
+        self.podman = podman
+        self.host_ip: str | None = None  # the sandbox network's gateway, once the provider has set it up
+        # Concurrent `podman run`s contend on podman's locks and storage: beyond a few at a
+        # time, a burst (a 100-replica Deployment) gets slower in total, not faster.
+        self._creating = asyncio.Semaphore(4)
+        # A pod's IP and container ids do not change while it lives: later inspections
+        # take one podman call instead of two.
+        self._known: dict[SandboxRef, tuple[list[str], str | None, str | None, str]] = {}
+
+    @property
+    def volume_root(self) -> Path:
+        return volumes.default_root()  # where run_args points the mounts
+
+    def volume_dir(self, ref: SandboxRef, volume: str) -> Path:
+        return volumes.volume_dir(self.volume_root, ref, volume)
+
+    # --- containers (the kubelet's ContainerRuntime) ----------------------------------
+    async def create_container(self, ref: SandboxRef, spec: PodSpec, c: Container, *, network: str,
+                               labels: dict[str, str], dns: list[str], new_pod: bool, init: bool = False) -> None:
+        """`podman run` one container of the pod; the first one creates the pod. Idempotent."""
+        late_env = None
+        if podenv.late_fields(c):
+            late_env = await self._late_env(ref, spec, network=network, dns=dns)
+            new_pod = False
+        subpaths = None
+        if any(m.subPath for m in c.volumeMounts or []):
+            # Resolved anew for every run: an earlier container of the pod may have changed
+            # the volume since (volumes.prepare_subpaths, subpath.py).
+            subpaths = await asyncio.to_thread(volumes.prepare_subpaths, ref, spec, c, self.volume_root)
+        image_user = await self._image_user(c) if security.needs_image_user(spec, c) else None
+        for _ in range(3):
+            args = run_args(ref, spec, c, network=network, labels=labels, new_pod=new_pod, dns=dns, init=init,
+                            late_env=late_env, volume_root=self.volume_root, subpaths=subpaths,
+                            image_user=image_user)
+            async with self._creating:
+                res = await self.podman.run(*args, check=False, timeout=600)
+            if res.rc == 0 or "is already in use" in res.err:
+                break  # created now, or before an operator restart
+            if new_pod and "pod already exists" in res.err:
+                new_pod = False
+                continue
+            if not new_pod and "no such pod" in res.err:
+                new_pod = True
+                continue
+            raise self._classify(c.image, res.err)
+        self._known.pop(ref, None)  # the pod has one more container to report
+
+    def _classify(self, image: str, stderr: str) -> ProviderError:
+        return classify_run_error(image, stderr, {str(self.volume_root): "<volumes>", str(sk8s_home()): "<sk8s>"})
+
+    async def _image_user(self, c: Container) -> str:
+        """The image's configured user (runAsNonRoot is verified against it), pulling the image
+        first per its pull policy, as the kubelet pulls before it creates a container."""
+        policy = pull_policy(c)
+        present = (await self.podman.run("image", "exists", "--", c.image, check=False)).rc == 0
+        if not present and policy == "Never":
+            raise ImagePullError(f'image "{c.image}" is not present with pull policy of Never',
+                                 reason="ErrImageNeverPull")
+        if policy == "Always" or not present:
+            async with self._creating:
+                pulled = await self.podman.run("pull", "--quiet", "--", c.image, check=False, timeout=600)
+            if pulled.rc != 0 and not present:  # like --pull=newer: a registry out of reach keeps the local one
+                raise ImagePullError(f'failed to pull image "{c.image}": {pulled.err.strip()}')
+        res = await self.podman.run("image", "inspect", "--format={{.Config.User}}", "--", c.image)
+        return res.out.strip()
+
+    async def _late_env(self, ref: SandboxRef, spec: PodSpec, *, network: str, dns: list[str]) -> dict[str, str]:
+        """The pod IP and host IP for env, creating and starting the pod's network first."""
+        res = await self.podman.run(*podenv.pod_create_args(ref, spec, network=network, dns=dns), check=False)
+        if res.rc != 0 and "already exists" not in res.err:
+            raise ProviderError(f"creating pod {ref.instance_name}: {res.err.strip()}", reason="RunContainerError")
+        await self.podman.run("pod", "start", ref.instance_name, check=False)
+        pod = await self.podman.json("pod", "inspect", ref.instance_name)
+        pod = pod[0] if isinstance(pod, list) else pod
+        infra = await self.podman.json("container", "inspect", pod.get("InfraContainerID", ""))
+        ip, gw = podenv.infra_addresses(infra[0] if isinstance(infra, list) else infra)
+        return podenv.late_values(ip, gw or self.host_ip)
+
+    async def inspect_container(self, ref: SandboxRef, container: str) -> dict | None:
+        res = await self.podman.run("container", "inspect", "--", container_name(ref, container), check=False)
+        if res.rc != 0:
+            return None
+        data = json.loads(res.out)
+        return data[0] if isinstance(data, list) and data else None
+
+    async def start_container(self, ref: SandboxRef, container: str) -> None:
+        res = await self.podman.run("start", "--", container_name(ref, container), check=False)
+        if res.rc != 0:
+            raise ProviderError(res.err.strip() or "podman start failed", reason="RunContainerError")
+
+    async def stop_container(self, ref: SandboxRef, container: str, grace: int) -> None:
+        await self.podman.run("stop", f"--time={grace}", "--", container_name(ref, container),
+                              check=False, timeout=grace + 60)
+
+    async def retire_container(self, ref: SandboxRef, container: str) -> bool:
+        current, previous = container_name(ref, container), previous_container_name(ref, container)
+        await self.podman.run("rm", "--force", "--time=0", "--", previous, check=False)
+        renamed = await self.podman.run("rename", "--", current, previous, check=False)
+        return renamed.rc == 0 or "no such container" in renamed.err
+
+    async def exec_command(self, ref: SandboxRef, container: str, command: list[str],
+                           timeout: float) -> tuple[int, str]:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                self.podman.binary, "exec", "--", container_name(ref, container), *command, env=self.podman.env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        except (OSError, ValueError) as exc:
+            raise cannot_run(["exec"], exc) from exc
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        return proc.returncode or 0, out.decode(errors="replace")
+
+    async def pod_ip(self, ref: SandboxRef) -> str | None:
+        known = self._known.get(ref)
+        if known and known[1]:
+            return known[1]
+        inst = await self.inspect_pod(ref)
+        return inst.ip if inst else None
+
+    async def pod_netns(self, ref: SandboxRef) -> str:
+        return await pod_netns(self.podman, ref)
+
+    # --- whole pods --------------------------------------------------------------------
+    async def inspect_pod(self, ref: SandboxRef) -> SandboxInstance | None:
+        """podman's view of the pod, before its kubelet completes it."""
+        known = self._known.get(ref)
+        if known:
+            ids, ip, host_ip, pod_id = known
+            res = await self.podman.run("container", "inspect", *ids, check=False)
+            if res.rc == 0:
+                return status.instance(ref, pod_id, json.loads(res.out), None, ip, host_ip)
+            self._known.pop(ref, None)  # a container went away: look at the pod afresh
+        res = await self.podman.run("pod", "inspect", ref.instance_name, check=False)
+        if res.rc != 0:
+            return None
+        pod = json.loads(res.out)
+        pod = pod[0] if isinstance(pod, list) else pod
+        ids = [c["Id"] for c in pod.get("Containers") or []]
+        if not ids:
+            return SandboxInstance(ref, pod.get("Id", "")[:12], "creating")
+        data = await self.podman.json("container", "inspect", *ids)
+        infra = pod.get("InfraContainerID")
+        ip, host_ip = status.pod_addresses(data, infra, self.host_ip)
+        inst = status.instance(ref, pod.get("Id", "")[:12], data, infra, ip, host_ip)
+        if ip:
+            current = {c.container_id for c in inst.containers + inst.init_containers}
+            self._known[ref] = ([d["Id"] for d in data if f"podman://{d.get('Id')}" in current], ip, host_ip,
+                                inst.instance_id)
+        return inst
+
+    def forget(self, ref: SandboxRef) -> None:
+        self._known.pop(ref, None)
+
+    async def containers_of(self, ref: SandboxRef) -> list[dict]:
+        """Every container labelled with the sandbox, inside its pod or not."""
+        out = await self.podman.json("ps", "--all", "--format=json", f"--filter=label={LABEL_SANDBOX_UID}={ref.uid}")
+        return out if isinstance(out, list) else []
