@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ....models.contracts import REASON_ERR_IMAGE_PULL, REASON_IMAGE_PULL_BACKOFF
 from ....models.podspec import PodSpec
 from ...errors import ImagePullError, ProviderError
 from ...sandbox import ContainerInfo, EventSink, SandboxRef
@@ -265,8 +266,8 @@ class PodWorker:
     async def _creation_failed(self, cs: ContainerRun, err: ProviderError, backoff: BackOff) -> None:
         now = time.time()
         wait = backoff.wait(now, now + 0.001)
-        if isinstance(err, ImagePullError) and err.reason == "ErrImagePull" and backoff.delay:
-            cs.waiting = ("ImagePullBackOff", f'Back-off pulling image "{cs.spec.image}"')
+        if isinstance(err, ImagePullError) and err.reason == REASON_ERR_IMAGE_PULL and backoff.delay:
+            cs.waiting = (REASON_IMAGE_PULL_BACKOFF, f'Back-off pulling image "{cs.spec.image}"')
         else:
             cs.waiting = (err.reason, str(err))
         self._event("Warning", "Failed", f"Error: {err}")
