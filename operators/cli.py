@@ -141,7 +141,7 @@ def _stop_planes(lay: Layout) -> int:
 
 
 async def _remove_sandboxes(lay: Layout) -> int:
-    from .providers.local import LocalProvider
+    from .providers.local.provider import LocalProvider
     provider = LocalProvider(home_id=home_id(lay.home), containers_conf=str(write_containers_conf(lay)))
     refs = await provider.list()
     await provider.teardown()
@@ -294,7 +294,8 @@ def _bindir() -> Path:
 
 def cmd_sandbox_logs(args) -> int:
     from . import kube
-    from .providers import make_provider
+    from .providers import make_streams
+    from .providers.logopts import ContainerLogOpts
     from .sandboxpod.sandbox import ref_of
     default_kubeconfig(layout().kubeconfig)
 
@@ -309,8 +310,9 @@ def cmd_sandbox_logs(args) -> int:
             print(f"container {container!r} is not valid for sandboxpod {args.name}; choose one of: "
                   f"{', '.join(containers)}", file=sys.stderr)
             return 1
-        provider = make_provider((body.get("status") or {}).get("provider") or "local")
-        async for chunk in provider.logs(ref_of(body), container, follow=args.follow, tail=args.tail):
+        streams = make_streams((body.get("status") or {}).get("provider") or "local")
+        opts = ContainerLogOpts(follow=args.follow, tail=None if args.tail is None or args.tail < 0 else args.tail)
+        async for chunk in streams.logs(ref_of(body), container, opts):
             sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
         return 0
