@@ -3,7 +3,9 @@ init containers, restart policies with the kubelet's back-off, Jobs, and livenes
 readiness and startup probes. Pod specs are what a user writes for any cluster."""
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import time
 
 import pytest
@@ -204,6 +206,40 @@ spec:
     # Each run is a container of its own: the last run's output, and the one before it.
     assert tenant.kubectl("logs", "crasher").stdout.splitlines() == ["crashing"]
     assert tenant.kubectl("logs", "crasher", "--previous").stdout.splitlines() == ["crashing"]
+
+
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)) (.*)$")  # RFC 3339, a space
+
+
+def test_logs_options_timestamps_since_and_limit_are_honoured(tenant):
+    apply(tenant, """
+apiVersion: v1
+kind: Pod
+metadata: {name: chatty}
+spec:
+  containers:
+  - {name: talk, image: IMAGE, imagePullPolicy: IfNotPresent, command: [sh, -c, "echo early; sleep 6; echo late; sleep 3600"]}
+""")
+    deadline, out = time.monotonic() + 60, ""
+    while "late" not in out and time.monotonic() < deadline:
+        out = tenant.kubectl("logs", "chatty", check=False).stdout
+        time.sleep(0.2)
+    assert out.splitlines() == ["early", "late"]
+    # "late" is under a second or two old here, "early" six seconds older.
+    assert tenant.kubectl("logs", "chatty", "--since=4s").stdout.splitlines() == ["late"]
+    stamped = [STAMP.match(ln) for ln in tenant.kubectl("logs", "chatty", "--timestamps").stdout.splitlines()]
+    assert all(stamped) and [m.group(4) for m in stamped] == ["early", "late"], stamped
+    early, late = (dt.datetime.fromisoformat(m.group(1)) for m in stamped)
+    assert 5 < (late - early).total_seconds() < 30
+    assert abs((dt.datetime.now(dt.timezone.utc) - late).total_seconds()) < 30  # stamped by this host's clock
+    # --since-time (RFC 3339, whole seconds as kubectl sends it): from late's second on.
+    since = late.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert tenant.kubectl("logs", "chatty", f"--since-time={since}").stdout.splitlines() == ["late"]
+    assert tenant.kubectl("logs", "chatty", "--since-time=2000-01-01T00:00:00Z").stdout.splitlines() == ["early", "late"]
+    assert tenant.kubectl("logs", "chatty", "--limit-bytes=3").stdout == "ear"
+    assert tenant.kubectl("logs", "chatty", "--limit-bytes=8", "--tail=1").stdout == "late\n"
+    assert len(tenant.kubectl("logs", "chatty", "--limit-bytes=12", "--timestamps").stdout) == 12
+    tenant.kubectl("delete", "pod", "chatty", "--wait=false")
 
 
 def test_job_with_never_fails(tenant):
