@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from . import GROUP, VERSION
 from .models import PrivateZone, SandboxPod, ServerlessCluster, ServiceLB
+from .models.contracts import CONDITION_READY
 
 CRD_DIR = Path(__file__).resolve().parent.parent / "crds"
 _DROP = {"title"}
@@ -36,7 +37,7 @@ class CRDInfo:
 
 
 def _ready_column() -> dict:
-    return {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'}
+    return {"name": "Ready", "type": "string", "jsonPath": f'.status.conditions[?(@.type=="{CONDITION_READY}")].status'}
 
 
 def _age_column() -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..conditions import condition, now_rfc3339
+from ..models.contracts import CONDITION_CONTAINERS_READY, CONDITION_INITIALIZED, CONDITION_READY, CONDITION_SCHEDULED
 from ..models.podspec import PodSpec
 from ..providers.errors import ProviderError
 from ..providers.sandbox import ContainerInfo, SandboxInstance
@@ -126,17 +127,18 @@ def build_status(spec: PodSpec, inst: SandboxInstance | None, *, prev: dict, gen
     else:
         ready_reason, ready_msg = "ContainersNotReady", f"containers with unready status: [{' '.join(not_ready)}]"
     conds = [
-        condition("Scheduled", scheduled if scheduled or error else None,
+        condition(CONDITION_SCHEDULED, scheduled if scheduled or error else None,
                   "Scheduled" if scheduled else (error.reason if error else "Pending"),
                   f"sandbox {inst.instance_id} on provider {provider}" if inst else (str(error) if error else ""),
                   generation=generation, previous=prev_conditions, now=now),
-        condition("Initialized", init_done, "InitContainersCompleted" if init_done else "ContainersNotInitialized",
+        condition(CONDITION_INITIALIZED, init_done,
+                  "InitContainersCompleted" if init_done else "ContainersNotInitialized",
                   "" if init_done else "containers with incomplete status: "
                   f"[{' '.join(s['name'] for s in init_statuses if not s['ready'])}]",
                   generation=generation, previous=prev_conditions, now=now),
-        condition("ContainersReady", all_ready, ready_reason, ready_msg, generation=generation,
+        condition(CONDITION_CONTAINERS_READY, all_ready, ready_reason, ready_msg, generation=generation,
                   previous=prev_conditions, now=now),
-        condition("Ready", all_ready, ready_reason, ready_msg, generation=generation,
+        condition(CONDITION_READY, all_ready, ready_reason, ready_msg, generation=generation,
                   previous=prev_conditions, now=now),
     ]
     status = {

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..conditions import condition
+from ..models.contracts import CONDITION_READY
 from ..providers.services import LBListener, LBSpec, LBState
 
 
@@ -18,7 +19,7 @@ def build_status(state: LBState, *, provider: str, generation: int | None, previ
                   "healthyBackends": healthy} for lst, healthy in state.listeners]
     starved = [f"{lst.protocol}/{lst.port}" for lst, healthy in state.listeners if healthy == 0]
     conditions = [
-        condition("Ready", True, "Listening", f"serving on {state.address}", generation=generation,
+        condition(CONDITION_READY, True, "Listening", f"serving on {state.address}", generation=generation,
                   previous=previous),
         condition("BackendsHealthy", not starved,
                   "NoHealthyBackends" if starved else "Healthy",
@@ -42,7 +43,7 @@ def failed_status(message: str, reason: str, *, generation: int | None, previous
     return {
         "phase": "Failed",
         "message": message,
-        "conditions": [condition("Ready", False, reason, message, generation=generation, previous=previous)],
+        "conditions": [condition(CONDITION_READY, False, reason, message, generation=generation, previous=previous)],
         "observedGeneration": generation,
     }
 

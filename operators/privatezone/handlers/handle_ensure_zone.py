@@ -5,13 +5,14 @@ import kopf
 
 from ... import tenancy
 from ...conditions import condition
-from ...models.contracts import CLUSTER_DOMAIN
+from ...models.contracts import CLUSTER_DOMAIN, CONDITION_READY
 from ...providers.errors import ProviderError
 
 
 def failed(exc: Exception, reason: str, generation, previous) -> dict:
     return {"phase": "Failed", "message": str(exc), "observedGeneration": generation, "resolvers": None,
-            "conditions": [condition("Ready", False, reason, str(exc), generation=generation, previous=previous)]}
+            "conditions": [condition(CONDITION_READY, False, reason, str(exc), generation=generation,
+                                     previous=previous)]}
 
 
 async def ensure_zone(body, spec, status, meta, patch, memo: kopf.Memo, **_) -> None:
@@ -38,6 +39,6 @@ async def ensure_zone(body, spec, status, meta, patch, memo: kopf.Memo, **_) -> 
     patch.status.update({
         "phase": "Ready", "message": None, "resolvers": resolvers, "recordCount": len(records),
         "providerID": f"{memo.zones.name}://{meta['uid']}", "observedGeneration": generation,
-        "conditions": [condition("Ready", True, "Serving", f"{len(records)} record set(s) in "
+        "conditions": [condition(CONDITION_READY, True, "Serving", f"{len(records)} record set(s) in "
                                  f"{len(resolvers)} VPC(s)", generation=generation, previous=previous)],
     })
