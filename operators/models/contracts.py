@@ -94,6 +94,11 @@ REASON_IMAGE_PULL_BACKOFF = "ImagePullBackOff"
 # A ServerlessCluster or SandboxPod naming a provider this installation does not have.
 REASON_PROVIDER_UNAVAILABLE = "ProviderUnavailable"
 
+# --- The tenant's Node ------------------------------------------------------------------------
+# The name the virtual node registers its Node under (the ServerlessCluster operator passes
+# it as --node-name, checks that Node's health and reports it as status.nodeName).
+VIRTUAL_NODE_NAME = "virtual-node"
+
 # --- Kubernetes versions --------------------------------------------------------------------
 # The versions whose control-plane binaries sk8s builds (hack/build-components.sh); the
 # ServerlessCluster schema allows these, and the operator defaults to the first.

@@ -6,7 +6,8 @@ health timer, and `sk8s down` (which marks Ready clusters stopped before it stop
 from __future__ import annotations
 
 from ..conditions import condition
-from ..models.contracts import CONDITION_CONTROL_PLANE_READY, CONDITION_READY, CONDITION_VIRTUAL_NODE_READY
+from ..models.contracts import (CONDITION_CONTROL_PLANE_READY, CONDITION_READY, CONDITION_VIRTUAL_NODE_READY,
+                                VIRTUAL_NODE_NAME)
 
 # The Ready condition's reason while sk8s is down (the planes stop with it).
 REASON_STOPPED = "Stopped"
@@ -25,7 +26,7 @@ def cluster_status(*, generation: int | None, prev: dict, control_plane: bool, n
         "endpoint": endpoint,
         "kubeconfigSecretName": secret,
         "sandboxNamespace": sandbox_namespace,
-        "nodeName": "virtual-node",
+        "nodeName": VIRTUAL_NODE_NAME,
         "version": version,
         "observedGeneration": generation,
         "message": message or None,

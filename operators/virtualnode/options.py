@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from ..config import log_level
-from ..models.contracts import LABEL_CLUSTER_UID
+from ..models.contracts import LABEL_CLUSTER_UID, VIRTUAL_NODE_NAME
 from ..quantity import cpu_cores, memory_bytes
 
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -56,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--meta-namespace", required=True, help="meta namespace of this tenant's SandboxPods")
     p.add_argument("--cluster", required=True, help="ServerlessCluster name (spec.clusterRef.name)")
     p.add_argument("--cluster-uid", required=True, help=f"ServerlessCluster uid (label {LABEL_CLUSTER_UID})")
-    p.add_argument("--node-name", default="virtual-node", help="name of the Node object")
+    p.add_argument("--node-name", default=VIRTUAL_NODE_NAME, help="name of the Node object")
     p.add_argument("--port", type=int, required=True, help="kubelet HTTPS port")
     p.add_argument("--address", default="127.0.0.1", help="kubelet address (Node InternalIP)")
     p.add_argument("--tls-cert", required=True, help="kubelet serving certificate")
