@@ -22,6 +22,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def sk8s_home() -> Path:
+    """SK8S_HOME (default $XDG_DATA_HOME/sk8s, XDG_DATA_HOME defaulting to ~/.local/share):
+    everything of one installation (PKI, etcd data, kubeconfig, logs, tenant planes)."""
     env = os.environ.get("SK8S_HOME")
     if env:
         return Path(env).expanduser().resolve()
@@ -30,6 +32,8 @@ def sk8s_home() -> Path:
 
 
 def sk8s_cache() -> Path:
+    """SK8S_CACHE (default $XDG_CACHE_HOME/sk8s, XDG_CACHE_HOME defaulting to ~/.cache):
+    binaries built from upstream, per machine, keyed by version."""
     env = os.environ.get("SK8S_CACHE")
     if env:
         return Path(env).expanduser()
@@ -202,7 +206,7 @@ def default_kubeconfig(path: Path) -> None:
 
 
 def nfs_allowed() -> str:
-    """SK8S_NFS_ALLOWED: comma-separated CIDRs of NFS servers a meta-cluster admin trusts
+    """SK8S_NFS_ALLOWED (default empty): comma-separated CIDRs of NFS servers a meta-cluster admin trusts
     although they are the host's own (loopback, its interfaces, link-local); see
     providers/local/nfspolicy.py. Read by the SandboxPod operator, which mounts NFS volumes."""
     return os.environ.get("SK8S_NFS_ALLOWED", "")
