@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from ...config import nfs_allowed
-from ...models.contracts import LABEL_CLUSTER_UID, LABEL_HOME, LABEL_SANDBOX_UID, SERVICE_CIDR
+from ...models.contracts import LABEL_CLUSTER_UID, LABEL_HOME, LABEL_SANDBOX_UID, REASON_CONFIG_ERROR, SERVICE_CIDR
 from ...models.podspec import PodSpec
 from ..errors import InvalidSpecError, ProviderError
 from ..lifecycle import VolumeContent
@@ -77,7 +77,7 @@ class PodVolumes:
         if why:
             log.warning("sandbox volume %s: nfs server %r refused: %s", v.name, v.nfs.server, why)
             raise InvalidSpecError(f'volume "{v.name}": nfs.server: Forbidden: {why}',
-                                   reason="CreateContainerConfigError")
+                                   reason=REASON_CONFIG_ERROR)
         return str(addr)
 
     @staticmethod
