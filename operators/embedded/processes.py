@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Sequence
 
 
 class ProcessSet:
@@ -70,9 +71,9 @@ class ProcessSet:
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.run.glob("*.pid")) if self.run.exists() else []
 
-    def stop_all(self, order: list[str] | None = None, timeout: float = 10.0) -> None:
+    def stop_all(self, order: Sequence[str] = (), timeout: float = 10.0) -> None:
         names = self.names()
-        for name in (order or []) + [n for n in names if n not in (order or [])]:
+        for name in [*order, *(n for n in names if n not in order)]:
             if name in names:
                 self.stop(name, timeout)
 
