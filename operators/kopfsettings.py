@@ -7,6 +7,7 @@ import logging
 
 import kopf
 
+from .config import in_cluster_apiserver
 from .models.contracts import KOPF_ANNOTATION_PREFIX
 
 DIFFBASE_KEY = "last-handled-configuration"
@@ -42,3 +43,14 @@ def configure(settings: kopf.OperatorSettings, *, finalizer: str, max_workers: i
     settings.persistence.diffbase_storage = storage(prefix=KOPF_ANNOTATION_PREFIX, key=DIFFBASE_KEY)
     settings.posting.level = logging.INFO
     settings.execution.max_workers = max_workers
+
+
+def login(**kwargs) -> kopf.ConnectionInfo | None:
+    """kopf's credentials, chosen by the rule operators.kubeclient uses (config.in_cluster_apiserver).
+
+    Without this, kopf piggybacks on the `kubernetes` package when it happens to be
+    installed (a dev venv with the test extras) and logs in by itself when not (the
+    operator image): two paths for one deployment."""
+    if in_cluster_apiserver():
+        return kopf.login_with_service_account(**kwargs)
+    return kopf.login_with_kubeconfig(**kwargs)

@@ -4,11 +4,12 @@
 """
 import kopf
 
-from .. import GROUP, VERSION
+from .. import GROUP, VERSION, kopfsettings
 from .handlers import handle_delete_zone, handle_ensure_zone, handle_startup
 
 RESOURCE = (GROUP, VERSION, "privatezones")
 
+kopf.on.login()(kopfsettings.login)
 kopf.on.startup()(handle_startup.start)
 
 kopf.on.create(*RESOURCE, id="zone")(handle_ensure_zone.ensure_zone)

@@ -4,12 +4,13 @@
 """
 import kopf
 
-from .. import GROUP, VERSION
+from .. import GROUP, VERSION, kopfsettings
 from ..models.contracts import LABEL_VOLUME_CONTENT
 from .handlers import handle_create_sandboxpod, handle_delete_sandboxpod, handle_startup, handle_update_volumecontent
 
 RESOURCE = (GROUP, VERSION, "sandboxpods")
 
+kopf.on.login()(kopfsettings.login)
 kopf.on.startup()(handle_startup.start)
 kopf.on.cleanup()(handle_startup.stop)
 

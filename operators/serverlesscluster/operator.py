@@ -4,11 +4,12 @@
 """
 import kopf
 
-from .. import GROUP, VERSION
+from .. import GROUP, VERSION, kopfsettings
 from .handlers import handle_check_cluster, handle_create_cluster, handle_delete_cluster, handle_startup
 
 RESOURCE = (GROUP, VERSION, "serverlessclusters")
 
+kopf.on.login()(kopfsettings.login)
 kopf.on.startup()(handle_startup.start)
 kopf.on.cleanup()(handle_startup.stop)
 

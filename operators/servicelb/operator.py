@@ -4,11 +4,12 @@
 """
 import kopf
 
-from .. import GROUP, VERSION
+from .. import GROUP, VERSION, kopfsettings
 from .handlers import handle_delete_servicelb, handle_ensure_servicelb, handle_report_health, handle_startup
 
 RESOURCE = (GROUP, VERSION, "servicelbs")
 
+kopf.on.login()(kopfsettings.login)
 kopf.on.startup()(handle_startup.start)
 
 kopf.on.create(*RESOURCE, id="lb")(handle_ensure_servicelb.ensure_lb)
