@@ -11,8 +11,6 @@ from pathlib import Path
 from ..embedded import etcd_pki
 from ..embedded.components import EtcdClient, apiserver_argv, controller_manager_argv
 from ..models.contracts import VIRTUAL_NODE_NAME
-# One naming, shared with the operators that tell a tenant from its namespace.
-from ..tenancy import sandbox_namespace  # noqa: F401
 
 NODE_NAME = VIRTUAL_NODE_NAME
 # Go runtime limits keep an idle tenant control plane small (target <= 350 MiB in all).

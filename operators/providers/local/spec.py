@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 # The local provider's short names for its podman labels (keys in models/contracts.py).
-from ...models.contracts import (LABEL_CLUSTER_UID, LABEL_CONTAINER, LABEL_HOME,  # noqa: F401 (provider.py)
+from ...models.contracts import (LABEL_CONTAINER,
                                  LABEL_INIT_CONTAINER as LABEL_INIT, LABEL_SANDBOX_NAME as LABEL_NAME,
                                  LABEL_SANDBOX_NAMESPACE as LABEL_NAMESPACE, LABEL_SANDBOX_UID as LABEL_UID,
                                  REASON_CONFIG_ERROR)

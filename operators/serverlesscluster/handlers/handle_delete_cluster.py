@@ -5,8 +5,8 @@ import kopf
 
 from ... import kube
 from ...providers import make_provider
+from ...tenancy import sandbox_namespace
 from .. import cluster, planes
-from ..controlplane import sandbox_namespace
 
 
 async def delete_cluster(body, logger, **_) -> None:
