@@ -6,6 +6,7 @@ import pytest
 from operators.serverlesscluster import controlplane as cp
 from operators.serverlesscluster import planes
 from operators.serverlesscluster.status import cluster_status, stopped_status, usage
+from operators.tenancy import sandbox_namespace
 
 T = cp.Tenant(directory=Path("/x/p1"), ports=cp.TenantPorts(21000, 21001), etcd_url="https://127.0.0.1:2379",
               etcd_prefix="/sk8s/tenants/p1", name="c1", namespace="team", uid="u-1",
@@ -36,7 +37,7 @@ def test_virtual_node_gets_quotas_and_identity():
 
 
 def test_sandbox_namespace_is_a_dns_label():
-    ns = cp.sandbox_namespace("x" * 60, "0123456789abcdef")
+    ns = sandbox_namespace("x" * 60, "0123456789abcdef")
     assert len(ns) <= 63 and ns.endswith("-01234567")
 
 
