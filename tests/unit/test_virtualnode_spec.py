@@ -177,6 +177,25 @@ def test_resource_field_refs():
     assert _resolve(no_limits)[0] == [{"name": "MEM", "value": "8"}]  # node allocatable
 
 
+def test_resource_field_ref_zero_divisor_means_one_as_the_kubelet():
+    """The apiserver stores an unset divisor as "0": the kubelet reads it as 1; negative stays an error."""
+    c = {"name": "c", "image": "i", "resources": {"limits": {"cpu": "1250m", "memory": "64Mi"},
+                                                  "requests": {"cpu": "1m", "memory": "1.5"}},
+         "env": [{"name": "LCPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "0"}}},
+                 {"name": "RCPU", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": 0}}},
+                 {"name": "LMEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "0"}}},
+                 {"name": "RMEM", "valueFrom": {"resourceFieldRef": {"resource": "requests.memory"}}},
+                 {"name": "MCPU", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu",
+                                                                     "divisor": "1m"}}}]}
+    values = {e["name"]: e["value"] for e in _resolve(c)[0]}
+    # cpu rounded up to whole cores, memory in bytes (Quantity.Value rounds 1.5 up to 2)
+    assert values == {"LCPU": "2", "RCPU": "1", "LMEM": str(64 * 2**20), "RMEM": "2", "MCPU": "1"}
+    negative = {"name": "c", "image": "i", "env": [
+        {"name": "X", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "-1"}}}]}
+    with pytest.raises(ConfigError, match="invalid divisor '-1'"):
+        _resolve(negative)
+
+
 def test_referenced_sources():
     p = pod(containers=[{"name": "c", "image": "i", "envFrom": [{"configMapRef": {"name": "a"}}],
                          "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}])

@@ -93,6 +93,24 @@ def test_downward_api_files_as_the_kubelet_formats_them():
             {"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]}}]), secrets={}, configmaps={}, node_name="n")
 
 
+def test_downward_api_resource_files_with_the_api_default_divisor():
+    """Divisor "0" (what the apiserver stores when unset) is 1, as for the kubelet; negative is refused."""
+    items = [{"path": "cpu", "resourceFieldRef": {"containerName": "c", "resource": "limits.cpu", "divisor": "0"}},
+             {"path": "mem", "resourceFieldRef": {"containerName": "c", "resource": "requests.memory",
+                                                  "divisor": "0"}},
+             {"path": "unset", "resourceFieldRef": {"containerName": "c", "resource": "limits.memory"}}]
+    containers = [{"name": "c", "image": "i", "resources": {"limits": {"cpu": "500m", "memory": "64Mi"},
+                                                            "requests": {"memory": "32Mi"}}}]
+    c = volume_content(pod([{"name": "info", "downwardAPI": {"items": items}}], containers=containers),
+                       secrets={}, configmaps={}, node_name="n")
+    assert files(c, "info") == {"cpu": ("1", "0o644"), "mem": (str(32 * 2**20), "0o644"),
+                                "unset": (str(64 * 2**20), "0o644")}
+    items[0]["resourceFieldRef"]["divisor"] = "-1m"
+    with pytest.raises(VolumeError, match="invalid divisor"):
+        volume_content(pod([{"name": "info", "downwardAPI": {"items": items}}], containers=containers),
+                       secrets={}, configmaps={}, node_name="n")
+
+
 def test_sandbox_gets_supported_volumes_and_the_mounts_of_them():
     sa = {"name": "kube-api-access-x", "projected": {"sources": [
         {"serviceAccountToken": {"path": "token"}}, {"configMap": {"name": "kube-root-ca.crt"}}]}}

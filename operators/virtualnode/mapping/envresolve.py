@@ -10,6 +10,7 @@ import base64
 import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Callable, Mapping
 
 from ...models.contracts import REASON_CONFIG_ERROR
@@ -118,10 +119,25 @@ def _resource_value(pod: dict, container: dict, ref: dict, allocatable: Mapping[
     if value is None:
         # The kubelet exposes node allocatable when no limit is set.
         value = allocatable.get(resource, 0) if kind == "limits" else 0
-    divisor = parse(ref.get("divisor") or "1")
-    if divisor <= 0:
+    return str(math.ceil(_units(parse(value), resource) / _units(_divisor(ref), resource)))
+
+
+def _divisor(ref: dict) -> Decimal:
+    """The divisor as the kubelet reads it: unset and zero both mean 1.
+
+    The apiserver stores an unset divisor as the zero quantity ("0"), so every pod read
+    back from the API carries "0" (pkg/api/v1/resource/helpers.go ExtractContainerResourceValue).
+    """
+    divisor = parse(ref.get("divisor") or 0)
+    if divisor < 0:
         raise ConfigError(f"invalid divisor {ref.get('divisor')!r} in resourceFieldRef")
-    return str(math.ceil(parse(value) / divisor))
+    return divisor or Decimal(1)
+
+
+def _units(q: Decimal, resource: str) -> int:
+    """A quantity in the kubelet's integer units, rounded up: millicores for cpu
+    (Quantity.MilliValue), whole units otherwise (Quantity.Value)."""
+    return math.ceil(q * 1000) if resource == "cpu" else math.ceil(q)
 
 
 class _Environment:
