@@ -135,6 +135,39 @@ _ONE_HANDLER = cel(
 )
 
 
+class SleepAction(K8sModel):
+    seconds: int = Field(ge=0, le=3600, description="Seconds to sleep; bounded by the grace period for preStop.")
+
+
+class LifecycleHandler(K8sModel):
+    """A postStart or preStop hook, run by the sandbox's kubelet as upstream's: exec in the
+    container, httpGet from inside the pod's network namespace to the pod itself, or sleep."""
+
+    exec: ExecAction | None = None
+    httpGet: HTTPGetAction | None = None
+    sleep: SleepAction | None = None
+
+
+_ONE_LIFECYCLE_HANDLER = {"x-kubernetes-validations": [cel(
+    "[has(self.exec), has(self.httpGet), has(self.sleep)].filter(x, x).size() == 1",
+    "a lifecycle handler needs exactly one of exec, httpGet and sleep")]}
+
+
+class Lifecycle(K8sModel):
+    postStart: LifecycleHandler | None = Field(
+        default=None, json_schema_extra=_ONE_LIFECYCLE_HANDLER,
+        description="Run right after the container starts; it is not started until this returns, and a failure "
+                    "kills it (FailedPostStartHook).")
+    preStop: LifecycleHandler | None = Field(
+        default=None, json_schema_extra=_ONE_LIFECYCLE_HANDLER,
+        description="Run before the container is stopped, within its termination grace period.")
+
+
+# Where the container writes its termination message: a file the provider bind-mounts, so
+# absolute, and without what podman's --volume would split at (":") or a line could carry.
+TERMINATION_MESSAGE_PATH = r"^/[^:,\x00-\x1f\x7f]*$"
+
+
 def _probe(kind: str):
     return Field(default=None, description=f"{kind} probe of the container.",
                  json_schema_extra={"x-kubernetes-validations": [_ONE_HANDLER]})
@@ -164,6 +197,14 @@ class Container(K8sModel):
     startupProbe: Probe | None = _probe("Startup")
     volumeMounts: list[VolumeMount] | None = Field(default=None, description="Pod volumes to mount.", max_length=64)
     securityContext: SecurityContext | None = Field(default=None, json_schema_extra=SECURITY_CONTEXT_SCHEMA)
+    lifecycle: Lifecycle | None = None
+    terminationMessagePath: str | None = Field(
+        default=None, max_length=4096, pattern=TERMINATION_MESSAGE_PATH,
+        description="File the container may write; its content (up to 4096 bytes) becomes the termination "
+                    "message. Unset: none (a tenant pod gets the API's /dev/termination-log).")
+    terminationMessagePolicy: Literal["File", "FallbackToLogsOnError"] | None = Field(
+        default=None, description="FallbackToLogsOnError: an empty message of a failed container is the tail "
+                                  "of its log.")
 
 
 # An IPv4 or IPv6 literal; podman and the pod's resolv.conf get nothing else as an address.

@@ -120,6 +120,7 @@ class LocalProvider(SandboxLifecycle):
         worker = self._workers.pop(ref, None)
         if worker is not None:  # nothing may restart the containers being removed
             await worker.stop()
+            await worker.terminate(grace_seconds)  # preStop hooks, within the grace period
             worker.forget()
         await self.podman.run("pod", "rm", "--force", "--ignore", f"--time={grace_seconds}",
                               ref.instance_name, timeout=grace_seconds + 60)

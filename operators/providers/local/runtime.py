@@ -15,7 +15,7 @@ from ...models.contracts import LABEL_SANDBOX_UID
 from ...models.podspec import Container, PodSpec
 from ..errors import ImagePullError, ProviderError
 from ..sandbox import SandboxInstance, SandboxRef
-from . import podenv, security, status, volumes
+from . import podenv, security, status, termlog, volumes
 from .podman import Podman, cannot_run, pod_netns, scrub_host_paths
 from .spec import container_name, previous_container_name, pull_policy, run_args
 
@@ -71,10 +71,11 @@ class PodmanRuntime:
             # the volume since (volumes.prepare_subpaths, subpath.py).
             subpaths = await asyncio.to_thread(volumes.prepare_subpaths, ref, spec, c, self.volume_root)
         image_user = await self._image_user(c) if security.needs_image_user(spec, c) else None
+        term_log = await asyncio.to_thread(termlog.prepare, self.volume_root, ref, c)  # empty for this run
         for _ in range(3):
             args = run_args(ref, spec, c, network=network, labels=labels, new_pod=new_pod, dns=dns, init=init,
                             late_env=late_env, volume_root=self.volume_root, subpaths=subpaths,
-                            image_user=image_user)
+                            image_user=image_user, termination_log=term_log)
             async with self._creating:
                 res = await self.podman.run(*args, check=False, timeout=600)
             if res.rc == 0 or "is already in use" in res.err:
@@ -156,6 +157,15 @@ class PodmanRuntime:
             await proc.wait()
             raise
         return proc.returncode or 0, out.decode(errors="replace")
+
+    async def termination_message(self, ref: SandboxRef, c: Container, inspection: dict) -> str | None:
+        code = int((inspection.get("State") or {}).get("ExitCode") or 0)
+        written = None
+        if termlog.check_path(c):
+            written = await asyncio.to_thread(termlog.read_file, termlog.host_file(self.volume_root, ref, c.name))
+        if termlog.needs_logs(c.terminationMessagePolicy, code, written):
+            written = await asyncio.to_thread(termlog.read_log, inspection.get("LogPath") or "")
+        return written or None
 
     async def pod_ip(self, ref: SandboxRef) -> str | None:
         known = self._known.get(ref)

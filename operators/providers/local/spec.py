@@ -21,7 +21,7 @@ from ...models.podspec import Container, PodSpec
 from ...quantity import cpu_cores, memory_bytes
 from ..errors import InvalidSpecError
 from ..sandbox import SandboxRef
-from . import execlimits
+from . import execlimits, termlog
 from .security import security_args
 from .volumes import default_root, mount_args
 
@@ -132,9 +132,11 @@ def _list_item(value: str, field: str) -> str:
 def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labels: dict[str, str],
              new_pod: bool, init: bool = False, dns: list[str] | None = None,
              volume_root: Path | None = None, late_env: dict[str, str] | None = None,
-             subpaths: dict[int, str] | None = None, image_user: str | None = None) -> list[str]:
+             subpaths: dict[int, str] | None = None, image_user: str | None = None,
+             termination_log: Path | None = None) -> list[str]:
     """`podman run` arguments for one container; the first one creates the pod. `subpaths`:
-    the bind mounts of its subPaths, made by volumes.prepare_subpaths just before."""
+    the bind mounts of its subPaths, made by volumes.prepare_subpaths just before;
+    `termination_log`: the provider's file for its terminationMessagePath (termlog.py)."""
     args = ["run", "--detach", f"--name={container_name(ref, c.name)}"]
     if new_pod:
         args += [f"--pod=new:{ref.instance_name}", f"--network={network}",
@@ -165,6 +167,7 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
     args += env_args(c, ref, late_env)
     if c.volumeMounts:
         args += mount_args(ref, spec, c, volume_root or default_root(), subpaths)
+    args += termlog.mount_args(c, termination_log)
     if c.workingDir:
         args.append(f"--workdir={c.workingDir}")
     if c.tty:

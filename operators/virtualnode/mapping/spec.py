@@ -23,6 +23,8 @@ _PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Container fields the SandboxPod schema has, copied as they are (the apiserver prunes
 # anything else, and the spec is immutable once created, so nothing else is sent).
 _CONTAINER_FIELDS = ("workingDir", "imagePullPolicy", "tty", "stdin", "restartPolicy",
+                     # The sandbox's kubelet writes the message (providers/local/termlog.py).
+                     "terminationMessagePath", "terminationMessagePolicy",
                      # Modelled field for field (models/securitycontext.py): honoured or refused there.
                      "securityContext")
 
@@ -86,7 +88,30 @@ def _container(c: dict, env: list[dict] | None) -> dict:
         probe = _probe(c.get(kind))
         if probe:
             out[kind] = probe
+    lifecycle = _lifecycle(c.get("lifecycle"))
+    if lifecycle:
+        out["lifecycle"] = lifecycle
     return out
+
+
+_HOOKS = ("postStart", "preStop")
+_HOOK_HANDLERS = ("exec", "httpGet", "sleep")
+
+
+def _hook(h: dict | None) -> dict | None:
+    """A lifecycle handler the sandbox's kubelet runs (exec, httpGet, sleep); None for
+    others (tcpSocket, which upstream's kubelet does not run either)."""
+    handler = next((k for k in _HOOK_HANDLERS if (h or {}).get(k) is not None), None)
+    if handler is None:
+        return None
+    if handler == "sleep":
+        return {"sleep": {"seconds": int(h["sleep"].get("seconds") or 0)}}
+    return {handler: _probe({handler: h[handler]})[handler]}  # the same copy as a probe's action
+
+
+def _lifecycle(lc: dict | None) -> dict | None:
+    out = {k: hook for k in _HOOKS if (hook := _hook((lc or {}).get(k)))}
+    return out or None
 
 
 _PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
@@ -191,7 +216,6 @@ def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: st
 
 _SA_TOKEN_VOLUME = "kube-api-access-"
 _SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
-_CONTAINER_EXTRAS = ("lifecycle",)
 
 
 def dropped_fields(pod: dict) -> list[str]:
@@ -203,7 +227,8 @@ def dropped_fields(pod: dict) -> list[str]:
     if vols:
         out.append(f"volumes [{' '.join(vols)}]")
     for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
-        extras = [f for f in _CONTAINER_EXTRAS if c.get(f)]
+        lc = c.get("lifecycle") or {}
+        extras = [f"lifecycle.{k}" for k in lc if lc[k] and (k not in _HOOKS or _hook(lc[k]) is None)]
         extras += [f"{k}.grpc" for k in _PROBES if c.get(k) and _probe(c[k]) is None]
         extras += [f"securityContext.{k}" for k in _unmodelled(c.get("securityContext"), pod_level=False)]
         if any(m.get("name") in vols for m in c.get("volumeMounts") or []):

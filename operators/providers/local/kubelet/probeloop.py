@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Callable
+from typing import Awaitable, Callable
 
 from ....models.podspec import PodSpec, Probe
 from ...errors import ProviderError
@@ -21,12 +21,14 @@ from .runtime import ContainerRuntime
 
 class ProbeLoops:
     def __init__(self, runtime: ContainerRuntime, ref: SandboxRef, spec: PodSpec, *,
-                 event: Callable[[str, str, str], None], changed: Callable[[], None]):
+                 event: Callable[[str, str, str], None], changed: Callable[[], None],
+                 kill: Callable[[ContainerRun, int, str], Awaitable[None]] | None = None):
         self.runtime = runtime
         self.ref = ref
         self.spec = spec
         self._event = event
         self._changed = changed
+        self._kill = kill  # the kubelet's killContainer (preStop hook first); else a plain stop
         self.pod_ip: str | None = None
         self.netns: str | None = None
 
@@ -98,5 +100,10 @@ class ProbeLoops:
             cs.startup_passed.set()
         self._changed()
         if result is False and kind in (LIVENESS, STARTUP):
-            self._event("Normal", "Killing", f"Container {cs.name} failed {kind.lower()} probe, will be restarted")
-            await self.runtime.stop_container(self.ref, cs.name, grace_period(self.spec, cs.probe_spec(kind)))
+            message = f"Container {cs.name} failed {kind.lower()} probe, will be restarted"
+            grace = grace_period(self.spec, cs.probe_spec(kind))
+            if self._kill is not None:
+                await self._kill(cs, grace, message)
+                return
+            self._event("Normal", "Killing", message)
+            await self.runtime.stop_container(self.ref, cs.name, grace)

@@ -29,6 +29,7 @@ EXEC_SETUP_ALLOWANCE = 3.0
 LOOPBACK_HOSTS = {"127.0.0.1": "127.0.0.1", "::1": "::1", "localhost": "127.0.0.1"}
 HEADER_NAME = re.compile(r"[-A-Za-z0-9]+")         # the apiserver's IsHTTPHeaderName
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # what Go's net/http refuses in a value or URL
+STATUS_FAILURE = "HTTP probe failed with statuscode: "  # a response came (lifecycle hooks accept it)
 
 
 @dataclass(frozen=True)
@@ -201,4 +202,4 @@ async def _http_get(p: Probe, netns_path: str, host: str, port: int, timeout: fl
     code = int(parts[1])
     if 200 <= code < 400:
         return True, ""
-    return False, f"HTTP probe failed with statuscode: {code}"
+    return False, f"{STATUS_FAILURE}{code}"

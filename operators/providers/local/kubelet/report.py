@@ -4,7 +4,7 @@ containers still waiting for their init containers). Pure."""
 from __future__ import annotations
 
 from ...sandbox import ContainerInfo
-from .runs import ContainerRun
+from .runs import ContainerRun, with_message
 
 
 def report(init: list[ContainerRun], apps: list[ContainerRun],
@@ -22,7 +22,13 @@ def container_info(cs: ContainerRun, raw: ContainerInfo | None, has_init: bool) 
         return ContainerInfo(name=cs.name, state="waiting", reason=reason, message=message,
                              restart_count=cs.restarts, image=cs.spec.image, ready=False, started=False,
                              last_state=cs.last_terminated)
+    raw = ContainerInfo(**{**raw.__dict__})
+    if raw.state == "terminated" and cs.message:  # read on its exit (termlog.py)
+        raw.message = with_message(raw.message, cs.message)
     info = ContainerInfo(**{**raw.__dict__})
+    if info.state == "running" and cs.post_starting:
+        # As the kubelet: a container whose postStart hook runs has not been started yet.
+        info.state, info.reason, info.started_at = "waiting", "ContainerCreating", None
     info.restart_count = cs.restarts
     info.last_state = cs.last_terminated
     if info.state != "running" and cs.waiting is not None:

@@ -48,6 +48,9 @@ class ContainerRun:
     probes: dict[str, ProbeState] = field(default_factory=dict)
     probe_tasks: list[asyncio.Task] = field(default_factory=list)
     startup_passed: asyncio.Event = field(default_factory=asyncio.Event)
+    hooked_run: str | None = None      # StartedAt of the run whose postStart hook has run
+    post_starting: bool = False        # its postStart hook is running: not started yet
+    message: str | None = None         # the termination message of its last exit (termlog.py)
 
     @property
     def name(self) -> str:
@@ -79,12 +82,19 @@ def terminated_info(name: str, term: dict) -> ContainerInfo:
                          finished_at=term.get("finished_at"))
 
 
-def terminated_from(name: str, state: dict) -> ContainerInfo:
-    """A termination from podman's State of the container."""
+def with_message(runtime_message: str | None, message: str | None) -> str | None:
+    """As the kubelet: the runtime's own message, then ": " and the container's."""
+    if not message:
+        return runtime_message or None
+    return f"{runtime_message}: {message}" if runtime_message else message
+
+
+def terminated_from(name: str, state: dict, message: str | None = None) -> ContainerInfo:
+    """A termination from podman's State of the container; `message`: the container's own."""
     code = int(state.get("ExitCode", 0))
     reason = "OOMKilled" if state.get("OOMKilled") else ("Completed" if code == 0 else "Error")
     return ContainerInfo(name=name, state="terminated", exit_code=code, reason=reason,
-                         message=state.get("Error") or None, started_at=rfc3339(state.get("StartedAt")),
+                         message=with_message(state.get("Error") or None, message), started_at=rfc3339(state.get("StartedAt")),
                          finished_at=rfc3339(state.get("FinishedAt")))
 
 

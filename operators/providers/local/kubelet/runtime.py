@@ -43,5 +43,9 @@ class ContainerRuntime(Protocol):
     async def pod_netns(self, ref: SandboxRef) -> str:
         """Path of the pod's network namespace, where probes connect from."""
 
+    async def termination_message(self, ref: SandboxRef, c: Container, inspection: dict) -> str | None:
+        """What the exited container left as its termination message (terminationMessagePath,
+        FallbackToLogsOnError), read before its next run; None if nothing."""
+
     def volume_dir(self, ref: SandboxRef, volume: str) -> Path:
         """Where a local volume of the pod lives (its use counts toward ephemeral storage)."""

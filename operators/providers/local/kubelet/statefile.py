@@ -1,5 +1,5 @@
 """What podman does not keep about a pod's containers (restart counts, the previous
-termination, the back-off) and the pod's eviction, in a small JSON file per sandbox, so
+termination, the back-off, the run whose postStart hook has run) and the pod's eviction, in a small JSON file per sandbox, so
 that an operator restart resumes the kubelet where it was."""
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def load(path: Path | None, runs: dict[str, ContainerRun]) -> str | None:
             continue
         cs.restarts = int(s.get("restarts", 0))
         cs.backoff = BackOff(s.get("delay"), s.get("last_restart"))
+        cs.hooked_run = s.get("hooked_run")  # a resumed kubelet does not run postStart again
         if s.get("last_terminated"):
             cs.last_terminated = terminated_info(name, s["last_terminated"])
     return saved.get("evicted")
@@ -39,6 +40,7 @@ def save(path: Path | None, runs: dict[str, ContainerRun], evicted: str | None) 
     for cs in runs.values():
         lt = cs.last_terminated
         out[cs.name] = {"restarts": cs.restarts, "delay": cs.backoff.delay, "last_restart": cs.backoff.last_restart,
+                        "hooked_run": cs.hooked_run,
                         "last_terminated": lt and {"exit_code": lt.exit_code, "reason": lt.reason,
                                                    "message": lt.message, "started_at": lt.started_at,
                                                    "finished_at": lt.finished_at}}

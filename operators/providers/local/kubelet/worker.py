@@ -22,9 +22,10 @@ from ....models.contracts import REASON_ERR_IMAGE_PULL, REASON_IMAGE_PULL_BACKOF
 from ....models.podspec import PodSpec
 from ...errors import ImagePullError, ProviderError
 from ...sandbox import ContainerInfo, EventSink, SandboxRef
-from . import ephemeral, statefile
+from . import ephemeral, hooks, statefile
 from .backoff import BackOff, crashloop_message
 from .probeloop import ProbeLoops
+from .prober import PodNetwork
 from .progression import should_restart
 from .report import report
 from .runs import ContainerRun, grace_period, parse_time, terminated_from
@@ -51,7 +52,7 @@ class PodWorker:
         self.init = [ContainerRun(c, True) for c in spec.initContainers or []]
         self.apps = [ContainerRun(c, False) for c in spec.containers]
         self.by_name = {c.name: c for c in self.init + self.apps}
-        self.probes = ProbeLoops(runtime, ref, spec, event=self._event, changed=self._changed)
+        self.probes = ProbeLoops(runtime, ref, spec, event=self._event, changed=self._changed, kill=self._kill)
         self.pod_created = False
         self.task: asyncio.Task | None = None
         self.storage = ephemeral.limits(spec)
@@ -193,6 +194,8 @@ class PodWorker:
             state = data.get("State") or {}
             status = state.get("Status")
             if status in ("running", "paused", "stopping"):
+                if not await self._post_start(cs, state):
+                    continue  # failed: killed, its exit applies restartPolicy
                 self.probes.watch(cs, state)
                 await cs.exited.wait()
                 continue
@@ -201,6 +204,9 @@ class PodWorker:
                 continue
             # exited or stopped: apply restartPolicy
             self.probes.stop(cs)
+            if cs.message is None:  # read before the next run empties its file
+                cs.message = await self.runtime.termination_message(self.ref, cs.spec, data) or ""
+                self._changed()
             code = int(state.get("ExitCode", 0))
             if not should_restart(self.spec.restartPolicy, code, init=cs.init, sidecar=cs.sidecar):
                 cs.done, cs.waiting = True, None
@@ -218,7 +224,7 @@ class PodWorker:
                         f"Back-off restarting failed container {cs.name} in pod {self.pod_ident}")
             self._changed()
             await asyncio.sleep(wait)
-        cs.last_terminated = terminated_from(cs.name, state)
+        cs.last_terminated = terminated_from(cs.name, state, cs.message)
         cs.backoff.restarted(finished, time.time())
         cs.restarts += 1
         self._save()
@@ -235,14 +241,14 @@ class PodWorker:
         except ProviderError as err:
             await self._creation_failed(cs, err, backoff)  # the loop creates it once it can
             return
-        cs.waiting = None
+        cs.waiting, cs.message = None, None
         self._changed()
 
     async def _succeeded_at_once(self, cs: ContainerRun) -> bool:
         """An init container that just started and exits 0 within moments (most do): its
         died event says so, and the next one can start without a round of inspection.
         Anything else goes the level-triggered way."""
-        if cs.sidecar or not cs.init:
+        if cs.sidecar or not cs.init or self._hook(cs, "postStart") is not None:
             return False
         try:
             await asyncio.wait_for(cs.exited.wait(), QUICK_EXIT_SECONDS)
@@ -260,7 +266,7 @@ class PodWorker:
         except ProviderError as err:
             await self._creation_failed(cs, err, backoff)
             return
-        cs.waiting = None
+        cs.waiting, cs.message = None, None
         self._changed()
 
     async def _creation_failed(self, cs: ContainerRun, err: ProviderError, backoff: BackOff) -> None:
@@ -274,6 +280,79 @@ class PodWorker:
         self._changed()
         await asyncio.sleep(max(wait, 1.0))
         backoff.restarted(now, time.time())
+
+    # --- lifecycle hooks (hooks.py) ------------------------------------------------------
+    @staticmethod
+    def _hook(cs: ContainerRun, kind: str):
+        lc = cs.spec.lifecycle
+        return getattr(lc, kind) if lc is not None else None
+
+    async def _run_hook(self, cs: ContainerRun, handler) -> str | None:
+        async def exec_fn(command: list[str], timeout: float) -> tuple[int, str]:
+            return await self.runtime.exec_command(self.ref, cs.name, command, timeout)
+
+        async def network() -> PodNetwork:
+            return await self.probes.pod_network()
+        try:
+            return await hooks.run(handler, cs.spec, self.pod_ident, exec_fn=exec_fn, network=network)
+        except ProviderError as exc:
+            return f"Cannot run handler: {exc}"
+
+    async def _post_start(self, cs: ContainerRun, state: dict) -> bool:
+        """Once per run, before the container counts as started (and before its probes):
+        its postStart hook. A failure kills the container (FailedPostStartHook); False then."""
+        handler = self._hook(cs, "postStart")
+        run_id = state.get("StartedAt")
+        if handler is None or cs.hooked_run == run_id:
+            return True
+        cs.hooked_run, cs.post_starting = run_id, True
+        self._save()
+        self._changed()
+        try:
+            failure = await self._run_hook(cs, handler)
+        finally:
+            cs.post_starting = False
+        if failure is None:
+            return True
+        self._event("Warning", "FailedPostStartHook", failure)
+        await self._kill(cs, grace_period(self.spec), "FailedPostStartHook")
+        self._changed()
+        return False
+
+    async def _pre_stop(self, cs: ContainerRun, grace: int) -> int:
+        """The container's preStop hook within `grace` seconds; the seconds left for SIGTERM,
+        at least the kubelet's minimal shutdown window of 2 s."""
+        handler = self._hook(cs, "preStop")
+        if handler is None or grace <= 0:
+            return grace
+        start = time.monotonic()
+        try:
+            failure = await asyncio.wait_for(self._run_hook(cs, handler), grace)
+        except asyncio.TimeoutError:  # upstream only logs it: the grace period is spent
+            failure = None
+            log.info("%s: preStop hook of %s not completed in %ss", self.ref.instance_name, cs.name, grace)
+        if failure is not None:
+            self._event("Warning", "FailedPreStopHook", failure)
+        return max(grace - int(time.monotonic() - start), 2)
+
+    async def _kill(self, cs: ContainerRun, grace: int, message: str | None = None) -> None:
+        """As the kubelet's killContainer: the preStop hook, then SIGTERM, SIGKILL after what
+        is left of the grace period."""
+        self._event("Normal", "Killing", message or f"Stopping container {cs.name}")
+        left = await self._pre_stop(cs, grace)
+        await self.runtime.stop_container(self.ref, cs.name, left)
+
+    async def terminate(self, grace: int) -> None:
+        """Deletion, after `stop`: every running container's preStop hook and stop, all at
+        once (each within the grace period), before the sandbox is removed."""
+        async def one(cs: ContainerRun) -> None:
+            data = await self.runtime.inspect_container(self.ref, cs.name)
+            if ((data or {}).get("State") or {}).get("Status") == "running":
+                left = await self._pre_stop(cs, grace)
+                await self.runtime.stop_container(self.ref, cs.name, left)
+        with_hooks = [cs for cs in self.by_name.values() if self._hook(cs, "preStop") is not None]
+        if grace > 0 and with_hooks:
+            await asyncio.gather(*(one(cs) for cs in self.by_name.values()), return_exceptions=True)
 
     # --- local ephemeral storage (ephemeral.py) ---------------------------------------
     async def _watch_storage(self) -> None:
