@@ -12,6 +12,7 @@ from ..kubeclient.events import EventRecorder
 from ..kubeclient.client import ApiError, KubeClient
 from .kubelet.server import KubeletServer
 from .controllers.node import UNREACHABLE_GRACE, NodeAgent, node_labels
+from .controllers.nodetaints import TaintController
 from .options import Options
 from .controllers.podsync import COMPONENT, PodSync
 from .mapping.quota import Capacity
@@ -36,12 +37,12 @@ class VirtualNode:
         self._streams = None
         self.events = EventRecorder(tenant, component=COMPONENT, host=opts.node_name)
         self.informers = NodeInformers.create(tenant, meta, meta_namespace=opts.meta_namespace,
-                                              cluster_uid=opts.cluster_uid)
+                                              cluster_uid=opts.cluster_uid, node_name=opts.node_name)
         self.pods, self.sandboxes = self.informers.pods, self.informers.sandboxes
         inf = self.informers
         # Each controller registers its handlers on the informers it is given.
-        self.binder = Binder(tenant, pods=inf.pods, node_name=opts.node_name, node_labels=node_labels(opts.node_name),
-                             events=self.events,
+        self.binder = Binder(tenant, pods=inf.pods, node=inf.node, node_name=opts.node_name,
+                             node_labels=node_labels(opts.node_name), events=self.events,
                              capacity=Capacity(opts.max_pods, opts.cpu_millis, opts.memory_bytes,
                                                cpu_limited=opts.cpu_limited, memory_limited=opts.memory_limited))
         self.podsync = PodSync(tenant=tenant, meta=meta, pods=inf.pods, sandboxes=inf.sandboxes,
@@ -55,6 +56,8 @@ class VirtualNode:
                                         pod_for=self.podsync.pod_for, host=opts.node_name)
         self.kubelet = KubeletServer(lookup=self.lookup, streams=self.streams, meta_namespace=opts.meta_namespace)
         self.node: NodeAgent | None = None
+        # In place of the node-lifecycle controller, which the tenant controller-manager does not run.
+        self.taints = TaintController(tenant, node=inf.node, node_name=opts.node_name)
 
     def streams(self):
         """The provider's streaming side only (this process never runs sandboxes), imported
@@ -123,7 +126,8 @@ class VirtualNode:
             self.sandboxes.on_health_change = self.node.poke
             await self._retry("registering the node", self.node.register)
             tasks += [asyncio.create_task(self.node.run_lease(), name="lease"),
-                      asyncio.create_task(self.node.run_status(), name="node-status")]
+                      asyncio.create_task(self.node.run_status(), name="node-status"),
+                      asyncio.create_task(self.taints.run(), name="node-taints")]
             log.info("node %s registered in %.2fs", self.opts.node_name, time.monotonic() - t0)
             # Both caches must be complete before acting: an empty cache would make every
             # SandboxPod look orphaned, or every pod look unbound.

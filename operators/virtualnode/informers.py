@@ -33,6 +33,7 @@ def meta_path(meta_namespace: str, plural: str) -> str:
 @dataclass
 class NodeInformers:
     # tenant cluster
+    node: Informer  # this virtual node's Node only
     pods: Informer
     configmaps: Informer
     secrets: Informer
@@ -44,9 +45,12 @@ class NodeInformers:
     sandbox_events: Informer
 
     @classmethod
-    def create(cls, tenant: KubeClient, meta: KubeClient, *, meta_namespace: str, cluster_uid: str) -> "NodeInformers":
+    def create(cls, tenant: KubeClient, meta: KubeClient, *, meta_namespace: str, cluster_uid: str,
+               node_name: str) -> "NodeInformers":
         mine = {"labelSelector": f"{LABEL_CLUSTER_UID}={label_value(cluster_uid)}"}
         return cls(
+            node=Informer(tenant, "/api/v1/nodes", name="node", key=name_of,
+                          params={"fieldSelector": f"metadata.name={node_name}"}),
             pods=Informer(tenant, "/api/v1/pods", name="tenant pods", key=ns_name),
             configmaps=Informer(tenant, "/api/v1/configmaps", name="tenant configmaps", key=ns_name),
             secrets=Informer(tenant, "/api/v1/secrets", name="tenant secrets", key=ns_name),
@@ -62,7 +66,7 @@ class NodeInformers:
 
     @property
     def early(self) -> list[Informer]:
-        return [self.sandboxes, self.pods, self.configmaps, self.secrets, self.services, self.slices,
+        return [self.sandboxes, self.node, self.pods, self.configmaps, self.secrets, self.services, self.slices,
                 self.servicelbs]
 
     @property

@@ -1,8 +1,10 @@
 """The Binder against an in-memory tenant apiserver: it binds pods to the virtual node while
 they fit the quota, refuses the rest as Unschedulable (condition and FailedScheduling event),
 and binds a waiting pod once capacity is freed."""
+import asyncio
+
 from operators.kubeclient.events import EventRecorder
-from operators.virtualnode.controllers.binder import Binder
+from operators.virtualnode.controllers.binder import Binder, taint_mismatch, tolerates
 from operators.virtualnode.informers import NodeInformers
 from operators.virtualnode.mapping.quota import Capacity
 
@@ -18,13 +20,35 @@ def pod(name, cpu="500m", **spec):
                                      "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}], **spec}}
 
 
-def make(capacity: Capacity):
+NODES = "/api/v1/nodes"
+
+
+class Caches:
+    """The binder's informers (pods and its Node), run as one."""
+
+    def __init__(self, *informers):
+        self.informers = informers
+
+    async def run(self):
+        await asyncio.gather(*(i.run() for i in self.informers))
+
+
+def node(ready="True", taints=None, **spec):
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE},
+            "spec": {**({"taints": taints} if taints is not None else {}), **spec},
+            "status": {"conditions": [{"type": "Ready", "status": ready}]}}
+
+
+def make(capacity: Capacity, registered: dict | None = None):
+    """A tenant apiserver with the virtual node registered (Ready, untainted unless given)."""
     tenant = FakeKube("tenant")
-    inf = NodeInformers.create(tenant, FakeKube("meta"), meta_namespace="tenant-c", cluster_uid="u1")
-    binder = Binder(tenant, pods=inf.pods, node_name=NODE, capacity=capacity,
+    tenant.put(NODES, registered or node())
+    inf = NodeInformers.create(tenant, FakeKube("meta"), meta_namespace="tenant-c", cluster_uid="u1",
+                               node_name=NODE)
+    binder = Binder(tenant, pods=inf.pods, node=inf.node, node_name=NODE, capacity=capacity,
                     node_labels={"kubernetes.io/hostname": NODE, "type": "virtual-kubelet"},
                     events=EventRecorder(tenant, component="t", host=NODE))
-    return tenant, inf.pods, binder
+    return tenant, Caches(inf.pods, inf.node), binder
 
 
 def node_of(tenant, name):
@@ -41,12 +65,12 @@ def events(tenant, reason):
 
 
 async def test_binds_a_pod_to_the_node_and_says_so():
-    tenant, pods, binder = make(Capacity(pods=10, cpu_millis=4000, memory=8 << 30))
+    tenant, caches, binder = make(Capacity(pods=10, cpu_millis=4000, memory=8 << 30))
     tenant.put(PODS, pod("a"))
     tenant.put(PODS, pod("other-scheduler", schedulerName="my-scheduler"))
     tenant.put(PODS, pod("gated", schedulingGates=[{"name": "wait"}]))
     async with Tasks() as tasks:
-        tasks(pods)
+        tasks(caches)
         tasks(binder)
         await until(lambda: node_of(tenant, "a") == NODE)
         await until(lambda: events(tenant, "Scheduled"))
@@ -55,11 +79,11 @@ async def test_binds_a_pod_to_the_node_and_says_so():
 
 
 async def test_refuses_beyond_the_quota_as_unschedulable_and_binds_once_capacity_is_freed():
-    tenant, pods, binder = make(Capacity(pods=10, cpu_millis=1000, memory=8 << 30))
+    tenant, caches, binder = make(Capacity(pods=10, cpu_millis=1000, memory=8 << 30))
     tenant.put(PODS, pod("first", cpu="600m", priority=10))
     tenant.put(PODS, pod("second", cpu="600m"))
     async with Tasks() as tasks:
-        tasks(pods)
+        tasks(caches)
         tasks(binder)
         await until(lambda: node_of(tenant, "first") == NODE)
         await until(lambda: scheduled(tenant, "second") is not None)
@@ -74,12 +98,60 @@ async def test_refuses_beyond_the_quota_as_unschedulable_and_binds_once_capacity
 
 
 async def test_a_node_selector_that_does_not_match_is_unschedulable():
-    tenant, pods, binder = make(Capacity(pods=10, cpu_millis=4000, memory=8 << 30))
+    tenant, caches, binder = make(Capacity(pods=10, cpu_millis=4000, memory=8 << 30))
     tenant.put(PODS, pod("gpu", nodeSelector={"accelerator": "gpu"}))
     tenant.put(PODS, pod("here", nodeSelector={"type": "virtual-kubelet"}))
     async with Tasks() as tasks:
-        tasks(pods)
+        tasks(caches)
         tasks(binder)
         await until(lambda: node_of(tenant, "here") == NODE and scheduled(tenant, "gpu") is not None)
         assert "didn't match Pod's node affinity/selector" in scheduled(tenant, "gpu")["message"]
         assert node_of(tenant, "gpu") is None
+
+
+async def test_a_pod_waits_for_a_taint_it_does_not_tolerate_and_binds_once_it_is_gone():
+    user = {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}
+    tenant, caches, binder = make(Capacity(pods=10, cpu_millis=4000, memory=8 << 30),
+                                  node(taints=[user, {"key": "soft", "effect": "PreferNoSchedule"}]))
+    tenant.put(PODS, pod("plain"))
+    tenant.put(PODS, pod("tolerant", tolerations=[{"key": "dedicated", "operator": "Equal", "value": "gpu",
+                                                   "effect": "NoSchedule"}]))
+    async with Tasks() as tasks:
+        tasks(caches)
+        tasks(binder)
+        await until(lambda: node_of(tenant, "tolerant") == NODE and scheduled(tenant, "plain") is not None)
+        cond = scheduled(tenant, "plain")
+        assert cond["message"] == "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}."
+        assert node_of(tenant, "plain") is None
+        await tenant.patch(f"{NODES}/{NODE}", {"spec": {"taints": None}})
+        await until(lambda: node_of(tenant, "plain") == NODE)
+
+
+async def test_a_not_ready_node_and_a_cordoned_node_bind_nothing_untolerated():
+    tenant, caches, binder = make(Capacity(pods=10, cpu_millis=4000, memory=8 << 30),
+                                  node("False", [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]))
+    tenant.put(PODS, pod("waits"))
+    async with Tasks() as tasks:
+        tasks(caches)
+        tasks(binder)
+        await until(lambda: scheduled(tenant, "waits") is not None)
+        assert "untolerated taint {node.kubernetes.io/not-ready: }" in scheduled(tenant, "waits")["message"]
+        await tenant.patch(f"{NODES}/{NODE}", {"spec": {"taints": [], "unschedulable": True}})
+        await until(lambda: "were unschedulable" in scheduled(tenant, "waits")["message"])
+        await tenant.patch(f"{NODES}/{NODE}", {"spec": {"unschedulable": None}})
+        await until(lambda: node_of(tenant, "waits") == NODE)
+
+
+def test_tolerations_match_as_the_api_defines():
+    taint = {"key": "k", "value": "v", "effect": "NoExecute"}
+    assert tolerates({"operator": "Exists"}, taint)  # empty key + Exists: everything
+    assert tolerates({"key": "k", "operator": "Exists", "effect": "NoExecute"}, taint)
+    assert tolerates({"key": "k", "value": "v"}, taint)  # operator defaults to Equal
+    assert not tolerates({"key": "k", "value": "w"}, taint)
+    assert not tolerates({"key": "k", "operator": "Exists", "effect": "NoSchedule"}, taint)
+    assert not tolerates({"key": "other", "operator": "Exists"}, taint)
+    cordoned = {"spec": {"unschedulable": True}}
+    assert taint_mismatch({"spec": {}}, cordoned) == "0/1 nodes are available: 1 node(s) were unschedulable."
+    assert taint_mismatch({"spec": {"tolerations": [{"key": "node.kubernetes.io/unschedulable",
+                                                     "operator": "Exists"}]}}, cordoned) is None
+    assert taint_mismatch({"spec": {}}, {"spec": {"taints": [taint]}}) is not None  # NoExecute also filters

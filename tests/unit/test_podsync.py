@@ -27,7 +27,8 @@ class Node:
 
     def __init__(self):
         self.tenant, self.meta = FakeKube("tenant"), FakeKube("meta")
-        self.informers = NodeInformers.create(self.tenant, self.meta, meta_namespace=META_NS, cluster_uid="u1")
+        self.informers = NodeInformers.create(self.tenant, self.meta, meta_namespace=META_NS, cluster_uid="u1",
+                                                node_name=NODE)
         inf = self.informers
         self.sync = PodSync(tenant=self.tenant, meta=self.meta, pods=inf.pods, sandboxes=inf.sandboxes,
                             configmaps=inf.configmaps, secrets=inf.secrets,

@@ -34,7 +34,8 @@ def endpoint_slice(service_name, ips, name=None):
 class Services:
     def __init__(self):
         self.tenant, self.meta = FakeKube("tenant"), FakeKube("meta")
-        inf = NodeInformers.create(self.tenant, self.meta, meta_namespace=META_NS, cluster_uid="u1")
+        inf = NodeInformers.create(self.tenant, self.meta, meta_namespace=META_NS, cluster_uid="u1",
+                                   node_name="vn")
         self.informers = inf
         self.sync = ServiceSync(tenant=self.tenant, meta=self.meta, services=inf.services, slices=inf.slices,
                                 servicelbs=inf.servicelbs, events=EventRecorder(self.tenant, component="t", host="n"),

@@ -36,6 +36,34 @@ def selector_mismatch(pod: dict, labels: dict[str, str]) -> str | None:
     return "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
 
 
+def tolerates(toleration: dict, taint: dict) -> bool:
+    """core/v1 Toleration.ToleratesTaint: empty effect or key match any; Exists ignores the value."""
+    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+        return False
+    if toleration.get("key") and toleration["key"] != taint.get("key"):
+        return False
+    op = toleration.get("operator") or "Equal"
+    if op == "Exists":
+        return True
+    return op == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
+
+
+def taint_mismatch(pod: dict, node: dict) -> str | None:
+    """The scheduler's NodeUnschedulable and TaintToleration filters: a cordoned node, or a
+    NoSchedule/NoExecute taint the pod does not tolerate, keeps it Pending (PreferNoSchedule
+    is only a preference)."""
+    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    spec = node.get("spec") or {}
+    if spec.get("unschedulable") and not any(
+            tolerates(t, {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}) for t in tolerations):
+        return "0/1 nodes are available: 1 node(s) were unschedulable."
+    for taint in spec.get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not any(tolerates(t, taint) for t in tolerations):
+            return ("0/1 nodes are available: 1 node(s) had untolerated taint "
+                    f"{{{taint.get('key')}: {taint.get('value') or ''}}}.")
+    return None
+
+
 def _order(pod: dict) -> tuple:
     meta = pod["metadata"]
     return (-((pod.get("spec") or {}).get("priority") or 0), meta.get("creationTimestamp") or "",
@@ -43,7 +71,7 @@ def _order(pod: dict) -> tuple:
 
 
 class Binder:
-    def __init__(self, client: KubeClient, *, pods: Informer, node_name: str, capacity: Capacity,
+    def __init__(self, client: KubeClient, *, pods: Informer, node: Informer, node_name: str, capacity: Capacity,
                  node_labels: dict[str, str], events: EventRecorder):
         self.client = client
         self.node_name = node_name
@@ -58,7 +86,9 @@ class Binder:
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(BIND_CONCURRENCY)
         self._tasks: set[asyncio.Task] = set()
+        self.node: dict | None = None             # the Node as last seen: its taints decide too
         pods.handlers.append(self.on_pod)
+        node.handlers.append(self.on_node)
 
     # --- fed by the tenant pod informer ----------------------------------------
     def on_pod(self, kind: str, pod: dict, old: dict | None) -> None:
@@ -82,6 +112,13 @@ class Binder:
             if gone:
                 self.events.forget(uid)
 
+    def on_node(self, kind: str, node: dict, old: dict | None) -> None:
+        if node["metadata"].get("name") != self.node_name:
+            return
+        self.node = None if kind == "DELETED" else node
+        if self.pending:
+            self._wake.set()  # a taint removed or tolerated now
+
     def used(self) -> tuple[Resources, int]:
         total = Resources()
         for r in self.usage.values():
@@ -93,11 +130,13 @@ class Binder:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self.node is None:
+                continue  # not registered (or not seen) yet: woken when it is
             for pod in sorted(self.pending.values(), key=_order):
                 uid = pod["metadata"]["uid"]
                 if uid in self.in_flight:
                     continue
-                reason = selector_mismatch(pod, self.node_labels)
+                reason = selector_mismatch(pod, self.node_labels) or taint_mismatch(pod, self.node)
                 if reason is None:
                     used, count = self.used()
                     reason = check_fit(self.capacity, used, count, pod_requests(pod))
