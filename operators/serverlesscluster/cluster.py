@@ -30,6 +30,7 @@ from ..embedded.processes import ProcessSet
 from ..embedded.pki import load
 from ..models.contracts import LABEL_CLUSTER
 from ..models.serverlesscluster import ServerlessClusterSpec
+from ..tenancy import sandbox_namespace
 from . import controlplane as cp
 from . import node_health, planes
 from .tenant_pki import ensure_tenant_pki
@@ -91,7 +92,7 @@ def tenant_for(body, plane: planes.Plane) -> cp.Tenant:
     quotas = {**DEFAULT_QUOTAS, **(spec.quotas.to_wire() if spec.quotas else {})}
     return plane_tenant(
         plane, name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
-        sandbox_namespace=cp.sandbox_namespace(meta["name"], meta["uid"]),
+        sandbox_namespace=sandbox_namespace(meta["name"], meta["uid"]),
         max_pods=int(quotas["maxPods"]), cpu=str(quotas["cpu"]), memory=str(quotas["memory"]),
         provider=spec.provider)
 
