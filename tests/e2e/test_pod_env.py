@@ -107,3 +107,33 @@ def test_a_config_error_clears_once_the_secret_exists(envt):
     envt.kubectl("create", "secret", "generic", "token", "--from-literal=t=abc")
     envt.wait_pod("later", lambda p: p["status"].get("phase") == "Running", timeout=40)
     assert env_of(logs_with(envt, "later", "end"))["T"] == "abc"
+
+
+
+def test_resource_field_refs_with_the_api_default_divisor(envt):
+    """An unset divisor is stored by the apiserver as "0"; env and downward API files get what the
+    kubelet gives for divisor 1: memory in bytes, cpu rounded up to whole cores."""
+    def ref(resource: str, **divisor: str) -> dict:
+        return {"resourceFieldRef": {"containerName": "main", "resource": resource, **divisor}}
+    container = {
+        "name": "main", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", "env | sort; echo FILES=$(cat /info/cpu),$(cat /info/mem); echo end; sleep 3600"],
+        "env": [{"name": "MEM_ZERO", "valueFrom": ref("limits.memory", divisor="0")},
+                {"name": "MEM_UNSET", "valueFrom": ref("limits.memory")},
+                {"name": "CPU_ZERO", "valueFrom": ref("limits.cpu", divisor="0")},
+                {"name": "REQ_CPU_UNSET", "valueFrom": ref("requests.cpu")}],
+        "resources": {"limits": {"memory": "64Mi", "cpu": "1250m"}, "requests": {"cpu": "250m", "memory": "32Mi"}},
+        "volumeMounts": [{"name": "info", "mountPath": "/info"}]}
+    volume = {"name": "info", "downwardAPI": {"items": [
+        {"path": "cpu", **ref("requests.cpu", divisor="0")}, {"path": "mem", **ref("requests.memory")}]}}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "divisor"},
+           "spec": {"containers": [container], "volumes": [volume], "terminationGracePeriodSeconds": 1}}
+    envt.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
+    stored = envt.pod("divisor")["spec"]
+    assert stored["containers"][0]["env"][1]["valueFrom"]["resourceFieldRef"]["divisor"] == "0"  # API default
+    assert stored["volumes"][0]["downwardAPI"]["items"][1]["resourceFieldRef"]["divisor"] == "0"
+    envt.wait_pod("divisor", lambda p: p["status"].get("phase") == "Running")
+    env = env_of(logs_with(envt, "divisor", "end"))
+    assert env["MEM_ZERO"] == env["MEM_UNSET"] == str(64 * 2**20)
+    assert env["CPU_ZERO"] == "2" and env["REQ_CPU_UNSET"] == "1"
+    assert env["FILES"] == f"1,{32 * 2**20}"
