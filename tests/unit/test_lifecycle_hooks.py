@@ -294,3 +294,23 @@ def test_a_hook_the_kubelet_does_not_run_is_still_named():
     c = {"name": "app", "image": "img", "lifecycle": {"preStop": {"tcpSocket": {"port": 80}}}}
     assert "lifecycle" not in _container(c, [])
     assert dropped_fields({"spec": {"containers": [c]}}) == ["container app: lifecycle.preStop"]
+
+
+def test_an_exit_is_reported_with_its_message_not_before():
+    class MessageRuntime(Runtime):
+        async def termination_message(self, ref, c, data):
+            return "last words"
+    rt = MessageRuntime()
+    w, _ = hooked_worker(rt, {})
+    cs = w.by_name["app"]
+    w.task = object()  # a running kubelet loop
+    w.on_died("app", 1)
+    exited = ContainerInfo("app", "terminated", exit_code=1, reason="Error", started_at="T0", finished_at="T1")
+    _, [app] = w.report({"app": exited})
+    assert (app.state, app.exit_code, app.message) == ("running", None, None)  # not read yet
+    asyncio.run(w._read_message(cs, {"State": {"ExitCode": 1}}))
+    _, [app] = w.report({"app": exited})
+    assert (app.state, app.exit_code, app.message) == ("terminated", 1, "last words")
+    w.task = None
+    w.on_died("app", 1)  # nothing reads it any more (deleted, evicted): reported as it is
+    assert w.report({"app": exited})[1][0].state == "terminated"

@@ -26,6 +26,10 @@ def container_info(cs: ContainerRun, raw: ContainerInfo | None, has_init: bool) 
     if raw.state == "terminated" and cs.message:  # read on its exit (termlog.py)
         raw.message = with_message(raw.message, cs.message)
     info = ContainerInfo(**{**raw.__dict__})
+    if info.state == "terminated" and cs.reading:
+        # Its exit is reported with its termination message, as the kubelet does, a moment later.
+        info.state = "running"
+        info.exit_code = info.reason = info.message = info.finished_at = None
     if info.state == "running" and cs.post_starting:
         # As the kubelet: a container whose postStart hook runs has not been started yet.
         info.state, info.reason, info.started_at = "waiting", "ContainerCreating", None

@@ -51,6 +51,7 @@ class ContainerRun:
     hooked_run: str | None = None      # StartedAt of the run whose postStart hook has run
     post_starting: bool = False        # its postStart hook is running: not started yet
     message: str | None = None         # the termination message of its last exit (termlog.py)
+    reading: bool = False              # it died and its message is being read: not reported yet
 
     @property
     def name(self) -> str:

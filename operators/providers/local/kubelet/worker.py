@@ -117,6 +117,9 @@ class PodWorker:
         cs = self.by_name.get(container)
         if cs is not None:
             cs.died_code = exit_code
+            # Its termination is reported once its message has been read (`_read_message`),
+            # as the kubelet reports both at once; not when nothing will read it any more.
+            cs.reading = self.task is not None and not cs.done and not self.evicted
             cs.exited.set()
 
     def report(self, raw: dict[str, ContainerInfo]) -> tuple[list[ContainerInfo], list[ContainerInfo]]:
@@ -163,8 +166,7 @@ class PodWorker:
             if cs.sidecar:
                 self.probes.stop(cs)
                 cs.done, cs.waiting = True, None
-                self._event("Normal", "Killing", f"Stopping container {cs.name}")
-                await self.runtime.stop_container(self.ref, cs.name, grace_period(self.spec))
+                await self._kill(cs, grace_period(self.spec))  # its preStop hook first
         self._changed()
 
     # --- one container ---------------------------------------------------------------
@@ -204,9 +206,7 @@ class PodWorker:
                 continue
             # exited or stopped: apply restartPolicy
             self.probes.stop(cs)
-            if cs.message is None:  # read before the next run empties its file
-                cs.message = await self.runtime.termination_message(self.ref, cs.spec, data) or ""
-                self._changed()
+            await self._read_message(cs, data)
             code = int(state.get("ExitCode", 0))
             if not should_restart(self.spec.restartPolicy, code, init=cs.init, sidecar=cs.sidecar):
                 cs.done, cs.waiting = True, None
@@ -256,6 +256,7 @@ class PodWorker:
             return False
         if cs.died_code != 0:
             return False
+        await self._read_message(cs, await self.runtime.inspect_container(self.ref, cs.name))
         cs.done = True
         self._changed()
         return True
@@ -280,6 +281,14 @@ class PodWorker:
         self._changed()
         await asyncio.sleep(max(wait, 1.0))
         backoff.restarted(now, time.time())
+
+    async def _read_message(self, cs: ContainerRun, data: dict | None) -> None:
+        """The exited container's termination message, read before its next run empties the file."""
+        if cs.message is None and data is not None:
+            cs.message = await self.runtime.termination_message(self.ref, cs.spec, data) or ""
+        if cs.reading:
+            cs.reading = False
+            self._changed()
 
     # --- lifecycle hooks (hooks.py) ------------------------------------------------------
     @staticmethod
