@@ -45,6 +45,54 @@ def test_cluster_status_and_virtual_node(meta, alpha):
     assert lease["spec"]["holderIdentity"] == "virtual-node"
 
 
+def _taints(t: Tenant) -> list[tuple[str, str, str]]:
+    node = json.loads(t.kubectl("get", "node", "virtual-node", "-o", "json").stdout)
+    return [(x["key"], x.get("value", ""), x["effect"]) for x in node["spec"].get("taints") or []]
+
+
+def _until(check, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while not (ok := check()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return ok
+
+
+def _sleeper(name: str, **spec) -> str:
+    return yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {
+        "containers": [{"name": "c", "image": IMAGE, "imagePullPolicy": "IfNotPresent", "command": ["sleep", "3600"]}],
+        "terminationGracePeriodSeconds": 1, **spec}})
+
+
+def test_node_is_schedulable_and_a_user_taint_is_honoured_and_kept(alpha):
+    """The admission plugin's not-ready taint goes once the node is Ready (no node-lifecycle
+    controller runs); a user's taint stays through cordon/uncordon and keeps untolerating pods Pending."""
+    assert _until(lambda: not [k for k in _taints(alpha) if k[0].startswith("node.kubernetes.io/")]), _taints(alpha)
+    alpha.kubectl("taint", "node", "virtual-node", "dedicated=db:NoSchedule")
+    try:
+        alpha.kubectl("apply", "-f", "-", input=_sleeper("untolerating"))
+        alpha.kubectl("apply", "-f", "-", input=_sleeper("tolerant", tolerations=[
+            {"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}]))
+        alpha.wait_pod("tolerant", lambda p: p["status"].get("phase") == "Running")
+        pod = alpha.wait_pod("untolerating", lambda p: condition(p, "PodScheduled") == "False")
+        cond = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
+        assert "untolerated taint {dedicated: db}" in cond["message"] and not pod["spec"].get("nodeName")
+        alpha.kubectl("cordon", "virtual-node")
+        assert _until(lambda: _taints(alpha) == [("dedicated", "db", "NoSchedule"),
+                                                 ("node.kubernetes.io/unschedulable", "", "NoSchedule")]), \
+            _taints(alpha)
+        alpha.kubectl("uncordon", "virtual-node")
+        assert _until(lambda: _taints(alpha) == [("dedicated", "db", "NoSchedule")]), _taints(alpha)
+        time.sleep(2)  # nothing else removes it later either
+        assert _taints(alpha) == [("dedicated", "db", "NoSchedule")]
+        assert not alpha.pod("untolerating")["spec"].get("nodeName")
+        alpha.kubectl("taint", "node", "virtual-node", "dedicated-")
+        alpha.wait_pod("untolerating", lambda p: p["status"].get("phase") == "Running")
+    finally:
+        alpha.kubectl("uncordon", "virtual-node", check=False)
+        alpha.kubectl("taint", "node", "virtual-node", "dedicated-", check=False)
+        alpha.kubectl("delete", "pod", "untolerating", "tolerant", "--wait=false", check=False)
+
+
 def test_kubectl_run_and_logs(alpha):
     alpha.kubectl("run", "hello", f"--image={IMAGE}", "--image-pull-policy=IfNotPresent", "--restart=Never",
                   "--", "sh", "-c", "echo hello from a tenant pod; sleep 3600")
