@@ -85,6 +85,11 @@ def test_killed_tenant_apiserver_comes_back_and_the_cluster_is_ready_again(meta,
     assert any("kube-apiserver" in e["message"] for e in json.loads(events)["items"])
 
 
+def _node_taints(t) -> list[str]:
+    node = json.loads(t.kubectl("get", "node", "virtual-node", "-o", "json").stdout)
+    return [x["key"] for x in node["spec"].get("taints") or [] if x["key"].startswith("node.kubernetes.io/")]
+
+
 def test_killed_virtual_node_makes_the_node_unknown_then_comes_back(meta, avail):
     avail.kubectl("run", "steady", f"--image={IMAGE}", "--image-pull-policy=IfNotPresent", "--restart=Never",
                   "--", "sleep", "3600")
@@ -116,6 +121,12 @@ def test_killed_virtual_node_makes_the_node_unknown_then_comes_back(meta, avail)
     assert _pid(meta, "avail", "virtual-node") != old
     meta.wait_for("serverlesscluster", "avail", "default", lambda sc: condition(sc, "Ready") == "True",
                   timeout=60)
+    # Ready again: no condition taint (not-ready, unreachable) is left on the Node.
+    deadline, taints = time.monotonic() + 20, _node_taints(avail)
+    while taints and time.monotonic() < deadline:
+        time.sleep(0.5)
+        taints = _node_taints(avail)
+    assert not taints, taints
     after = avail.pod("steady")
     assert after["status"]["phase"] == "Running" and condition(after, "Ready") == "True"
     # The same container all along: the sandbox kept running while its node was away.
