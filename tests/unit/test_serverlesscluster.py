@@ -93,3 +93,15 @@ def test_usage_counts_live_pods_and_requests():
     u = usage([sbp("Running", "500m", "64Mi"), sbp("Pending", "1", "1Gi", limits_only=True),
                sbp("Succeeded", "8", "8Gi")])
     assert u == {"pods": 2, "requestedCPU": "1500m", "requestedMemory": "1088Mi"}
+
+
+def test_tenant_for_maps_a_cluster_onto_its_plane(tmp_path):
+    from operators.serverlesscluster import cluster
+    plane = planes.Plane(tmp_path, "p1", 6443, 10250, "/sk8s/tenants/p1")
+    body = {"metadata": {"name": "team-a", "namespace": "default", "uid": "0123456789abcdef"},
+            "spec": {"quotas": {"maxPods": 7, "cpu": "3"}}}
+    t = cluster.tenant_for(body, plane)
+    assert (t.name, t.namespace, t.uid) == ("team-a", "default", "0123456789abcdef")
+    assert t.sandbox_namespace == sandbox_namespace("team-a", "0123456789abcdef")
+    assert (t.max_pods, t.cpu, t.ports.apiserver, t.etcd_prefix) == (7, "3", 6443, "/sk8s/tenants/p1")
+    assert t.directory == tmp_path
