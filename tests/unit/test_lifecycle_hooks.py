@@ -270,6 +270,9 @@ def test_read_log_of_a_k8s_file(tmp_path):
     log.write_bytes(b"".join(f"2026-11-29T10:00:00Z stdout F l{i}\n".encode() for i in range(100)))
     assert termlog.read_log(str(log)).splitlines() == [f"l{i}" for i in range(20, 100)]
     assert termlog.read_log(str(tmp_path / "none")) == ""
+    # As podman 4 inspects a container: the log's path is in HostConfig.LogConfig.
+    assert termlog.log_path({"HostConfig": {"LogConfig": {"Type": "k8s-file", "Path": str(log)}}}) == str(log)
+    assert termlog.log_path({}) == ""
 
 
 # --- the virtual node's copy ------------------------------------------------------------

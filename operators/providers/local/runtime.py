@@ -164,7 +164,7 @@ class PodmanRuntime:
         if termlog.check_path(c):
             written = await asyncio.to_thread(termlog.read_file, termlog.host_file(self.volume_root, ref, c.name))
         if termlog.needs_logs(c.terminationMessagePolicy, code, written):
-            written = await asyncio.to_thread(termlog.read_log, inspection.get("LogPath") or "")
+            written = await asyncio.to_thread(termlog.read_log, termlog.log_path(inspection))
         return written or None
 
     async def pod_ip(self, ref: SandboxRef) -> str | None:

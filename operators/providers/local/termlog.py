@@ -86,6 +86,12 @@ def k8s_file_lines(data: bytes) -> list[str]:
     return out
 
 
+def log_path(inspection: dict) -> str:
+    """Where podman keeps the container's k8s-file log (HostConfig.LogConfig.Path; podman's
+    inspection has no top-level LogPath)."""
+    return ((inspection.get("HostConfig") or {}).get("LogConfig") or {}).get("Path") or ""
+
+
 # --- I/O -------------------------------------------------------------------------------
 
 def prepare(root: Path, ref: SandboxRef, c: Container) -> Path | None:
