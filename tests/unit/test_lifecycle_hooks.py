@@ -317,3 +317,20 @@ def test_an_exit_is_reported_with_its_message_not_before():
     w.task = None
     w.on_died("app", 1)  # nothing reads it any more (deleted, evicted): reported as it is
     assert w.report({"app": exited})[1][0].state == "terminated"
+
+
+def test_hostile_termination_paths_are_refused_or_one_mount_destination(tmp_path):
+    from .test_local_argv import HOSTILE, parse
+    src = termlog.host_file(tmp_path, REF, "app")
+    for value in HOSTILE:
+        path = "/" + value
+        c = tm(path)
+        spec = PodSpec.model_construct(containers=[c], restartPolicy="Always", terminationGracePeriodSeconds=30)
+        try:
+            args = run_args(REF, spec, c, network="n", labels={}, new_pod=False, termination_log=src)
+        except InvalidSpecError as exc:
+            assert "terminationMessagePath" in str(exc) and any(ch in path for ch in ":,\n\t\0"), path
+            continue
+        options, positional = parse(args[1:])
+        assert ("volume", f"{src}:{path}:rw") in options
+        assert positional == ["img"]
