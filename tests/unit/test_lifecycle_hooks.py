@@ -308,12 +308,15 @@ def test_an_exit_is_reported_with_its_message_not_before():
     cs = w.by_name["app"]
     w.task = object()  # a running kubelet loop
     w.on_died("app", 1)
-    exited = ContainerInfo("app", "terminated", exit_code=1, reason="Error", started_at="T0", finished_at="T1")
+    exited = ContainerInfo("app", "terminated", exit_code=1, reason="Error", started_at="2026-11-29T10:00:00Z",
+                           finished_at="2026-11-29T10:00:05Z")
     _, [app] = w.report({"app": exited})
     assert (app.state, app.exit_code, app.message) == ("running", None, None)  # not read yet
-    asyncio.run(w._read_message(cs, {"State": {"ExitCode": 1}}))
+    asyncio.run(w._read_message(cs, {"State": {"ExitCode": 1, "FinishedAt": "2026-11-29T10:00:05.5Z"}}))
     _, [app] = w.report({"app": exited})
     assert (app.state, app.exit_code, app.message) == ("terminated", 1, "last words")
+    w.on_died("app", 1)  # a late event of the exit already read hides nothing
+    assert w.report({"app": exited})[1][0].state == "terminated"
     w.task = None
     w.on_died("app", 1)  # nothing reads it any more (deleted, evicted): reported as it is
     assert w.report({"app": exited})[1][0].state == "terminated"

@@ -4,7 +4,7 @@ containers still waiting for their init containers). Pure."""
 from __future__ import annotations
 
 from ...sandbox import ContainerInfo
-from .runs import ContainerRun, with_message
+from .runs import ContainerRun, finished_second, with_message
 
 
 def report(init: list[ContainerRun], apps: list[ContainerRun],
@@ -26,7 +26,7 @@ def container_info(cs: ContainerRun, raw: ContainerInfo | None, has_init: bool) 
     if raw.state == "terminated" and cs.message:  # read on its exit (termlog.py)
         raw.message = with_message(raw.message, cs.message)
     info = ContainerInfo(**{**raw.__dict__})
-    if info.state == "terminated" and cs.reading:
+    if info.state == "terminated" and cs.reading and finished_second(info.finished_at) != cs.read_finished:
         # Its exit is reported with its termination message, as the kubelet does, a moment later.
         info.state = "running"
         info.exit_code = info.reason = info.message = info.finished_at = None

@@ -24,6 +24,12 @@ def parse_time(ts: str | None) -> float | None:
     return seconds
 
 
+def finished_second(ts: str | None) -> int | None:
+    """An exit's time to the second, whichever way it is written (podman's, or RFC 3339)."""
+    t = parse_time(ts)
+    return int(t) if t is not None else None
+
+
 def rfc3339(ts: str | None) -> str | None:
     t = parse_time(ts)
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
@@ -52,6 +58,7 @@ class ContainerRun:
     post_starting: bool = False        # its postStart hook is running: not started yet
     message: str | None = None         # the termination message of its last exit (termlog.py)
     reading: bool = False              # it died and its message is being read: not reported yet
+    read_finished: int | None = None   # finishing second of the exit whose message was read
 
     @property
     def name(self) -> str:

@@ -28,7 +28,7 @@ from .probeloop import ProbeLoops
 from .prober import PodNetwork
 from .progression import should_restart
 from .report import report
-from .runs import ContainerRun, grace_period, parse_time, terminated_from
+from .runs import ContainerRun, finished_second, grace_period, parse_time, terminated_from
 from .runtime import ContainerRuntime
 
 log = logging.getLogger(__name__)
@@ -286,6 +286,7 @@ class PodWorker:
         """The exited container's termination message, read before its next run empties the file."""
         if cs.message is None and data is not None:
             cs.message = await self.runtime.termination_message(self.ref, cs.spec, data) or ""
+            cs.read_finished = finished_second((data.get("State") or {}).get("FinishedAt"))
         if cs.reading:
             cs.reading = False
             self._changed()
