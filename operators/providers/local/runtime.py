@@ -19,6 +19,7 @@ from . import podenv, security, status, termlog, volumes
 from .podman import Podman, cannot_run, pod_netns, scrub_host_paths
 from .spec import container_name, previous_container_name, pull_policy, run_args
 
+LOG_SETTLE_READS = 5  # FallbackToLogsOnError: reads of an empty log tail, 0.1 s apart
 _PULL_FAILURES = ("initializing source", "pinging container registry", "manifest unknown",
                   "unable to pull", "requested access to the resource is denied", "Trying to pull",
                   "reading manifest", "name unknown")
@@ -164,7 +165,13 @@ class PodmanRuntime:
         if termlog.check_path(c):
             written = await asyncio.to_thread(termlog.read_file, termlog.host_file(self.volume_root, ref, c.name))
         if termlog.needs_logs(c.terminationMessagePolicy, code, written):
-            written = await asyncio.to_thread(termlog.read_log, termlog.log_path(inspection))
+            # conmon may still be draining the last output into the log as the exit is seen:
+            # an empty tail is read again for a moment before it counts as "no logs".
+            for attempt in range(LOG_SETTLE_READS):
+                written = await asyncio.to_thread(termlog.read_log, termlog.log_path(inspection))
+                if written or attempt == LOG_SETTLE_READS - 1:
+                    break
+                await asyncio.sleep(0.1)
         return written or None
 
     async def pod_ip(self, ref: SandboxRef) -> str | None:
