@@ -262,9 +262,13 @@ class PodWorker:
         return True
 
     async def _start(self, cs: ContainerRun, backoff: BackOff) -> None:
+        # Marked before the start: a report between the start and the hook's first step
+        # must not show the container running (_post_start clears it).
+        cs.post_starting = self._hook(cs, "postStart") is not None
         try:
             await self.runtime.start_container(self.ref, cs.name)
         except ProviderError as err:
+            cs.post_starting = False
             await self._creation_failed(cs, err, backoff)
             return
         cs.waiting, cs.message = None, None
@@ -314,6 +318,7 @@ class PodWorker:
         handler = self._hook(cs, "postStart")
         run_id = state.get("StartedAt")
         if handler is None or cs.hooked_run == run_id:
+            cs.post_starting = False
             return True
         cs.hooked_run, cs.post_starting = run_id, True
         self._save()
