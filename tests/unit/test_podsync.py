@@ -167,3 +167,30 @@ async def test_a_missing_configmap_is_a_create_container_config_error_until_it_e
         node.tenant.put("/api/v1/namespaces/default/configmaps", {"metadata": {"name": "late"}, "data": {"k": "v"}})
         await until(lambda: node.sandbox() is not None, timeout=5)
         assert node.sandbox()["spec"]["containers"][0]["env"] == [{"name": "M", "value": "v"}]
+
+
+async def test_a_pod_past_its_active_deadline_is_killed_and_fails_also_when_it_is_shortened():
+    node = Node()
+    node.tenant.put(PODS, {**pod(), "spec": {**pod()["spec"], "activeDeadlineSeconds": 3600}})
+    running = {"phase": "Running", "podIP": "10.1.0.7", "containerStatuses": [
+        {"name": "app", "ready": True, "started": True, "state": {"running": {"startedAt": "2026-01-01T00:00:01Z"}}}]}
+    async with Tasks() as tasks:
+        await node.start(tasks)
+        await until(lambda: node.sandbox() is not None)
+        await node.meta.patch(f"{SBPS}/default.web/status", {"status": running})
+        await until(lambda: (node.tenant_pod().get("status") or {}).get("phase") == "Running")
+        assert node.tenant_pod()["status"]["startTime"]
+        await asyncio.sleep(0.3)
+        assert node.sandbox() is not None  # an hour to go
+        # The apiserver allows a running pod's deadline to be shortened: the next pass sees it.
+        await node.tenant.patch(f"{PODS}/web", {"spec": {"activeDeadlineSeconds": 1}})
+        await until(lambda: node.sandbox() is None, timeout=3)
+        await until(lambda: (node.tenant_pod().get("status") or {}).get("phase") == "Failed")
+        st = node.tenant_pod()["status"]
+        assert st["reason"] == "DeadlineExceeded"
+        assert st["message"] == "Pod was active on the node longer than the specified deadline"
+        term = st["containerStatuses"][0]["state"]["terminated"]
+        assert term["reason"] == "ContainerStatusUnknown" and term["exitCode"] == 137
+        (ev,) = node.events("DeadlineExceeded")
+        assert ev["type"] == "Normal" and ev["message"] == st["message"]
+        assert not node.events("SandboxLost")

@@ -13,7 +13,9 @@ event or a relist all converge the same way, and nothing polls.
 from __future__ import annotations
 
 import logging
+import time
 
+from ..mapping import deadline
 from ..mapping.envresolve import ConfigError, referenced_sources, resolve_env
 from ...kubeclient.events import EventRecorder
 from ...kubeclient.informer import Informer
@@ -140,6 +142,8 @@ class PodSync:
         self.queue.forget(name)
         if _deleting(sbp):
             return  # being removed (pod deleted meanwhile, or by hand): the DELETED event follows
+        if await self._past_deadline(name, pod, sbp):
+            return
         await self.volumes.sync(pod, sbp, lambda reason, msg: self.events.emit(pod, "Warning", reason, msg))
         await self.status.write(pod, pod_status_from_sandbox(pod, sbp))
 
@@ -148,6 +152,8 @@ class PodSync:
         meta = pod["metadata"]
         if is_terminal(pod):
             return  # finished: nothing runs, and nothing should be started again
+        if await self._ended_by_deadline(pod):
+            return
         if meta["uid"] in self.lost or _ever_ran(pod):
             msg = f"sandbox {name} of this pod no longer exists in the meta-cluster"
             log.warning("pod %s/%s: %s; marking it Failed", meta["namespace"], meta["name"], msg)
@@ -200,6 +206,33 @@ class PodSync:
                                  f"sk8s runs this pod without: {'; '.join(dropped)}")
         self.queue.forget(name)
         await self.status.write(pod, pod_status_from_sandbox(pod, created))
+
+    async def _past_deadline(self, name: str, pod: dict, sbp: dict) -> bool:
+        """spec.activeDeadlineSeconds (mapping/deadline.py), read anew on every pass since a
+        user may shorten it: past it, the sandbox is killed with the pod's grace period and
+        its deletion ends the pod (`_without_sandbox`); before it, a pass is due then."""
+        left = deadline.seconds_left(pod, time.time())
+        if left is None or is_terminal(pod):
+            return False
+        if left > 0:
+            self.queue.add_after(name, left)
+            return False
+        meta = pod["metadata"]
+        log.info("pod %s/%s: past its active deadline; killing it", meta["namespace"], meta["name"])
+        self.events.emit(pod, "Normal", deadline.REASON, deadline.MESSAGE)
+        await self._delete_sandbox(sbp)
+        return True
+
+    async def _ended_by_deadline(self, pod: dict) -> bool:
+        """Killed for its deadline (`_past_deadline`), or past it before it got to run: Failed."""
+        left = deadline.seconds_left(pod, time.time())
+        if left is None or left > 0:
+            return False
+        self.events.emit(pod, "Normal", deadline.REASON, deadline.MESSAGE)
+        await self.status.write(pod, lost_status(pod, deadline.MESSAGE, reason=deadline.REASON,
+                                                 container=(deadline.UNKNOWN_REASON, deadline.UNKNOWN_MESSAGE)))
+        self.lost.discard(pod["metadata"]["uid"])
+        return True
 
     async def _environment(self, pod: dict) -> dict[str, list[dict]]:
         ns = pod["metadata"]["namespace"]

@@ -221,15 +221,22 @@ def pod_status_from_sandbox(pod: dict, sbp: dict | None, *, config_error: str | 
     }
 
 
-def lost_status(pod: dict, message: str, now: str | None = None) -> dict:
-    """The pod's sandbox vanished: Failed, so that its controller replaces it."""
+def lost_status(pod: dict, message: str, now: str | None = None, *, reason: str = "SandboxLost",
+                container: tuple[str, str] | None = None) -> dict:
+    """The pod's sandbox vanished (or was killed, e.g. past its deadline: `reason`): Failed,
+    so that its controller replaces it. Containers already terminated keep that state when
+    `container` (reason, message) is given for the others, as the kubelet reports them."""
     now = now or now_rfc3339()
     cur = pod.get("status") or {}
     prev = {c.get("type"): c for c in cur.get("conditions") or []}
     statuses = []
     for c in (pod.get("spec") or {}).get("containers") or []:
         old = next((s for s in cur.get("containerStatuses") or [] if s.get("name") == c["name"]), {})
-        term = {"exitCode": 137, "reason": "SandboxLost", "message": message, "finishedAt": now}
+        if container and (old.get("state") or {}).get("terminated"):
+            statuses.append({**old, "ready": False, "started": False})
+            continue
+        term = {"exitCode": 137, "reason": container[0] if container else reason,
+                "message": container[1] if container else message, "finishedAt": now}
         started = ((old.get("state") or {}).get("running") or {}).get("startedAt")
         if started:
             term["startedAt"] = started
@@ -246,7 +253,7 @@ def lost_status(pod: dict, message: str, now: str | None = None) -> dict:
     mine = {c["type"] for c in ours}
     return {
         "phase": "Failed",
-        "reason": "SandboxLost",
+        "reason": reason,
         "message": message,
         "conditions": ours + [c for c in cur.get("conditions") or [] if c.get("type") not in mine],
         "containerStatuses": statuses,
