@@ -512,6 +512,12 @@ def test_nothing_leaked(meta, a, b, b_untouched):
     lbs = json.loads(meta.kubectl("get", "servicelbs", "-n", a.ns, "-o", "json").stdout)["items"]
     assert anchor_addresses(meta, a.uid) == {lb["status"]["address"] for lb in lbs
                                              if lb["spec"]["addressType"] == "intranet"}
-    assert not [n for n in networks(meta) if n not in (f"sk8s-{home_id(meta.home)}",
-                                                        f"sk8s-{home_id(meta.home)}-{a.uid[:12]}",
-                                                        f"sk8s-{home_id(meta.home)}-{b.uid[:12]}")]
+    stray = [n for n in networks(meta) if n not in (f"sk8s-{home_id(meta.home)}",
+                                                     f"sk8s-{home_id(meta.home)}-{a.uid[:12]}",
+                                                     f"sk8s-{home_id(meta.home)}-{b.uid[:12]}")]
+    # A stray network is another cluster's VPC: say whether that cluster still exists (its
+    # deletion still running) or is gone (the VPC outlived it).
+    assert not stray, (stray, meta.podman("network", "inspect", *stray, "--format={{.Labels}}").stdout,
+                       meta.kubectl("get", "serverlessclusters", "-A", "-o", "custom-columns=NAME:.metadata.name,"
+                                    "UID:.metadata.uid,DELETING:.metadata.deletionTimestamp,PHASE:.status.phase",
+                                    check=False).stdout)

@@ -25,8 +25,13 @@ def test_down_leaves_nothing(meta, namespace):
     state = meta.state()
     pids = [state["supervisor"]] + [c["pid"] for c in state["components"].values()]
     home_id = __import__("operators.config", fromlist=["home_id"]).home_id(meta.home)
+    before = meta.podman("ps", "--all", "--format={{.Labels}}", f"--filter=label=sk8s.io/home={home_id}").stdout
+    objects = meta.kubectl("get", "serverlessclusters,sandboxpods", "-A", "-o",
+                           "custom-columns=KIND:.kind,NS:.metadata.namespace,NAME:.metadata.name,"
+                           "DELETING:.metadata.deletionTimestamp", check=False).stdout
     out = meta.sk8s("down").stdout
-    assert "removed 1 sandbox" in out
+    # A second sandbox would be one that outlived its SandboxPod or its cluster: say whose.
+    assert "removed 1 sandbox" in out, f"{out}\ncontainers before down:\n{before}\nobjects:\n{objects}"
     assert [p for p in pids if _alive(p)] == []
     left = json.loads(meta.podman("ps", "--all", "--format=json", f"--filter=label=sk8s.io/home={home_id}").stdout
                       or "[]")

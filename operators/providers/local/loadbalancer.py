@@ -105,10 +105,10 @@ class LocalLoadBalancers(LoadBalancers):
             vpc_id = (pod.get("Labels") or {}).get(LABEL_VPC)
             if not vpc_id or pod.get("Status") != "Running":
                 continue
-            try:
-                vpc = await self.vpcs.ensure(vpc_id)
-            except ProviderError as exc:
-                log.warning("VPC %s: %s", vpc_id, exc)
+            # find, never ensure: the VPC of a cluster being deleted may be released
+            # meanwhile, and a sweep must not bring it back.
+            vpc = await self.vpcs.find(vpc_id)
+            if vpc is None:
                 continue
             rc, out = await netns.ip(vpc.netns, "-o", "-4", "addr", "show", "dev", "eth0")
             for line in out.splitlines() if rc == 0 else []:
@@ -177,14 +177,15 @@ class LocalLoadBalancers(LoadBalancers):
             await lb.listeners.pop(lst).close()
             lb.backends.pop(lst, None)
         # The proxy runs on the host, outside the tenants' isolation: it must only ever
-        # connect to the tenant's own pods, whatever endpoints the tenant writes.
+        # connect to the tenant's own pods, whatever endpoints the tenant writes; or, for
+        # the `kubernetes` Service, to the one API server the operator found for the VPC.
         allowed = [ip for ip in lb.spec.backends
                    if lb.backend_net is not None and _within(ip, lb.backend_net) and ip != lb.gateway]
-        lb.refused = sorted(set(lb.spec.backends) - set(allowed))
+        lb.refused = [] if lb.spec.api_server else sorted(set(lb.spec.backends) - set(allowed))
         if lb.refused:
             log.warning("LB %s: refusing backends outside its VPC: %s", lb.spec.id, ", ".join(lb.refused))
         for lst in lb.spec.listeners:
-            targets = [(ip, lst.target_port) for ip in allowed]
+            targets = [lb.spec.api_server] if lb.spec.api_server else [(ip, lst.target_port) for ip in allowed]
             if lst in lb.listeners:
                 lb.backends[lst].replace(targets)
                 continue
