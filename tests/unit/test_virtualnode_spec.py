@@ -311,6 +311,24 @@ def test_lost_sandbox_fails_the_pod():
     assert cond(st, "Ready")["status"] == "False"
 
 
+def test_status_and_node_conditions_carry_the_generation_they_reflect():
+    """As the 1.37 kubelet: status.observedGeneration and each of its conditions' follow
+    metadata.generation (bumped by a spec update such as activeDeadlineSeconds)."""
+    p = pod()
+    p["metadata"]["generation"] = 1
+    p["status"] = pod_status_from_sandbox(p, sbp_status(), now=T0)
+    assert p["status"]["observedGeneration"] == 1
+    p["metadata"]["generation"] = 2
+    p["status"]["conditions"].append({"type": "example.com/gate", "status": "True"})
+    st = pod_status_from_sandbox(p, sbp_status(), now=T1)
+    assert st["observedGeneration"] == 2 and status_patch(p, st)["observedGeneration"] == 2
+    for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"):
+        assert cond(st, t)["observedGeneration"] == 2, t
+        assert cond(st, t)["lastTransitionTime"] == T0  # a new generation is no transition
+    assert "observedGeneration" not in cond(st, "example.com/gate")  # not the node's to say
+    assert lost_status(p, "gone", now=T1)["observedGeneration"] == 2
+
+
 @pytest.mark.parametrize("resources,qos", [
     ({}, "BestEffort"),
     ({"requests": {"cpu": "100m"}}, "Burstable"),

@@ -208,7 +208,7 @@ def pod_status_from_sandbox(pod: dict, sbp: dict | None, *, config_error: str | 
     ]
     mine = {c["type"] for c in ours}
     reason, message = _reason(cur, sb, phase)
-    return {
+    return _observed(pod, ours, {
         "phase": phase,
         "conditions": ours + [c for c in cur.get("conditions") or [] if c.get("type") not in mine],
         **_addresses(cur, sb, phase),
@@ -218,7 +218,20 @@ def pod_status_from_sandbox(pod: dict, sbp: dict | None, *, config_error: str | 
         "qosClass": cur.get("qosClass") or qos_class(pod),
         "reason": reason,
         "message": message,
-    }
+    })
+
+
+def _observed(pod: dict, ours: list[dict], status: dict) -> dict:
+    """The pod's generation that this status reflects, on the status and on each condition
+    the node owns, as the 1.37 kubelet's status manager writes them (PodObservedGenerationTracking:
+    podutil.CalculatePodStatusObservedGeneration / CalculatePodConditionObservedGeneration)."""
+    generation = (pod.get("metadata") or {}).get("generation")
+    if not generation:
+        return status
+    for c in ours:
+        c["observedGeneration"] = generation
+    status["observedGeneration"] = generation
+    return status
 
 
 def lost_status(pod: dict, message: str, now: str | None = None, *, reason: str = "SandboxLost",
@@ -251,13 +264,13 @@ def lost_status(pod: dict, message: str, now: str | None = None, *, reason: str 
         _condition("ContainersReady", "False", prev, now, "PodFailed"),
     ]
     mine = {c["type"] for c in ours}
-    return {
+    return _observed(pod, ours, {
         "phase": "Failed",
         "reason": reason,
         "message": message,
         "conditions": ours + [c for c in cur.get("conditions") or [] if c.get("type") not in mine],
         "containerStatuses": statuses,
-    }
+    })
 
 
 def status_patch(pod: dict, desired: dict) -> dict | None:
