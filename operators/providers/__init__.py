@@ -44,6 +44,19 @@ def make_streams(name: str = "local") -> SandboxStreams:
     raise ValueError(f"unknown provider {name!r}")
 
 
+def make_vpc_finder(name: str = "local"):
+    """`find(vpc_id)`: a VPC's subnet and this host's gateway on it, None while it has none,
+    never making one (the tenant apiserver's egress proxy allows that subnet)."""
+    if name == "local":
+        vpcs = _local_vpcs()
+
+        async def find(vpc_id: str):
+            vpc = await vpcs.find(vpc_id)
+            return (vpc.layout.subnet, vpc.gateway) if vpc else None
+        return find
+    raise ValueError(f"unknown provider {name!r}")
+
+
 def make_load_balancers(name: str = "local") -> LoadBalancers:
     if name == "local":
         from .local.loadbalancer import LocalLoadBalancers

@@ -33,6 +33,7 @@ from ..models.serverlesscluster import ServerlessClusterSpec
 from ..tenancy import sandbox_namespace
 from . import controlplane as cp
 from . import node_health, planes
+from .egress import write_egress_config
 from .tenant_pki import ensure_tenant_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -131,6 +132,7 @@ async def stop_component(t: cp.Tenant, name: str) -> None:
 
 def _start_apiserver(t: cp.Tenant) -> None:
     write_credentials(t)
+    write_egress_config(t.directory)
     processes(t).start("kube-apiserver", cp.apiserver_args(ensure_binaries(quiet=True), t), env=cp.APISERVER_ENV)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..embedded import etcd_pki
 from ..embedded.components import EtcdClient, apiserver_argv, controller_manager_argv
 from ..models.contracts import VIRTUAL_NODE_NAME
+from . import egress
 
 NODE_NAME = VIRTUAL_NODE_NAME
 # Go runtime limits keep an idle tenant control plane small (target <= 350 MiB in all).
@@ -73,13 +74,22 @@ def apiserver_args(bindir: Path, t: Tenant) -> list[str]:
         f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
         f"--kubelet-certificate-authority={p / 'ca.crt'}",
         "--kubelet-preferred-address-types=InternalIP",
+        # Webhooks, conversion webhooks and aggregated APIs at their endpoints (pod IPs, in the
+        # VPC) rather than at a ClusterIP, and every connection into the cluster through the
+        # tenant's egress proxy, which allows its own VPC and kubelet only (egress.py).
+        "--enable-aggregator-routing=true",
+        f"--egress-selector-config-file={t.directory / egress.CONFIG_FILE}",
     ]
 
 
-# The controllers a tenant needs. Not: node lifecycle and taint eviction (the virtual
-# node's pods live in sandboxes, not on the node, so a late heartbeat must not evict them
-# or flip their readiness), node IPAM and TTL, volumes and claims (not offered yet),
-# certificate signing. Every controller left out is informers and memory saved.
+# The controllers of upstream's default set that need no node, kubelet or cloud. Left out
+# (README, "Tenant clusters"): node lifecycle and taint eviction (a sandbox does not live on
+# the node, so a late heartbeat must not evict pods or flip their readiness; the virtual
+# node keeps the condition taints), node IPAM and TTL, attach/detach and expansion (nothing
+# is attached to a node), CSR signing and approval (the signing key would be the tenant CA
+# that the apiserver and the virtual node trust; no kubelet bootstraps), DRA (no drivers),
+# the storage-version migrator, and what upstream leaves off by default or behind gates that
+# are off. Every controller left out is informers and memory saved.
 TENANT_CONTROLLERS = (
     "deployment-controller", "replicaset-controller", "replicationcontroller-controller",
     "statefulset-controller", "daemonset-controller", "job-controller", "cronjob-controller",
@@ -89,6 +99,12 @@ TENANT_CONTROLLERS = (
     "endpoints-controller", "endpointslice-controller", "endpointslice-mirroring-controller",
     "service-cidr-controller", "resourcequota-controller", "disruption-controller",
     "horizontal-pod-autoscaler-controller", "pod-garbage-collector-controller",
+    # Storage objects as the API promises them, though pods may not mount claims yet.
+    "persistentvolume-binder-controller", "persistentvolumeclaim-protection-controller",
+    "persistentvolume-protection-controller", "volumeattributesclass-protection-controller",
+    "ephemeral-volume-controller",
+    "validatingadmissionpolicy-status-controller", "certificatesigningrequest-cleaner-controller",
+    "podcertificaterequest-cleaner-controller", "kube-apiserver-serving-clustertrustbundle-publisher-controller",
 )
 
 
@@ -114,4 +130,5 @@ def virtual_node_args(t: Tenant, meta_kubeconfig: Path) -> list[str]:
         f"--client-ca={p / 'ca.crt'}",
         f"--max-pods={t.max_pods}", f"--cpu={t.cpu}", f"--memory={t.memory}",
         f"--provider={t.provider}",
+        f"--egress-socket={egress.socket_path(t.directory)}",
     ]

@@ -19,6 +19,8 @@ from .mapping.quota import Capacity
 from .controllers.servicesync import ServiceSync
 from .mapping.spec import sandboxpod_name
 from .informers import NodeInformers
+from .egress.proxy import EgressProxy
+from .egress.ranges import VpcPolicy
 
 log = logging.getLogger(__name__)
 META_SYNC_WAIT = 5.0
@@ -58,6 +60,21 @@ class VirtualNode:
         self.node: NodeAgent | None = None
         # In place of the node-lifecycle controller, which the tenant controller-manager does not run.
         self.taints = TaintController(tenant, node=inf.node, node_name=opts.node_name)
+        self.egress = self._egress_proxy(opts)
+
+    @staticmethod
+    def _egress_proxy(opts: Options) -> EgressProxy | None:
+        """The tenant apiserver's way to its webhooks, aggregated APIs and this kubelet: its
+        own VPC and this node's endpoint only (egress/policy.py says why)."""
+        if not opts.egress_socket:
+            return None
+        from ..providers import make_vpc_finder
+        try:
+            find = make_vpc_finder(opts.provider)
+        except ValueError as exc:  # no proxy: the apiserver's egress fails closed ("no such file")
+            log.error("--provider %s: %s; the tenant apiserver's egress proxy is not started", opts.provider, exc)
+            return None
+        return EgressProxy(opts.egress_socket, VpcPolicy(find, opts.cluster_uid, (opts.address, opts.port)))
 
     def streams(self):
         """The provider's streaming side only (this process never runs sandboxes), imported
@@ -114,6 +131,8 @@ class VirtualNode:
         t0 = time.monotonic()
         tasks: list[asyncio.Task] = []
         try:
+            if self.egress:
+                await self.egress.start()
             version, _ = await asyncio.gather(self.tenant_version(),
                                               self.kubelet.start(self.opts.address, self.opts.port, self.server_ctx))
             # Every informer is started here and nowhere else (informers.py says which when).
@@ -149,4 +168,6 @@ class VirtualNode:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.kubelet.stop()
+            if self.egress:
+                await self.egress.stop()
             await asyncio.gather(self.tenant.close(), self.meta.close())

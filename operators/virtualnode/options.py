@@ -38,6 +38,7 @@ class Options:
     cpu_limited: bool = True
     memory_limited: bool = True
     log_level: str = "INFO"
+    egress_socket: str = ""
 
     @property
     def cpu_millis(self) -> int:
@@ -66,6 +67,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu", default=None, help="cpu capacity, a quantity (default: unlimited)")
     p.add_argument("--memory", default=None, help="memory capacity, a quantity (default: unlimited)")
     p.add_argument("--provider", default="local", help="provider that serves container logs")
+    p.add_argument("--egress-socket", default="",
+                   help="Unix socket of the tenant apiserver's egress proxy (its egress selector's udsName)")
     p.add_argument("--log-level", default=log_level(),
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -105,4 +108,4 @@ def parse(argv: list[str] | None = None) -> Options:
                    node_name=a.node_name, port=a.port, address=a.address, tls_cert=a.tls_cert,
                    tls_key=a.tls_key, client_ca=a.client_ca, max_pods=a.max_pods, cpu=cpu, memory=memory,
                    provider=a.provider, cpu_limited=a.cpu is not None, memory_limited=a.memory is not None,
-                   log_level=a.log_level)
+                   log_level=a.log_level, egress_socket=a.egress_socket)
