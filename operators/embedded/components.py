@@ -72,13 +72,16 @@ def etcd(bindir: Path, lay: Layout, ports: Ports) -> Component:
 
 
 def apiserver_argv(bindir: Path, pki: Path, *, etcd: EtcdClient, etcd_prefix: str, port: int,
-                   anonymous: bool = True) -> list[str]:
-    """The kube-apiserver command line that the meta-cluster and every tenant share."""
+                   anonymous: bool = True, service_cidr: str = SERVICE_CIDR,
+                   advertise_address: str | None = None) -> list[str]:
+    """The kube-apiserver command line that the meta-cluster and every tenant share.
+    `advertise_address`: where pods reach it (a tenant's `kubernetes` ClusterIP); the
+    `kubernetes` Endpoints are then kept (they cannot hold a loopback address)."""
     return [
         str(bindir / "kube-apiserver"),
         *etcd.flags(),
         f"--etcd-prefix={etcd_prefix}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+        "--bind-address=127.0.0.1", f"--advertise-address={advertise_address or '127.0.0.1'}",
         f"--secure-port={port}",
         f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
         f"--client-ca-file={pki / 'ca.crt'}",
@@ -89,12 +92,12 @@ def apiserver_argv(bindir: Path, pki: Path, *, etcd: EtcdClient, etcd_prefix: st
         f"--service-account-signing-key-file={pki / 'sa.key'}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         "--authorization-mode=RBAC",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--service-cluster-ip-range={service_cidr}",
         "--allow-privileged=false",
         "--profiling=false",
         # Fairness queues cost memory and latency and protect nothing on a one-user host.
         "--enable-priority-and-fairness=false",
-        "--endpoint-reconciler-type=none",
+        f"--endpoint-reconciler-type={'lease' if advertise_address else 'none'}",
         "--v=1",
     ]
 

@@ -26,12 +26,22 @@ class ServerlessClusterSpec(K8sModel):
     sleepWhenIdle: bool | None = Field(default=None, description="Stop the control plane when idle.")
 
 
+class NetworkStatus(K8sModel):
+    vpcCIDR: str | None = Field(default=None, description="The tenant VPC's address range.")
+    podCIDR: str | None = Field(default=None, description="Where the tenant's pods take addresses.")
+    serviceCIDR: str | None = Field(
+        default=None, description="The tenant apiserver's ClusterIP range: each Service's load balancer and the "
+                                  "VPC resolver (kube-system/kube-dns) answer on ClusterIPs of it.")
+
+
 class ServerlessClusterStatus(K8sModel):
     phase: Literal["Pending", "Provisioning", "Ready", "Failed", "Deleting"] | None = None
     endpoint: str | None = Field(default=None, description="URL of the tenant's API server.")
     kubeconfigSecretName: str | None = None
     sandboxNamespace: str | None = Field(default=None, description="Meta namespace of the tenant's SandboxPods.")
     nodeName: str | None = Field(default=None, description="The tenant's virtual node.")
+    network: NetworkStatus | None = Field(default=None, description="The tenant's address plan (unset for a "
+                                                                    "cluster made before plans: 10.96.0.0/16).")
     version: str | None = None
     conditions: list[Condition] | None = None
     pods: int | None = Field(default=None, description="Pods the tenant runs.")

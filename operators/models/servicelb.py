@@ -54,6 +54,11 @@ class ServiceLBSpec(K8sModel):
         ]},
     )
     backends: list[Backend] | None = Field(default=None, max_length=10000)
+    apiServer: bool | None = Field(
+        default=None,
+        description="The backend is the API server of the cluster whose VPC is vpcID (a tenant's `kubernetes` "
+                    "Service): the operator finds its address from that ServerlessCluster, every listener "
+                    "forwards to it (targetPort and backends are not used). Intranet only.")
 
 
 class BackendStatus(K8sModel):
@@ -92,5 +97,7 @@ class ServiceLB(K8sModel):
             field_path=".vpcID"),
         cel("self.addressType == oldSelf.addressType", "addressType is immutable: delete and re-create",
             field_path=".addressType"),
+        cel("!has(self.apiServer) || !self.apiServer || self.addressType == 'intranet'",
+            "apiServer: only an intranet load balancer may front the API server", field_path=".apiServer"),
     ]})
     status: ServiceLBStatus | None = None

@@ -37,6 +37,19 @@ class SandboxLifecycle(abc.ABC):
     async def release_cluster(self, cluster_uid: str) -> None:
         """Free what the provider holds for one tenant cluster (its network). Idempotent."""
 
+    async def reserve_network(self, owner: str) -> str | None:
+        """Hold a free address range for a future tenant VPC (its control plane plans its
+        Services in it); None where the provider chooses VPC ranges itself."""
+        return None
+
+    async def release_network(self, cidr: str) -> None:
+        """Give up a hold of `reserve_network` (a plane destroyed). Idempotent."""
+
+    async def ensure_cluster_network(self, cluster_uid: str, cidr: str) -> str | None:
+        """Make the tenant's VPC now, with the range its control plane was given; return
+        the VPC resolver's address (the tenant's kube-dns ClusterIP), None if it has none."""
+        return None
+
     async def prepare_volumes(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str],
                               content: VolumeContent) -> None:
         """Make the pod's volumes ready before `ensure`, with `content` in its content

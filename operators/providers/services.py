@@ -27,6 +27,9 @@ class LBSpec:
     listeners: list[LBListener]
     backends: list[str]  # IPs of ready endpoints
     load_balancer_ip: str | None = None  # the address asked for (a Service's spec.loadBalancerIP)
+    # (host, port) of the cluster's own API server, found by the operator (never from the
+    # spec): every listener forwards there and `backends` are not used.
+    api_server: tuple[str, int] | None = None
 
 
 @dataclass

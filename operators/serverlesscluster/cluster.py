@@ -30,10 +30,13 @@ from ..embedded.processes import ProcessSet
 from ..embedded.pki import load
 from ..models.contracts import LABEL_CLUSTER
 from ..models.serverlesscluster import ServerlessClusterSpec
+from ..providers import make_provider
+from ..providers.lifecycle import SandboxLifecycle
 from ..tenancy import sandbox_namespace
 from . import controlplane as cp
 from . import node_health, planes
 from .egress import write_egress_config
+from .netplan import NetworkPlan, kube_dns_service
 from .tenant_pki import ensure_tenant_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -69,22 +72,46 @@ def ensure_etcd_client(t: cp.Tenant) -> None:
 
 def plane_tenant(plane: planes.Plane, **identity) -> cp.Tenant:
     return cp.Tenant(directory=plane.directory, ports=cp.TenantPorts(plane.apiserver_port, plane.kubelet_port),
-                     etcd_url=config.etcd_url(), etcd_prefix=plane.etcd_prefix, **identity)
+                     etcd_url=config.etcd_url(), etcd_prefix=plane.etcd_prefix,
+                     network=NetworkPlan(plane.vpc_cidr) if plane.vpc_cidr else None, **identity)
+
+
+_providers: dict[str, SandboxLifecycle] = {}
+
+
+def provider(name: str | None = None) -> SandboxLifecycle:
+    """The provider whose VPCs the planes' address plans are cut from (and built by)."""
+    name = name or config.provider_name()
+    if name not in _providers:
+        _providers[name] = make_provider(name)
+    return _providers[name]
+
+
+async def new_plane(claim_for: str | None = None) -> planes.Plane:
+    """A plane with its own VPC range held by the provider: no other plane or network has it."""
+    pid = planes.new_id()
+    cidr = await provider().reserve_network(f"plane {pid}")
+    try:
+        return await on_host(planes.new_plane, claim_for, cidr, pid)
+    except BaseException:
+        if cidr:
+            await provider().release_network(cidr)
+        raise
 
 
 async def claim_plane(uid: str) -> planes.Plane:
     """The plane this cluster owns: found again after a restart, else a warm one, else a new one."""
-    return await on_host(_claim_plane, uid)
+    return await on_host(_claim_existing, uid) or await new_plane(claim_for=uid)
 
 
-def _claim_plane(uid: str) -> planes.Plane:
+def _claim_existing(uid: str) -> planes.Plane | None:
     plane = planes.find_claimed(uid)
     if plane:
         return plane
     for candidate in planes.standby():
         if planes.try_claim(candidate, uid):
             return candidate
-    return planes.new_plane(claim_for=uid)
+    return None
 
 
 def tenant_for(body, plane: planes.Plane) -> cp.Tenant:
@@ -103,7 +130,7 @@ def processes(t: cp.Tenant) -> ProcessSet:
 
 
 def write_credentials(t: cp.Tenant) -> None:
-    ensure_tenant_pki(t.pki, "tenant")
+    ensure_tenant_pki(t.pki, "tenant", t.kubernetes_ip)
     ensure_etcd_client(t)
     ca = (t.pki / "ca.crt").read_bytes()
     for user in ("admin", "controller-manager", "virtual-node"):
@@ -218,6 +245,22 @@ async def bootstrap(t: cp.Tenant) -> None:
             for doc in yaml.safe_load_all(source.read_text()):
                 if doc:
                     await tc.apply(bootstrap_path(doc), doc, FIELD_MANAGER)
+
+
+async def build_network(t: cp.Tenant, provider_name: str) -> str | None:
+    """At claim: the provider builds the tenant's VPC with the plane's range; the VPC
+    resolver's address. Nothing for a plane without a plan (its VPC is made when first needed)."""
+    if t.network is None:
+        return None
+    return await provider(provider_name).ensure_cluster_network(t.uid, t.network.vpc_cidr)
+
+
+async def reserve_resolver(t: cp.Tenant, resolver: str) -> None:
+    """kube-system/kube-dns takes the resolver's address, so the apiserver never gives it
+    to another Service (whose load balancer could not have it)."""
+    async with tenant_client(t) as tc:
+        if await tc.get_or_none("/api/v1/namespaces/kube-system/services/kube-dns") is None:
+            await tc.create("/api/v1/namespaces/kube-system/services", kube_dns_service(resolver))
 
 
 async def warm_up(t: cp.Tenant, timeout: float = 90) -> bool:
@@ -343,3 +386,5 @@ async def destroy_plane(plane: planes.Plane) -> None:
     await on_host(processes(t).stop_all, order=planes.STOP_ORDER, timeout=3)
     await delete_etcd_prefix(t)
     await on_host(planes.remove, plane)
+    if plane.vpc_cidr:  # a claimed plane's VPC network keeps its range until released
+        await provider().release_network(plane.vpc_cidr)

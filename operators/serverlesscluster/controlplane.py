@@ -12,6 +12,7 @@ from ..embedded import etcd_pki
 from ..embedded.components import EtcdClient, apiserver_argv, controller_manager_argv
 from ..models.contracts import VIRTUAL_NODE_NAME
 from . import egress
+from .netplan import LEGACY_KUBERNETES_IP, NetworkPlan
 
 NODE_NAME = VIRTUAL_NODE_NAME
 # Go runtime limits keep an idle tenant control plane small (target <= 350 MiB in all).
@@ -41,6 +42,11 @@ class Tenant:
     cpu: str = "32"
     memory: str = "128Gi"
     provider: str = "local"
+    network: NetworkPlan | None = None  # None: a plane made before address plans (10.96.0.0/16)
+
+    @property
+    def kubernetes_ip(self) -> str:
+        return self.network.kubernetes_ip if self.network else LEGACY_KUBERNETES_IP
 
     @property
     def pki(self) -> Path:
@@ -68,7 +74,11 @@ class Tenant:
 
 def apiserver_args(bindir: Path, t: Tenant) -> list[str]:
     p = t.pki
-    return apiserver_argv(bindir, p, etcd=t.etcd, etcd_prefix=t.etcd_prefix, port=t.ports.apiserver) + [
+    # With a plan: ClusterIPs from the VPC's service range, and the `kubernetes` Endpoints at
+    # its ClusterIP, where the VPC's load balancer forwards to this apiserver.
+    plan = {"service_cidr": t.network.service_cidr, "advertise_address": t.network.kubernetes_ip} \
+        if t.network else {}
+    return apiserver_argv(bindir, p, etcd=t.etcd, etcd_prefix=t.etcd_prefix, port=t.ports.apiserver, **plan) + [
         # The apiserver's way to the virtual node's kubelet endpoints (logs, exec).
         f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
         f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
@@ -131,4 +141,5 @@ def virtual_node_args(t: Tenant, meta_kubeconfig: Path) -> list[str]:
         f"--max-pods={t.max_pods}", f"--cpu={t.cpu}", f"--memory={t.memory}",
         f"--provider={t.provider}",
         f"--egress-socket={egress.socket_path(t.directory)}",
+        *([f"--service-cidr={t.network.service_cidr}"] if t.network else []),
     ]

@@ -39,6 +39,7 @@ class Plane:
     apiserver_port: int
     kubelet_port: int
     etcd_prefix: str
+    vpc_cidr: str | None = None  # its address plan (netplan.py); None: a plane made before plans
 
     @property
     def claimed_by(self) -> str | None:
@@ -57,7 +58,7 @@ def load(directory: Path) -> Plane | None:
         meta = json.loads((directory / "plane.json").read_text())
     except (FileNotFoundError, ValueError):
         return None
-    return Plane(directory, meta["id"], meta["apiserver"], meta["kubelet"], meta["etcdPrefix"])
+    return Plane(directory, meta["id"], meta["apiserver"], meta["kubelet"], meta["etcdPrefix"], meta.get("vpcCIDR"))
 
 
 def all_planes() -> list[Plane]:
@@ -67,17 +68,23 @@ def all_planes() -> list[Plane]:
     return [p for p in (load(d) for d in sorted(root.iterdir()) if d.is_dir()) if p]
 
 
-def new_plane(claim_for: str | None = None) -> Plane:
-    pid = uuid.uuid4().hex[:12]
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def new_plane(claim_for: str | None = None, vpc_cidr: str | None = None, pid: str | None = None) -> Plane:
+    """`vpc_cidr`: the VPC range held for it (the provider's hold, recorded here)."""
+    pid = pid or new_id()
     directory = planes_root() / pid
     directory.mkdir(parents=True)
     api = free_port()
-    plane = Plane(directory, pid, api, free_port({api}), f"/sk8s/tenants/{pid}")
+    plane = Plane(directory, pid, api, free_port({api}), f"/sk8s/tenants/{pid}", vpc_cidr)
     if claim_for:
         (directory / CLAIM).write_text(claim_for)
     (directory / "plane.json").write_text(json.dumps({"id": pid, "apiserver": plane.apiserver_port,
                                                       "kubelet": plane.kubelet_port,
-                                                      "etcdPrefix": plane.etcd_prefix}))
+                                                      "etcdPrefix": plane.etcd_prefix,
+                                                      **({"vpcCIDR": vpc_cidr} if vpc_cidr else {})}))
     return plane
 
 

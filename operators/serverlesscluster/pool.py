@@ -29,7 +29,7 @@ async def keep_pool(wake: asyncio.Event) -> None:
     while True:
         try:
             if len(planes.standby(ready_only=False)) < target_size():
-                plane = planes.new_plane()
+                plane = await cluster.new_plane()
                 t = cluster.plane_tenant(plane)
                 if await cluster.warm_up(t):
                     planes.mark_warm(plane)

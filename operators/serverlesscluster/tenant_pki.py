@@ -9,8 +9,9 @@ VNODE_USER = "sk8s:virtual-node"
 VNODE_GROUP = "sk8s:virtual-nodes"
 
 
-def ensure_tenant_pki(directory: Path, cluster: str) -> None:
-    """Idempotent: nothing is regenerated once the set is complete (sa.key is written last)."""
+def ensure_tenant_pki(directory: Path, cluster: str, kubernetes_ip: str) -> None:
+    """Idempotent: nothing is regenerated once the set is complete (sa.key is written last).
+    `kubernetes_ip`: the `kubernetes` Service's ClusterIP, which pods connect to."""
     if (directory / "sa.key").exists():
         return
     ca = pki.make_ca(f"sk8s-tenant-{cluster}-ca")
@@ -18,7 +19,7 @@ def ensure_tenant_pki(directory: Path, cluster: str) -> None:
     pki.write(pki.issue(ca, "kube-apiserver", server=True,
                         dns=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                              "kubernetes.default.svc.cluster.local"],
-                        ips=["127.0.0.1", "10.96.0.1"]), directory, "apiserver")
+                        ips=["127.0.0.1", kubernetes_ip]), directory, "apiserver")
     pki.write(pki.issue(ca, "admin", orgs=["system:masters"], client=True), directory, "admin")
     pki.write(pki.issue(ca, "system:kube-controller-manager", client=True), directory, "controller-manager")
     # The apiserver's identity towards the virtual node's kubelet endpoints (logs, exec).

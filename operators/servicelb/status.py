@@ -1,17 +1,32 @@
 """ServiceLB spec <-> provider terms, and the status it reports (pure functions)."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from ..conditions import condition
 from ..models.contracts import CONDITION_READY
 from ..providers.services import LBListener, LBSpec, LBState
 
 
-def lb_spec(uid: str, spec: dict) -> LBSpec:
+def api_server_address(cluster: dict | None) -> tuple[str, int]:
+    """(host, port) of a ServerlessCluster's API server, from the status its operator wrote
+    (never a tenant's value); only a loopback address of this host qualifies. ValueError
+    names what is missing."""
+    endpoint = ((cluster or {}).get("status") or {}).get("endpoint") or ""
+    if cluster is None or not endpoint:
+        raise ValueError("spec.apiServer: the VPC's cluster has no API server endpoint yet")
+    parsed = urlsplit(endpoint)
+    if parsed.scheme != "https" or parsed.hostname != "127.0.0.1" or not parsed.port:
+        raise ValueError(f"spec.apiServer: the cluster's endpoint {endpoint} is not an API server on this host")
+    return parsed.hostname, parsed.port
+
+
+def lb_spec(uid: str, spec: dict, api_server: tuple[str, int] | None = None) -> LBSpec:
     listeners = [LBListener(lst.get("protocol") or "TCP", int(lst["port"]), int(lst["targetPort"]))
                  for lst in spec.get("listeners") or []]
     backends = sorted({b["ip"] for b in spec.get("backends") or [] if b.get("ready", True) and b.get("ip")})
-    return LBSpec(uid, spec.get("addressType") or "internet", spec.get("vpcID"), listeners, backends,
-                  spec.get("loadBalancerIP") or None)
+    return LBSpec(uid, spec.get("addressType") or "internet", spec.get("vpcID"), listeners,
+                  [] if api_server else backends, spec.get("loadBalancerIP") or None, api_server)
 
 
 def build_status(state: LBState, *, provider: str, generation: int | None, previous: list[dict] | None) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ class Options:
     provider: str
     cpu_limited: bool = True
     memory_limited: bool = True
+    service_cidr: str = ""  # the tenant's ClusterIP range where load balancers answer on ClusterIPs
     log_level: str = "INFO"
     egress_socket: str = ""
 
@@ -69,6 +71,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--provider", default="local", help="provider that serves container logs")
     p.add_argument("--egress-socket", default="",
                    help="Unix socket of the tenant apiserver's egress proxy (its egress selector's udsName)")
+    p.add_argument("--service-cidr", default="",
+                   help="the tenant's ClusterIP range (its VPC's service range): each Service's load "
+                        "balancer takes its ClusterIP; empty for a cluster made before address plans")
     p.add_argument("--log-level", default=log_level(),
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -92,6 +97,11 @@ def parse(argv: list[str] | None = None) -> Options:
         p.error(f"--port: {a.port} is not a port number")
     if a.max_pods < 1:
         p.error(f"--max-pods: must be at least 1, got {a.max_pods}")
+    if a.service_cidr:
+        try:
+            ipaddress.ip_network(a.service_cidr, strict=True)
+        except ValueError as exc:
+            p.error(f"--service-cidr: {exc}")
     cpu, memory = a.cpu or UNLIMITED_CPU, a.memory or UNLIMITED_MEMORY
     try:
         if cpu_cores(cpu) <= 0:
@@ -107,5 +117,5 @@ def parse(argv: list[str] | None = None) -> Options:
                    meta_namespace=a.meta_namespace, cluster=a.cluster, cluster_uid=a.cluster_uid,
                    node_name=a.node_name, port=a.port, address=a.address, tls_cert=a.tls_cert,
                    tls_key=a.tls_key, client_ca=a.client_ca, max_pods=a.max_pods, cpu=cpu, memory=memory,
-                   provider=a.provider, cpu_limited=a.cpu is not None, memory_limited=a.memory is not None,
+                   provider=a.provider, service_cidr=a.service_cidr, cpu_limited=a.cpu is not None, memory_limited=a.memory is not None,
                    log_level=a.log_level, egress_socket=a.egress_socket)

@@ -57,6 +57,15 @@ class LocalProvider(SandboxLifecycle):
     async def release_cluster(self, cluster_uid: str) -> None:
         await self.networks.release_cluster(cluster_uid)
 
+    async def reserve_network(self, owner: str) -> str | None:
+        return str(await self.vpcs.reserve(owner))
+
+    async def release_network(self, cidr: str) -> None:
+        self.vpcs.release_hold(cidr)
+
+    async def ensure_cluster_network(self, cluster_uid: str, cidr: str) -> str | None:
+        return (await self.vpcs.ensure(cluster_uid, cidr)).layout.resolver
+
     async def teardown(self) -> None:
         """Remove every sandbox and network of this installation."""
         limit = asyncio.Semaphore(8)

@@ -14,8 +14,9 @@ import ipaddress
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from ...config import vpc_pool
+from ...config import layout as home_layout, vpc_pool
 from ...models.contracts import LABEL_CLUSTER_UID, LABEL_HOME, LABEL_VPC
 from ..errors import ProviderError
 from . import firewall
@@ -56,6 +57,38 @@ def pick_subnet(used: list[ipaddress.IPv4Network], pool: ipaddress.IPv4Network,
     raise ProviderError(f"no free /{prefix} left in the VPC pool {pool}", reason="VpcPoolExhausted")
 
 
+class SubnetHolds:
+    """Subnets of the pool held for an owner, one file each (name: the subnet, '/' as '-')."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def _path(self, subnet: ipaddress.IPv4Network) -> Path:
+        return self.directory / str(subnet).replace("/", "-")
+
+    def held(self) -> list[ipaddress.IPv4Network]:
+        out = []
+        for f in self.directory.glob("*-*") if self.directory.is_dir() else []:
+            try:
+                out.append(ipaddress.ip_network(f.name.replace("-", "/")))
+            except ValueError:
+                pass
+        return out
+
+    def try_hold(self, subnet: ipaddress.IPv4Network, owner: str) -> bool:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self._path(subnet), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(owner)
+        return True
+
+    def release(self, subnet: ipaddress.IPv4Network) -> None:
+        self._path(subnet).unlink(missing_ok=True)
+
+
 @dataclass
 class Vpc:
     id: str
@@ -66,10 +99,11 @@ class Vpc:
 
 
 class LocalVpcs:
-    def __init__(self, podman: Podman, home_id: str, pool: str | None = None):
+    def __init__(self, podman: Podman, home_id: str, pool: str | None = None, holds: Path | None = None):
         self.podman = podman
         self.home_id = home_id
         self.pool = ipaddress.ip_network(pool or vpc_pool())
+        self.holds = SubnetHolds(holds or home_layout().home / "vpc-subnets")
         self._cache: dict[str, Vpc] = {}
         self.protected: tuple[str, ...] = ()  # networks no VPC may reach (the provider's own)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -81,16 +115,31 @@ class LocalVpcs:
     def anchor_name(self, vpc_id: str) -> str:
         return f"{self.network_name(vpc_id)}-vpc"
 
-    async def ensure(self, vpc_id: str) -> Vpc:
+    async def reserve(self, owner: str) -> ipaddress.IPv4Network:
+        """Hold the first /23 of the pool that no network has and nobody holds."""
+        used = await self._used_subnets() + self.holds.held()
+        for _ in range(64):
+            subnet = pick_subnet(used, self.pool)
+            if self.holds.try_hold(subnet, owner):
+                return subnet
+            used.append(subnet)  # held by another process meanwhile
+        raise ProviderError("no free subnet in the VPC pool after retries", reason="VpcPoolExhausted")
+
+    def release_hold(self, subnet: str) -> None:
+        self.holds.release(ipaddress.ip_network(subnet))
+
+    async def ensure(self, vpc_id: str, subnet: str | None = None) -> Vpc:
+        """The VPC, made if missing: with `subnet` (its control plane's plan, held by `reserve`),
+        else the existing network's, else a newly held one."""
         cached = self._cache.get(vpc_id)
-        if cached and os.path.exists(cached.netns):
+        if cached and os.path.exists(cached.netns) and subnet in (None, str(cached.layout.subnet)):
             return cached
         lock = self._locks.setdefault(vpc_id, asyncio.Lock())
         async with lock:
             cached = self._cache.get(vpc_id)
-            if cached and os.path.exists(cached.netns):
+            if cached and os.path.exists(cached.netns) and subnet in (None, str(cached.layout.subnet)):
                 return cached
-            network, layout, gateway = await self._ensure_network(vpc_id)
+            network, layout, gateway = await self._ensure_network(vpc_id, subnet)
             try:
                 await firewall.isolate(str(layout.subnet), str(self.pool), firewall.tag_of(self.home_id, vpc_id),
                                        self.protected)
@@ -121,13 +170,16 @@ class LocalVpcs:
                     pass
         return used
 
-    async def _ensure_network(self, vpc_id: str) -> tuple[str, VpcLayout, str]:
+    async def _ensure_network(self, vpc_id: str, planned: str | None = None) -> tuple[str, VpcLayout, str]:
         name = self.network_name(vpc_id)
         for _ in range(8):
             found = await self._inspect_network(name)
             if found:
+                if planned and str(found[0].subnet) != planned:
+                    raise ProviderError(f"VPC network {name} has {found[0].subnet}, but its control plane's "
+                                        f"plan is {planned}", reason="VpcMismatch")
                 return name, *found
-            subnet = pick_subnet(await self._used_subnets(), self.pool)
+            subnet = ipaddress.ip_network(planned) if planned else await self.reserve(f"vpc {vpc_id}")
             layout = VpcLayout(subnet)
             res = await self.podman.run(
                 "network", "create", f"--subnet={subnet}", f"--ip-range={layout.pod_range}",
@@ -136,8 +188,11 @@ class LocalVpcs:
                 "--opt=isolate=true", "--disable-dns",
                 f"--label={LABEL_HOME}={self.home_id}", f"--label={LABEL_CLUSTER_UID}={vpc_id}",
                 f"--label={LABEL_VPC}={vpc_id}", name, check=False)
-            if res.rc != 0 and "already exists" not in res.err and "already used" not in res.err:
-                raise ProviderError(f"creating VPC network {name}: {res.err.strip()}")
+            if res.rc != 0 and "already exists" not in res.err and ("already used" not in res.err or planned):
+                raise ProviderError(f"creating VPC network {name}: {res.err.strip()}",
+                                    reason="SubnetInUse" if "already used" in res.err else None)
+            # "already used" (a network podman did not list): the hold stays, so the next
+            # round picks another subnet.
         raise ProviderError(f"creating VPC network {name}: no free subnet after retries")
 
     async def _ensure_anchor(self, vpc_id: str, network: str, layout: VpcLayout) -> str:
@@ -179,6 +234,9 @@ class LocalVpcs:
 
     async def release(self, vpc_id: str) -> None:
         self._cache.pop(vpc_id, None)
+        found = await self._inspect_network(self.network_name(vpc_id))
         await firewall.release(firewall.tag_of(self.home_id, vpc_id))
         await self.podman.run("pod", "rm", "--force", "--ignore", "--time=0", self.anchor_name(vpc_id), check=False)
         await self.podman.run("network", "rm", "--force", self.network_name(vpc_id), check=False)
+        if found:
+            self.holds.release(found[0].subnet)

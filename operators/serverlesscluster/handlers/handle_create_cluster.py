@@ -7,7 +7,9 @@ import kopf
 
 from ... import kube
 from ...models.contracts import DEFAULT_VERSION, LABEL_CLUSTER, LABEL_CLUSTER_UID, REASON_PROVIDER_UNAVAILABLE
+from ...kubeclient.client import ApiError
 from ...providers import available_providers
+from ...providers.errors import ProviderError
 from .. import cluster, planes
 from ..status import cluster_status
 from .handle_check_cluster import handed_over
@@ -51,6 +53,8 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
         raise kopf.TemporaryError(f"tenant apiserver not ready; see {t.directory}/logs/kube-apiserver.log",
                                   delay=5)
     steps["control plane"] = time.monotonic() - t0
+    await _build_network(body, patch, t, provider)
+    steps["network"] = time.monotonic() - t0
     await cluster.start_virtual_node(t)
     secret = cluster.kubeconfig_secret(t)
     kopf.adopt(secret, owner=body)
@@ -68,3 +72,19 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     steps["node"] = time.monotonic() - t0
     logger.info("cluster %s ready (%s, plane %s) in %.2fs: %s", t.name, reason, plane.id, steps["node"],
                 ", ".join(f"{k} at {v:.2f}s" for k, v in steps.items()))
+
+
+async def _build_network(body, patch: kopf.Patch, t, provider: str) -> None:
+    """The tenant's VPC, built with its plane's address plan, before anyone can use it."""
+    try:
+        resolver = await cluster.build_network(t, provider)
+    except ProviderError as exc:
+        kopf.warn(body, reason="NetworkFailed", message=f"building the tenant's VPC: {exc}")
+        raise kopf.TemporaryError(f"building the tenant's VPC: {exc}", delay=5) from exc
+    if resolver:
+        try:
+            await cluster.reserve_resolver(t, resolver)
+        except ApiError as exc:  # e.g. the address was given to a Service meanwhile: say so
+            kopf.warn(body, reason="ResolverAddressTaken", message=f"kube-system/kube-dns at {resolver}: {exc}")
+    if t.network:
+        patch.status["network"] = t.network.status()

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import kopf
 
-from ... import tenancy
+from ... import kube, tenancy
 from ...providers.errors import ProviderError
-from ..status import build_status, failed_status, lb_spec
+from ..status import api_server_address, build_status, failed_status, lb_spec
 
 
 async def ensure_lb(body, spec, status, meta, patch, memo: kopf.Memo, **_) -> None:
@@ -22,8 +22,15 @@ async def ensure_lb(body, spec, status, meta, patch, memo: kopf.Memo, **_) -> No
                              "address": None, "providerID": None, "listeners": None, "backends": None})
         kopf.warn(body, reason="SyncLoadBalancerFailed", message=str(exc))
         raise kopf.PermanentError(str(exc)) from exc
+    api_server = None
+    if (spec or {}).get("apiServer"):
+        try:
+            api_server = await _api_server(spec)
+        except ValueError as exc:
+            patch.status.update(failed_status(str(exc), "ApiServerUnknown", generation=generation, previous=previous))
+            raise kopf.TemporaryError(str(exc), delay=5) from exc
     try:
-        state = await memo.lbs.ensure(lb_spec(uid, dict(spec)), (status or {}).get("address"))
+        state = await memo.lbs.ensure(lb_spec(uid, dict(spec), api_server), (status or {}).get("address"))
     except ProviderError as exc:
         patch.status.update(failed_status(str(exc), exc.reason or "ProviderError", generation=generation,
                                           previous=previous))
@@ -33,3 +40,13 @@ async def ensure_lb(body, spec, status, meta, patch, memo: kopf.Memo, **_) -> No
     if first:
         kopf.info(body, reason="EnsuredLoadBalancer",
                   message=f"{spec.get('addressType', 'internet')} address {state.address}")
+
+
+async def _api_server(spec) -> tuple[str, int]:
+    """The API server of the cluster whose VPC the LB is in: `tenancy.check` has made sure
+    that vpcID is the namespace's own cluster (or, for an admin's LB, some cluster's)."""
+    vpc = (spec or {}).get("vpcID")
+    if (spec or {}).get("addressType") != "intranet" or not vpc:
+        raise ValueError("spec.apiServer: only an intranet load balancer in a cluster's VPC may front its API server")
+    clusters = await kube.list_objects("serverlessclusters")
+    return api_server_address(next((c for c in clusters if c["metadata"]["uid"] == vpc), None))

@@ -30,8 +30,10 @@ def _ns_name(obj: dict) -> tuple[str, str]:
 
 class ServiceSync:
     def __init__(self, *, tenant: KubeClient, meta: KubeClient, services: Informer, slices: Informer,
-                 servicelbs: Informer, events: EventRecorder, cluster: str, cluster_uid: str, meta_namespace: str):
+                 servicelbs: Informer, events: EventRecorder, cluster: str, cluster_uid: str, meta_namespace: str,
+                 service_cidr: str = ""):
         self.tenant, self.meta, self.events = tenant, meta, events
+        self.service_cidr = service_cidr or None  # the tenant's ClusterIP range (mapping/services.py)
         self.cluster, self.cluster_uid, self.namespace = cluster, cluster_uid, meta_namespace
         self.lb_path = f"/apis/{API_VERSION}/namespaces/{meta_namespace}/servicelbs"
         self.zone_path = f"/apis/{API_VERSION}/namespaces/{meta_namespace}/privatezones"
@@ -105,9 +107,9 @@ class ServiceSync:
     async def reconcile(self, key: tuple[str, str]) -> None:
         svc = self.services.get(key)
         if svc is not None:
-            for message in ignored_ports(svc):
+            for message in ignored_ports(svc, self.service_cidr):
                 self._warn(svc, "PortNotServed", message)
-            refusal = lb_refusal(svc, self.slices_of(*key))
+            refusal = lb_refusal(svc, self.slices_of(*key), self.service_cidr)
             if refusal:
                 # What is served stays, as upstream's service controller keeps a load
                 # balancer it cannot update; the tenant learns why from the Event.
@@ -117,7 +119,7 @@ class ServiceSync:
         desired = {} if svc is None else {
             lb["metadata"]["name"]: lb for lb in build_servicelbs(
                 svc, self.slices_of(*key), cluster=self.cluster, cluster_uid=self.cluster_uid,
-                namespace=self.namespace)}
+                namespace=self.namespace, service_cidr=self.service_cidr)}
         current = self.lbs_of(*key)
         for name, lb in current.items():
             if name not in desired and not lb["metadata"].get("deletionTimestamp"):
@@ -179,7 +181,7 @@ class ServiceSync:
                 self.zone_dirty.set()
 
     async def _sync_zone(self) -> None:
-        want = records(self.services.items(), self.slices_of, self.lbs.store)
+        want = records(self.services.items(), self.slices_of, self.lbs.store, self.service_cidr)
         if want == self._zone_records:
             return
         path = f"{self.zone_path}/{ZONE_OBJECT}"

@@ -2,7 +2,11 @@
 
 There is no kube-proxy and no node: a Service's virtual IP is a load balancer of its
 own. Every Service with a selector or endpoints gets an intranet ServiceLB in the
-tenant's VPC, which its DNS name resolves to; a LoadBalancer Service gets an internet
+tenant's VPC, which its DNS name resolves to. The tenant's ClusterIP range is its VPC's
+service range (`service_cidr`), so the load balancer takes the Service's ClusterIP as its
+address; `default/kubernetes` gets one too, in front of the tenant's own apiserver, and
+`kube-system/kube-dns` names the VPC resolver (no load balancer). A cluster made before
+address plans (no `service_cidr`) keeps picked addresses. A LoadBalancer Service gets an internet
 ServiceLB as well (its EXTERNAL-IP), unless the ACK annotation asks for intranet, in
 which case the intranet address is the EXTERNAL-IP. Headless Services resolve to their
 ready endpoints, ExternalName Services to a CNAME.
@@ -10,6 +14,7 @@ ready endpoints, ExternalName Services to a CNAME.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 
 from ... import API_VERSION
 from ...models.contracts import (CLUSTER_DOMAIN, LABEL_CLUSTER, LABEL_CLUSTER_UID, LABEL_SERVICE_NAME,
@@ -40,13 +45,31 @@ def is_headless(svc: dict) -> bool:
 
 
 def is_api_service(svc: dict) -> bool:
-    """default/kubernetes: its endpoint is the tenant apiserver on the host, which no load
-    balancer may reach (backends are confined to the tenant's VPC)."""
+    """default/kubernetes: its endpoint is the tenant apiserver on the host, which only a
+    load balancer marked `apiServer` reaches (the operator finds the address itself)."""
     return svc_key(svc) == ("default", "kubernetes")
 
 
-def wants_lb(svc: dict) -> bool:
-    if is_api_service(svc):
+def is_resolver_service(svc: dict) -> bool:
+    """kube-system/kube-dns: the VPC resolver's address, served by the provider's resolver."""
+    return svc_key(svc) == ("kube-system", "kube-dns")
+
+
+def served_cluster_ip(svc: dict, service_cidr: str | None) -> str | None:
+    """The Service's ClusterIP if its load balancer answers on it (in the tenant's range)."""
+    ip = (svc.get("spec") or {}).get("clusterIP")
+    if not service_cidr or not ip:
+        return None
+    try:
+        return ip if ipaddress.ip_address(ip) in ipaddress.ip_network(service_cidr) else None
+    except ValueError:
+        return None
+
+
+def wants_lb(svc: dict, service_cidr: str | None = None) -> bool:
+    if is_api_service(svc) and not service_cidr:
+        return False  # a cluster without a plan: its ClusterIP routes nowhere, nothing to serve
+    if is_resolver_service(svc) and service_cidr:
         return False
     spec = svc.get("spec") or {}
     return spec.get("type", "ClusterIP") in ("ClusterIP", "NodePort", "LoadBalancer") and not is_headless(svc) \
@@ -89,6 +112,18 @@ def target_port(port: dict, slices: list[dict]) -> int | None:
     return None  # a named port no endpoint resolves yet
 
 
+def api_listeners(svc: dict, slices: list[dict]) -> list[dict]:
+    """The `kubernetes` Service's ports, and the port its Endpoints advertise (the apiserver's
+    secure port, at the ClusterIP): clients that dial the endpoints reach it too."""
+    out = listeners(svc, slices)
+    for sl in slices:
+        for p in sl.get("ports") or []:
+            if p.get("port") and (p.get("protocol") or "TCP") == "TCP" \
+                    and all(lst["port"] != int(p["port"]) for lst in out):
+                out.append({"protocol": "TCP", "port": int(p["port"]), "targetPort": int(p["port"])})
+    return out
+
+
 def listeners(svc: dict, slices: list[dict]) -> list[dict]:
     out = []
     for p in (svc.get("spec") or {}).get("ports") or []:
@@ -103,9 +138,9 @@ def listeners(svc: dict, slices: list[dict]) -> list[dict]:
     return out
 
 
-def lb_refusal(svc: dict, slices: list[dict]) -> str | None:
+def lb_refusal(svc: dict, slices: list[dict], service_cidr: str | None = None) -> str | None:
     """Why a Service that wants load balancers cannot have them, for an Event on it (pure)."""
-    if not wants_lb(svc):
+    if not wants_lb(svc, service_cidr):
         return None
     n = len(listeners(svc, slices))
     if n > MAX_LISTENERS:
@@ -114,27 +149,37 @@ def lb_refusal(svc: dict, slices: list[dict]) -> str | None:
     return None
 
 
-def ignored_ports(svc: dict) -> list[str]:
-    """Ports no load balancer serves (a protocol other than TCP and UDP), for an Event (pure)."""
-    if not wants_lb(svc):
+def ignored_ports(svc: dict, service_cidr: str | None = None) -> list[str]:
+    """Ports no load balancer serves (a protocol other than TCP and UDP), and a
+    loadBalancerIP an intranet load balancer cannot take, for an Event (pure)."""
+    if not wants_lb(svc, service_cidr):
         return []
-    return [f"spec.ports[{i}].protocol: {p.get('protocol')} is not served (sk8s load balancers serve TCP and UDP)"
-            for i, p in enumerate((svc.get("spec") or {}).get("ports") or [])
-            if (p.get("protocol") or "TCP") not in ("TCP", "UDP")]
+    out = [f"spec.ports[{i}].protocol: {p.get('protocol')} is not served (sk8s load balancers serve TCP and UDP)"
+           for i, p in enumerate((svc.get("spec") or {}).get("ports") or [])
+           if (p.get("protocol") or "TCP") not in ("TCP", "UDP")]
+    asked = (svc.get("spec") or {}).get("loadBalancerIP")
+    cluster_ip = served_cluster_ip(svc, service_cidr)
+    if asked and cluster_ip and external_type(svc) == "intranet" and asked != cluster_ip:
+        out.append(f"spec.loadBalancerIP: {asked} is not used: an intranet load balancer answers on the "
+                   f"Service's ClusterIP {cluster_ip}")
+    return out
 
 
 def build_servicelbs(svc: dict, slices: list[dict], *, cluster: str, cluster_uid: str,
-                     namespace: str) -> list[dict]:
+                     namespace: str, service_cidr: str | None = None) -> list[dict]:
     """The ServiceLBs a Service needs, keyed by name (empty when it needs none)."""
-    if not wants_lb(svc):
+    if not wants_lb(svc, service_cidr):
         return []
-    lsts = listeners(svc, slices)
+    api = is_api_service(svc)
+    lsts = api_listeners(svc, slices) if api else listeners(svc, slices)
     if not lsts:
         return []
     meta = svc["metadata"]
-    backends = [{"ip": e["ip"], "ready": True,
-                 **({"targetRef": f"{meta['namespace']}/{e['targetRef']['name']}"} if e.get("targetRef") else {})}
-                for e in ready_endpoints(slices)]
+    backends = [] if api else [
+        {"ip": e["ip"], "ready": True,
+         **({"targetRef": f"{meta['namespace']}/{e['targetRef']['name']}"} if e.get("targetRef") else {})}
+        for e in ready_endpoints(slices)]
+    cluster_ip = served_cluster_ip(svc, service_cidr)
     labels = {LABEL_CLUSTER: label_value(cluster), LABEL_CLUSTER_UID: label_value(cluster_uid),
               LABEL_SERVICE_NAMESPACE: label_value(meta["namespace"]),
               LABEL_SERVICE_NAME: label_value(meta["name"]), LABEL_SERVICE_UID: label_value(meta["uid"])}
@@ -149,8 +194,12 @@ def build_servicelbs(svc: dict, slices: list[dict], *, cluster: str, cluster_uid
                 "service": {"namespace": meta["namespace"], "name": meta["name"]},
                 "addressType": t, "vpcID": cluster_uid,
                 "listeners": lsts, "backends": backends}
-        if asked and t == external:
+        if t == "intranet" and cluster_ip:
+            spec["loadBalancerIP"] = cluster_ip  # ClusterIP, DNS name and load balancer agree
+        elif asked and t == external:
             spec["loadBalancerIP"] = asked
+        if api and t == "intranet":
+            spec["apiServer"] = True
         out.append({
             "apiVersion": API_VERSION, "kind": "ServiceLB",
             "metadata": {"name": servicelb_name(meta["namespace"], meta["name"], t == "internet"),
@@ -183,8 +232,10 @@ def ingress(svc: dict, lbs: dict[str, dict]) -> list[dict]:
     return [{"ip": addr, "ipMode": "VIP"}] if addr else []
 
 
-def records(services: list[dict], slices_of, lbs: dict[str, dict]) -> list[dict]:
-    """The zone's record sets: `slices_of(ns, name)` gives a Service's EndpointSlices."""
+def records(services: list[dict], slices_of, lbs: dict[str, dict], service_cidr: str | None = None) -> list[dict]:
+    """The zone's record sets: `slices_of(ns, name)` gives a Service's EndpointSlices. A
+    Service name answers its ClusterIP as kube-dns does (with a plan; before: its load
+    balancer's address once it has one)."""
     out: dict[tuple[str, str], dict] = {}
 
     def add(rr: str, rtype: str, values: list[str]) -> None:
@@ -206,7 +257,8 @@ def records(services: list[dict], slices_of, lbs: dict[str, dict]) -> list[dict]
                 if e.get("hostname"):
                     add(f"{e['hostname']}.{rr}", "A", [e["ip"]])
         else:
-            addr = lb_address(lbs.get(servicelb_name(ns, name, False)))
+            addr = served_cluster_ip(svc, service_cidr) or (
+                None if service_cidr else lb_address(lbs.get(servicelb_name(ns, name, False))))
             if addr:
                 add(rr, "A", [addr])
         for p in spec.get("ports") or []:
