@@ -212,6 +212,18 @@ def nfs_allowed() -> str:
     return os.environ.get("SK8S_NFS_ALLOWED", "")
 
 
+def token_refresh_fraction() -> float:
+    """SK8S_TOKEN_REFRESH_FRACTION (default 0.8, the kubelet's): the virtual node requests a
+    pod's service-account token again once it is older than this fraction of its lifetime (or
+    24 h). A test setting: the e2e suite sets 0.05 to see a 600 s token rotate within a minute.
+    Values outside (0, 1] are ignored (0.8)."""
+    try:
+        value = float(os.environ.get("SK8S_TOKEN_REFRESH_FRACTION", "0.8"))
+    except ValueError:
+        return 0.8
+    return value if 0 < value <= 1 else 0.8
+
+
 def kubeconfig_path() -> Path:
     """The meta-cluster's kubeconfig as kubectl finds it: $KUBECONFIG (its first entry) or ~/.kube/config."""
     env = os.environ.get("KUBECONFIG", "")

@@ -87,6 +87,10 @@ def meta() -> Meta:
     # installation trusts exactly that server's address (test_pod_volumes.py, NFS_HOST) and
     # nothing else of the host (test_security_nfs.py checks the rest stays refused).
     env["SK8S_NFS_ALLOWED"] = f"{NFS_HOST}/32"
+    # Service-account tokens are requested again after 5% of their life instead of the
+    # kubelet's 80%: a 600 s token (the API's minimum) rotates in 30 s
+    # (test_pod_serviceaccount.py).
+    env["SK8S_TOKEN_REFRESH_FRACTION"] = "0.05"
     bindir = Path(subprocess.run(["bash", str(REPO / "hack/build-components.sh")], env=env, text=True,
                                  check=True, capture_output=True).stdout.strip().splitlines()[-1])
     m = Meta(home, home / "kubeconfig", bindir, env)

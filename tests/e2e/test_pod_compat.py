@@ -44,9 +44,11 @@ REFUSED = [
      "spec.volumes[name=root].hostPath: Forbidden"),
     ("pvc", {"volumes": [{"name": "claim", "persistentVolumeClaim": {"claimName": "data"}}]},
      "spec.volumes[name=claim]: Unsupported value: sk8s supports emptyDir, configMap, secret, downwardAPI, nfs"),
-    ("satoken", {"volumes": [{"name": "token", "projected": {"sources": [
-        {"serviceAccountToken": {"path": "token", "audience": "vault"}}]}}]},
-     "spec.volumes[name=token]: Unsupported value"),
+    # serviceAccountToken projections are served (test_pod_serviceaccount.py); trust bundles not.
+    ("trustbundle", {"volumes": [{"name": "ca", "projected": {"sources": [
+        {"serviceAccountToken": {"path": "token", "audience": "vault"}},
+        {"clusterTrustBundle": {"signerName": "example.com/signer", "path": "ca.pem"}}]}}]},
+     "spec.volumes[name=ca]: Unsupported value"),
     ("subpathexpr", {"volumes": [{"name": "d", "emptyDir": {}}],
                      "container": {"volumeMounts": [{"name": "d", "mountPath": "/d",
                                                      "subPathExpr": "$(POD_NAME)"}]}},
@@ -113,6 +115,7 @@ def test_supported_specs_pass_and_run(compat):
              container={"ports": [{"containerPort": 80}], "volumeMounts": [{"name": "d", "mountPath": "/d"}]})
     assert create(compat, ok).returncode == 0
     compat.wait_pod("fine", lambda p: p["status"].get("phase") == "Running")
-    # The service-account token volume every pod gets is let through (and not mounted).
+    # The service-account token volume every pod gets is let through (and mounted:
+    # test_pod_serviceaccount.py).
     vols = [v["name"] for v in json.loads(compat.kubectl("get", "pod", "fine", "-o", "json").stdout)["spec"]["volumes"]]
     assert any(v.startswith("kube-api-access-") for v in vols)

@@ -8,8 +8,10 @@ use, with the apiserver's semantics they rely on.
   metadata.resourceVersion in the body is a precondition: 409 Conflict when stale), delete
   (uid precondition: 409; missing: 404; a bound pod with a grace period, or an object with
   finalizers, is only marked deleting, as the apiserver does).
-- Subresources: pods/binding (sets spec.nodeName, 409 if bound) and */status (only the
-  status changes; a write to the object itself leaves status alone).
+- Subresources: pods/binding (sets spec.nodeName, 409 if bound), */status (only the
+  status changes; a write to the object itself leaves status alone) and
+  serviceaccounts/token (a TokenRequest: 404 without the ServiceAccount, else a new token
+  `token-<n>` that expires expirationSeconds from now; requests kept in `token_requests`).
 - list_all returns items and the list's resourceVersion; watch yields the events after a
   resourceVersion, then waits for new ones. `compact()` forgets the history, so a watch
   resuming from an older version gets 410 Gone; `end_watches()` closes open watches (a
@@ -107,6 +109,8 @@ class FakeKube:
         self._rv = itertools.count(100)
         self._uids = itertools.count(1)
         self._generation = 0
+        self._tokens = itertools.count(1)
+        self.token_requests: list[tuple[str, dict]] = []  # (path, body) of every TokenRequest
         self._waiters: list[asyncio.Future] = []
         self.version = "v1.37.2"
 
@@ -205,6 +209,8 @@ class FakeKube:
         if key[3] is not None:
             if key[1] == "pods" and sub == "binding":
                 return self._bind(key, body)
+            if key[1] == "serviceaccounts" and sub == "token":
+                return self._token(path, key, body)
             raise ApiError(405, "MethodNotAllowed", f"POST {path}")
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
@@ -219,6 +225,17 @@ class FakeKube:
         meta["creationTimestamp"] = _now()
         meta.pop("resourceVersion", None)
         return self._record("ADDED", full, obj)
+
+    def _token(self, path: str, key: tuple, body: dict) -> dict:
+        self.token_requests.append((path, copy.deepcopy(body)))
+        if key not in self.objects:
+            raise _not_found("serviceaccounts", key[3])
+        out = copy.deepcopy(body)
+        ttl = int(out.setdefault("spec", {}).setdefault("expirationSeconds", 3600))
+        expires = datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() + ttl, timezone.utc)
+        out["status"] = {"token": f"token-{next(self._tokens)}",
+                         "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return out
 
     def _bind(self, key: tuple, body: dict) -> dict:
         pod = self.objects.get(key)

@@ -121,12 +121,16 @@ def test_sandbox_gets_supported_volumes_and_the_mounts_of_them():
                 {"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"},
                 {"name": "cfg", "mountPath": "/etc/cfg"}]}])
     sb = add_volumes({"containers": [{"name": "c", "image": "i"}]}, p)
-    assert sb["volumes"] == [{"name": "data", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "cm"}}]
+    # The token's file comes with the volume content (satokens.py), not in the spec.
+    assert sb["volumes"] == [{"name": "kube-api-access-x", "projected": {"sources": [
+                                 {"configMap": {"name": "kube-root-ca.crt"}}]}},
+                             {"name": "data", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "cm"}}]
     assert sb["containers"][0]["volumeMounts"] == [
         {"name": "data", "mountPath": "/data", "readOnly": True, "subPath": "x"},
+        {"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"},
         {"name": "cfg", "mountPath": "/etc/cfg"}]
     assert unsupported_volumes(p) == ["host"]
-    assert referenced_volume_sources(p) == (set(), {"cm"})
+    assert referenced_volume_sources(p) == (set(), {"cm", "kube-root-ca.crt"})
     PodSpec.model_validate(sb)
 
 

@@ -73,7 +73,7 @@ class PodSync:
         self.sbp_path = f"/apis/{API_VERSION}/namespaces/{meta_namespace}/sandboxpods"
         self.volumes = VolumeSync(tenant=tenant, meta=meta, configmaps=configmaps, secrets=secrets,
                                   meta_namespace=meta_namespace, node_name=node_name, allocatable=allocatable,
-                                  requeue=self.queue.add)
+                                  requeue=self.queue.add, requeue_after=self.queue.add_after)
         pods.handlers.append(self.on_pod)
         sandboxes.handlers.append(self.on_sandbox)
 

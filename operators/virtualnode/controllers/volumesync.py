@@ -3,7 +3,9 @@
 The tenant's ConfigMaps and Secrets are watched (one watch each, as a kubelet's Watch
 change-detection strategy); a change queues the pods whose volumes read the object, and
 their reconcile rewrites the content Secret, which the provider turns into an atomic swap
-of the files in the sandbox. Downward API files follow the pod's own updates the same way.
+of the files in the sandbox. Downward API files follow the pod's own updates the same way,
+and service-account tokens their refresh times (tokens.py): the pod is queued again when
+one is due, for as long as the pod runs.
 """
 from __future__ import annotations
 
@@ -13,7 +15,11 @@ from typing import Callable
 from ...volumecontent import build_content_secret, content_hash
 from ...kubeclient.informer import Informer
 from ...kubeclient.client import MERGE, ApiError, KubeClient
+from ..mapping.satokens import token_sources
+from ..mapping.spec import sandboxpod_name
+from ..mapping.quota import is_terminal
 from ..mapping.volumes import VolumeError, referenced_volume_sources, volume_content, volume_type
+from .tokens import RETRY_AFTER_FAILED_REFRESH, TokenManager
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +35,12 @@ def has_content_volumes(pod: dict) -> bool:
 
 class VolumeSync:
     def __init__(self, *, tenant: KubeClient, meta: KubeClient, configmaps: Informer, secrets: Informer,
-                 meta_namespace: str, node_name: str, allocatable: dict[str, str], requeue: Callable[[str], None]):
+                 meta_namespace: str, node_name: str, allocatable: dict[str, str], requeue: Callable[[str], None],
+                 requeue_after: Callable[[str, float], None] | None = None, tokens: TokenManager | None = None):
         self.tenant = tenant
+        self.tokens = tokens or TokenManager(tenant)
+        self.requeue_after = requeue_after or (lambda name, delay: None)
+        self._uids: dict[str, str] = {}  # SandboxPod name -> uid of the pod whose tokens it holds
         self.meta = meta
         self.meta_namespace = meta_namespace
         self.node_name = node_name
@@ -50,12 +60,16 @@ class VolumeSync:
     def track(self, name: str, pod: dict | None) -> None:
         for k in self._reads.pop(name, set()):
             self.readers.get(k, set()).discard(name)
+        uid = self._uids.pop(name, None)
+        if uid and (pod is None or pod["metadata"]["uid"] != uid):
+            self.tokens.forget(uid)
         if pod is None:
             last = self.written.pop(name, None)
             if last and last[1] is None:
                 self.unowned.add(name)  # written, but its SandboxPod never came: nothing collects it
             return
         ns = pod["metadata"]["namespace"]
+        self._uids[name] = pod["metadata"]["uid"]
         secrets, configmaps = referenced_volume_sources(pod)
         reads = {("secret", ns, n) for n in secrets} | {("configmap", ns, n) for n in configmaps}
         self._reads[name] = reads
@@ -76,15 +90,20 @@ class VolumeSync:
         return await self.tenant.get_or_none(f"/api/v1/namespaces/{ns}/{plural}/{name}")
 
     async def content(self, pod: dict) -> dict[str, dict] | None:
-        """Files of the pod's content volumes; None without any. Raises VolumeError."""
+        """Files of the pod's content volumes; None without any. Raises VolumeError.
+        With service-account tokens, the pod is queued again when the first is due."""
         if not has_content_volumes(pod):
             return None
-        ns = pod["metadata"]["namespace"]
+        meta = pod["metadata"]
+        ns = meta["namespace"]
         secret_names, cm_names = referenced_volume_sources(pod)
         secrets = {n: await self._get(self.secrets, "secrets", ns, n) for n in secret_names}
         configmaps = {n: await self._get(self.configmaps, "configmaps", ns, n) for n in cm_names}
+        tokens, due = await self.tokens.tokens(pod)
+        if due is not None:
+            self.requeue_after(sandboxpod_name(ns, meta["name"]), due)
         return volume_content(pod, secrets=secrets, configmaps=configmaps, node_name=self.node_name,
-                              allocatable=self.allocatable)
+                              allocatable=self.allocatable, tokens=tokens)
 
     async def write(self, name: str, content: dict[str, dict], labels: dict[str, str],
                     owner: dict | None = None) -> None:
@@ -107,11 +126,17 @@ class VolumeSync:
 
     async def sync(self, pod: dict, sbp: dict, emit: Callable[[str, str], None]) -> None:
         """Both exist: the content follows its sources. A source gone keeps the last files,
-        as a kubelet keeps them, and says why."""
+        as a kubelet keeps them, and says why. A finished pod's files are left as they are
+        (nothing runs to read them; its tokens are no longer refreshed)."""
+        if is_terminal(pod):
+            return
         try:
             content = await self.content(pod)
         except VolumeError as err:
             emit("FailedMount", str(err))
+            if err.volume in {ts.volume for ts in token_sources(pod)}:
+                # No source object's event would bring the pod back: try again.
+                self.requeue_after(sbp["metadata"]["name"], RETRY_AFTER_FAILED_REFRESH)
             return
         if content is not None:
             await self.write(sbp["metadata"]["name"], content, dict(sbp["metadata"].get("labels") or {}), owner=sbp)

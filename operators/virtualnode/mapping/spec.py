@@ -214,16 +214,12 @@ def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: st
     }
 
 
-_SA_TOKEN_VOLUME = "kube-api-access-"
-_SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-
 def dropped_fields(pod: dict) -> list[str]:
     """Pod fields a SandboxPod cannot carry yet, so that the user is told rather than
-    finding out. The service-account token volume every pod gets is not worth a warning."""
+    finding out."""
     spec = pod.get("spec") or {}
     out = []
-    vols = unsupported_volumes(pod, _SA_TOKEN_VOLUME)
+    vols = unsupported_volumes(pod)
     if vols:
         out.append(f"volumes [{' '.join(vols)}]")
     for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):

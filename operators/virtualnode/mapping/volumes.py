@@ -7,6 +7,8 @@ pkg/volume/{configmap,secret,downwardapi}) and writes them into one Secret per p
 the meta-cluster, the pod's *volume content*, named like its SandboxPod and owned by it.
 The SandboxPod spec only references the volumes; when a source changes, the content
 Secret is rewritten and the provider swaps the files in place (kubelet's AtomicWriter).
+Service-account tokens of projected volumes take the same way (satokens.py), so that a
+refreshed token reaches a running pod as an updated ConfigMap does.
 """
 from __future__ import annotations
 
@@ -15,9 +17,12 @@ import json
 from typing import Mapping
 
 from .envresolve import ConfigError, _field_value, _resource_value
+from .satokens import token_mode
 
 SUPPORTED = ("emptyDir", "configMap", "secret", "downwardAPI", "nfs", "projected")
 CONTENT_SOURCES = ("configMap", "secret", "downwardAPI")
+# A projection's token comes from the tenant's TokenRequest API (satokens.py), not from an object.
+PROJECTED_SOURCES = CONTENT_SOURCES + ("serviceAccountToken",)
 DEFAULT_MODE = 0o644
 # Only what a downward API *volume* may show (status fields are env-only upstream).
 _DOWNWARD_FIELDS = ("metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels",
@@ -36,20 +41,23 @@ class VolumeError(ConfigError):
 
 def volume_type(volume: dict) -> str | None:
     kind = next((k for k in volume if k != "name"), None)
-    if kind == "projected" and not all(set(src) <= set(CONTENT_SOURCES)
+    if kind == "projected" and not all(set(src) <= set(PROJECTED_SOURCES)
                                        for src in (volume["projected"] or {}).get("sources") or []):
-        return "projected (serviceAccountToken, clusterTrustBundle, ...)"  # not something a sandbox gets
+        return "projected (clusterTrustBundle, podCertificate, ...)"  # not something a sandbox gets
     return kind
 
 
 def sandbox_volumes(pod: dict) -> list[dict]:
-    """The pod's volumes a sandbox runs, as the tenant wrote them. Others (the service-account
-    token volume every pod gets, or types refused at admission) are not sent."""
+    """The pod's volumes a sandbox runs, as the tenant wrote them (types refused at admission
+    are not sent). Token sources stay out of the spec: their files come with the content."""
     out = []
     for v in (pod.get("spec") or {}).get("volumes") or []:
         kind = volume_type(v)
         if kind in SUPPORTED:
-            out.append({"name": v["name"], kind: dict(v[kind] or {})})
+            src = dict(v[kind] or {})
+            if kind == "projected" and src.get("sources"):
+                src["sources"] = [s for s in src["sources"] if s.get("serviceAccountToken") is None]
+            out.append({"name": v["name"], kind: src})
     return out
 
 
@@ -154,9 +162,12 @@ def downward_payload(volume: str, src: dict, pod: dict, *, node_name: str,
 
 
 def volume_content(pod: dict, *, secrets: Mapping[str, dict | None], configmaps: Mapping[str, dict | None],
-                   node_name: str, allocatable: Mapping[str, str | int] | None = None) -> dict[str, dict]:
-    """Volume name -> {relative path: {mode, data (base64)}} for every content volume."""
+                   node_name: str, allocatable: Mapping[str, str | int] | None = None,
+                   tokens: Mapping[tuple[str, int], str] | None = None) -> dict[str, dict]:
+    """Volume name -> {relative path: {mode, data (base64)}} for every content volume;
+    `tokens` holds the service-account token of each (volume, source index)."""
     allocatable = allocatable or {}
+    tokens = tokens or {}
     out: dict[str, dict] = {}
     for v in (pod.get("spec") or {}).get("volumes") or []:
         name = v["name"]
@@ -168,17 +179,18 @@ def volume_content(pod: dict, *, secrets: Mapping[str, dict | None], configmaps:
             out[name] = downward_payload(name, v["downwardAPI"], pod, node_name=node_name, allocatable=allocatable)
         elif v.get("projected") is not None and volume_type(v) == "projected":
             out[name] = projected_payload(name, v["projected"], pod, secrets=secrets, configmaps=configmaps,
-                                          node_name=node_name, allocatable=allocatable)
+                                          node_name=node_name, allocatable=allocatable, tokens=tokens)
     return out
 
 
 def projected_payload(volume: str, src: dict, pod: dict, *, secrets: Mapping[str, dict | None],
                       configmaps: Mapping[str, dict | None], node_name: str,
-                      allocatable: Mapping[str, str | int]) -> dict[str, dict]:
+                      allocatable: Mapping[str, str | int],
+                      tokens: Mapping[tuple[str, int], str] | None = None) -> dict[str, dict]:
     """Every source's files in one directory; the volume's defaultMode for items without a mode."""
     mode = {"defaultMode": src.get("defaultMode")}
     out: dict[str, dict] = {}
-    for p in src.get("sources") or []:
+    for i, p in enumerate(src.get("sources") or []):
         if p.get("configMap"):
             out.update(configmap_payload(volume, {**p["configMap"], **mode}, configmaps.get(p["configMap"]["name"])))
         elif p.get("secret"):
@@ -187,6 +199,11 @@ def projected_payload(volume: str, src: dict, pod: dict, *, secrets: Mapping[str
         elif p.get("downwardAPI") is not None:
             out.update(downward_payload(volume, {**p["downwardAPI"], **mode}, pod, node_name=node_name,
                                         allocatable=allocatable))
+        elif p.get("serviceAccountToken") is not None:
+            token = (tokens or {}).get((volume, i))
+            if token is None:
+                raise VolumeError(volume, "failed to fetch token: not requested yet")
+            out[p["serviceAccountToken"]["path"]] = _file(token.encode(), token_mode(pod, src), None)
     return out
 
 
@@ -207,7 +224,6 @@ def add_volumes(sb_spec: dict, pod: dict) -> dict:
     return sb_spec
 
 
-def unsupported_volumes(pod: dict, ignore_prefix: str = "kube-api-access-") -> list[str]:
+def unsupported_volumes(pod: dict) -> list[str]:
     """Volumes a sandbox does not get (admission refuses them; this covers pods admitted before)."""
-    return [v["name"] for v in (pod.get("spec") or {}).get("volumes") or []
-            if volume_type(v) not in SUPPORTED and not v["name"].startswith(ignore_prefix)]
+    return [v["name"] for v in (pod.get("spec") or {}).get("volumes") or [] if volume_type(v) not in SUPPORTED]
