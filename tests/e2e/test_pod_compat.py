@@ -101,13 +101,23 @@ def test_statefulset_volume_claim_templates_are_refused(compat):
     assert "spec.volumeClaimTemplates: Forbidden" in proc.stderr, proc.stderr
 
 
-def test_daemonsets_are_refused(compat):
+def test_a_daemonset_runs_one_pod_on_the_virtual_node(compat):
     ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
           "spec": {"selector": {"matchLabels": {"app": "agent"}},
                    "template": {"metadata": {"labels": {"app": "agent"}}, "spec": pod_spec()}}}
-    proc = create(compat, ds)
-    assert proc.returncode != 0
-    assert "DaemonSet: not supported" in proc.stderr, proc.stderr
+    assert create(compat, ds).returncode == 0, "DaemonSets are accepted"
+    try:
+        compat.kubectl("rollout", "status", "daemonset/agent", "--timeout=120s", timeout=130)
+        st = json.loads(compat.kubectl("get", "daemonset", "agent", "-o", "json").stdout)["status"]
+        assert (st["desiredNumberScheduled"], st["numberReady"]) == (1, 1), st
+        pods = json.loads(compat.kubectl("get", "pods", "-l", "app=agent", "-o", "json").stdout)["items"]
+        node = json.loads(compat.kubectl("get", "nodes", "-o", "json").stdout)["items"][0]["metadata"]["name"]
+        assert [(p["spec"]["nodeName"], p["status"]["phase"]) for p in pods] == [(node, "Running")]
+        # pinned to that node by the DaemonSet controller's required node affinity
+        terms = pods[0]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert terms["nodeSelectorTerms"][0]["matchFields"][0]["values"] == [node]
+    finally:
+        compat.kubectl("delete", "daemonset", "agent", "--wait=false", check=False)
 
 
 def test_supported_specs_pass_and_run(compat):

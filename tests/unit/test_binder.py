@@ -155,3 +155,26 @@ def test_tolerations_match_as_the_api_defines():
     assert taint_mismatch({"spec": {"tolerations": [{"key": "node.kubernetes.io/unschedulable",
                                                      "operator": "Exists"}]}}, cordoned) is None
     assert taint_mismatch({"spec": {}}, {"spec": {"taints": [taint]}}) is not None  # NoExecute also filters
+
+
+def pinned(to: str) -> dict:
+    """The affinity the DaemonSet controller gives each of its pods."""
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [to]}]}]}}}
+
+
+async def test_required_node_affinity_is_honoured_and_a_daemonset_pod_binds_to_its_node():
+    tenant, caches, binder = make(Capacity(pods=10, cpu_millis=4000, memory=8 << 30))
+    tenant.put(PODS, pod("ds-here", affinity=pinned(NODE)))
+    tenant.put(PODS, pod("ds-elsewhere", affinity=pinned("another-node")))
+    zone = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["z9"]}]}]}}}
+    tenant.put(PODS, pod("zoned", affinity=zone))
+    async with Tasks() as tasks:
+        tasks(caches)
+        tasks(binder)
+        await until(lambda: node_of(tenant, "ds-here") == NODE)
+        await until(lambda: scheduled(tenant, "ds-elsewhere") is not None and scheduled(tenant, "zoned") is not None)
+        for name in ("ds-elsewhere", "zoned"):
+            assert "didn't match Pod's node affinity/selector" in scheduled(tenant, name)["message"]
+            assert node_of(tenant, name) is None

@@ -13,6 +13,7 @@ import logging
 from ...kubeclient.events import EventRecorder
 from ...kubeclient.client import STRATEGIC, ApiError, KubeClient
 from ...kubeclient.informer import Informer
+from ..mapping.nodeaffinity import node_mismatch
 from ..mapping.quota import Capacity, Resources, check_fit, is_terminal, pod_requests
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,9 @@ def wants_binding(pod: dict) -> bool:
             and not spec.get("schedulingGates"))
 
 
-def selector_mismatch(pod: dict, labels: dict[str, str]) -> str | None:
-    sel = (pod.get("spec") or {}).get("nodeSelector") or {}
-    if all(labels.get(k) == v for k, v in sel.items()):
-        return None
-    return "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+def selector_mismatch(pod: dict, labels: dict[str, str], node_name: str = "") -> str | None:
+    """nodeSelector and required node affinity against the node's labels (nodeaffinity.py)."""
+    return node_mismatch(pod, {"metadata": {"name": node_name, "labels": labels}})
 
 
 def tolerates(toleration: dict, taint: dict) -> bool:
@@ -136,7 +135,9 @@ class Binder:
                 uid = pod["metadata"]["uid"]
                 if uid in self.in_flight:
                     continue
-                reason = selector_mismatch(pod, self.node_labels) or taint_mismatch(pod, self.node)
+                # The Node's labels as the apiserver has them (a tenant may add its own).
+                labels = {**self.node_labels, **((self.node.get("metadata") or {}).get("labels") or {})}
+                reason = selector_mismatch(pod, labels, self.node_name) or taint_mismatch(pod, self.node)
                 if reason is None:
                     used, count = self.used()
                     reason = check_fit(self.capacity, used, count, pod_requests(pod))
