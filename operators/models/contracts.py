@@ -113,3 +113,6 @@ SERVICE_CIDR = "10.96.0.0/16"
 # The tenant DNS domain: pods' search path (virtual node), the PrivateZone it writes, the
 # privatezone operator's default zone.
 CLUSTER_DOMAIN = "cluster.local"
+# Service environment variables a SandboxPod carries at most (its schema, and the virtual
+# node, which refuses a pod over it naming spec.enableServiceLinks).
+MAX_SERVICE_ENV = 10000

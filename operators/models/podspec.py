@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .base import C_IDENTIFIER_ENV, DNS1123_LABEL, DNS1123_SUBDOMAIN, QUANTITY_PATTERN, K8sModel, cel, quantity
+from .contracts import MAX_SERVICE_ENV
 from .imageref import IMAGE_REFERENCE, MAX_IMAGE_LENGTH
 from .volumes import VOLUME_SCHEMA, Volume, VolumeMount
 from .securitycontext import SECURITY_CONTEXT_SCHEMA, PodSecurityContext, SecurityContext
@@ -227,6 +228,11 @@ class PodDNSConfig(K8sModel):
     options: list[PodDNSConfigOption] | None = Field(default=None, max_length=16)
 
 
+class ServiceEnvVar(K8sModel):
+    name: str = Field(min_length=1, max_length=253, pattern=C_IDENTIFIER_ENV)
+    value: str = Field(max_length=512)
+
+
 class HostAlias(K8sModel):
     """One line of the pod's /etc/hosts, as core/v1 HostAlias."""
 
@@ -253,6 +259,14 @@ class PodSpec(K8sModel):
     terminationGracePeriodSeconds: int | None = Field(
         default=30, ge=0, le=3600, description="Seconds between SIGTERM and SIGKILL on deletion.")
     hostname: str | None = Field(default=None, max_length=63, pattern=DNS1123_LABEL)
+    hostDomain: str | None = Field(
+        default=None, max_length=189, pattern=DNS1123_SUBDOMAIN,
+        description="The pod's domain (a tenant pod's `<subdomain>.<namespace>.svc.cluster.local`): /etc/hosts maps "
+                    "the pod's IP to `<hostname>.<hostDomain>` and `<hostname>`, as the kubelet writes it.")
+    serviceEnv: list[ServiceEnvVar] | None = Field(
+        default=None, max_length=MAX_SERVICE_ENV,
+        description="Service environment variables (`<SVC>_SERVICE_HOST`...), given to every container besides its "
+                    "own env; a name the container defines itself keeps the container's value.")
     activeDeadlineSeconds: int | None = Field(default=None, ge=1)
     dnsPolicy: Literal["ClusterFirst", "Default", "None"] | None = Field(
         default=None, description="ClusterFirst: the VPC resolver (private zones) plus dnsConfig; Default: the "

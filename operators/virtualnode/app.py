@@ -50,7 +50,8 @@ class VirtualNode:
         self.podsync = PodSync(tenant=tenant, meta=meta, pods=inf.pods, sandboxes=inf.sandboxes,
                                configmaps=inf.configmaps, secrets=inf.secrets, events=self.events,
                                node_name=opts.node_name, meta_namespace=opts.meta_namespace, cluster=opts.cluster,
-                               cluster_uid=opts.cluster_uid, allocatable={"cpu": opts.cpu, "memory": opts.memory})
+                               cluster_uid=opts.cluster_uid, allocatable={"cpu": opts.cpu, "memory": opts.memory},
+                               services=inf.services)
         self.services = ServiceSync(tenant=tenant, meta=meta, services=inf.services, slices=inf.slices,
                                     servicelbs=inf.servicelbs, events=self.events, cluster=opts.cluster,
                                     cluster_uid=opts.cluster_uid, meta_namespace=opts.meta_namespace,

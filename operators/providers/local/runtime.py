@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+import os
 from pathlib import Path
 
 from ...config import sk8s_home
@@ -16,10 +16,11 @@ from ...models.contracts import LABEL_SANDBOX_UID
 from ...models.podspec import Container, PodSpec
 from ..errors import ImagePullError, ProviderError
 from ..sandbox import SandboxInstance, SandboxRef
-from . import imagepull, podenv, security, status, termlog, volumes
+from . import hostsfile, podenv, security, status, termlog, volumes
 from .podman import Podman, cannot_run, pod_netns, scrub_host_paths
 from .spec import container_name, previous_container_name, pull_policy, run_args
 
+MAX_HOSTS_FILE = 1 << 20
 LOG_SETTLE_READS = 5  # FallbackToLogsOnError: reads of an empty log tail, 0.1 s apart
 _PULL_FAILURES = ("initializing source", "pinging container registry", "manifest unknown",
                   "unable to pull", "requested access to the resource is denied", "Trying to pull",
@@ -60,54 +61,29 @@ class PodmanRuntime:
         return volumes.volume_dir(self.volume_root, ref, volume)
 
     # --- containers (the kubelet's ContainerRuntime) ----------------------------------
-    async def pull_image(self, c: Container, event) -> None:
-        """As the kubelet's image manager (EnsureImageExists) before it creates a container:
-        pull per the container's pull policy, recording Pulling/Pulled as it goes
-        (`event(type, reason, message)`, imagepull.py for the wording)."""
-        policy = pull_policy(c)
-        present = (await self.podman.run("image", "exists", "--", c.image, check=False)).rc == 0
-        if not present and policy == "Never":
-            raise ImagePullError(f'image "{c.image}" is not present with pull policy of Never',
-                                 reason="ErrImageNeverPull")
-        if present and policy != "Always":
-            event("Normal", "Pulled", imagepull.present_message(c.image))
-            return
-        event("Normal", "Pulling", imagepull.pulling_message(c.image))
-        waited = time.monotonic()
-        async with self._creating:
-            started = time.monotonic()
-            pulled = await self.podman.run("pull", "--quiet", "--", c.image, check=False, timeout=600)
-        done = time.monotonic()
-        if pulled.rc != 0:
-            if not present:
-                raise ImagePullError(f'failed to pull image "{c.image}": {pulled.err.strip()}')
-            # like --pull=newer: a registry out of reach keeps the local image, which is used
-            event("Normal", "Pulled", imagepull.present_message(c.image))
-            return
-        size = await self.podman.run("image", "inspect", "--format={{.Size}}", "--", c.image, check=False)
-        event("Normal", "Pulled", imagepull.pulled_message(c.image, done - started, done - waited,
-                                                             size.out.strip() if size.rc == 0 else ""))
-
     async def create_container(self, ref: SandboxRef, spec: PodSpec, c: Container, *, network: str,
-                               labels: dict[str, str], dns: list[str], new_pod: bool, init: bool = False,
-                               pulled: bool = False) -> None:
-        """`podman run` one container of the pod; the first one creates the pod. Idempotent.
-        `pulled`: `pull_image` has just pulled per the policy, so nothing is pulled again."""
+                               labels: dict[str, str], dns: list[str], new_pod: bool, init: bool = False) -> None:
+        """`podman run` one container of the pod; the first one creates the pod. Idempotent."""
         late_env = None
-        if podenv.late_fields(c):
-            late_env = await self._late_env(ref, spec, network=network, dns=dns)
+        if podenv.late_fields(c) or (new_pod and spec.hostDomain):
+            infra = await self._started_pod(ref, spec, network=network, dns=dns)
+            if new_pod and spec.hostDomain:  # before any container of the pod runs
+                await self._add_domain_line(ref, spec, infra)
+            if podenv.late_fields(c):
+                ip, gw = podenv.infra_addresses(infra)
+                late_env = podenv.late_values(ip, gw or self.host_ip)
             new_pod = False
         subpaths = None
         if any(m.subPath for m in c.volumeMounts or []):
             # Resolved anew for every run: an earlier container of the pod may have changed
             # the volume since (volumes.prepare_subpaths, subpath.py).
             subpaths = await asyncio.to_thread(volumes.prepare_subpaths, ref, spec, c, self.volume_root)
-        image_user = await self._image_user(c, pulled) if security.needs_image_user(spec, c) else None
+        image_user = await self._image_user(c) if security.needs_image_user(spec, c) else None
         term_log = await asyncio.to_thread(termlog.prepare, self.volume_root, ref, c)  # empty for this run
         for _ in range(3):
             args = run_args(ref, spec, c, network=network, labels=labels, new_pod=new_pod, dns=dns, init=init,
                             late_env=late_env, volume_root=self.volume_root, subpaths=subpaths,
-                            image_user=image_user, termination_log=term_log, pulled=pulled)
+                            image_user=image_user, termination_log=term_log)
             async with self._creating:
                 res = await self.podman.run(*args, check=False, timeout=600)
             if res.rc == 0 or "is already in use" in res.err:
@@ -124,10 +100,10 @@ class PodmanRuntime:
     def _classify(self, image: str, stderr: str) -> ProviderError:
         return classify_run_error(image, stderr, {str(self.volume_root): "<volumes>", str(sk8s_home()): "<sk8s>"})
 
-    async def _image_user(self, c: Container, pulled: bool = False) -> str:
+    async def _image_user(self, c: Container) -> str:
         """The image's configured user (runAsNonRoot is verified against it), pulling the image
-        first per its pull policy (unless `pulled`), as the kubelet pulls before it creates a container."""
-        policy = "IfNotPresent" if pulled else pull_policy(c)
+        first per its pull policy, as the kubelet pulls before it creates a container."""
+        policy = pull_policy(c)
         present = (await self.podman.run("image", "exists", "--", c.image, check=False)).rc == 0
         if not present and policy == "Never":
             raise ImagePullError(f'image "{c.image}" is not present with pull policy of Never',
@@ -140,8 +116,9 @@ class PodmanRuntime:
         res = await self.podman.run("image", "inspect", "--format={{.Config.User}}", "--", c.image)
         return res.out.strip()
 
-    async def _late_env(self, ref: SandboxRef, spec: PodSpec, *, network: str, dns: list[str]) -> dict[str, str]:
-        """The pod IP and host IP for env, creating and starting the pod's network first."""
+    async def _started_pod(self, ref: SandboxRef, spec: PodSpec, *, network: str, dns: list[str]) -> dict:
+        """The pod's infra container (`podman container inspect`), the pod created and started
+        first: its address (for the late env) and its hosts file exist then."""
         res = await self.podman.run(*podenv.pod_create_args(ref, spec, network=network, dns=dns), check=False)
         if res.rc != 0 and "already exists" not in res.err:
             raise ProviderError(f"creating pod {ref.instance_name}: {res.err.strip()}", reason="RunContainerError")
@@ -149,8 +126,18 @@ class PodmanRuntime:
         pod = await self.podman.json("pod", "inspect", ref.instance_name)
         pod = pod[0] if isinstance(pod, list) else pod
         infra = await self.podman.json("container", "inspect", pod.get("InfraContainerID", ""))
-        ip, gw = podenv.infra_addresses(infra[0] if isinstance(infra, list) else infra)
-        return podenv.late_values(ip, gw or self.host_ip)
+        return (infra[0] if isinstance(infra, list) and infra else infra) or {}
+
+    async def _add_domain_line(self, ref: SandboxRef, spec: PodSpec, infra: dict) -> None:
+        """spec.hostDomain: the kubelet's `<ip> <hostname>.<domain> <hostname>` in the pod's
+        hosts file, which podman shares from the infra container to every container."""
+        ip, _ = podenv.infra_addresses(infra)
+        line = hostsfile.domain_line(ip or "", spec.hostname or ref.name, spec.hostDomain or "")
+        path = infra.get("HostsPath")
+        if not path:
+            raise ProviderError(f"pod {ref.instance_name} has no hosts file", reason="RunContainerError")
+        await asyncio.to_thread(_add_line, Path(path), line)
+
 
     async def inspect_container(self, ref: SandboxRef, container: str) -> dict | None:
         res = await self.podman.run("container", "inspect", "--", container_name(ref, container), check=False)
@@ -250,3 +237,19 @@ class PodmanRuntime:
         """Every container labelled with the sandbox, inside its pod or not."""
         out = await self.podman.json("ps", "--all", "--format=json", f"--filter=label={LABEL_SANDBOX_UID}={ref.uid}")
         return out if isinstance(out, list) else []
+
+
+def _add_line(path: Path, line: str) -> None:
+    """Rewritten in place (containers bind-mount this very file), never through a symlink.
+    After a provider restart the pod's containers may have written it: one grown beyond
+    any hosts file is not read (and keeps what it has)."""
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    with os.fdopen(fd, "r+", errors="replace") as f:
+        content = f.read(MAX_HOSTS_FILE + 1)
+        if len(content) > MAX_HOSTS_FILE:
+            return
+        updated = hostsfile.with_domain_line(content, line)
+        if updated != content:
+            f.seek(0)
+            f.write(updated)
+            f.truncate()

@@ -66,11 +66,14 @@ def resource_args(c: Container) -> list[str]:
     return args
 
 
-def env_args(c: Container, ref: SandboxRef, late: dict[str, str] | None = None) -> list[str]:
-    """`late`: values of status.podIP and the like, once the pod has its network (podenv.py)."""
+def env_args(c: Container, ref: SandboxRef, late: dict[str, str] | None = None,
+             service_env: list | None = None) -> list[str]:
+    """`late`: values of status.podIP and the like, once the pod has its network (podenv.py);
+    `service_env`: the pod's service variables, first, for the names the container leaves free."""
     field_values = {"metadata.name": ref.name, "metadata.namespace": ref.namespace, "metadata.uid": ref.uid,
                     **(late or {})}
-    args = []
+    own = {e.name for e in c.env or []}
+    args = [f"--env={e.name}={e.value}" for e in service_env or [] if e.name not in own]
     for e in c.env or []:
         if e.valueFrom is None:
             args.append(f"--env={e.name}={e.value or ''}")
@@ -133,7 +136,7 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
              new_pod: bool, init: bool = False, dns: list[str] | None = None,
              volume_root: Path | None = None, late_env: dict[str, str] | None = None,
              subpaths: dict[int, str] | None = None, image_user: str | None = None,
-             termination_log: Path | None = None, pulled: bool = False) -> list[str]:
+             termination_log: Path | None = None) -> list[str]:
     """`podman run` arguments for one container; the first one creates the pod. `subpaths`:
     the bind mounts of its subPaths, made by volumes.prepare_subpaths just before;
     `termination_log`: the provider's file for its terminationMessagePath (termlog.py)."""
@@ -158,14 +161,13 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
         # own policy would restart at once, forever, without CrashLoopBackOff.
         "--restart=no",
         f"--stop-timeout={spec.terminationGracePeriodSeconds if spec.terminationGracePeriodSeconds is not None else 30}",
-        # With `image_user` or `pulled`, the provider has just pulled per the policy (the
-        # kubelet's Pulled event; the image's USER).
-        f"--pull={PULL[pull_policy(c)] if image_user is None and not pulled else 'missing'}",
+        # With `image_user`, the provider has just pulled per the policy to read the image's USER.
+        f"--pull={PULL[pull_policy(c)] if image_user is None else 'missing'}",
         "--log-driver=k8s-file",
     ]
     args += resource_args(c)
     args += security_args(spec, c, image_user, f"{ref.name}_{ref.namespace}({ref.uid})")  # security.py
-    args += env_args(c, ref, late_env)
+    args += env_args(c, ref, late_env, spec.serviceEnv)
     if c.volumeMounts:
         args += mount_args(ref, spec, c, volume_root or default_root(), subpaths)
     args += termlog.mount_args(c, termination_log)

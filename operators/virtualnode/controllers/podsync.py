@@ -12,11 +12,13 @@ event or a relist all converge the same way, and nothing polls.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from ..mapping import deadline
 from ..mapping.envresolve import ConfigError, referenced_sources, resolve_env
+from ..mapping.serviceenv import service_env_of
 from ...kubeclient.events import EventRecorder
 from ...kubeclient.informer import Informer
 from ...kubeclient.client import MERGE, ApiError, KubeClient
@@ -36,6 +38,7 @@ WORKERS = 16
 COMPONENT = "sk8s-virtual-node"
 CONFIG_RETRY_MAX = 10.0   # a missing Secret is usually created moments later
 REJECTED_RETRY_MAX = 60.0
+SERVICES_SYNC_WAIT = 5.0  # then CreateContainerConfigError with the kubelet's message, and retries
 
 
 def _deleting(obj: dict | None) -> bool:
@@ -51,8 +54,10 @@ def _ever_ran(pod: dict) -> bool:
 class PodSync:
     def __init__(self, *, tenant: KubeClient, meta: KubeClient, pods: Informer, sandboxes: Informer,
                  configmaps: Informer, secrets: Informer, events: EventRecorder, node_name: str,
-                 meta_namespace: str, cluster: str, cluster_uid: str, allocatable: dict[str, str]):
+                 meta_namespace: str, cluster: str, cluster_uid: str, allocatable: dict[str, str],
+                 services: Informer | None = None):
         self.tenant = tenant
+        self.services = services  # read for the pods' service variables (started by the VirtualNode)
         self.meta = meta
         self.pods = pods
         self.sandboxes = sandboxes
@@ -162,7 +167,8 @@ class PodSync:
             self.lost.discard(meta["uid"])
             return
         try:
-            env = await self._environment(pod)
+            service_env = await self._service_env(pod)
+            env = await self._environment(pod, service_env)
             content = await self.volumes.content(pod)
         except VolumeError as err:
             await self._mount_error(name, pod, str(err))
@@ -171,7 +177,7 @@ class PodSync:
             await self._config_error(name, pod, str(err), CONFIG_RETRY_MAX)
             return
         body = build_sandboxpod(pod, namespace=self.meta_namespace, cluster=self.cluster,
-                                cluster_uid=self.cluster_uid, env=env)
+                                cluster_uid=self.cluster_uid, env=env, service_env=service_env)
         if content is not None:
             # Before the SandboxPod, so that the provider finds the files; owned by it right after.
             await self.volumes.write(name, content, body["metadata"]["labels"])
@@ -234,7 +240,18 @@ class PodSync:
         self.lost.discard(pod["metadata"]["uid"])
         return True
 
-    async def _environment(self, pod: dict) -> dict[str, list[dict]]:
+    async def _service_env(self, pod: dict) -> dict[str, str]:
+        """The pod's service variables, from the Services as they are now (the kubelet reads
+        them as it creates a container), once the Service cache is complete."""
+        if self.services is None:
+            return {}
+        try:
+            await asyncio.wait_for(self.services.synced.wait(), SERVICES_SYNC_WAIT)
+        except asyncio.TimeoutError:
+            raise ConfigError("services have not yet been read at least once, cannot construct envvars") from None
+        return service_env_of(self.services.items(), pod)
+
+    async def _environment(self, pod: dict, service_env: dict[str, str] | None = None) -> dict[str, list[dict]]:
         ns = pod["metadata"]["namespace"]
         secret_names, cm_names = referenced_sources(pod)
         secrets = {n: await self.tenant.get_or_none(f"/api/v1/namespaces/{ns}/secrets/{n}") for n in secret_names}
@@ -244,7 +261,7 @@ class PodSync:
         spec = pod.get("spec") or {}
         for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
             values, skipped = resolve_env(pod, c, secrets=secrets, configmaps=configmaps, node_name=self.node_name,
-                                          allocatable=self.allocatable)
+                                          allocatable=self.allocatable, service_env=service_env)
             env[c["name"]] = values
             for message in skipped:
                 self.events.emit(pod, "Warning", "InvalidEnvironmentVariableNames", message)

@@ -15,6 +15,7 @@ from ...kubeclient.informer import Informer
 from ...kubeclient.client import ApiError, KubeClient
 from ...kubeclient.runner import Runner
 from ...models.contracts import LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE
+from ..mapping.reversezone import REVERSE_ZONE_OBJECT, build_reverse_zone, ptr_records
 from ..mapping.services import (ZONE_OBJECT, build_servicelbs, build_zone,
                        external_type, ignored_ports, ingress, lb_failure, lb_refusal, records, svc_key)
 
@@ -42,7 +43,7 @@ class ServiceSync:
         self.runner = Runner("service", self.reconcile, workers=WORKERS, describe=lambda key: "/".join(key))
         self.queue = self.runner.queue
         self.zone_dirty = asyncio.Event()
-        self._zone_records: list[dict] | None = None
+        self._zone_records: dict[str, list[dict]] = {}  # zone object -> records last written
         self.services.handlers.append(self._on_service)
         self.slices.handlers.append(self._on_slice)
         self.lbs.handlers.append(self._on_lb)
@@ -181,18 +182,23 @@ class ServiceSync:
                 self.zone_dirty.set()
 
     async def _sync_zone(self) -> None:
-        want = records(self.services.items(), self.slices_of, self.lbs.store, self.service_cidr)
-        if want == self._zone_records:
+        services = self.services.items()
+        await self._sync_one_zone(ZONE_OBJECT, records(services, self.slices_of, self.lbs.store, self.service_cidr),
+                                  build_zone)
+        # PTR records in a zone of their own, as kube-dns answers them (mapping/reversezone.py).
+        await self._sync_one_zone(REVERSE_ZONE_OBJECT, ptr_records(services, self.slices_of), build_reverse_zone)
+
+    async def _sync_one_zone(self, name: str, want: list[dict], build) -> None:
+        if want == self._zone_records.get(name):
             return
-        path = f"{self.zone_path}/{ZONE_OBJECT}"
         try:
-            await self.meta.patch(path, {"spec": {"records": want}})
+            await self.meta.patch(f"{self.zone_path}/{name}", {"spec": {"records": want}})
         except ApiError as exc:
             if exc.status != 404:
                 raise
-            await self.meta.create(self.zone_path, build_zone(cluster=self.cluster, cluster_uid=self.cluster_uid,
-                                                              namespace=self.namespace, zone_records=want))
-        self._zone_records = want
+            await self.meta.create(self.zone_path, build(cluster=self.cluster, cluster_uid=self.cluster_uid,
+                                                         namespace=self.namespace, zone_records=want))
+        self._zone_records[name] = want
 
 
 def _spec_differs(have: dict, want: dict) -> bool:

@@ -144,8 +144,9 @@ class _Environment:
     """The environment being built, in the kubelet's order: a later definition of a name
     replaces the earlier one and takes its position; late fieldRefs stay sources."""
 
-    def __init__(self) -> None:
+    def __init__(self, services: Mapping[str, str] | None = None) -> None:
         self.values: dict[str, str] = {}
+        self.services = services or {}   # service variables: seen by $(VAR), given by the provider
         self.late: dict[str, dict] = {}  # name -> fieldRef source, resolved by the provider
         self.skipped: list[str] = []     # kubelet messages on invalid envFrom names
 
@@ -159,7 +160,10 @@ class _Environment:
         self.late[name] = {"fieldRef": {"fieldPath": path}}
 
     def lookup(self, name: str) -> str | None:
-        return self.values.get(name)
+        """As the kubelet's MappingFuncFor(tmpEnv, serviceEnv): the container's own first."""
+        if name in self.values or name in self.late:
+            return self.values.get(name)
+        return self.services.get(name)
 
     def result(self) -> tuple[list[dict], list[str]]:
         env = [{"name": k, "value": v} for k, v in self.values.items()]
@@ -288,17 +292,20 @@ def _add_env_var(env: _Environment, e: dict, container: dict, src: _Sources) -> 
 
 def resolve_env(pod: dict, container: dict, *, secrets: Mapping[str, dict | None],
                 configmaps: Mapping[str, dict | None], node_name: str,
-                allocatable: Mapping[str, str | int] | None = None) -> tuple[list[dict], list[str]]:
+                allocatable: Mapping[str, str | int] | None = None,
+                service_env: Mapping[str, str] | None = None) -> tuple[list[dict], list[str]]:
     """The container's environment with every value that can be known now made literal.
 
     `secrets`/`configmaps` map names to objects, or to None when they do not exist.
     Returns the env list and, per envFrom source with invalid variable names, the kubelet's message.
     Raises ConfigError with the kubelet's message when a required value is missing.
+    `service_env` (serviceenv.py) is not in the result (the SandboxPod carries it once for
+    all containers) but `$(VAR)` sees it, as the kubelet's expansion does.
     As the kubelet's makeEnvironmentVariables: envFrom first, then env, each value from its source.
     """
     src = _Sources(pod, (pod.get("metadata") or {}).get("namespace", ""), secrets, configmaps, node_name,
                    allocatable or {})
-    env = _Environment()
+    env = _Environment(service_env)
     for ef in container.get("envFrom") or []:
         _add_env_from(env, ef, src)
     for e in container.get("env") or []:
@@ -306,9 +313,13 @@ def resolve_env(pod: dict, container: dict, *, secrets: Mapping[str, dict | None
     return env.result()
 
 
-def expand_command(items: list[str] | None, env: list[dict]) -> list[str] | None:
-    """`$(VAR)` in command and args refer to the container's environment."""
+def expand_command(items: list[str] | None, env: list[dict],
+                   service_env: Mapping[str, str] | None = None) -> list[str] | None:
+    """`$(VAR)` in command and args refer to the container's environment, service variables
+    included (the kubelet expands them with the container's final environment)."""
     if items is None:
         return None
-    values = {e["name"]: e["value"] for e in env if "value" in e}
+    own = {e["name"] for e in env}
+    values = {k: v for k, v in (service_env or {}).items() if k not in own}
+    values.update({e["name"]: e["value"] for e in env if "value" in e})
     return [expand(s, values.get) for s in items]

@@ -59,14 +59,14 @@ def hostname_of(pod: dict) -> str:
     return name.replace(".", "-").rstrip("-") or "pod"
 
 
-def _container(c: dict, env: list[dict] | None) -> dict:
+def _container(c: dict, env: list[dict] | None, service_env: dict[str, str] | None = None) -> dict:
     from .envresolve import expand_command  # local: keeps this module's import graph flat
     out: dict = {"name": c["name"], "image": c["image"]}
     env = env or []
     if c.get("command") is not None:
-        out["command"] = expand_command(c["command"], env)
+        out["command"] = expand_command(c["command"], env, service_env)
     if c.get("args") is not None:
-        out["args"] = expand_command(c["args"], env)
+        out["args"] = expand_command(c["args"], env, service_env)
     for f in _CONTAINER_FIELDS:
         if c.get(f) is not None:
             out[f] = c[f]
@@ -176,14 +176,25 @@ def sandbox_labels(pod: dict, *, cluster: str, cluster_uid: str) -> dict[str, st
     }
 
 
+def host_domain(pod: dict) -> str | None:
+    """As the kubelet's GeneratePodHostNameAndDomain: `<subdomain>.<ns>.svc.<domain>` when
+    spec.subdomain is set (whether a Service of that name exists or not)."""
+    sub = (pod.get("spec") or {}).get("subdomain")
+    ns = (pod.get("metadata") or {}).get("namespace", "")
+    if not sub or not _DNS_LABEL.match(sub) or len(sub) > MAX_LABEL or not _DNS_LABEL.match(ns):
+        return None  # the apiserver validated both as DNS labels: anything else is not written
+    return f"{sub}.{ns}.svc.{CLUSTER_DOMAIN}"
+
+
 def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: str,
-                     env: dict[str, list[dict]]) -> dict:
-    """The SandboxPod for a tenant pod; `env` maps container names to resolved environments."""
+                     env: dict[str, list[dict]], service_env: dict[str, str] | None = None) -> dict:
+    """The SandboxPod for a tenant pod; `env` maps container names to resolved environments,
+    `service_env` is the pod's service variables (serviceenv.py), carried once for all."""
     meta, spec = pod["metadata"], pod.get("spec") or {}
     grace = spec.get("terminationGracePeriodSeconds")
     sb_spec: dict = {
-        "containers": [_container(c, env.get(c["name"])) for c in spec.get("containers") or []],
-        **({"initContainers": [_container(c, env.get(c["name"])) for c in spec["initContainers"]]}
+        "containers": [_container(c, env.get(c["name"]), service_env) for c in spec.get("containers") or []],
+        **({"initContainers": [_container(c, env.get(c["name"]), service_env) for c in spec["initContainers"]]}
            if spec.get("initContainers") else {}),
         "restartPolicy": spec.get("restartPolicy") or "Always",
         "terminationGracePeriodSeconds": min(max(int(30 if grace is None else grace), 0), MAX_GRACE),
@@ -192,6 +203,10 @@ def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: st
     }
     if spec.get("activeDeadlineSeconds"):
         sb_spec["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
+    if host_domain(pod):
+        sb_spec["hostDomain"] = host_domain(pod)  # /etc/hosts: `<ip> <hostname>.<hostDomain> <hostname>`
+    if service_env:
+        sb_spec["serviceEnv"] = [{"name": k, "value": v} for k, v in service_env.items()]
     for f in ("securityContext", "hostUsers"):
         if spec.get(f) is not None:
             sb_spec[f] = spec[f]
