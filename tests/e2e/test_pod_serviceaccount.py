@@ -68,6 +68,12 @@ def claims(token: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
+def assert_never_logged(t, token: str) -> None:
+    """No log of the installation (operators, virtual nodes, apiservers) holds the token."""
+    logs = [p for p in t.meta.home.rglob("*.log") if p.is_file()]
+    assert logs and not [str(p) for p in logs if token in p.read_text(errors="replace")]
+
+
 def test_a_pod_gets_a_bound_token_the_ca_and_its_namespace(sat):
     apply(sat, pod("reader"))
     p = sat.wait_pod("reader", running)
@@ -96,6 +102,7 @@ def test_a_pod_gets_a_bound_token_the_ca_and_its_namespace(sat):
         proc = sat.kubectl("auth", "whoami", "-o", "json", f"--kubeconfig={d}/empty", f"--server={server}",
                            f"--certificate-authority={d}/ca.crt", f"--token={token}")
     assert json.loads(proc.stdout)["status"]["userInfo"]["username"] == "system:serviceaccount:default:default"
+    assert_never_logged(sat, token)
 
 
 def test_a_projected_token_has_its_own_audience_and_expiry(sat):
@@ -145,6 +152,8 @@ def test_a_token_is_rotated_in_a_running_pod(sat):
     assert st["authenticated"] is True and st["user"]["extra"]["authentication.kubernetes.io/pod-name"] == \
         ["rotating"]
     assert claims(current)["iat"] > claims(first)["iat"]
+    assert_never_logged(sat, first)
+    assert_never_logged(sat, current)
 
 
 def test_a_refused_token_request_is_a_failed_mount_and_the_pod_waits(sat):
