@@ -154,6 +154,42 @@ def test_exec_from_the_python_client(tenant):
     assert ws.returncode == 6
 
 
+@pytest.mark.parametrize("protocol", ["channel.k8s.io", "base64.channel.k8s.io"])
+def test_exec_over_the_pre_v4_websocket_protocols(tenant, protocol):
+    # Old client libraries: the same channels, and only a failure's text on the error channel.
+    import base64
+    import ssl
+
+    import websocket
+    from kubernetes import client, config
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=str(tenant.kubeconfig), client_configuration=cfg)
+    url = (cfg.host.replace("https://", "wss://") + "/api/v1/namespaces/default/pods/two/exec"
+           "?container=box&command=sh&command=-c&command=echo%20old;%20exit%205&stdout=1&stderr=1")
+    ws = websocket.create_connection(url, subprotocols=[protocol], timeout=20, sslopt={
+        "cert_reqs": ssl.CERT_REQUIRED, "ca_certs": cfg.ssl_ca_cert, "certfile": cfg.cert_file,
+        "keyfile": cfg.key_file})
+    assert ws.subprotocol == protocol
+    got: dict[int, bytes] = {}
+    try:
+        while True:
+            msg = ws.recv()
+            if not msg:
+                break
+            if protocol.startswith("base64"):
+                channel, data = int(msg[0]), base64.b64decode(msg[1:])
+            else:
+                msg = msg if isinstance(msg, bytes) else msg.encode()
+                channel, data = msg[0], msg[1:]
+            got[channel] = got.get(channel, b"") + data
+    except websocket.WebSocketConnectionClosedException:
+        pass
+    finally:
+        ws.close()
+    assert got[1] == b"old\n"
+    assert got[3] == b"command terminated with non-zero exit code: command terminated with exit code 5"
+
+
 def test_kubectl_cp_both_ways(tenant, tmp_path):
     # kubectl cp is tar over exec: binary stdin and stdout, end of input, exit code.
     payload = os.urandom(300_000)

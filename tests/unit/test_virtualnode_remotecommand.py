@@ -292,3 +292,31 @@ async def test_exec_over_spdy_as_older_clients_speak_it(kubelet):
     assert spdy.Ping(9) in got
     writer.close()
     assert provider.log[0] == ("exec", "default.web", "c", ["cat"], True, False)
+
+
+async def test_pre_v4_protocols_report_only_failures_as_text(kubelet):
+    c, provider = kubelet
+    url = "/exec/default/web/c?command=sh&input=1&output=1"
+    async with c.ws_connect(url, protocols=[rc.V1]) as ws:
+        assert ws.protocol == rc.V1
+        assert (await ws.receive_bytes()) == b"\x01"
+        await ws.send_bytes(b"\x00exit 3")
+        got = await _collect(ws)
+    assert got[rc.ERROR] == b"command terminated with non-zero exit code: command terminated with exit code 3"
+    async with c.ws_connect(url, protocols=[rc.V1_BASE64]) as ws:
+        assert (await ws.receive_str()) == "1"
+        await ws.send_str("0" + base64.b64encode(b"exit 0").decode())
+        msgs = [m.data async for m in ws]
+    assert not any(m.startswith("3") for m in msgs), msgs  # success: nothing on the error channel
+    async with c.ws_connect(url) as ws:  # no subprotocol: binary, pre-v4
+        assert ws.protocol is None
+        assert (await ws.receive_bytes()) == b"\x01"
+        await ws.send_bytes(b"\x00exit 4")
+        got = await _collect(ws)
+    assert got[rc.ERROR].endswith(b"exit code 4")
+
+
+def test_status_for_each_protocol():
+    assert rc.status_for(rc.V4, GO_SUCCESS.encode()) == GO_SUCCESS.encode()
+    assert rc.status_for(rc.V1, GO_SUCCESS.encode()) is None
+    assert rc.status_for(rc.PRE_V4, rc.status_internal_error("boom")) == b"Internal error occurred: boom"

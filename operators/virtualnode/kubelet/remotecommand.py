@@ -17,8 +17,15 @@ from typing import Mapping
 V5 = "v5.channel.k8s.io"
 V4 = "v4.channel.k8s.io"
 V4_BASE64 = "v4.base64.channel.k8s.io"
+# Before v4 (and with no subprotocol at all) the framing is the same, but the error channel
+# carries only a failure's message as text, and nothing on success (the kubelet's
+# v1WriteStatusFunc, cri-streaming/remotecommand).
+V1 = "channel.k8s.io"
+V1_BASE64 = "base64.channel.k8s.io"
+PRE_V4 = ""  # a client that asks for no subprotocol
 # In the order of preference: the client's own order decides among these.
-PROTOCOLS = (V5, V4, V4_BASE64)
+PROTOCOLS = (V5, V4, V4_BASE64, V1, V1_BASE64)
+BASE64 = (V4_BASE64, V1_BASE64)
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 CLOSE = 255
@@ -52,7 +59,7 @@ def parse_options(query: Mapping[str, str], commands: list[str] | None = None, *
 
 
 def encode(protocol: str, channel: int, data: bytes) -> bytes | str:
-    if protocol == V4_BASE64:
+    if protocol in BASE64:
         return chr(ord("0") + channel) + base64.b64encode(data).decode()
     return bytes([channel]) + data
 
@@ -67,7 +74,7 @@ class Frame:
 def decode(protocol: str, message: bytes | str) -> Frame | None:
     """One client message; None for empty or malformed ones, which upstream skips."""
     if isinstance(message, str):
-        if protocol != V4_BASE64:
+        if protocol not in BASE64:
             # Upstream reads text messages as bytes too (the Python client sends str as text).
             message = message.encode()
         elif not message:
@@ -109,6 +116,15 @@ class ResizeDecoder:
                 width, height = int(obj.get("Width") or 0), int(obj.get("Height") or 0)
                 if width > 0 and height > 0:
                     sizes.append((width, height))
+
+
+def status_for(protocol: str, status: bytes) -> bytes | None:
+    """The error channel's last message for `protocol`: the Status as JSON from v4 on;
+    before, a failure's message as text and nothing for success."""
+    if protocol in (V5, V4, V4_BASE64):
+        return status
+    obj = json.loads(status)
+    return None if obj.get("status") == "Success" else str(obj.get("message") or "").encode()
 
 
 def _dump(status: dict) -> bytes:

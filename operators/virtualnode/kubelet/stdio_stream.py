@@ -94,12 +94,14 @@ async def serve(request: web.Request, opts: rc.StreamOptions, open_session: Open
 
 async def _serve_websocket(request: web.Request, opts: rc.StreamOptions, open_session: Opener,
                            *, exec_: bool) -> web.WebSocketResponse:
-    if not any(p in rc.PROTOCOLS for p in requested_protocols(request)):
-        raise web.HTTPBadRequest(text=f"requested protocol(s) are not supported: {requested_protocols(request)}; "
+    requested = requested_protocols(request)
+    if requested and not any(p in rc.PROTOCOLS for p in requested):
+        raise web.HTTPBadRequest(text=f"requested protocol(s) are not supported: {requested}; "
                                       f"supports {list(rc.PROTOCOLS)}\n")
     ws = web.WebSocketResponse(protocols=rc.PROTOCOLS, max_msg_size=0)
     await ws.prepare(request)
-    protocol = ws.ws_protocol or rc.V5
+    # No subprotocol asked for: the kubelet's oldest, binary framing.
+    protocol = ws.ws_protocol or rc.PRE_V4
     lock = asyncio.Lock()
 
     async def send(channel: int, data: bytes) -> None:
@@ -134,7 +136,9 @@ async def _serve_websocket(request: web.Request, opts: rc.StreamOptions, open_se
         status = session if isinstance(session, bytes) else await _run(
             session, opts, exec_=exec_, send=send, inputs=[], gone=from_client(session))
         if status is not None:
-            await send(rc.ERROR, status)
+            message = rc.status_for(protocol, status)
+            if message is not None:
+                await send(rc.ERROR, message)
             await ws.close()
     except ConnectionResetError:
         pass  # the client went away
