@@ -326,7 +326,10 @@ def test_status_and_node_conditions_carry_the_generation_they_reflect():
         assert cond(st, t)["observedGeneration"] == 2, t
         assert cond(st, t)["lastTransitionTime"] == T0  # a new generation is no transition
     assert "observedGeneration" not in cond(st, "example.com/gate")  # not the node's to say
-    assert lost_status(p, "gone", now=T1)["observedGeneration"] == 2
+    lost = lost_status(p, "gone", now=T1)
+    assert lost["observedGeneration"] == 2
+    for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"):
+        assert cond(lost, t)["observedGeneration"] == 2, t  # also those a failed pod keeps
 
 
 @pytest.mark.parametrize("resources,qos", [

@@ -221,6 +221,11 @@ def pod_status_from_sandbox(pod: dict, sbp: dict | None, *, config_error: str | 
     })
 
 
+# The conditions the kubelet writes (status/generate.go, kubelet_pods.go), also when a
+# failed pod's status keeps some of them as they were.
+_NODE_CONDITIONS = {"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"}
+
+
 def _observed(pod: dict, ours: list[dict], status: dict) -> dict:
     """The pod's generation that this status reflects, on the status and on each condition
     the node owns, as the 1.37 kubelet's status manager writes them (PodObservedGenerationTracking:
@@ -228,8 +233,9 @@ def _observed(pod: dict, ours: list[dict], status: dict) -> dict:
     generation = (pod.get("metadata") or {}).get("generation")
     if not generation:
         return status
-    for c in ours:
-        c["observedGeneration"] = generation
+    mine = {c["type"] for c in ours} | _NODE_CONDITIONS
+    status["conditions"] = [{**c, "observedGeneration": generation} if c.get("type") in mine else c
+                            for c in status.get("conditions") or []]
     status["observedGeneration"] = generation
     return status
 
