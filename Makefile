@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup binaries image crds demo test lint unit e2e bench up down status
+.PHONY: setup binaries image crds demo test lint unit e2e bench up down status conformance
 
 setup:
 	@bash hack/setup.sh
@@ -42,6 +42,11 @@ e2e: setup
 
 test: setup lint
 	$(VENV)/python -m pytest tests -q -rs
+
+# Upstream [Conformance] tests against a tenant cluster (hours; README "Conformance").
+# CONFORMANCE_FOCUS=<regex> narrows it, e.g. CONFORMANCE_FOCUS='\[sig-node\] Pods .*\[Conformance\]'.
+conformance: setup
+	@bash hack/conformance.sh
 
 bench: setup
 	$(VENV)/python bench/sandbox_start.py
