@@ -39,7 +39,8 @@ class SandboxLifecycle(abc.ABC):
 
     async def reserve_network(self, owner: str) -> str | None:
         """Hold a free address range for a future tenant VPC (its control plane plans its
-        Services in it); None where the provider chooses VPC ranges itself."""
+        Services in it) while the directory `owner` exists; None where the provider chooses
+        VPC ranges itself."""
         return None
 
     async def release_network(self, cidr: str) -> None:

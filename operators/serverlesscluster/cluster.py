@@ -90,7 +90,8 @@ def provider(name: str | None = None) -> SandboxLifecycle:
 async def new_plane(claim_for: str | None = None) -> planes.Plane:
     """A plane with its own VPC range held by the provider: no other plane or network has it."""
     pid = planes.new_id()
-    cidr = await provider().reserve_network(f"plane {pid}")
+    # Held for as long as the plane's directory exists (the provider's holds say why).
+    cidr = await provider().reserve_network(str(planes.planes_root() / pid))
     try:
         return await on_host(planes.new_plane, claim_for, cidr, pid)
     except BaseException:

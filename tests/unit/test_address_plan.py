@@ -111,6 +111,22 @@ def test_held_ranges_are_never_handed_out_twice_and_avoid_existing_networks(tmp_
     assert err.value.reason == "VpcPoolExhausted"
 
 
+def test_a_hold_lives_as_long_as_its_owners_directory(tmp_path):
+    import os
+    from operators.providers.local.vpc import HOLD_GRACE, SubnetHolds
+    holds = SubnetHolds(tmp_path / "holds")
+    plane = tmp_path / "plane"
+    plane.mkdir()
+    a, b = ipaddress.ip_network("10.112.0.0/23"), ipaddress.ip_network("10.112.2.0/23")
+    assert holds.try_hold(a, str(plane)) and holds.try_hold(b, "vpc x") and not holds.try_hold(a, "other")
+    old = os.stat(tmp_path / "holds" / "10.112.0.0-23").st_mtime - HOLD_GRACE - 1
+    for f in (tmp_path / "holds").iterdir():
+        os.utime(f, (old, old))
+    assert holds.held() == [a]  # a name's hold has expired (its network exists by then)
+    plane.rmdir()  # the plane (or its whole installation) is gone: its range is free again
+    assert holds.held() == [] and holds.try_hold(a, "new owner")
+
+
 def test_a_vpc_is_built_with_its_planned_range_and_never_with_another(tmp_path):
     podman = FakePodman(["10.112.6.0/23"])
     vpcs = LocalVpcs(podman, "h", pool="10.112.0.0/20", holds=tmp_path)

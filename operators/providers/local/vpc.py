@@ -13,10 +13,11 @@ import asyncio
 import ipaddress
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...config import layout as home_layout, vpc_pool
+from ...config import vpc_pool
 from ...models.contracts import LABEL_CLUSTER_UID, LABEL_HOME, LABEL_VPC
 from ..errors import ProviderError
 from . import firewall
@@ -57,8 +58,18 @@ def pick_subnet(used: list[ipaddress.IPv4Network], pool: ipaddress.IPv4Network,
     raise ProviderError(f"no free /{prefix} left in the VPC pool {pool}", reason="VpcPoolExhausted")
 
 
+# Holds are per host, not per installation: the VPC pool and podman's networks are the
+# host's, and two installations (test sessions) cut their VPCs from the same pool.
+HOST_HOLDS = Path("/run/sk8s/vpc-subnets")
+HOLD_GRACE = 60.0  # seconds a hold counts without a live owner (its network is being made)
+
+
 class SubnetHolds:
-    """Subnets of the pool held for an owner, one file each (name: the subnet, '/' as '-')."""
+    """Subnets of the pool held for an owner, one file each (name: the subnet, '/' as '-').
+
+    A hold's content is its owner: a directory (a control plane's), alive as long as that
+    directory exists, or a name, alive for HOLD_GRACE (by then its network exists, which
+    podman reports). A dead hold is removed, so a deleted installation frees its ranges."""
 
     def __init__(self, directory: Path):
         self.directory = directory
@@ -66,19 +77,34 @@ class SubnetHolds:
     def _path(self, subnet: ipaddress.IPv4Network) -> Path:
         return self.directory / str(subnet).replace("/", "-")
 
+    @staticmethod
+    def _alive(f: Path) -> bool:
+        try:
+            owner, age = f.read_text().strip(), time.time() - f.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        return age < HOLD_GRACE or (owner.startswith("/") and os.path.isdir(owner))
+
     def held(self) -> list[ipaddress.IPv4Network]:
         out = []
         for f in self.directory.glob("*-*") if self.directory.is_dir() else []:
             try:
-                out.append(ipaddress.ip_network(f.name.replace("-", "/")))
+                subnet = ipaddress.ip_network(f.name.replace("-", "/"))
             except ValueError:
-                pass
+                continue
+            if self._alive(f):
+                out.append(subnet)
+            else:
+                f.unlink(missing_ok=True)
         return out
 
     def try_hold(self, subnet: ipaddress.IPv4Network, owner: str) -> bool:
         self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(subnet)
+        if path.exists() and not self._alive(path):
+            path.unlink(missing_ok=True)
         try:
-            fd = os.open(self._path(subnet), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False
         with os.fdopen(fd, "w") as f:
@@ -103,7 +129,7 @@ class LocalVpcs:
         self.podman = podman
         self.home_id = home_id
         self.pool = ipaddress.ip_network(pool or vpc_pool())
-        self.holds = SubnetHolds(holds or home_layout().home / "vpc-subnets")
+        self.holds = SubnetHolds(holds or HOST_HOLDS)
         self._cache: dict[str, Vpc] = {}
         self.protected: tuple[str, ...] = ()  # networks no VPC may reach (the provider's own)
         self._locks: dict[str, asyncio.Lock] = {}

@@ -49,11 +49,16 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     # Before the plane's waiting virtual node is handed its arguments, which name this file.
     await cluster.write_meta_credentials(t)
     steps["credentials"] = time.monotonic() - t0
+    # The VPC first: the plane's virtual node (started with its arguments by warm_up) and
+    # the operators it drives would otherwise make the VPC lazily with a range of their own.
+    resolver = await _build_network(body, t, provider)
     if not await cluster.warm_up(t, APISERVER_TIMEOUT):  # a no-op for a warm standby plane
         raise kopf.TemporaryError(f"tenant apiserver not ready; see {t.directory}/logs/kube-apiserver.log",
                                   delay=5)
     steps["control plane"] = time.monotonic() - t0
-    await _build_network(body, patch, t, provider)
+    await _reserve_resolver(body, t, resolver)
+    if t.network:
+        patch.status["network"] = t.network.status()
     steps["network"] = time.monotonic() - t0
     await cluster.start_virtual_node(t)
     secret = cluster.kubeconfig_secret(t)
@@ -74,17 +79,19 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
                 ", ".join(f"{k} at {v:.2f}s" for k, v in steps.items()))
 
 
-async def _build_network(body, patch: kopf.Patch, t, provider: str) -> None:
-    """The tenant's VPC, built with its plane's address plan, before anyone can use it."""
+async def _build_network(body, t, provider: str) -> str | None:
+    """The tenant's VPC, built with its plane's address plan; its resolver's address."""
     try:
-        resolver = await cluster.build_network(t, provider)
+        return await cluster.build_network(t, provider)
     except ProviderError as exc:
         kopf.warn(body, reason="NetworkFailed", message=f"building the tenant's VPC: {exc}")
         raise kopf.TemporaryError(f"building the tenant's VPC: {exc}", delay=5) from exc
-    if resolver:
-        try:
-            await cluster.reserve_resolver(t, resolver)
-        except ApiError as exc:  # e.g. the address was given to a Service meanwhile: say so
-            kopf.warn(body, reason="ResolverAddressTaken", message=f"kube-system/kube-dns at {resolver}: {exc}")
-    if t.network:
-        patch.status["network"] = t.network.status()
+
+
+async def _reserve_resolver(body, t, resolver: str | None) -> None:
+    if not resolver:
+        return
+    try:
+        await cluster.reserve_resolver(t, resolver)
+    except ApiError as exc:  # e.g. the address was given to a Service meanwhile: say so
+        kopf.warn(body, reason="ResolverAddressTaken", message=f"kube-system/kube-dns at {resolver}: {exc}")
