@@ -55,6 +55,8 @@ class SandboxInstance:
     message: str | None = None
 
 
-# (sandbox, type, reason, message): how a provider's kubelet part reports events
-# (Unhealthy, BackOff, Killing...). Given to the provider when it is made.
-EventSink = Callable[[SandboxRef, str, str, str], None]
+# (sandbox, type, reason, message[, field_path=...]): how a provider's kubelet part reports
+# events (Unhealthy, BackOff, Killing, Pulled, Created, Started...); `field_path` names the
+# container, as the kubelet's container events do (`spec.containers{app}`), so that the
+# same message of two containers stays two events. Given to the provider when it is made.
+EventSink = Callable[..., None]

@@ -17,19 +17,23 @@ COMPONENT = "sk8s-sandbox-kubelet"
 MAX_IN_FLIGHT = 64
 
 
-def event_name(ref: SandboxRef, reason: str, message: str) -> str:
-    """Deterministic per (sandbox, reason, message): repeats update one Event."""
-    digest = hashlib.sha256(f"{ref.uid}\0{reason}\0{message}".encode()).hexdigest()[:16]
+def event_name(ref: SandboxRef, reason: str, message: str, field_path: str | None = None) -> str:
+    """Deterministic per (sandbox, container, reason, message): repeats update one Event."""
+    key = f"{ref.uid}\0{reason}\0{message}" + (f"\0{field_path}" if field_path else "")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return f"{ref.name[:200]}.{digest}"
 
 
 def build_event(ref: SandboxRef, type_: str, reason: str, message: str, *, count: int, first: str,
-                now: str, host: str) -> dict:
+                now: str, host: str, field_path: str | None = None) -> dict:
+    involved = {"apiVersion": API_VERSION, "kind": "SandboxPod", "name": ref.name, "namespace": ref.namespace,
+                "uid": ref.uid}
+    if field_path:
+        involved["fieldPath"] = field_path
     return {
         "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": event_name(ref, reason, message), "namespace": ref.namespace},
-        "involvedObject": {"apiVersion": API_VERSION, "kind": "SandboxPod", "name": ref.name,
-                           "namespace": ref.namespace, "uid": ref.uid},
+        "metadata": {"name": event_name(ref, reason, message, field_path), "namespace": ref.namespace},
+        "involvedObject": involved,
         "reason": reason, "message": message[:1024], "type": type_,
         "source": {"component": COMPONENT, "host": host},
         "reportingComponent": COMPONENT, "reportingInstance": host,
@@ -43,15 +47,17 @@ class SandboxEvents:
         self._counts: dict[str, tuple[int, str]] = {}  # event name -> (count, first timestamp)
         self._tasks: set[asyncio.Task] = set()
 
-    def __call__(self, ref: SandboxRef, type_: str, reason: str, message: str) -> None:
+    def __call__(self, ref: SandboxRef, type_: str, reason: str, message: str, *,
+                 field_path: str | None = None) -> None:
         if len(self._tasks) >= MAX_IN_FLIGHT:
             log.debug("dropping event %s on %s: too many in flight", reason, ref.name)
             return
         now = now_rfc3339()
-        name = event_name(ref, reason, message)
+        name = event_name(ref, reason, message, field_path)
         count, first = self._counts.get(name, (0, now))
         self._counts[name] = (count + 1, first)
-        body = build_event(ref, type_, reason, message, count=count + 1, first=first, now=now, host=self.host)
+        body = build_event(ref, type_, reason, message, count=count + 1, first=first, now=now, host=self.host,
+                           field_path=field_path)
         task = asyncio.create_task(self._post(body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -122,7 +122,7 @@ def hooked_worker(rt: Runtime, lifecycle: dict, grace: int = 30) -> tuple[PodWor
         {"name": "app", "image": "img", "lifecycle": lifecycle}]})
     events = []
     w = PodWorker(rt, REF, spec, network="n", labels={}, dns=[], state_file=None,
-                  events=lambda ref, t, reason, msg: events.append((reason, msg)))
+                  events=lambda ref, t, reason, msg, **_: events.append((reason, msg)))
     return w, events
 
 
@@ -172,14 +172,14 @@ def test_pre_stop_is_cut_at_the_grace_period_and_sigterm_keeps_a_minimal_window(
     rt = Runtime()
     w, events = hooked_worker(rt, {"preStop": {"sleep": {"seconds": 30}}}, grace=1)
     asyncio.run(w.terminate(1))
-    assert rt.calls == [("stop", "app", 2)] and events == []
+    assert rt.calls == [("stop", "app", 2)] and events == [("Killing", "Stopping container app")]
 
 
 def test_a_failing_pre_stop_is_an_event_and_sigterm_follows():
     rt = Runtime(exec_code=2)
     w, events = hooked_worker(rt, {"preStop": {"exec": {"command": ["nginx", "-s", "quit"]}}})
     asyncio.run(w.terminate(30))
-    assert [e[0] for e in events] == ["FailedPreStopHook"]
+    assert [e[0] for e in events] == ["Killing", "FailedPreStopHook"]  # the kubelet's order
     assert [c[0] for c in rt.calls] == ["exec", "stop"]
 
 

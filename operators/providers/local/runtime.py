@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 
 from ...config import sk8s_home
@@ -16,7 +17,7 @@ from ...models.contracts import LABEL_SANDBOX_UID
 from ...models.podspec import Container, PodSpec
 from ..errors import ImagePullError, ProviderError
 from ..sandbox import SandboxInstance, SandboxRef
-from . import hostsfile, podenv, security, status, termlog, volumes
+from . import hostsfile, imagepull, podenv, security, status, termlog, volumes
 from .podman import Podman, cannot_run, pod_netns, scrub_host_paths
 from .spec import container_name, previous_container_name, pull_policy, run_args
 
@@ -61,9 +62,39 @@ class PodmanRuntime:
         return volumes.volume_dir(self.volume_root, ref, volume)
 
     # --- containers (the kubelet's ContainerRuntime) ----------------------------------
+    async def pull_image(self, c: Container, event) -> None:
+        """As the kubelet's image manager (EnsureImageExists) before it creates a container:
+        pull per the container's pull policy, recording Pulling/Pulled as it goes
+        (`event(type, reason, message)`, imagepull.py for the wording)."""
+        policy = pull_policy(c)
+        present = (await self.podman.run("image", "exists", "--", c.image, check=False)).rc == 0
+        if not present and policy == "Never":
+            raise ImagePullError(f'image "{c.image}" is not present with pull policy of Never',
+                                 reason="ErrImageNeverPull")
+        if present and policy != "Always":
+            event("Normal", "Pulled", imagepull.present_message(c.image))
+            return
+        event("Normal", "Pulling", imagepull.pulling_message(c.image))
+        waited = time.monotonic()
+        async with self._creating:
+            started = time.monotonic()
+            pulled = await self.podman.run("pull", "--quiet", "--", c.image, check=False, timeout=600)
+        done = time.monotonic()
+        if pulled.rc != 0:
+            if not present:
+                raise ImagePullError(f'failed to pull image "{c.image}": {pulled.err.strip()}')
+            # like --pull=newer: a registry out of reach keeps the local image, which is used
+            event("Normal", "Pulled", imagepull.present_message(c.image))
+            return
+        size = await self.podman.run("image", "inspect", "--format={{.Size}}", "--", c.image, check=False)
+        event("Normal", "Pulled", imagepull.pulled_message(c.image, done - started, done - waited,
+                                                             size.out.strip() if size.rc == 0 else ""))
+
     async def create_container(self, ref: SandboxRef, spec: PodSpec, c: Container, *, network: str,
-                               labels: dict[str, str], dns: list[str], new_pod: bool, init: bool = False) -> None:
-        """`podman run` one container of the pod; the first one creates the pod. Idempotent."""
+                               labels: dict[str, str], dns: list[str], new_pod: bool, init: bool = False,
+                               pulled: bool = False) -> None:
+        """`podman run` one container of the pod; the first one creates the pod. Idempotent.
+        `pulled`: `pull_image` has just pulled per the policy, so nothing is pulled again."""
         late_env = None
         if podenv.late_fields(c) or (new_pod and spec.hostDomain):
             infra = await self._started_pod(ref, spec, network=network, dns=dns)
@@ -78,12 +109,12 @@ class PodmanRuntime:
             # Resolved anew for every run: an earlier container of the pod may have changed
             # the volume since (volumes.prepare_subpaths, subpath.py).
             subpaths = await asyncio.to_thread(volumes.prepare_subpaths, ref, spec, c, self.volume_root)
-        image_user = await self._image_user(c) if security.needs_image_user(spec, c) else None
+        image_user = await self._image_user(c, pulled) if security.needs_image_user(spec, c) else None
         term_log = await asyncio.to_thread(termlog.prepare, self.volume_root, ref, c)  # empty for this run
         for _ in range(3):
             args = run_args(ref, spec, c, network=network, labels=labels, new_pod=new_pod, dns=dns, init=init,
                             late_env=late_env, volume_root=self.volume_root, subpaths=subpaths,
-                            image_user=image_user, termination_log=term_log)
+                            image_user=image_user, termination_log=term_log, pulled=pulled)
             async with self._creating:
                 res = await self.podman.run(*args, check=False, timeout=600)
             if res.rc == 0 or "is already in use" in res.err:
@@ -100,10 +131,10 @@ class PodmanRuntime:
     def _classify(self, image: str, stderr: str) -> ProviderError:
         return classify_run_error(image, stderr, {str(self.volume_root): "<volumes>", str(sk8s_home()): "<sk8s>"})
 
-    async def _image_user(self, c: Container) -> str:
+    async def _image_user(self, c: Container, pulled: bool = False) -> str:
         """The image's configured user (runAsNonRoot is verified against it), pulling the image
-        first per its pull policy, as the kubelet pulls before it creates a container."""
-        policy = pull_policy(c)
+        first per its pull policy (unless `pulled`), as the kubelet pulls before it creates a container."""
+        policy = "IfNotPresent" if pulled else pull_policy(c)
         present = (await self.podman.run("image", "exists", "--", c.image, check=False)).rc == 0
         if not present and policy == "Never":
             raise ImagePullError(f'image "{c.image}" is not present with pull policy of Never',

@@ -136,7 +136,7 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
              new_pod: bool, init: bool = False, dns: list[str] | None = None,
              volume_root: Path | None = None, late_env: dict[str, str] | None = None,
              subpaths: dict[int, str] | None = None, image_user: str | None = None,
-             termination_log: Path | None = None) -> list[str]:
+             termination_log: Path | None = None, pulled: bool = False) -> list[str]:
     """`podman run` arguments for one container; the first one creates the pod. `subpaths`:
     the bind mounts of its subPaths, made by volumes.prepare_subpaths just before;
     `termination_log`: the provider's file for its terminationMessagePath (termlog.py)."""
@@ -161,8 +161,9 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
         # own policy would restart at once, forever, without CrashLoopBackOff.
         "--restart=no",
         f"--stop-timeout={spec.terminationGracePeriodSeconds if spec.terminationGracePeriodSeconds is not None else 30}",
-        # With `image_user`, the provider has just pulled per the policy to read the image's USER.
-        f"--pull={PULL[pull_policy(c)] if image_user is None else 'missing'}",
+        # With `image_user` or `pulled`, the provider has just pulled per the policy (the
+        # kubelet's Pulled event; the image's USER).
+        f"--pull={PULL[pull_policy(c)] if image_user is None and not pulled else 'missing'}",
         "--log-driver=k8s-file",
     ]
     args += resource_args(c)

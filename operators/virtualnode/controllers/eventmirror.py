@@ -22,11 +22,15 @@ def tenant_event(meta_event: dict, pod: dict, sbp: dict, host: str) -> dict:
     """The tenant pod's Event for one event of its SandboxPod (pure)."""
     meta = pod["metadata"]
     suffix = meta_event["metadata"]["name"].rsplit(".", 1)[-1]
+    involved = {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "namespace": meta["namespace"],
+                "uid": meta["uid"]}
+    field_path = (meta_event.get("involvedObject") or {}).get("fieldPath")
+    if field_path:  # the container, as the kubelet names it: spec.containers{app}
+        involved["fieldPath"] = field_path
     return {
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": f"{meta['name'][:200]}.{suffix}", "namespace": meta["namespace"]},
-        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "namespace": meta["namespace"],
-                           "uid": meta["uid"]},
+        "involvedObject": involved,
         "reason": meta_event.get("reason"), "type": meta_event.get("type") or "Normal",
         "message": tenant_message(meta_event.get("message") or "", sbp, pod),
         "source": {"component": TENANT_COMPONENT, "host": host},

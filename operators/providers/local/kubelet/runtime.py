@@ -8,17 +8,24 @@ returns the runtime's own inspection (podman's JSON: State, GraphDriver, LogPath
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ....models.podspec import Container, PodSpec
 from ...sandbox import SandboxRef
 
 
 class ContainerRuntime(Protocol):
+    async def pull_image(self, c: Container, event: Callable[[str, str, str], None]) -> None:
+        """Make the container's image present per its pull policy, as the kubelet's image
+        manager: `event(type, reason, message)` records Pulling/Pulled; an ImagePullError says
+        why it cannot."""
+
     async def create_container(self, ref: SandboxRef, spec: PodSpec, c: Container, *, network: str,
-                               labels: dict[str, str], dns: list[str], new_pod: bool, init: bool) -> None:
+                               labels: dict[str, str], dns: list[str], new_pod: bool, init: bool,
+                               pulled: bool = False) -> None:
         """Create and start one container of the pod (the first one creates the pod).
-        Idempotent; a ProviderError (ImagePullError...) names why it cannot."""
+        Idempotent; a ProviderError (ImagePullError...) names why it cannot. `pulled`: the
+        image was just made present by `pull_image`."""
 
     async def inspect_container(self, ref: SandboxRef, container: str) -> dict | None:
         """The container's current inspection, or None if it does not exist."""

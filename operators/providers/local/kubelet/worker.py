@@ -75,9 +75,14 @@ class PodWorker:
         if self.on_change is not None:
             self.on_change(self.ref)
 
-    def _event(self, type_: str, reason: str, message: str) -> None:
-        if self.events is not None:
+    def _event(self, type_: str, reason: str, message: str, cs: ContainerRun | None = None) -> None:
+        if self.events is None:
+            return
+        if cs is None:
             self.events(self.ref, type_, reason, message)
+        else:  # a container's event, as the kubelet's: its field path tells containers apart
+            kind = "initContainers" if cs.init else "containers"
+            self.events(self.ref, type_, reason, message, field_path=f"spec.{kind}{{{cs.name}}}")
 
     # --- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -171,9 +176,14 @@ class PodWorker:
 
     # --- one container ---------------------------------------------------------------
     async def _create(self, cs: ContainerRun) -> None:
+        """The image per its pull policy, then the container created and started (`podman run`),
+        with the kubelet's Pulling/Pulled, Created and Started events."""
+        await self.runtime.pull_image(cs.spec, lambda type_, reason, msg: self._event(type_, reason, msg, cs))
         await self.runtime.create_container(self.ref, self.spec, cs.spec, network=self.network, labels=self.labels,
-                                            dns=self.dns, new_pod=not self.pod_created, init=cs.init)
+                                            dns=self.dns, new_pod=not self.pod_created, init=cs.init, pulled=True)
         self.pod_created = True
+        self._event("Normal", "Created", "Container created", cs)
+        self._event("Normal", "Started", "Container started", cs)
 
     async def _supervise(self, cs: ContainerRun) -> int:
         """Keep one container going per restartPolicy; its final exit code once it is done."""
@@ -271,6 +281,7 @@ class PodWorker:
             cs.post_starting = False
             await self._creation_failed(cs, err, backoff)
             return
+        self._event("Normal", "Started", "Container started", cs)
         cs.waiting, cs.message = None, None
         self._changed()
 
@@ -353,13 +364,16 @@ class PodWorker:
     async def _kill(self, cs: ContainerRun, grace: int, message: str | None = None) -> None:
         """As the kubelet's killContainer: the preStop hook, then SIGTERM, SIGKILL after what
         is left of the grace period."""
-        self._event("Normal", "Killing", message or f"Stopping container {cs.name}")
+        self._event("Normal", "Killing", message or f"Stopping container {cs.name}", cs)
         left = await self._pre_stop(cs, grace)
         await self.runtime.stop_container(self.ref, cs.name, left)
 
     async def terminate(self, grace: int) -> None:
         """Deletion, after `stop`: every running container's preStop hook and stop, all at
         once (each within the grace period), before the sandbox is removed."""
+        for cs in self.by_name.values():
+            if not cs.done and not cs.absent:  # may be running: the kubelet's Killing, as for any kill
+                self._event("Normal", "Killing", f"Stopping container {cs.name}", cs)
         async def one(cs: ContainerRun) -> None:
             data = await self.runtime.inspect_container(self.ref, cs.name)
             if ((data or {}).get("State") or {}).get("Status") == "running":
