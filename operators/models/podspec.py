@@ -258,7 +258,12 @@ class PodSpec(K8sModel):
         default="Always", description="Always, OnFailure or Never.")
     terminationGracePeriodSeconds: int | None = Field(
         default=30, ge=0, le=3600, description="Seconds between SIGTERM and SIGKILL on deletion.")
-    hostname: str | None = Field(default=None, max_length=63, pattern=DNS1123_LABEL)
+    hostname: str | None = Field(
+        default=None, max_length=63, pattern=DNS1123_SUBDOMAIN,
+        description="The pod's hostname: a DNS label, or a subdomain from a tenant pod's hostnameOverride.")
+    setHostnameAsFQDN: bool | None = Field(
+        default=None, description="With hostDomain: the kernel hostname is `<hostname>.<hostDomain>` (64 characters "
+                                  "at most), as the kubelet sets it.")
     hostDomain: str | None = Field(
         default=None, max_length=189, pattern=DNS1123_SUBDOMAIN,
         description="The pod's domain (a tenant pod's `<subdomain>.<namespace>.svc.cluster.local`): /etc/hosts maps "
@@ -268,6 +273,9 @@ class PodSpec(K8sModel):
         description="Service environment variables (`<SVC>_SERVICE_HOST`...), given to every container besides its "
                     "own env; a name the container defines itself keeps the container's value.")
     activeDeadlineSeconds: int | None = Field(default=None, ge=1)
+    shareProcessNamespace: bool | None = Field(
+        default=None, description="One pid namespace for the pod's containers, as the kubelet's: the pod's infra "
+                                  "process is PID 1 and each container sees (and may signal) the others' processes.")
     dnsPolicy: Literal["ClusterFirst", "Default", "None"] | None = Field(
         default=None, description="ClusterFirst: the VPC resolver (private zones) plus dnsConfig; Default: the "
                                    "provider's resolver; None: only dnsConfig.")

@@ -128,3 +128,11 @@ class VolumeMount(K8sModel):
                                     "!self.startsWith('/') && self != '..' && !self.startsWith('../') && !self.contains('/../')"
                                     " && !self.endsWith('/..')",
                                     "subPath must be a relative path without '..'")]})
+    subPathExpr: str | None = Field(
+        default=None, max_length=256,
+        description="subPath with $(VAR) references to the container's environment, expanded by the sandbox's "
+                    "kubelet when the container starts (the result must be relative, without '..').",
+        json_schema_extra={"x-kubernetes-validations": [cel(
+            "!self.startsWith('/') && self != '..' && !self.startsWith('../') && !self.contains('/../')"
+            " && !self.endsWith('/..')",
+            "subPathExpr must be a relative path without '..'")]})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ...models.podspec import Container, PodSpec
 from ..sandbox import SandboxRef
-from .spec import hosts_args
+from .spec import hosts_args, kernel_hostname
 
 LATE_FIELDS = {"status.podIP": "pod", "status.podIPs": "pod", "status.hostIP": "host", "status.hostIPs": "host"}
 
@@ -24,10 +24,19 @@ def late_values(pod_ip: str | None, host_ip: str | None) -> dict[str, str]:
     return {path: ips[which] for path, which in LATE_FIELDS.items()}
 
 
+# podman's default namespaces of a pod (uts, ipc, net), and pid for shareProcessNamespace;
+# never cgroup, which podman 4.3 cannot share with the pod as the cgroup parent.
+SHARED = "ipc,net,uts"
+
+
 def pod_create_args(ref: SandboxRef, spec: PodSpec, *, network: str, dns: list[str] | None) -> list[str]:
-    """`podman pod create`, as `podman run --pod=new:` would create it."""
-    return (["pod", "create", f"--name={ref.instance_name}", f"--network={network}",
-             f"--hostname={spec.hostname or ref.name}"] + list(dns or []) + hosts_args(spec))
+    """`podman pod create`, as `podman run --pod=new:` would create it; with
+    shareProcessNamespace its containers also share the infra container's pid namespace."""
+    args = ["pod", "create", f"--name={ref.instance_name}", f"--network={network}",
+            f"--hostname={kernel_hostname(ref, spec)}"]
+    if spec.shareProcessNamespace:
+        args.append(f"--share={SHARED},pid")
+    return args + list(dns or []) + hosts_args(spec)
 
 
 def infra_addresses(infra: dict) -> tuple[str | None, str | None]:

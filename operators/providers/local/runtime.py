@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
+import os
 from pathlib import Path
 
 from ...config import sk8s_home
@@ -17,9 +17,9 @@ from ...models.contracts import LABEL_SANDBOX_UID
 from ...models.podspec import Container, PodSpec
 from ..errors import ImagePullError, ProviderError
 from ..sandbox import SandboxInstance, SandboxRef
-from . import hostsfile, imagepull, podenv, security, status, termlog, volumes
+from . import imagepull, subpathexpr, hostsfile, podenv, security, status, termlog, volumes
 from .podman import Podman, cannot_run, pod_netns, scrub_host_paths
-from .spec import container_name, previous_container_name, pull_policy, run_args
+from .spec import container_name, env_args, previous_container_name, pull_policy, run_args
 
 MAX_HOSTS_FILE = 1 << 20
 LOG_SETTLE_READS = 5  # FallbackToLogsOnError: reads of an empty log tail, 0.1 s apart
@@ -104,6 +104,14 @@ class PodmanRuntime:
                 ip, gw = podenv.infra_addresses(infra)
                 late_env = podenv.late_values(ip, gw or self.host_ip)
             new_pod = False
+        if new_pod and spec.shareProcessNamespace:
+            # `podman run --pod=new:` cannot share the pid namespace: the pod is made first.
+            await self._create_pod(ref, spec, network=network, dns=dns)
+            new_pod = False
+        # subPathExpr: expanded from the container's own environment as it is now, then
+        # mounted as that subPath (a refusal is CreateContainerConfigError, retried).
+        if any(m.subPathExpr for m in c.volumeMounts or []):
+            c = subpathexpr.expanded(c, subpathexpr.env_values(env_args(c, ref, late_env)))
         subpaths = None
         if any(m.subPath for m in c.volumeMounts or []):
             # Resolved anew for every run: an earlier container of the pod may have changed
@@ -127,6 +135,11 @@ class PodmanRuntime:
                 continue
             raise self._classify(c.image, res.err)
         self._known.pop(ref, None)  # the pod has one more container to report
+
+    async def _create_pod(self, ref: SandboxRef, spec: PodSpec, *, network: str, dns: list[str]) -> None:
+        res = await self.podman.run(*podenv.pod_create_args(ref, spec, network=network, dns=dns), check=False)
+        if res.rc != 0 and "already exists" not in res.err:
+            raise ProviderError(f"creating pod {ref.instance_name}: {res.err.strip()}", reason="RunContainerError")
 
     def _classify(self, image: str, stderr: str) -> ProviderError:
         return classify_run_error(image, stderr, {str(self.volume_root): "<volumes>", str(sk8s_home()): "<sk8s>"})
@@ -168,7 +181,6 @@ class PodmanRuntime:
         if not path:
             raise ProviderError(f"pod {ref.instance_name} has no hosts file", reason="RunContainerError")
         await asyncio.to_thread(_add_line, Path(path), line)
-
 
     async def inspect_container(self, ref: SandboxRef, container: str) -> dict | None:
         res = await self.podman.run("container", "inspect", "--", container_name(ref, container), check=False)

@@ -48,6 +48,23 @@ def pull_policy(c: Container) -> str:
     return "Always" if ":" not in last or last.endswith(":latest") else "IfNotPresent"
 
 
+FQDN_MAX = 64  # the kernel's nodename (kubelet util.GetNodenameForKernel)
+
+
+def kernel_hostname(ref: SandboxRef, spec: PodSpec) -> str:
+    """The pod's `--hostname`: its hostname, or with setHostnameAsFQDN and a hostDomain the
+    fully-qualified name, refused over 64 characters with the kubelet's message."""
+    hostname = spec.hostname or ref.name
+    if not (spec.setHostnameAsFQDN and spec.hostDomain):
+        return hostname
+    fqdn = f"{hostname}.{spec.hostDomain}"
+    if len(fqdn) > FQDN_MAX:
+        raise InvalidSpecError(f"failed to construct FQDN from pod hostname and cluster domain, FQDN {fqdn} is too "
+                               f"long ({FQDN_MAX} characters is the max, {len(fqdn)} characters requested)",
+                               reason=REASON_CONFIG_ERROR)
+    return fqdn
+
+
 def resource_args(c: Container) -> list[str]:
     args: list[str] = []
     res = c.resources
@@ -143,7 +160,7 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
     args = ["run", "--detach", f"--name={container_name(ref, c.name)}"]
     if new_pod:
         args += [f"--pod=new:{ref.instance_name}", f"--network={network}",
-                 f"--hostname={spec.hostname or ref.name}"]
+                 f"--hostname={kernel_hostname(ref, spec)}"]
         args += dns or []
         args += hosts_args(spec)
     else:
@@ -155,8 +172,10 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
         all_labels[LABEL_INIT] = "true"
     args += [f"--label={k}={v}" for k, v in sorted(all_labels.items())]
     args += [
-        # catatonit as PID 1: SIGTERM reaches the app even when it is a shell or busybox.
-        "--init",
+        # catatonit as PID 1: SIGTERM reaches the app even when it is a shell or busybox. With
+        # shareProcessNamespace the pod's infra process is PID 1 of all its containers instead
+        # (podman refuses --init there), as the kubelet's pause.
+        *([] if spec.shareProcessNamespace else ["--init"]),
         # The provider's kubelet restarts containers, with the kubelet's back-off: podman's
         # own policy would restart at once, forever, without CrashLoopBackOff.
         "--restart=no",

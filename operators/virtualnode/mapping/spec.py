@@ -49,8 +49,11 @@ def label_value(text: str) -> str:
 
 
 def hostname_of(pod: dict) -> str:
-    """As the kubelet: spec.hostname, else the pod name cut to a DNS label."""
+    """As the kubelet: spec.hostnameOverride (cut to 63 characters), else spec.hostname,
+    else the pod name cut to a DNS label."""
     spec, meta = pod.get("spec") or {}, pod.get("metadata") or {}
+    if spec.get("hostnameOverride"):
+        return spec["hostnameOverride"][:MAX_LABEL].rstrip("-.") or "pod"
     if spec.get("hostname"):
         return spec["hostname"]
     name = meta.get("name", "")[:MAX_LABEL].rstrip("-.")
@@ -181,6 +184,8 @@ def host_domain(pod: dict) -> str | None:
     spec.subdomain is set (whether a Service of that name exists or not)."""
     sub = (pod.get("spec") or {}).get("subdomain")
     ns = (pod.get("metadata") or {}).get("namespace", "")
+    if (pod.get("spec") or {}).get("hostnameOverride"):
+        return None  # the kubelet gives an overridden hostname no domain
     if not sub or not _DNS_LABEL.match(sub) or len(sub) > MAX_LABEL or not _DNS_LABEL.match(ns):
         return None  # the apiserver validated both as DNS labels: anything else is not written
     return f"{sub}.{ns}.svc.{CLUSTER_DOMAIN}"
@@ -205,9 +210,11 @@ def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: st
         sb_spec["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
     if host_domain(pod):
         sb_spec["hostDomain"] = host_domain(pod)  # /etc/hosts: `<ip> <hostname>.<hostDomain> <hostname>`
+        if spec.get("setHostnameAsFQDN"):
+            sb_spec["setHostnameAsFQDN"] = True  # the provider checks the kubelet's 64-character bound
     if service_env:
         sb_spec["serviceEnv"] = [{"name": k, "value": v} for k, v in service_env.items()]
-    for f in ("securityContext", "hostUsers"):
+    for f in ("securityContext", "hostUsers", "shareProcessNamespace"):
         if spec.get(f) is not None:
             sb_spec[f] = spec[f]
     sb_spec.update(pod_dns(pod))

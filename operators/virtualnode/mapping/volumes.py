@@ -71,6 +71,8 @@ def sandbox_mounts(container: dict, volumes: set[str]) -> list[dict]:
             mount["readOnly"] = True
         if m.get("subPath"):
             mount["subPath"] = m["subPath"]
+        if m.get("subPathExpr"):  # expanded by the sandbox's kubelet, from the container's env
+            mount["subPathExpr"] = m["subPathExpr"]
         out.append(mount)
     return out
 
