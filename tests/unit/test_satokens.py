@@ -262,3 +262,18 @@ async def test_a_running_pods_token_is_rewritten_when_due_and_no_longer_once_the
         n = len(node.tenant.token_requests)
         await asyncio.sleep(2.5)
         assert len(node.tenant.token_requests) == n
+
+
+async def test_without_a_token_volume_no_token_is_requested():
+    # automountServiceAccountToken: false: the apiserver adds no volume, and nothing else mounts one.
+    node = Node()
+    node.tenant.put("/api/v1/namespaces/default/serviceaccounts", {"metadata": {"name": "default"}})
+    p = sa_pod()
+    p["spec"].update(volumes=[], automountServiceAccountToken=False)
+    p["spec"]["containers"][0].pop("volumeMounts")
+    node.tenant.put(PODS, p)
+    async with Tasks() as tasks:
+        await node.start(tasks)
+        await until(lambda: node.sandbox() is not None)
+        assert node.tenant.token_requests == [] and content_of(node) is None
+        assert "volumes" not in node.sandbox()["spec"]
