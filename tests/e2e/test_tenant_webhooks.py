@@ -1,0 +1,200 @@
+"""A tenant's own admission webhook, served by one of its pods, works; a webhook pointed at
+another tenant's pod or at this host's loopback services is never reached: the tenant
+apiserver's egress proxy refuses it (403) and the request fails as its failurePolicy says."""
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from operators.embedded.pki import issue, make_ca
+
+from .tenant import Tenant, make_cluster
+
+WEBHOOK_IMAGE = "localhost/sk8s-e2e-webhook:latest"
+BUILD = Path(__file__).resolve().parent / "webhook" / "build.sh"
+DENY = {"sk8s-e2e-deny": "yes"}
+
+
+def webhook_objects(crt: bytes, key: bytes, service: bool) -> str:
+    """The webhook's serving certificate, its pod and its Service (port 443 -> 8443)."""
+    docs = [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "webhook-tls"}, "type": "kubernetes.io/tls",
+         "data": {"tls.crt": base64.b64encode(crt).decode(), "tls.key": base64.b64encode(key).decode()}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "webhook", "labels": {"app": "webhook"}},
+         "spec": {"terminationGracePeriodSeconds": 1,
+                  "containers": [{"name": "webhook", "image": WEBHOOK_IMAGE, "imagePullPolicy": "IfNotPresent",
+                                  "ports": [{"containerPort": 8443}],
+                                  "volumeMounts": [{"name": "tls", "mountPath": "/tls", "readOnly": True}]}],
+                  "volumes": [{"name": "tls", "secret": {"secretName": "webhook-tls"}}]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "webhook"},
+         "spec": {"selector": {"app": "webhook"}, "ports": [{"port": 443, "targetPort": 8443}]}},
+    ]
+    return yaml.safe_dump_all(docs if service else docs[:2])
+
+
+def validating_webhook(name: str, client_config: dict, ca: bytes, *, selector: dict,
+                       failure_policy: str = "Fail") -> str:
+    return yaml.safe_dump({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [{"name": f"{name}.e2e.sk8s.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                      "failurePolicy": failure_policy, "timeoutSeconds": 5,
+                      "clientConfig": {**client_config, "caBundle": base64.b64encode(ca).decode()},
+                      "objectSelector": {"matchLabels": selector},
+                      "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                                 "resources": ["configmaps"]}]}]})
+
+
+def configmap(name: str, labels: dict) -> str:
+    return yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels},
+                           "data": {"k": "v"}})
+
+
+def _running(pod: dict) -> bool:
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    return bool(statuses) and all("running" in (s.get("state") or {}) for s in statuses)
+
+
+def serve_webhook(t: Tenant, ca, service: bool = True) -> dict:
+    pair = issue(ca, "webhook.default.svc", server=True, dns=["webhook.default.svc"])
+    t.kubectl("apply", "-f", "-", input=webhook_objects(pair.cert_pem, pair.key_pem, service))
+    return t.wait_pod("webhook", lambda p: _running(p) and p["status"].get("podIP"), timeout=90)
+
+
+def webhook_log(t: Tenant) -> str:
+    return t.kubectl("logs", "webhook").stdout
+
+
+def until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out: {what}")
+
+
+@pytest.fixture(scope="module")
+def clusters(meta):
+    subprocess.run(["bash", str(BUILD), WEBHOOK_IMAGE], env=meta.env, check=True, capture_output=True, timeout=300)
+    a, b = make_cluster(meta, "hooks-a"), make_cluster(meta, "hooks-b")
+    ca = make_ca("sk8s-e2e-webhook-ca")
+    # The target in the other tenant is reached by its pod address only (no Service).
+    pods = {a.name: serve_webhook(a, ca), b.name: serve_webhook(b, ca, service=False)}
+    yield a, b, ca, pods
+    for name in ("hooks-a", "hooks-b"):
+        meta.kubectl("delete", "serverlesscluster", name, "--wait=false", check=False)
+
+
+def test_a_webhook_served_by_a_tenant_pod_denies_with_its_message(clusters):
+    a, _, ca, pods = clusters
+    a.kubectl("apply", "-f", "-", input=validating_webhook(
+        "deny-labelled", {"service": {"namespace": "default", "name": "webhook", "path": "/validate", "port": 443}},
+        ca.cert_pem, selector=DENY))
+
+    def refused():
+        # The webhook configuration reaches the apiserver's informer a moment after it is created.
+        proc = a.kubectl("apply", "-f", "-", input=configmap("denied", DENY), check=False)
+        if proc.returncode == 0:
+            a.kubectl("delete", "configmap", "denied", "--wait=false")
+            return None
+        return proc.stderr
+    stderr = until(refused, 30, "the webhook to deny a labelled ConfigMap")
+    assert "denied by the sk8s e2e webhook in pod webhook: denied is labelled sk8s-e2e-deny=yes" in stderr, stderr
+    assert 'admission webhook "deny-labelled.e2e.sk8s.io" denied the request' in stderr, stderr
+    # Reached at the pod's own address (endpoint routing), through the egress proxy.
+    assert "review " in webhook_log(a) and "allowed=false" in webhook_log(a)
+    assert a.kubectl("apply", "-f", "-", input=configmap("allowed", {"sk8s-e2e-deny": "no"})).returncode == 0
+    a.kubectl("delete", "validatingwebhookconfiguration", "deny-labelled")
+
+
+def test_a_webhook_url_at_another_tenants_pod_is_refused_and_never_reached(clusters):
+    a, b, ca, pods = clusters
+    target = pods["hooks-b"]["status"]["podIP"]
+    before = webhook_log(b).count("client hello from")
+    selector = {"sk8s-e2e-ssrf": "other-tenant"}
+    a.kubectl("apply", "-f", "-", input=validating_webhook(
+        "other-tenant", {"url": f"https://{target}:8443/validate"}, ca.cert_pem, selector=selector))
+
+    def refused():
+        proc = a.kubectl("apply", "-f", "-", input=configmap("ssrf-other", selector), check=False)
+        if proc.returncode == 0:
+            a.kubectl("delete", "configmap", "ssrf-other", "--wait=false")
+            return None
+        return proc.stderr
+    stderr = until(refused, 30, "the webhook call to fail")
+    assert 'failed calling webhook "other-tenant.e2e.sk8s.io"' in stderr, stderr
+    assert "code 403" in stderr and f"{target} is outside this cluster's VPC" in stderr, stderr
+    time.sleep(1)
+    assert webhook_log(b).count("client hello from") == before, webhook_log(b)
+    a.kubectl("delete", "validatingwebhookconfiguration", "other-tenant")
+
+
+@pytest.fixture
+def listener():
+    """A TCP listener on this host's loopback that counts who connects."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    seen: list = []
+
+    def accept():
+        while True:
+            try:
+                conn, peer = srv.accept()
+            except OSError:
+                return
+            seen.append(peer)
+            conn.close()
+    threading.Thread(target=accept, daemon=True).start()
+    yield srv.getsockname()[1], seen
+    srv.close()
+
+
+def meta_apiserver_port(meta) -> int:
+    server = yaml.safe_load(Path(meta.kubeconfig).read_text())["clusters"][0]["cluster"]["server"]
+    return int(server.rsplit(":", 1)[1])
+
+
+def test_webhook_urls_at_this_hosts_loopback_are_refused(clusters, meta, listener):
+    a, _, ca, _ = clusters
+    port, seen = listener
+    meta_port = meta_apiserver_port(meta)
+    hooks = {"meta-apiserver": (f"https://127.0.0.1:{meta_port}/", "Fail"),
+             "loopback-listener": (f"https://localhost:{port}/", "Ignore")}
+    for name, (url, policy) in hooks.items():
+        a.kubectl("apply", "-f", "-", input=validating_webhook(
+            name, {"url": url}, ca.cert_pem, selector={"sk8s-e2e-ssrf": name}, failure_policy=policy))
+
+    def refused():
+        proc = a.kubectl("apply", "-f", "-", input=configmap("ssrf-meta", {"sk8s-e2e-ssrf": "meta-apiserver"}),
+                         check=False)
+        if proc.returncode == 0:
+            a.kubectl("delete", "configmap", "ssrf-meta", "--wait=false")
+            return None
+        return proc.stderr
+    stderr = until(refused, 30, "the webhook call to the meta apiserver to fail")
+    assert "code 403" in stderr and "127.0.0.1 is this host (loopback" in stderr, stderr
+    # failurePolicy Ignore: the ConfigMap is created, and the listener saw nobody.
+    time.sleep(2)  # the configuration's informer
+    out = a.kubectl("apply", "-f", "-", input=configmap("ssrf-ignored", {"sk8s-e2e-ssrf": "loopback-listener"}))
+    assert "created" in out.stdout
+    assert seen == []
+    for name in hooks:
+        a.kubectl("delete", "validatingwebhookconfiguration", name)
+
+
+def test_the_node_is_schedulable_and_logs_pass_the_egress_proxy(clusters):
+    a, *_ = clusters
+    node = json.loads(a.kubectl("get", "node", "virtual-node", "-o", "json").stdout)
+    assert not [t for t in node["spec"].get("taints") or [] if t["key"].startswith("node.kubernetes.io/")]
+    assert "serving on :8443" in webhook_log(a)  # kubelet traffic through the proxy, allowed
