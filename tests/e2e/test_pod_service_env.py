@@ -107,3 +107,12 @@ def test_hostname_and_subdomain_are_in_etc_hosts_without_a_service(senv):
     plain = run_pod(senv, "plain")
     hosts = senv.kubectl("exec", "plain", "--", "cat", "/etc/hosts").stdout
     assert ".svc.cluster.local" not in hosts and plain["status"]["podIP"] in hosts
+
+
+def test_set_hostname_as_fqdn_and_hostname_override(senv):
+    run_pod(senv, "fqdn", hostname="db-1", subdomain="db", setHostnameAsFQDN=True)
+    assert senv.kubectl("exec", "fqdn", "--", "hostname").stdout.strip() == "db-1.db.default.svc.cluster.local"
+    pod = run_pod(senv, "override", hostnameOverride="my.host.example", subdomain="db")
+    assert senv.kubectl("exec", "override", "--", "hostname").stdout.strip() == "my.host.example"
+    hosts = senv.kubectl("exec", "override", "--", "cat", "/etc/hosts").stdout
+    assert ".svc.cluster.local" not in hosts and pod["status"]["podIP"] in hosts  # no domain with an override

@@ -8,7 +8,10 @@ from operators.providers.errors import InvalidSpecError
 from operators.providers.local.dnsserver import ZoneTable
 from operators.providers.local.hostsfile import domain_line, with_domain_line
 from operators.virtualnode.mapping.reversezone import build_reverse_zone, ptr_records, reverse_rr
-from operators.virtualnode.mapping.spec import build_sandboxpod, host_domain
+from operators.models.podspec import PodSpec
+from operators.providers.local.spec import kernel_hostname
+from operators.providers.sandbox import SandboxRef
+from operators.virtualnode.mapping.spec import build_sandboxpod, host_domain, hostname_of
 
 
 def pod(**spec):
@@ -23,6 +26,27 @@ def test_subdomain_gives_the_kubelets_host_domain_and_hostname_the_pods_hostname
                             env={})["spec"]
     assert spec["hostname"] == "db" and spec["hostDomain"] == "web.shop.svc.cluster.local"
     assert "hostDomain" not in build_sandboxpod(pod(), namespace="t", cluster="c", cluster_uid="cu", env={})["spec"]
+
+
+def test_set_hostname_as_fqdn_and_hostname_override_as_the_kubelet():
+    spec = build_sandboxpod(pod(hostname="db", subdomain="web", setHostnameAsFQDN=True), namespace="t",
+                            cluster="c", cluster_uid="cu", env={})["spec"]
+    assert spec["setHostnameAsFQDN"] is True
+    ref = SandboxRef("t", "shop.web-0", "u")
+    assert kernel_hostname(ref, PodSpec.model_validate(spec)) == "db.web.shop.svc.cluster.local"
+    plain = build_sandboxpod(pod(hostname="db", setHostnameAsFQDN=True), namespace="t", cluster="c",
+                             cluster_uid="cu", env={})["spec"]
+    assert kernel_hostname(ref, PodSpec.model_validate(plain)) == "db"  # no subdomain: no domain
+    long = build_sandboxpod(pod(hostname="d" * 40, subdomain="web", setHostnameAsFQDN=True), namespace="t",
+                            cluster="c", cluster_uid="cu", env={})["spec"]
+    with pytest.raises(InvalidSpecError, match=r"is too long \(64 characters is the max, 67 characters requested\)"):
+        kernel_hostname(ref, PodSpec.model_validate(long))
+    # hostnameOverride: the hostname as given (a DNS subdomain, cut to 63), and no domain.
+    over = pod(hostname="db", subdomain="web", hostnameOverride="my.host.example")
+    assert hostname_of(over) == "my.host.example" and host_domain(over) is None
+    spec = build_sandboxpod(over, namespace="t", cluster="c", cluster_uid="cu", env={})["spec"]
+    assert kernel_hostname(ref, PodSpec.model_validate(spec)) == "my.host.example"
+    assert hostname_of(pod(hostnameOverride="a" * 62 + ".b")) == "a" * 62
 
 
 @pytest.mark.parametrize("sub", ["Web", "a\nb", "a b", "x" * 64, "-a", "a.b"])
