@@ -210,9 +210,10 @@ def test_operator_killed_mid_provisioning_leaves_no_orphan(meta, svc):
     wait(lambda: meta.state()["components"]["servicelb-operator"]["pid"] != pid, timeout=30,
          what="operator restart")
     try:
-        for i in range(3):
-            wait(lambda: resolve(meta, f"churn{i}.default.svc.cluster.local")[1], timeout=60,
-                 what=f"churn{i} served")
+        for i in range(3):  # served: its load balancer is Ready at its ClusterIP (what DNS answers)
+            wait(lambda: [lb["status"]["address"] for lb in servicelbs(meta, f"churn{i}")
+                          if (lb.get("status") or {}).get("phase") == "Ready"]
+                 == resolve(meta, f"churn{i}.default.svc.cluster.local")[1], timeout=60, what=f"churn{i} served")
     except AssertionError as exc:
         log = meta.sk8s("logs", "servicelb-operator", check=False).stdout[-3000:]
         lbs = meta.kubectl("get", "servicelbs", "-n", sandbox_ns(meta), "-o", "wide").stdout
