@@ -55,7 +55,7 @@ class VirtualNode:
         self.services = ServiceSync(tenant=tenant, meta=meta, services=inf.services, slices=inf.slices,
                                     servicelbs=inf.servicelbs, events=self.events, cluster=opts.cluster,
                                     cluster_uid=opts.cluster_uid, meta_namespace=opts.meta_namespace,
-                                    service_cidr=opts.service_cidr)
+                                    service_cidr=opts.service_cidr, pods=inf.pods)
         self.event_mirror = EventMirror(tenant, events=inf.sandbox_events, sandboxes=inf.sandboxes,
                                         pod_for=self.podsync.pod_for, host=opts.node_name)
         self.kubelet = KubeletServer(lookup=self.lookup, streams=self.streams, meta_namespace=opts.meta_namespace)

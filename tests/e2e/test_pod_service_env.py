@@ -89,6 +89,16 @@ def test_a_cluster_ip_resolves_back_to_its_service_name(senv):
     assert "nginx-svc.default.svc.cluster.local" in out, out
     out = senv.kubectl("exec", "resolver", "--", "nslookup", api_ip, check=False).stdout
     assert "kubernetes.default.svc.cluster.local" in out, out
+    # Pod A records, as CoreDNS's `pods verified`: a-b-c-d.<ns>.pod.cluster.local.
+    pod_ip = senv.pod("resolver")["status"]["podIP"]
+    name = f"{pod_ip.replace('.', '-')}.default.pod.cluster.local"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        out = senv.kubectl("exec", "resolver", "--", "nslookup", name, check=False).stdout
+        if f"Address: {pod_ip}" in out:
+            break
+        time.sleep(0.5)
+    assert f"Address: {pod_ip}" in out, out
 
 
 def test_hostname_and_subdomain_are_in_etc_hosts_without_a_service(senv):

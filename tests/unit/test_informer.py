@@ -150,6 +150,7 @@ def test_the_virtual_node_owns_and_starts_every_informer(monkeypatch):
     started = node.informers.early + node.informers.late
     assert made and sorted(map(id, made)) == sorted(map(id, started))
     assert all(i.handlers for i in started), [i.name for i in started if not i.handlers]
-    # Pods feed the binder and pod sync, SandboxPods pod sync; meta objects are this cluster's only.
-    assert len(node.informers.pods.handlers) == 2 and len(node.informers.sandboxes.handlers) == 1
+    # Pods feed the binder, pod sync and the zone's pod records, SandboxPods pod sync; meta
+    # objects are this cluster's only.
+    assert len(node.informers.pods.handlers) == 3 and len(node.informers.sandboxes.handlers) == 1
     assert node.informers.sandboxes.params == {"labelSelector": "sk8s.io/cluster-uid=u1"}

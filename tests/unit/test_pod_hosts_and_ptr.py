@@ -132,3 +132,35 @@ async def test_service_sync_keeps_the_reverse_zone_beside_cluster_local():
         assert zone["spec"]["zoneName"] == "in-addr.arpa" and zone["spec"]["vpcIDs"] == ["u1"]
         await s.tenant.delete(f"{SVCS}/web")
         await until(lambda: ptrs() == {})
+
+
+def test_pod_a_records_for_pods_with_an_address_that_have_not_finished():
+    from operators.virtualnode.mapping.reversezone import pod_records
+
+    def p(ns, ip, phase="Running"):
+        return {"metadata": {"namespace": ns, "name": "x"}, "status": {"podIP": ip, "phase": phase}}
+    recs = pod_records([p("web", "10.112.0.5"), p("db", "10.112.0.6", "Pending"), p("web", "10.112.0.7", "Succeeded"),
+                        p("web", ""), p("web", "fd00::5")])
+    assert recs == [{"rr": "10-112-0-5.web.pod", "type": "A", "values": ["10.112.0.5"], "ttl": 5},
+                    {"rr": "10-112-0-6.db.pod", "type": "A", "values": ["10.112.0.6"], "ttl": 5}]
+
+
+async def test_service_sync_writes_pod_records_into_cluster_local():
+    from .fakekube import Tasks, until
+    from .test_servicesync import ZONE, Services
+    s = Services()
+    s.sync.pods = s.informers.pods
+    s.informers.pods.handlers.append(s.sync._on_pod)
+    pods = "/api/v1/namespaces/default/pods"
+    s.tenant.put(pods, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"},
+                        "status": {"podIP": "10.112.0.9", "phase": "Running"}})
+
+    def a_records():
+        return {r["rr"]: r["values"] for r in ((s.meta.stored(ZONE) or {}).get("spec") or {}).get("records") or []
+                if r["rr"].endswith(".pod")}
+    async with Tasks() as tasks:
+        tasks(s.informers.pods)
+        s.start(tasks)
+        await until(lambda: a_records() == {"10-112-0-9.default.pod": ["10.112.0.9"]})
+        await s.tenant.delete(f"{pods}/a")
+        await until(lambda: a_records() == {})

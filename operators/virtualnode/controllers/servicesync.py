@@ -15,7 +15,7 @@ from ...kubeclient.informer import Informer
 from ...kubeclient.client import ApiError, KubeClient
 from ...kubeclient.runner import Runner
 from ...models.contracts import LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE
-from ..mapping.reversezone import REVERSE_ZONE_OBJECT, build_reverse_zone, ptr_records
+from ..mapping.reversezone import REVERSE_ZONE_OBJECT, build_reverse_zone, pod_records, ptr_records
 from ..mapping.services import (ZONE_OBJECT, build_servicelbs, build_zone,
                        external_type, ignored_ports, ingress, lb_failure, lb_refusal, records, svc_key)
 
@@ -32,7 +32,7 @@ def _ns_name(obj: dict) -> tuple[str, str]:
 class ServiceSync:
     def __init__(self, *, tenant: KubeClient, meta: KubeClient, services: Informer, slices: Informer,
                  servicelbs: Informer, events: EventRecorder, cluster: str, cluster_uid: str, meta_namespace: str,
-                 service_cidr: str = ""):
+                 service_cidr: str = "", pods: Informer | None = None):
         self.tenant, self.meta, self.events = tenant, meta, events
         self.service_cidr = service_cidr or None  # the tenant's ClusterIP range (mapping/services.py)
         self.cluster, self.cluster_uid, self.namespace = cluster, cluster_uid, meta_namespace
@@ -47,6 +47,9 @@ class ServiceSync:
         self.services.handlers.append(self._on_service)
         self.slices.handlers.append(self._on_slice)
         self.lbs.handlers.append(self._on_lb)
+        self.pods = pods  # for pod A records (mapping/reversezone.py pod_records)
+        if pods is not None:
+            pods.handlers.append(self._on_pod)
 
     # --- events -> keys ----------------------------------------------------------
     def _on_service(self, kind: str, obj: dict, old: dict | None) -> None:
@@ -63,6 +66,13 @@ class ServiceSync:
         else:
             keys.add(_ns_name(obj))
         self.queue.add((ns, svc))
+
+    def _on_pod(self, kind: str, obj: dict, old: dict | None) -> None:
+        def seen(p: dict | None) -> tuple:
+            st = (p or {}).get("status") or {}
+            return st.get("podIP"), st.get("phase") in ("Succeeded", "Failed")
+        if kind == "DELETED" or old is None or seen(obj) != seen(old):
+            self.zone_dirty.set()
 
     def _on_lb(self, kind: str, obj: dict, old: dict | None) -> None:
         labels = obj["metadata"].get("labels") or {}
@@ -183,8 +193,10 @@ class ServiceSync:
 
     async def _sync_zone(self) -> None:
         services = self.services.items()
-        await self._sync_one_zone(ZONE_OBJECT, records(services, self.slices_of, self.lbs.store, self.service_cidr),
-                                  build_zone)
+        zone = records(services, self.slices_of, self.lbs.store, self.service_cidr)
+        if self.pods is not None:
+            zone = sorted(zone + pod_records(self.pods.items()), key=lambda r: (r["rr"], r["type"]))
+        await self._sync_one_zone(ZONE_OBJECT, zone, build_zone)
         # PTR records in a zone of their own, as kube-dns answers them (mapping/reversezone.py).
         await self._sync_one_zone(REVERSE_ZONE_OBJECT, ptr_records(services, self.slices_of), build_reverse_zone)
 

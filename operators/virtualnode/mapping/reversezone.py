@@ -1,4 +1,4 @@
-"""Reverse DNS of a tenant's Services, as kube-dns/CoreDNS answer it (pure functions).
+"""Reverse DNS of a tenant's Services, and pod A records, as kube-dns/CoreDNS answer them (pure functions).
 
 A second PrivateZone, `in-addr.arpa`, bound to the tenant's VPC beside `cluster.local`
 (PrivateZone keeps reverse zones apart, as Alibaba Cloud's does):
@@ -7,6 +7,9 @@ A second PrivateZone, `in-addr.arpa`, bound to the tenant's VPC beside `cluster.
 - each endpoint of a headless Service with a hostname -> `<hostname>.<svc>.<ns>.svc.cluster.local`.
 
 An address with no record answers NXDOMAIN (there is no upstream to ask).
+
+Pod A records (`pod_records`) go into `cluster.local`: `a-b-c-d.<ns>.pod` for every pod with
+an IP that has not finished, as CoreDNS's `pods verified` answers them.
 """
 from __future__ import annotations
 
@@ -61,6 +64,17 @@ def ptr_records(services: list[dict], slices_of) -> list[dict]:
             if rr:
                 names.setdefault(rr, set()).add(fqdn)
     return [{"rr": rr, "type": "PTR", "values": sorted(names[rr]), "ttl": TTL} for rr in sorted(names)]
+
+
+def pod_records(pods: list[dict]) -> list[dict]:
+    """`10-112-0-5.<ns>.pod` -> 10.112.0.5 for each running (or starting) pod with an IPv4 address."""
+    out: dict[str, set[str]] = {}
+    for pod in pods:
+        ip = (pod.get("status") or {}).get("podIP") or ""
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") or reverse_rr(ip) is None:
+            continue
+        out.setdefault(f"{ip.replace('.', '-')}.{pod['metadata']['namespace']}.pod", set()).add(ip)
+    return [{"rr": rr, "type": "A", "values": sorted(out[rr]), "ttl": TTL} for rr in sorted(out)]
 
 
 def build_reverse_zone(*, cluster: str, cluster_uid: str, namespace: str, zone_records: list[dict]) -> dict:
