@@ -165,7 +165,7 @@ def test_exec_over_the_pre_v4_websocket_protocols(tenant, protocol):
     cfg = client.Configuration()
     config.load_kube_config(config_file=str(tenant.kubeconfig), client_configuration=cfg)
     url = (cfg.host.replace("https://", "wss://") + "/api/v1/namespaces/default/pods/two/exec"
-           "?container=box&command=sh&command=-c&command=echo%20old;%20exit%205&stdout=1&stderr=1")
+           "?container=box&command=sh&command=-c&command=echo%20old%3B%20exit%205&stdout=1&stderr=1")
     ws = websocket.create_connection(url, subprotocols=[protocol], timeout=20, sslopt={
         "cert_reqs": ssl.CERT_REQUIRED, "ca_certs": cfg.ssl_ca_cert, "certfile": cfg.cert_file,
         "keyfile": cfg.key_file})
