@@ -104,7 +104,7 @@ build agnhost go build -trimpath -ldflags "-s -w -X main.Version=$agnhost_ver" \
   -o "$OUT/agnhost.tmp" k8s.io/kubernetes/test/images/agnhost
 build sample-apiserver go build -trimpath -ldflags "-s -w $VERSION_LDFLAGS" \
   -o "$OUT/sample-apiserver.tmp" k8s.io/sample-apiserver
-build e2e.test go test -c -trimpath -ldflags "-s -w $VERSION_LDFLAGS" \
+build e2e.test go test -c -vet=off -trimpath -ldflags "-s -w $VERSION_LDFLAGS" \
   -o "$OUT/e2e.test.tmp" k8s.io/kubernetes/test/e2e
 echo "$agnhost_ver" > "$OUT/agnhost.version"
 all_present || die "some tools are missing in $OUT"

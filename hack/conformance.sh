@@ -25,7 +25,7 @@ REPORT_DIR="${CONFORMANCE_REPORT_DIR:-$REPO/_output/conformance/$(date -u +%Y%m%
 mkdir -p "$REPORT_DIR"
 REPORT_DIR="$(cd "$REPORT_DIR" && pwd)"
 # The skip list: one regex a line, each with the reason in a comment above it.
-SKIP="${CONFORMANCE_SKIP-$(grep -vE '^\s*(#|$)' "$HERE/conformance-skip.txt" | paste -sd'|' -)}"
+SKIP="${CONFORMANCE_SKIP-$({ grep -vE '^\s*(#|$)' "$HERE/conformance-skip.txt" || true; } | paste -sd'|' -)}"
 log() { printf '[conformance %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 TOOLS=$(bash "$HERE/build-conformance.sh" | tail -1)
@@ -37,6 +37,8 @@ cleanup() {
   if [ -n "$started_home" ]; then
     log "stopping the embedded sk8s of $started_home"
     SK8S_HOME="$started_home" "$PY" -m operators.cli down >/dev/null 2>&1 || true
+    cp -r "$started_home/logs" "$REPORT_DIR/sk8s-logs" 2>/dev/null || true
+    rm -rf "$started_home"
   fi
 }
 trap cleanup EXIT
@@ -45,7 +47,8 @@ if [ -n "${CONFORMANCE_KUBECONFIG:-}" ]; then
   TENANT_KUBECONFIG="$CONFORMANCE_KUBECONFIG"
   bash "$HERE/build-conformance-images.sh" "$TOOLS"
 else
-  export SK8S_HOME="$REPORT_DIR/sk8s-home"
+  # A short path of its own: the home holds unix sockets (108-byte limit on their paths).
+  export SK8S_HOME="$(mktemp -d /tmp/sk8s-conformance-XXXXXX)"
   export CONTAINERS_CONF="$SK8S_HOME/containers.conf"
   unset KUBECONFIG
   log "starting an embedded sk8s in $SK8S_HOME"

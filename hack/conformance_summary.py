@@ -58,6 +58,7 @@ def reason(message: str) -> str:
     random suffixes, numbers, addresses) blanked, so that failures of one cause group."""
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     line = lines[0] if lines else "(no message)"
+    line = re.sub(r"\b[a-z0-9-]*[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "<name>", line)
     line = re.sub(r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b", "<addr>", line)
     line = re.sub(r"\b[a-z0-9]+(-[a-z0-9]+)*-(?=[a-z]*\d)[a-z0-9]{4,5}\b", "<name>", line)
     line = re.sub(r"\d+(\.\d+)?", "N", line)

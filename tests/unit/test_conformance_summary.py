@@ -48,3 +48,8 @@ def test_render_has_table_and_escapes_pipes():
     out = summary_mod.render(summary_mod.summarize(report), "v1.37.2")
     assert "| 0 | 1 | 0 | 1 |" in out
     assert "a\\|b" in out and "x \\| y" in out
+
+
+def test_reason_blanks_uuid_names_and_addresses():
+    r = summary_mod.reason("error getting pods dns-test-a73edec3-5b18-48d9-a931-72262d4c6e1d from 10.112.3.4:8080")
+    assert r == "error getting pods <name> from <addr>"
