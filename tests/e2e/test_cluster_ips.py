@@ -9,15 +9,17 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from .conftest import IMAGE
-from .tenant import make_cluster
+from .tenant import make_cluster, plane_dir
 
 pytestmark = pytest.mark.e2e
 PAGE = "Welcome to sk8s"
+HOLDS = Path("/run/sk8s/vpc-subnets")  # operators/providers/local/vpc.py
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +156,9 @@ def test_another_tenant_cannot_reach_this_tenants_api_server(meta, cips):
     k8s_ip = cluster_ip(cips, "kubernetes")
     other = make_cluster(meta, "cips-other", quotas={"maxPods": 2})
     other_ip = cluster_ip(other, "kubernetes")
+    other_plane = plane_dir(meta, meta.get("serverlesscluster", "cips-other", "default")["metadata"]["uid"])
+    hold = HOLDS / network(meta, "cips-other")["vpcCIDR"].replace("/", "-")
+    assert hold.read_text() == str(other_plane)  # the range is held for its plane
     try:
         assert other_ip != k8s_ip
         probe = "printf 'GET /version HTTP/1.0\\r\\n\\r\\n' | timeout 3 nc {} 443; echo"
@@ -164,7 +169,9 @@ def test_another_tenant_cannot_reach_this_tenants_api_server(meta, cips):
         assert "Client sent an HTTP request to an HTTPS server" in own_part, out  # its own API server
     finally:
         meta.kubectl("delete", "serverlesscluster", "cips-other", "--timeout=180s", check=False)
-    # Deleted: its ClusterIPs route nowhere, and no packet for them leaves this machine.
+    # Deleted: the hold is released (or already another plane's), its ClusterIPs route
+    # nowhere, and no packet for them leaves this machine.
+    assert not hold.exists() or hold.read_text() != str(other_plane)
     got = subprocess.run(["ip", "-4", "route", "get", other_ip], capture_output=True, text=True)
     assert got.returncode != 0 and "dev" not in got.stdout, (got.stdout, got.stderr)
     assert subprocess.run(["ip", "-4", "route", "show", "10.96.0.0/16"], capture_output=True,
