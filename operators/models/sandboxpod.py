@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import KOPF_STATUS_FIELD, Condition, K8sModel, LocalObjectRef, cel
-from .podspec import PodSpec
+from .podspec import DNS1123_LABEL, Container, PodSpec
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 PROVIDERS = ("local", "aliyun")
@@ -17,6 +17,19 @@ class SandboxPodSpec(PodSpec):
         default=None, description="The ServerlessCluster (same namespace) this pod belongs to.")
     provider: Literal["local", "aliyun"] | None = Field(
         default=None, description="Provider that runs the sandbox; defaults to the operator's.")
+
+
+class EphemeralContainer(Container):
+    """A container added to a running sandbox (`kubectl debug`): never restarted, no probes."""
+
+    targetContainerName: str | None = Field(
+        default=None, max_length=63, pattern=DNS1123_LABEL,
+        description="Share the process namespace of this container of the pod (`kubectl debug --target`).")
+
+
+# Ephemeral containers are only ever added: an entry, once there, never changes or goes.
+_APPEND_ONLY = cel("self.size() >= oldSelf.size() && oldSelf.all(o, self.exists(n, n == o))",
+                   "ephemeralContainers may only be added to: existing entries never change")
 
 
 class ContainerStateWaiting(K8sModel):
@@ -64,6 +77,7 @@ class SandboxPodStatus(K8sModel):
     startTime: str | None = None
     initContainerStatuses: list[ContainerStatus] | None = None
     containerStatuses: list[ContainerStatus] | None = None
+    ephemeralContainerStatuses: list[ContainerStatus] | None = None
     provider: str | None = None
     instanceID: str | None = None
     observedGeneration: int | None = None
@@ -76,4 +90,8 @@ class SandboxPod(K8sModel):
     spec: SandboxPodSpec = Field(json_schema_extra={"x-kubernetes-validations": [
         cel("self == oldSelf", "spec is immutable: delete and re-create the SandboxPod"),
     ]})
+    ephemeralContainers: list[EphemeralContainer] | None = Field(
+        default=None, max_length=16, description="Containers added to the running sandbox (`kubectl debug`); "
+        "append-only, as a Pod's: the spec stays immutable.",
+        json_schema_extra={"x-kubernetes-validations": [_APPEND_ONLY]})
     status: SandboxPodStatus | None = None

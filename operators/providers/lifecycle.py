@@ -22,6 +22,8 @@ import abc
 from typing import AsyncIterator
 
 from ..models.podspec import PodSpec
+from ..models.sandboxpod import EphemeralContainer
+from .errors import ProviderError
 from .sandbox import SandboxInstance, SandboxRef
 
 # volume -> path -> (bytes, mode): the files of a pod's ConfigMap, Secret and downward API volumes.
@@ -63,6 +65,13 @@ class SandboxLifecycle(abc.ABC):
     async def resume(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> None:
         """Take over a sandbox found after an operator restart (its restart and probe loop).
         Nothing to do where the instance manages its containers itself."""
+
+    async def add_ephemeral_container(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str],
+                                      container: EphemeralContainer) -> None:
+        """Run one more container in the running sandbox (`kubectl debug`), sharing its network
+        and, with `targetContainerName`, that container's processes; never restarted. Idempotent."""
+        raise ProviderError(f"the {self.name} provider cannot add ephemeral containers", reason="NotSupported",
+                            retryable=False)
 
     @abc.abstractmethod
     async def ensure(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> str:

@@ -51,6 +51,7 @@ class SandboxInstance:
     started_at: str | None = None
     containers: list[ContainerInfo] = field(default_factory=list)
     init_containers: list[ContainerInfo] = field(default_factory=list)
+    ephemeral_containers: list[ContainerInfo] = field(default_factory=list)  # added by `kubectl debug`
     reason: str | None = None
     message: str | None = None
 

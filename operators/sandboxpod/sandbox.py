@@ -44,7 +44,8 @@ def status_for(body, inst: SandboxInstance | None, provider: SandboxLifecycle,
                error: ProviderError | None = None) -> dict:
     spec = SandboxPodSpec.model_validate(body.get("spec") or {})
     return build_status(spec, inst, prev=dict(body.get("status") or {}),
-                        generation=body["metadata"].get("generation"), provider=provider.name, error=error)
+                        generation=body["metadata"].get("generation"), provider=provider.name, error=error,
+                        ephemeral=list(body.get("ephemeralContainers") or []))
 
 
 async def refresh(provider: SandboxLifecycle, ref: SandboxRef) -> None:

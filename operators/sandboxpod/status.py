@@ -103,8 +103,25 @@ def container_statuses(spec: PodSpec, inst: SandboxInstance | None, error: Provi
     return out
 
 
+def ephemeral_statuses(containers: list[dict], inst: SandboxInstance | None) -> list[dict] | None:
+    """ephemeralContainerStatuses, in the order they were added: never ready, never restarted."""
+    infos = {i.name: i for i in inst.ephemeral_containers} if inst else {}
+    out = []
+    for c in containers:
+        name, info = c["name"], infos.get(c["name"])
+        if info is None:
+            out.append({"name": name, "image": c.get("image"), "ready": False, "restartCount": 0,
+                        "state": {"waiting": {"reason": "ContainerCreating"}}})
+            continue
+        out.append({"name": name, "image": c.get("image"), "imageID": info.image_id or "",
+                    "containerID": info.container_id or "", "ready": False, "restartCount": 0,
+                    "state": container_state(info)})
+    return out or None
+
+
 def build_status(spec: PodSpec, inst: SandboxInstance | None, *, prev: dict, generation: int | None,
-                 provider: str, error: ProviderError | None = None, now: str | None = None) -> dict:
+                 provider: str, error: ProviderError | None = None, now: str | None = None,
+                 ephemeral: list[dict] | None = None) -> dict:
     now = now or now_rfc3339()
     prev_conditions = prev.get("conditions") or []
     statuses = container_statuses(spec, inst, error, prev)
@@ -146,6 +163,7 @@ def build_status(spec: PodSpec, inst: SandboxInstance | None, *, prev: dict, gen
         "conditions": conds,
         "containerStatuses": statuses,
         "initContainerStatuses": init_statuses or None,
+        "ephemeralContainerStatuses": ephemeral_statuses(ephemeral or [], inst),
         "provider": provider,
         "observedGeneration": generation,
         "reason": error.reason if error else (inst.reason if inst else None),

@@ -17,6 +17,7 @@ from typing import AsyncIterator
 
 from ...models.contracts import LABEL_CONTAINER, LABEL_HOME
 from ...models.podspec import PodSpec
+from ...models.sandboxpod import EphemeralContainer
 from ..lifecycle import SandboxLifecycle, VolumeContent
 from ..sandbox import EventSink, SandboxInstance, SandboxRef
 from . import firewall
@@ -104,6 +105,10 @@ class LocalProvider(SandboxLifecycle):
                                    changed=self._changes.put_nowait)
                 self._workers[ref] = worker
         return worker
+
+    async def add_ephemeral_container(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str],
+                                      container: EphemeralContainer) -> None:
+        await (await self._worker(ref, spec, labels)).add_ephemeral(container)
 
     async def resume(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> None:
         (await self._worker(ref, spec, labels)).resume()

@@ -92,7 +92,7 @@ class PodmanRuntime:
 
     async def create_container(self, ref: SandboxRef, spec: PodSpec, c: Container, *, network: str,
                                labels: dict[str, str], dns: list[str], new_pod: bool, init: bool = False,
-                               pulled: bool = False) -> None:
+                               pulled: bool = False, ephemeral: bool = False) -> None:
         """`podman run` one container of the pod; the first one creates the pod. Idempotent.
         `pulled`: `pull_image` has just pulled per the policy, so nothing is pulled again."""
         late_env = None
@@ -122,7 +122,7 @@ class PodmanRuntime:
         for _ in range(3):
             args = run_args(ref, spec, c, network=network, labels=labels, new_pod=new_pod, dns=dns, init=init,
                             late_env=late_env, volume_root=self.volume_root, subpaths=subpaths,
-                            image_user=image_user, termination_log=term_log, pulled=pulled)
+                            image_user=image_user, termination_log=term_log, pulled=pulled, ephemeral=ephemeral)
             async with self._creating:
                 res = await self.podman.run(*args, check=False, timeout=600)
             if res.rc == 0 or "is already in use" in res.err:
@@ -268,7 +268,7 @@ class PodmanRuntime:
         ip, host_ip = status.pod_addresses(data, infra, self.host_ip)
         inst = status.instance(ref, pod.get("Id", "")[:12], data, infra, ip, host_ip)
         if ip:
-            current = {c.container_id for c in inst.containers + inst.init_containers}
+            current = {c.container_id for c in inst.containers + inst.init_containers + inst.ephemeral_containers}
             self._known[ref] = ([d["Id"] for d in data if f"podman://{d.get('Id')}" in current], ip, host_ip,
                                 inst.instance_id)
         return inst

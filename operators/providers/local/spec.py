@@ -14,7 +14,7 @@ from pathlib import Path
 
 # The local provider's short names for its podman labels (keys in models/contracts.py).
 from ...models.contracts import (LABEL_CONTAINER,
-                                 LABEL_INIT_CONTAINER as LABEL_INIT, LABEL_SANDBOX_NAME as LABEL_NAME,
+                                 LABEL_EPHEMERAL_CONTAINER as LABEL_EPHEMERAL, LABEL_INIT_CONTAINER as LABEL_INIT, LABEL_SANDBOX_NAME as LABEL_NAME,
                                  LABEL_SANDBOX_NAMESPACE as LABEL_NAMESPACE, LABEL_SANDBOX_UID as LABEL_UID,
                                  REASON_CONFIG_ERROR)
 from ...models.podspec import Container, PodSpec
@@ -153,10 +153,12 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
              new_pod: bool, init: bool = False, dns: list[str] | None = None,
              volume_root: Path | None = None, late_env: dict[str, str] | None = None,
              subpaths: dict[int, str] | None = None, image_user: str | None = None,
-             termination_log: Path | None = None, pulled: bool = False) -> list[str]:
+             termination_log: Path | None = None, pulled: bool = False, ephemeral: bool = False) -> list[str]:
     """`podman run` arguments for one container; the first one creates the pod. `subpaths`:
     the bind mounts of its subPaths, made by volumes.prepare_subpaths just before;
-    `termination_log`: the provider's file for its terminationMessagePath (termlog.py)."""
+    `termination_log`: the provider's file for its terminationMessagePath (termlog.py);
+    `ephemeral`: a container added to the running pod by `kubectl debug` (its
+    targetContainerName's processes shared)."""
     args = ["run", "--detach", f"--name={container_name(ref, c.name)}"]
     if new_pod:
         args += [f"--pod=new:{ref.instance_name}", f"--network={network}",
@@ -165,17 +167,9 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
         args += hosts_args(spec)
     else:
         args.append(f"--pod={ref.instance_name}")
-    all_labels = dict(labels)
-    all_labels.update({LABEL_NAMESPACE: ref.namespace, LABEL_NAME: ref.name, LABEL_UID: ref.uid,
-                       LABEL_CONTAINER: c.name})
-    if init:
-        all_labels[LABEL_INIT] = "true"
-    args += [f"--label={k}={v}" for k, v in sorted(all_labels.items())]
+    args += label_args(ref, c, labels, init=init, ephemeral=ephemeral)
+    args += pid_args(ref, spec, c, ephemeral=ephemeral)
     args += [
-        # catatonit as PID 1: SIGTERM reaches the app even when it is a shell or busybox. With
-        # shareProcessNamespace the pod's infra process is PID 1 of all its containers instead
-        # (podman refuses --init there), as the kubelet's pause.
-        *([] if spec.shareProcessNamespace else ["--init"]),
         # The provider's kubelet restarts containers, with the kubelet's back-off: podman's
         # own policy would restart at once, forever, without CrashLoopBackOff.
         "--restart=no",
@@ -207,6 +201,35 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
     check_list_options(c, args)
     execlimits.check(c, args)
     return args
+
+
+def label_args(ref: SandboxRef, c: Container, labels: dict[str, str], *, init: bool, ephemeral: bool) -> list[str]:
+    """The container's podman labels: the sandbox, the container's name and its kind."""
+    all_labels = dict(labels)
+    all_labels.update({LABEL_NAMESPACE: ref.namespace, LABEL_NAME: ref.name, LABEL_UID: ref.uid,
+                       LABEL_CONTAINER: c.name})
+    if init:
+        all_labels[LABEL_INIT] = "true"
+    if ephemeral:  # reported apart (status.py): it makes no phase and is never restarted
+        all_labels[LABEL_EPHEMERAL] = "true"
+    return [f"--label={k}={v}" for k, v in sorted(all_labels.items())]
+
+
+def pid_args(ref: SandboxRef, spec: PodSpec, c: Container, *, ephemeral: bool) -> list[str]:
+    """catatonit as PID 1: SIGTERM reaches the app even when it is a shell or busybox. With
+    shareProcessNamespace the pod's infra process is PID 1 of all its containers instead
+    (podman refuses --init there), as the kubelet's pause. A debug container with a target
+    (`kubectl debug --target`) joins the target's pid namespace, whose PID 1 is the
+    target's own init, as the kubelet's."""
+    if spec.shareProcessNamespace:
+        return []
+    target = getattr(c, "targetContainerName", None) if ephemeral else None
+    if target and target not in {t.name for t in spec.containers}:
+        raise InvalidSpecError(f"ephemeral container {c.name}: targetContainerName: {target!r} is not a container "
+                               "of the pod", reason=REASON_CONFIG_ERROR)
+    if target:
+        return [f"--pid=container:{container_name(ref, target)}"]
+    return ["--init"]
 
 
 # podman's list options (pflag StringSlice) cut their value at commas and read quotes as

@@ -2,7 +2,7 @@
 (pure): container states as the kubelet reports them, the pod's state, its addresses."""
 from __future__ import annotations
 
-from ...models.contracts import (LABEL_CONTAINER, LABEL_INIT_CONTAINER, LABEL_SANDBOX_NAME, LABEL_SANDBOX_NAMESPACE,
+from ...models.contracts import (LABEL_CONTAINER, LABEL_EPHEMERAL_CONTAINER, LABEL_INIT_CONTAINER, LABEL_SANDBOX_NAME, LABEL_SANDBOX_NAMESPACE,
                                  LABEL_SANDBOX_UID)
 from ..sandbox import ContainerInfo, SandboxInstance, SandboxRef
 from .spec import container_name
@@ -37,18 +37,21 @@ def container_info(name: str, data: dict) -> ContainerInfo:
 
 def instance(ref: SandboxRef, pod_id: str, data: list[dict], infra: str | None, ip: str | None,
              host_ip: str | None) -> SandboxInstance:
-    containers, init_containers = [], []
+    containers, init_containers, ephemeral = [], [], []
     for d in data:
         labels = d.get("Config", {}).get("Labels") or {}
         cname = labels.get(LABEL_CONTAINER)
         # A restarted container's previous run (kept for its logs) is not the container.
         if d.get("Id") != infra and cname and d.get("Name", "").lstrip("/") == container_name(ref, cname):
-            (init_containers if labels.get(LABEL_INIT_CONTAINER) else containers).append(container_info(cname, d))
+            # Ephemeral containers (`kubectl debug`) are reported apart: they make no phase.
+            kind = (ephemeral if labels.get(LABEL_EPHEMERAL_CONTAINER) else
+                    init_containers if labels.get(LABEL_INIT_CONTAINER) else containers)
+            kind.append(container_info(cname, d))
     states = {c.state for c in containers}
     state = "running" if "running" in states else ("exited" if states == {"terminated"} else "creating")
     started = min((c.started_at for c in containers + init_containers if c.started_at), default=None)
     return SandboxInstance(ref, pod_id, state, ip=ip, host_ip=host_ip, started_at=started,
-                           containers=containers, init_containers=init_containers)
+                           containers=containers, init_containers=init_containers, ephemeral_containers=ephemeral)
 
 
 def pod_addresses(data: list[dict], infra: str | None, host_ip: str | None) -> tuple[str | None, str | None]:

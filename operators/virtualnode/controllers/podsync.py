@@ -26,7 +26,7 @@ from ...kubeclient.runner import Runner
 from ..mapping.quota import is_terminal
 from ... import API_VERSION
 from ...models.contracts import ANNOTATION_DELETION_GRACE
-from ..mapping.spec import (build_sandboxpod, dropped_fields, pod_uid_of,
+from ..mapping.spec import (build_sandboxpod, dropped_fields, ephemeral_containers, pod_uid_of,
                    sandboxpod_name)
 from ..mapping.podstatus import lost_status, pod_status_from_sandbox
 from .statussync import Conflict, StatusWriter
@@ -150,6 +150,7 @@ class PodSync:
         if await self._past_deadline(name, pod, sbp):
             return
         await self.volumes.sync(pod, sbp, lambda reason, msg: self.events.emit(pod, "Warning", reason, msg))
+        sbp = await self._sync_ephemeral(name, pod, sbp)
         await self.status.write(pod, pod_status_from_sandbox(pod, sbp))
 
     # --- steps -------------------------------------------------------------------------
@@ -240,6 +241,31 @@ class PodSync:
         self.lost.discard(pod["metadata"]["uid"])
         return True
 
+    async def _sync_ephemeral(self, name: str, pod: dict, sbp: dict) -> dict:
+        """Ephemeral containers added to the pod (`kubectl debug`) appended to the SandboxPod,
+        whose operator runs them in the sandbox; a refusal is a Warning event on the pod."""
+        if ephemeral_containers(pod, sbp, {}) is None:
+            return sbp  # nothing new (the common case): no environment to resolve
+        try:
+            service_env = await self._service_env(pod)
+            env = await self._environment(pod, service_env)
+        except ConfigError as err:
+            self.events.emit(pod, "Warning", "Failed", f"Error: ephemeral containers: {err}")
+            return sbp
+        wanted = ephemeral_containers(pod, sbp, env, service_env)
+        if wanted is None:
+            return sbp
+        try:
+            patched = await self.meta.patch(f"{self.sbp_path}/{name}", {"ephemeralContainers": wanted}, MERGE)
+        except ApiError as exc:
+            if exc.status not in (400, 403, 422):
+                raise
+            self.events.emit(pod, "Warning", "Failed", f"Error: the sandbox rejected the ephemeral containers: "
+                                                       f"{exc.message}")
+            return sbp
+        self.sandboxes.put_if_newer(patched)
+        return patched
+
     async def _service_env(self, pod: dict) -> dict[str, str]:
         """The pod's service variables, from the Services as they are now (the kubelet reads
         them as it creates a container), once the Service cache is complete."""
@@ -259,7 +285,8 @@ class PodSync:
                       for n in cm_names}
         env: dict[str, list[dict]] = {}
         spec = pod.get("spec") or {}
-        for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        for c in (spec.get("initContainers") or []) + (spec.get("containers") or []) + \
+                (spec.get("ephemeralContainers") or []):
             values, skipped = resolve_env(pod, c, secrets=secrets, configmaps=configmaps, node_name=self.node_name,
                                           allocatable=self.allocatable, service_env=service_env)
             env[c["name"]] = values

@@ -106,7 +106,8 @@ class KubeletServer:
         if pod is None:
             raise web.HTTPNotFound(text=f'pod "{name}" in namespace "{ns}" is not on this node\n')
         pod_spec = pod.get("spec") or {}
-        spec_containers = [c["name"] for c in (pod_spec.get("containers") or []) + (pod_spec.get("initContainers") or [])]
+        spec_containers = [c["name"] for c in (pod_spec.get("containers") or []) + (pod_spec.get("initContainers") or [])
+                           + (pod_spec.get("ephemeralContainers") or [])]
         if container not in spec_containers:
             raise web.HTTPNotFound(text=f'container "{container}" not found in pod "{name}"; '
                                         f'choose one of: [{" ".join(spec_containers)}]\n')
@@ -116,7 +117,8 @@ class KubeletServer:
             raise web.HTTPBadRequest(text=f"{exc}\n")
         pod_status = pod.get("status") or {}
         status = next((c for c in (pod_status.get("containerStatuses") or []) +
-                       (pod_status.get("initContainerStatuses") or []) if c.get("name") == container), {})
+                       (pod_status.get("initContainerStatuses") or []) +
+                       (pod_status.get("ephemeralContainerStatuses") or []) if c.get("name") == container), {})
         if opts.previous and not status.get("restartCount"):
             raise web.HTTPBadRequest(text=f'previous terminated container "{container}" in pod "{name}" not found\n')
         waiting = (status.get("state") or {}).get("waiting")
@@ -179,8 +181,11 @@ class KubeletServer:
         uid = request.match_info.get("uid")
         if pod is None or (uid and uid != pod["metadata"]["uid"]):
             raise web.HTTPNotFound(text="pod does not exist\n")
-        statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        statuses += (pod.get("status") or {}).get("initContainerStatuses") or []
+        # A new list: the informer's cached pod must not change. Ephemeral containers
+        # (`kubectl debug -it` attaches to one) are containers of the pod here too.
+        pod_status = pod.get("status") or {}
+        statuses = [c for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses")
+                    for c in pod_status.get(key) or []]
         running = [c for c in statuses if "running" in (c.get("state") or {})
                    and container in (None, c.get("name"))]
         if sbp is None or pod_uid_of(sbp) != pod["metadata"]["uid"] or not running:

@@ -33,7 +33,8 @@ def referenced_sources(pod: dict) -> tuple[set[str], set[str]]:
     secrets: set[str] = set()
     configmaps: set[str] = set()
     spec = pod.get("spec") or {}
-    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []) + \
+            (spec.get("ephemeralContainers") or []):
         for e in c.get("env") or []:
             src = e.get("valueFrom") or {}
             if src.get("secretKeyRef"):

@@ -114,6 +114,21 @@ def _container_statuses(pod: dict, sb_status: dict, waiting: dict | None, sbp: d
     return out
 
 
+def _ephemeral_statuses(pod: dict, sb_status: dict, sbp: dict | None) -> list[dict] | None:
+    """status.ephemeralContainerStatuses, as the SandboxPod reports the debug containers."""
+    by_name = {c.get("name"): c for c in sb_status.get("ephemeralContainerStatuses") or []}
+    out = []
+    for c in (pod.get("spec") or {}).get("ephemeralContainers") or []:
+        src = by_name.get(c["name"]) or {}
+        state = src.get("state") or {"waiting": {"reason": "ContainerCreating"}}
+        st = {"name": c["name"], "image": c["image"], "imageID": src.get("imageID") or "", "ready": False,
+              "restartCount": 0, "state": _tenant_state(state, sbp, pod), "lastState": {}}
+        if src.get("containerID"):
+            st["containerID"] = src["containerID"]
+        out.append(st)
+    return out or None
+
+
 _TERMINAL = ("Succeeded", "Failed")
 
 
@@ -215,6 +230,7 @@ def pod_status_from_sandbox(pod: dict, sbp: dict | None, *, config_error: str | 
         "startTime": cur.get("startTime") or sb.get("startTime") or now,
         "containerStatuses": statuses,
         "initContainerStatuses": init_statuses or None,
+        "ephemeralContainerStatuses": _ephemeral_statuses(pod, sb, sbp),
         "qosClass": cur.get("qosClass") or qos_class(pod),
         "reason": reason,
         "message": message,

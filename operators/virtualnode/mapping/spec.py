@@ -236,6 +236,24 @@ def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: st
     }
 
 
+def ephemeral_containers(pod: dict, sbp: dict, env: dict[str, list[dict]],
+                         service_env: dict[str, str] | None = None) -> list[dict] | None:
+    """The SandboxPod's ephemeralContainers once the pod's have grown (`kubectl debug`): its
+    entries as they are (append-only), then the new ones mapped as containers are, with the
+    target of `--target`; None when there is nothing new."""
+    have = list(sbp.get("ephemeralContainers") or [])
+    known = {c["name"] for c in have}
+    new = [c for c in (pod.get("spec") or {}).get("ephemeralContainers") or [] if c["name"] not in known]
+    if not new:
+        return None
+    for c in new:
+        out = _container(c, env.get(c["name"]), service_env)
+        if c.get("targetContainerName"):
+            out["targetContainerName"] = c["targetContainerName"]
+        have.append(out)
+    return have
+
+
 def dropped_fields(pod: dict) -> list[str]:
     """Pod fields a SandboxPod cannot carry yet, so that the user is told rather than
     finding out."""

@@ -22,7 +22,7 @@ class ContainerRuntime(Protocol):
 
     async def create_container(self, ref: SandboxRef, spec: PodSpec, c: Container, *, network: str,
                                labels: dict[str, str], dns: list[str], new_pod: bool, init: bool,
-                               pulled: bool = False) -> None:
+                               pulled: bool = False, ephemeral: bool = False) -> None:
         """Create and start one container of the pod (the first one creates the pod).
         Idempotent; a ProviderError (ImagePullError...) names why it cannot. `pulled`: the
         image was just made present by `pull_image`."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from ....models.contracts import REASON_ERR_IMAGE_PULL, REASON_IMAGE_PULL_BACKOFF
-from ....models.podspec import PodSpec
+from ....models.podspec import Container, PodSpec
 from ...errors import ImagePullError, ProviderError
 from ...sandbox import ContainerInfo, EventSink, SandboxRef
 from . import ephemeral, hooks, statefile
@@ -184,6 +184,22 @@ class PodWorker:
         self.pod_created = True
         self._event("Normal", "Created", "Container created", cs)
         self._event("Normal", "Started", "Container started", cs)
+
+    async def add_ephemeral(self, c: Container) -> None:
+        """A `kubectl debug` container, run once next to the others: never restarted, no
+        probes or hooks, so the loop does not supervise it. Idempotent."""
+        if await self.runtime.inspect_container(self.ref, c.name) is not None:
+            return
+
+        def event(type_: str, reason: str, message: str) -> None:
+            if self.events is not None:
+                self.events(self.ref, type_, reason, message, field_path=f"spec.ephemeralContainers{{{c.name}}}")
+        await self.runtime.pull_image(c, event)
+        await self.runtime.create_container(self.ref, self.spec, c, network=self.network, labels=self.labels,
+                                            dns=self.dns, new_pod=False, init=False, pulled=True, ephemeral=True)
+        event("Normal", "Created", "Container created")
+        event("Normal", "Started", "Container started")
+        self._changed()
 
     async def _supervise(self, cs: ContainerRun) -> int:
         """Keep one container going per restartPolicy; its final exit code once it is done."""
