@@ -153,3 +153,68 @@ async def test_kubectl_debug_attaches_to_the_running_debug_container_by_name(tmp
             assert refused.value.status == 404
     assert provider.log[0] == ("attach", "default.web", "dbg", True, False)
     assert pod["status"]["containerStatuses"] == before  # the cached pod is not changed by a lookup
+
+
+class _Provider:
+    def __init__(self, running=True, error=None):
+        self.running, self.error, self.added = running, error, []
+
+    async def inspect(self, ref):
+        return SandboxInstance(ref, "abc", "running") if self.running else None
+
+    async def add_ephemeral_container(self, ref, spec, labels, c):
+        if self.error:
+            raise self.error
+        self.added.append((ref.name, c.name, c.targetContainerName, labels))
+
+
+class _Memo:
+    def __init__(self, provider):
+        self.provider, self.events_sent, self.notified = provider, [], []
+        self.pusher = type("P", (), {"notify": lambda _, ref: self.notified.append(ref)})()
+
+    def events(self, *args, **kw):
+        self.events_sent.append((args, kw))
+
+
+def _sbp(*ephemeral):
+    return {"metadata": {"name": "default.web", "namespace": "tenant-ns", "uid": "u1"},
+            "spec": {"containers": [{"name": "app", "image": "busybox"}], "clusterRef": {"name": "c"}},
+            "ephemeralContainers": list(ephemeral)}
+
+
+async def test_the_sandboxpod_operator_runs_each_listed_debug_container_once_the_sandbox_runs(monkeypatch):
+    import kopf
+    from operators import tenancy
+    from operators.sandboxpod.handlers.handle_ephemeral_containers import add_ephemeral_containers
+
+    async def no_tenant(kind, body):
+        return None
+    monkeypatch.setattr(tenancy, "check", no_tenant)
+    body = _sbp({"name": "dbg", "image": "busybox", "targetContainerName": "app"})
+    memo = _Memo(_Provider(running=False))
+    with pytest.raises(kopf.TemporaryError):  # the sandbox is still being made: later
+        await add_ephemeral_containers(body=body, memo=memo, retry=0)
+    memo = _Memo(_Provider())
+    await add_ephemeral_containers(body=body, memo=memo, retry=0)
+    assert memo.provider.added == [("default.web", "dbg", "app", {"sk8s.io/cluster": "c"})]
+    assert memo.notified  # its status follows at once
+    await add_ephemeral_containers(body=_sbp(), memo=memo, retry=0)
+    assert len(memo.provider.added) == 1  # nothing listed: nothing done
+
+
+async def test_a_debug_container_the_provider_refuses_is_a_warning_event_naming_it(monkeypatch):
+    import kopf
+    from operators import tenancy
+    from operators.sandboxpod.handlers.handle_ephemeral_containers import add_ephemeral_containers
+
+    async def no_tenant(kind, body):
+        return None
+    monkeypatch.setattr(tenancy, "check", no_tenant)
+    monkeypatch.setattr(kopf, "warn", lambda *a, **kw: None)
+    err = InvalidSpecError("ephemeral container dbg: targetContainerName: 'x' is not a container of the pod")
+    memo = _Memo(_Provider(error=err))
+    await add_ephemeral_containers(body=_sbp({"name": "dbg", "image": "busybox"}), memo=memo, retry=0)
+    (args, kw), = memo.events_sent
+    assert args[1:3] == ("Warning", "Failed") and "is not a container of the pod" in args[3]
+    assert kw == {"field_path": "spec.ephemeralContainers{dbg}"}

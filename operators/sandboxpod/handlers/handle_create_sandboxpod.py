@@ -10,6 +10,7 @@ from ...providers.errors import ImagePullError, ProviderError
 from ...tenancy import Tenant, TenancyError
 from ..sandbox import labels_of, ref_of, status_for
 from ..volumecontent import ContentMissing, load
+from .handle_ephemeral_containers import add_ephemeral_containers
 
 CONTENT_WAIT = 0.5  # the virtual node writes a pod's volume content before its SandboxPod
 
@@ -52,6 +53,10 @@ async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, r
     # a sandbox found rather than created (a resume sends no event) and any event that
     # was seen before the sandbox was complete.
     memo.pusher.notify(ref)
+    if body.get("ephemeralContainers"):
+        # Added while this handler ran (or before an operator restart): kopf counts that
+        # change as part of this cause, so the update handler would never see it.
+        await add_ephemeral_containers(body=body, memo=memo, retry=retry)
     if reason == "create" and retry == 0 or (body.get("status") or {}).get("reason"):
         kopf.info(body, reason="Started", message=f"sandbox {instance_id} started on provider {provider.name}")
 
