@@ -61,7 +61,7 @@ def reason(message: str) -> str:
     line = re.sub(r"\b[a-z0-9-]*[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "<name>", line)
     line = re.sub(r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b", "<addr>", line)
     line = re.sub(r"\b[a-z0-9]+(-[a-z0-9]+)*-(?=[a-z]*\d)[a-z0-9]{4,5}\b", "<name>", line)
-    line = re.sub(r"\d+(\.\d+)?", "N", line)
+    line = re.sub(r"\b\d+(\.\d+)?\b", "N", line)
     return line[:200]
 
 
