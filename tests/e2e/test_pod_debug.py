@@ -2,6 +2,7 @@
 the target container's processes, with its logs, its status and an interactive session."""
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -87,3 +88,19 @@ def test_a_privileged_debug_container_is_refused_naming_the_field(tenant):
     time.sleep(0.5)
     names = [c["name"] for c in tenant.pod("target")["spec"].get("ephemeralContainers") or []]
     assert "root" not in names, names
+
+
+def test_the_compatibility_policy_type_checks_with_ephemeral_containers(tenant):
+    # Ephemeral containers are another CEL type than containers: the policy still type-checks.
+    deadline = time.monotonic() + 30
+    while True:  # the apiserver type-checks a policy in the background, then records its generation
+        policy = json.loads(tenant.kubectl("get", "validatingadmissionpolicy", "sk8s-compatibility",
+                                           "-o", "json").stdout)
+        status = policy.get("status") or {}
+        if status.get("observedGeneration") == policy["metadata"]["generation"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert status.get("observedGeneration") == policy["metadata"]["generation"], status
+    # The one warning there was before ephemeral containers: a StatefulSet field, read for that kind only.
+    warnings = (status.get("typeChecking") or {}).get("expressionWarnings") or []
+    assert all("volumeClaimTemplates" in w["warning"] for w in warnings), warnings
