@@ -30,7 +30,8 @@ class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
 
 def configure(settings: kopf.OperatorSettings, *, finalizer: str, max_workers: int,
               digest_diffbase: bool = False) -> None:
-    """`digest_diffbase`: for kinds whose handlers never diff fields (no on.update/on.field)."""
+    """`digest_diffbase`: for kinds whose handlers never diff fields (no on.field, and an
+    on.update handler reads the body, not `diff`/`old`: SandboxPod's ephemeral containers)."""
     # Explicit watch timeouts: a silently dead watch connection must not stall the operator.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
