@@ -146,3 +146,13 @@ def test_sidecars_count_as_initialized_once_started_and_never_fail_the_pod():
     assert pod_phase(s, [waiting("app")], [done("a"), ContainerInfo("proxy", "running", started=False)]) == "Pending"
     stopped = ContainerInfo("proxy", "terminated", exit_code=143, reason="Error", started_at=T0, finished_at=T2)
     assert pod_phase(s, [done("app")], [done("a"), stopped]) == "Succeeded"  # a Job with a sidecar completes
+
+
+def test_not_running_while_a_container_is_still_being_created_the_first_time():
+    two = PodSpec.model_validate({"containers": [{"name": "app", "image": "i"}, {"name": "side", "image": "i"}]})
+    up = ContainerInfo("app", "running", started_at=T1)
+    assert pod_phase(two, [up, waiting("side", "ContainerCreating")]) == "Pending"
+    assert pod_phase(two, [up, ContainerInfo("side", "running", started_at=T1)]) == "Running"
+    # an error to report (or a restart) is not a first start: the pod runs meanwhile
+    assert pod_phase(two, [up, waiting("side", "ImagePullBackOff")]) == "Running"
+    assert pod_phase(two, [up, waiting("side", "CrashLoopBackOff", restart_count=2)]) == "Running"
