@@ -144,7 +144,9 @@ def test_configmap_secret_and_downward_api_files(vol):
                                            "-o", "json").stdout)["items"]
     [secret] = content_secrets()
     assert [o["kind"] for o in secret["metadata"]["ownerReferences"]] == ["SandboxPod"]
-    assert set(secret["data"]) == {"conf", "creds", "info", "bundle"}
+    # ... and the service-account token volume every pod gets (test_pod_serviceaccount.py)
+    tokens = {k for k in secret["data"] if k.startswith("kube-api-access-")}
+    assert len(tokens) == 1 and set(secret["data"]) - tokens == {"conf", "creds", "info", "bundle"}
     vol.kubectl("delete", "pod", "files", "--wait=true")
     deadline = time.monotonic() + 30
     while content_secrets() and time.monotonic() < deadline:
