@@ -27,6 +27,17 @@ E2E=registry.k8s.io/e2e-test-images
 log() { printf '[conformance-images %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# The tools copied into the images (dig, nc) and `file`, installed here as hack/setup.sh
+# installs its own: `make conformance` must work on a fresh machine too.
+missing=()
+for p in bind9-dnsutils netcat-openbsd file; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  log "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 moddir=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
 [ -d "$moddir/test/images" ] || die "k8s.io/kubernetes@$K8S_VERSION is not in the Go module cache"
 [ -x "$TOOLS/agnhost" ] || die "no agnhost in $TOOLS: run hack/build-conformance.sh first"
