@@ -76,7 +76,7 @@ def assert_never_logged(t, token: str) -> None:
 
 def test_a_pod_gets_a_bound_token_the_ca_and_its_namespace(sat):
     apply(sat, pod("reader"))
-    p = sat.wait_pod("reader", running)
+    p = sat.wait_pod("reader", running, timeout=120)  # the first pod of a new tenant
     assert any(v["name"].startswith("kube-api-access-") for v in p["spec"]["volumes"])
     token = sh(sat, "reader", f"cat {SA_DIR}/token").stdout
     assert sh(sat, "reader", f"cat {SA_DIR}/namespace").stdout == "default"
