@@ -512,12 +512,21 @@ def test_nothing_leaked(meta, a, b, b_untouched):
     lbs = json.loads(meta.kubectl("get", "servicelbs", "-n", a.ns, "-o", "json").stdout)["items"]
     assert anchor_addresses(meta, a.uid) == {lb["status"]["address"] for lb in lbs
                                              if lb["spec"]["addressType"] == "intranet"}
-    stray = [n for n in networks(meta) if n not in (f"sk8s-{home_id(meta.home)}",
-                                                     f"sk8s-{home_id(meta.home)}-{a.uid[:12]}",
-                                                     f"sk8s-{home_id(meta.home)}-{b.uid[:12]}")]
-    # A stray network is another cluster's VPC: say whether that cluster still exists (its
-    # deletion still running) or is gone (the VPC outlived it).
-    assert not stray, (stray, meta.podman("network", "inspect", *stray, "--format={{.Labels}}").stdout,
-                       meta.kubectl("get", "serverlessclusters", "-A", "-o", "custom-columns=NAME:.metadata.name,"
-                                    "UID:.metadata.uid,DELETING:.metadata.deletionTimestamp,PHASE:.status.phase",
-                                    check=False).stdout)
+    ours = (f"sk8s-{home_id(meta.home)}", f"sk8s-{home_id(meta.home)}-{a.uid[:12]}",
+            f"sk8s-{home_id(meta.home)}-{b.uid[:12]}")
+    # Another cluster's VPC is a leak once that cluster is gone; while its deletion (an
+    # earlier module's, which kubectl stopped waiting for) still runs, it is waited for.
+    deadline = time.monotonic() + 180
+    while True:
+        stray = {n: meta.podman("network", "inspect", n, "--format={{index .Labels \"sk8s.io/cluster-uid\"}}")
+                 .stdout.strip() for n in networks(meta) if n not in ours}
+        clusters = {c["metadata"]["uid"]: c for c in json.loads(meta.kubectl(
+            "get", "serverlessclusters", "-A", "-o", "json").stdout)["items"]}
+        deleting = [n for n, uid in stray.items() if uid in clusters]
+        if not stray or len(deleting) < len(stray) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert not stray, ("VPC networks of clusters that are gone, or whose deletion never ended",
+                       stray, {uid: (c["metadata"]["name"], c["metadata"].get("deletionTimestamp"),
+                                     (c.get("status") or {}).get("phase"))
+                               for uid, c in clusters.items()})

@@ -62,6 +62,9 @@ def pick_subnet(used: list[ipaddress.IPv4Network], pool: ipaddress.IPv4Network,
 # host's, and two installations (test sessions) cut their VPCs from the same pool.
 HOST_HOLDS = Path("/run/sk8s/vpc-subnets")
 HOLD_GRACE = 60.0  # seconds a hold counts without a live owner (its network is being made)
+# A released VPC's mark: its cluster is gone, and no late caller (an operator's retry or
+# start-up pass, in another process) may make its network again. Cluster uids are unique.
+HOST_RELEASED = Path("/run/sk8s/released-vpcs")
 
 
 class SubnetHolds:
@@ -130,6 +133,7 @@ class LocalVpcs:
         self.home_id = home_id
         self.pool = ipaddress.ip_network(pool or vpc_pool())
         self.holds = SubnetHolds(holds or HOST_HOLDS)
+        self.released = (holds.parent / "released-vpcs") if holds else HOST_RELEASED
         self._cache: dict[str, Vpc] = {}
         self.protected: tuple[str, ...] = ()  # networks no VPC may reach (the provider's own)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -165,6 +169,8 @@ class LocalVpcs:
             cached = self._cache.get(vpc_id)
             if cached and os.path.exists(cached.netns) and subnet in (None, str(cached.layout.subnet)):
                 return cached
+            if self._released_mark(vpc_id).exists():
+                raise ProviderError(f"VPC {vpc_id} was released with its cluster", reason="ClusterDeleted")
             network, layout, gateway = await self._ensure_network(vpc_id, subnet)
             try:
                 await firewall.isolate(str(layout.subnet), str(self.pool), firewall.tag_of(self.home_id, vpc_id),
@@ -258,7 +264,13 @@ class LocalVpcs:
         found = await self._inspect_network(f"sk8s-{self.home_id}")  # LocalProvider's default network
         return (found[0].subnet, found[1]) if found else None
 
+    def _released_mark(self, vpc_id: str) -> Path:
+        return self.released / f"{self.home_id}-{vpc_id}"
+
     async def release(self, vpc_id: str) -> None:
+        # Marked first: whatever still runs for this cluster elsewhere makes no new network.
+        self.released.mkdir(parents=True, exist_ok=True)
+        self._released_mark(vpc_id).touch()
         self._cache.pop(vpc_id, None)
         found = await self._inspect_network(self.network_name(vpc_id))
         await firewall.release(firewall.tag_of(self.home_id, vpc_id))
