@@ -76,6 +76,28 @@ class Meta:
                              f"{json.dumps((obj or {}).get('status'), indent=1)}")
 
 
+_HOMES: list[Path] = []
+LOG_TAIL = 25  # lines of each log attached to a failed e2e test's report
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed e2e test carries the tails of the installation's logs (the meta-side
+    operators and every tenant plane's virtual node): CI keeps only this output, not the home."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed or not _HOMES:
+        return
+    home = _HOMES[-1]
+    logs = sorted(home.glob("logs/*.log")) + sorted(home.glob("planes/*/logs/virtual-node.log"))
+    for log in logs:
+        try:
+            lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
+        except OSError:
+            continue
+        report.sections.append((f"log {log.relative_to(home)}", "\n".join(ln[:300] for ln in lines)))
+
+
 @pytest.fixture(scope="session")
 def meta() -> Meta:
     for tool in ("podman", "runc"):
@@ -94,6 +116,7 @@ def meta() -> Meta:
     bindir = Path(subprocess.run(["bash", str(REPO / "hack/build-components.sh")], env=env, text=True,
                                  check=True, capture_output=True).stdout.strip().splitlines()[-1])
     m = Meta(home, home / "kubeconfig", bindir, env)
+    _HOMES.append(home)
     up = m.sk8s("up")
     print(up.stdout)
     env["KUBECONFIG"] = str(m.kubeconfig)

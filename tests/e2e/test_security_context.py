@@ -58,7 +58,7 @@ def create(t: Tenant, obj: dict):
     return t.kubectl("create", "-f", "-", input=yaml.safe_dump(obj), check=False)
 
 
-def wait_logs(t: Tenant, name: str, needle: str, container: str, timeout: float = 60, ns: str = "default") -> str:
+def wait_logs(t: Tenant, name: str, needle: str, container: str, timeout: float = 120, ns: str = "default") -> str:
     deadline = time.monotonic() + timeout
     out = ""
     while time.monotonic() < deadline:
