@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -13,11 +14,29 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import IMAGE
+from .conftest import IMAGE, REPO
 from .tenant import make_cluster
 
 pytestmark = pytest.mark.e2e
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+PYTHON_IMAGE = "localhost/sk8s-python:latest"
+
+# What an operator or controller does in any cluster: the official client, configured from
+# the pod's own environment (KUBERNETES_SERVICE_HOST/PORT, the token and ca.crt).
+IN_CLUSTER_CLIENT = """
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+config.load_incluster_config()
+v1 = client.CoreV1Api()
+print("OWN", sorted(p.metadata.name for p in v1.list_namespaced_pod("default").items))
+for what, call in (("PODS-KUBE-SYSTEM", lambda: v1.list_namespaced_pod("kube-system")),
+                   ("SECRETS", lambda: v1.list_namespaced_secret("default"))):
+    try:
+        call()
+        print(what, "allowed")
+    except ApiException as exc:
+        print(what, exc.status)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +44,13 @@ def sat(meta):
     t = make_cluster(meta, "sat", quotas={"maxPods": 20, "cpu": "8", "memory": "8Gi"})
     yield t
     meta.kubectl("delete", "serverlesscluster", "sat", "--timeout=180s", check=False)
+
+
+@pytest.fixture(scope="module")
+def python_image(meta) -> str:
+    subprocess.run(["bash", str(REPO / "hack/build-python-image.sh"), PYTHON_IMAGE], env=meta.env, check=True,
+                   capture_output=True)
+    return PYTHON_IMAGE
 
 
 @pytest.fixture(autouse=True)
@@ -180,3 +206,21 @@ def test_a_refused_token_request_is_a_failed_mount_and_the_pod_waits(sat):
     sat.kubectl("create", "serviceaccount", "fleeting")
     sat.wait_pod("orphan", running, timeout=60)
     assert review(sat, sh(sat, "orphan", f"cat {SA_DIR}/token").stdout)["authenticated"] is True
+
+
+def test_the_official_python_client_in_a_pod_works_with_the_rbac_it_was_given(sat, python_image):
+    apply(sat, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "lister"}})
+    apply(sat, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "pod-reader"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]})
+    apply(sat, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "lister-reads-pods"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+                "subjects": [{"kind": "ServiceAccount", "name": "lister", "namespace": "default"}]})
+    p = pod("py-client", serviceAccountName="lister", restartPolicy="Never")
+    p["spec"]["containers"][0].update(image=python_image, command=["python3", "-c", IN_CLUSTER_CLIENT])
+    apply(sat, p)
+    done = sat.wait_pod("py-client", lambda p: p["status"].get("phase") in ("Succeeded", "Failed"), timeout=120)
+    out = sat.kubectl("logs", "py-client").stdout
+    assert done["status"]["phase"] == "Succeeded", out
+    assert "OWN [" in out and "'py-client'" in out.split("OWN", 1)[1].splitlines()[0], out
+    assert "PODS-KUBE-SYSTEM 403" in out and "SECRETS 403" in out, out
