@@ -67,6 +67,7 @@ CRDS: list[CRDInfo] = [
             {"name": "Version", "type": "string", "jsonPath": ".spec.version"},
             {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},
             {"name": "Pods", "type": "integer", "jsonPath": ".status.pods"},
+            {"name": "Nodes", "type": "integer", "jsonPath": ".spec.virtualNodes", "priority": 1},
             {"name": "Provider", "type": "string", "jsonPath": ".spec.provider", "priority": 1},
             _age_column(),
         ],

@@ -99,6 +99,14 @@ REASON_PROVIDER_UNAVAILABLE = "ProviderUnavailable"
 # The name the virtual node registers its Node under (the ServerlessCluster operator passes
 # it as --node-name, checks that Node's health and reports it as status.nodeName).
 VIRTUAL_NODE_NAME = "virtual-node"
+# spec.virtualNodes: how many Nodes one virtual-node process may register for a tenant.
+MAX_VIRTUAL_NODES = 5
+
+
+def virtual_node_names(count: int, first: str = VIRTUAL_NODE_NAME) -> list[str]:
+    """The Nodes of a tenant with `count` virtual nodes: the first keeps its name (a
+    single-node cluster is unchanged), the others are `<first>-1`, `<first>-2`, ..."""
+    return [first] + [f"{first}-{i}" for i in range(1, count)]
 
 # --- Kubernetes versions --------------------------------------------------------------------
 # The versions whose control-plane binaries sk8s builds (hack/build-components.sh); the

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import KOPF_STATUS_FIELD, Condition, K8sModel, cel, quantity
-from .contracts import DEFAULT_VERSION, SUPPORTED_VERSIONS
+from .contracts import DEFAULT_VERSION, MAX_VIRTUAL_NODES, SUPPORTED_VERSIONS
 
 
 class Quotas(K8sModel):
@@ -24,6 +24,14 @@ class ServerlessClusterSpec(K8sModel):
                                pattern=r"^[a-z]{2}-[a-z0-9-]+$")
     quotas: Quotas | None = Field(default=None, description="Limits enforced on the tenant.")
     sleepWhenIdle: bool | None = Field(default=None, description="Stop the control plane when idle.")
+    # Immutable: the Nodes, their zones and their share of the quota are fixed at claim, and
+    # pods bound to a node that went away would have to be moved (nothing does that).
+    virtualNodes: int = Field(
+        default=1, ge=1, le=MAX_VIRTUAL_NODES,
+        description="How many virtual Nodes the tenant cluster has, one per zone; the quotas are split across "
+                    "them and kube-scheduler places pods when there is more than one. Immutable.",
+        json_schema_extra={"x-kubernetes-validations": [
+            cel("self == oldSelf", "spec.virtualNodes is immutable")]})
 
 
 class NetworkStatus(K8sModel):
@@ -39,7 +47,8 @@ class ServerlessClusterStatus(K8sModel):
     endpoint: str | None = Field(default=None, description="URL of the tenant's API server.")
     kubeconfigSecretName: str | None = None
     sandboxNamespace: str | None = Field(default=None, description="Meta namespace of the tenant's SandboxPods.")
-    nodeName: str | None = Field(default=None, description="The tenant's virtual node.")
+    nodeName: str | None = Field(default=None, description="The tenant's (first) virtual node.")
+    nodeNames: list[str] | None = Field(default=None, description="All of the tenant's virtual nodes.")
     network: NetworkStatus | None = Field(default=None, description="The tenant's address plan (unset for a "
                                                                     "cluster made before plans: 10.96.0.0/16).")
     version: str | None = None
@@ -59,6 +68,9 @@ class ServerlessCluster(K8sModel):
         json_schema_extra={"x-kubernetes-validations": [
             cel("self.provider != 'aliyun' || has(self.region)", "region is required for the aliyun provider",
                 field_path=".region"),
+            # Each node's pod capacity is its share of maxPods (at least one pod each).
+            cel("!has(self.quotas) || !has(self.quotas.maxPods) || self.quotas.maxPods >= self.virtualNodes",
+                "spec.quotas.maxPods must be at least spec.virtualNodes", field_path=".virtualNodes"),
         ]},
     )
     status: ServerlessClusterStatus | None = None

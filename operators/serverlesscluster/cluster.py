@@ -37,7 +37,7 @@ from . import controlplane as cp
 from . import node_health, planes
 from .egress import write_egress_config
 from .netplan import NetworkPlan, kube_dns_service
-from .tenant_pki import ensure_tenant_pki
+from .tenant_pki import ensure_scheduler_client, ensure_tenant_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VNODE_RBAC = REPO_ROOT / "operators" / "virtualnode" / "rbac.yaml"
@@ -123,7 +123,12 @@ def tenant_for(body, plane: planes.Plane) -> cp.Tenant:
         plane, name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
         sandbox_namespace=sandbox_namespace(meta["name"], meta["uid"]),
         max_pods=int(quotas["maxPods"]), cpu=str(quotas["cpu"]), memory=str(quotas["memory"]),
-        provider=spec.provider)
+        provider=spec.provider, virtual_nodes=spec.virtualNodes, region=spec.region or "")
+
+
+def components(t: cp.Tenant) -> list[str]:
+    """The processes this tenant's plane runs (kube-scheduler only with several nodes)."""
+    return [n for n in planes.STOP_ORDER if n != "kube-scheduler" or t.runs_scheduler]
 
 
 def processes(t: cp.Tenant) -> ProcessSet:
@@ -134,7 +139,11 @@ def write_credentials(t: cp.Tenant) -> None:
     ensure_tenant_pki(t.pki, "tenant", t.kubernetes_ip)
     ensure_etcd_client(t)
     ca = (t.pki / "ca.crt").read_bytes()
-    for user in ("admin", "controller-manager", "virtual-node"):
+    users = ["admin", "controller-manager", "virtual-node"]
+    if t.runs_scheduler:
+        ensure_scheduler_client(t.pki)
+        users.append("scheduler")
+    for user in users:
         pair = load(t.pki, user)
         path = t.kubeconfig(user)
         if not path.exists():
@@ -154,6 +163,12 @@ async def start_virtual_node(t: cp.Tenant) -> None:
     await on_host(_start_virtual_node, t)
 
 
+async def start_scheduler(t: cp.Tenant) -> None:
+    """At claim, only for a cluster with several virtual nodes (a no-op otherwise)."""
+    if t.runs_scheduler:
+        await on_host(_start_scheduler, t)
+
+
 async def stop_component(t: cp.Tenant, name: str) -> None:
     await on_host(processes(t).stop, name)
 
@@ -167,6 +182,11 @@ def _start_apiserver(t: cp.Tenant) -> None:
 def _start_controller_manager(t: cp.Tenant) -> None:
     processes(t).start("kube-controller-manager", cp.controller_manager_args(ensure_binaries(quiet=True), t),
                        env=cp.KCM_ENV)
+
+
+def _start_scheduler(t: cp.Tenant) -> None:
+    write_credentials(t)  # the scheduler's kubeconfig: a warm plane has none
+    processes(t).start("kube-scheduler", cp.scheduler_args(ensure_binaries(quiet=True), t), env=cp.SCHEDULER_ENV)
 
 
 # The virtual node's rights in the meta-cluster: its own tenant's SandboxPods, load
@@ -276,22 +296,34 @@ async def warm_up(t: cp.Tenant, timeout: float = 90) -> bool:
 
 
 async def node_ready(t: cp.Tenant) -> bool:
+    """Every one of the tenant's Nodes is Ready."""
     async with tenant_client(t) as tc:
         try:
-            node = await tc.get_or_none(f"/api/v1/nodes/{cp.NODE_NAME}")
+            nodes = [await tc.get_or_none(f"/api/v1/nodes/{name}") for name in t.node_names]
         except Exception:
             return False
-    conds = ((node or {}).get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+    return all(any(c.get("type") == "Ready" and c.get("status") == "True"
+                   for c in ((node or {}).get("status") or {}).get("conditions") or []) for node in nodes)
 
 
-LEASE_PATH = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{cp.NODE_NAME}"
+def lease_path(node_name: str) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node_name}"
 
 
 async def check_node(t: cp.Tenant, vnode_age: float | None) -> tuple[bool, str]:
-    """Whether the Node is Ready, as its cluster's users should see it.
+    """Whether every Node of the tenant is Ready, as its cluster's users should see it
+    (the first problem found, for the status message)."""
+    ok, why = True, ""
+    async with tenant_client(t) as tc:
+        for name in t.node_names:
+            node_ok, node_why = await _check_one_node(tc, name, vnode_age)
+            if not node_ok and ok:
+                ok, why = False, node_why
+    return ok, why
 
-    A virtual node that is not running, or whose lease expired (hung), cannot say so
+
+async def _check_one_node(tc: KubeClient, name: str, vnode_age: float | None) -> tuple[bool, str]:
+    """A virtual node that is not running, or whose lease expired (hung), cannot say so
     itself: its Node's conditions go Unknown here, as the node lifecycle controller of a
     full cluster would write them, so that nobody trusts a frozen `Ready`.
     `vnode_age`: seconds since the virtual node was started, None if it is not running."""
@@ -299,30 +331,29 @@ async def check_node(t: cp.Tenant, vnode_age: float | None) -> tuple[bool, str]:
     vnode_running = vnode_age is not None
     # A node started less than a lease ago has not had its chance to renew it yet.
     check_lease = vnode_running and vnode_age > node_health.LEASE_GRACE
-    async with tenant_client(t) as tc:
-        try:
-            node = await tc.get_or_none(f"/api/v1/nodes/{cp.NODE_NAME}")
-            lease = await tc.get_or_none(LEASE_PATH) if check_lease else None
-        except Exception as exc:
-            return False, f"cannot read the Node: {exc}"
-        if node is None:
-            return False, "the virtual node has not registered its Node"
-        conds = (node.get("status") or {}).get("conditions") or []
-        why = ("the virtual node is not running" if not vnode_running else
-               "the virtual node's lease expired" if check_lease and node_health.lease_expired(lease, now)
-               else "")
-        if why:
-            patch = node_health.unknown_status_patch(conds)
-            if patch:
-                try:
-                    await tc.patch(f"/api/v1/nodes/{cp.NODE_NAME}/status", patch, STRATEGIC)
-                except Exception as exc:
-                    return False, f"{why}; marking its Node Unknown failed: {exc}"
-            return False, why
+    try:
+        node = await tc.get_or_none(f"/api/v1/nodes/{name}")
+        lease = await tc.get_or_none(lease_path(name)) if check_lease else None
+    except Exception as exc:
+        return False, f"cannot read the Node: {exc}"
+    if node is None:
+        return False, "the virtual node has not registered its Node" + (f" {name}" if name != cp.NODE_NAME else "")
+    conds = (node.get("status") or {}).get("conditions") or []
+    why = ("the virtual node is not running" if not vnode_running else
+           "the virtual node's lease expired" if check_lease and node_health.lease_expired(lease, now)
+           else "")
+    if why:
+        patch = node_health.unknown_status_patch(conds)
+        if patch:
+            try:
+                await tc.patch(f"/api/v1/nodes/{name}/status", patch, STRATEGIC)
+            except Exception as exc:
+                return False, f"{why}; marking its Node Unknown failed: {exc}"
+        return False, why
     ready = next((c for c in conds if c.get("type") == "Ready"), {})
     if ready.get("status") == "True":
         return True, ""
-    return False, f"Node {cp.NODE_NAME} is not Ready: {ready.get('message') or ready.get('reason') or 'no status yet'}"
+    return False, f"Node {name} is not Ready: {ready.get('message') or ready.get('reason') or 'no status yet'}"
 
 
 async def wait_node(t: cp.Tenant, timeout: float) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..embedded import etcd_pki
 from ..embedded.components import EtcdClient, apiserver_argv, controller_manager_argv
-from ..models.contracts import VIRTUAL_NODE_NAME
+from ..models.contracts import VIRTUAL_NODE_NAME, virtual_node_names
 from . import egress
 from .netplan import LEGACY_KUBERNETES_IP, NetworkPlan
 
@@ -18,6 +18,7 @@ NODE_NAME = VIRTUAL_NODE_NAME
 # Go runtime limits keep an idle tenant control plane small (target <= 350 MiB in all).
 APISERVER_ENV = {"GOMEMLIMIT": "200MiB", "GOGC": "50"}
 KCM_ENV = {"GOMEMLIMIT": "64MiB", "GOGC": "50"}
+SCHEDULER_ENV = {"GOMEMLIMIT": "48MiB", "GOGC": "50"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,18 @@ class Tenant:
     memory: str = "128Gi"
     provider: str = "local"
     network: NetworkPlan | None = None  # None: a plane made before address plans (10.96.0.0/16)
+    virtual_nodes: int = 1  # spec.virtualNodes: above 1, the plane also runs kube-scheduler
+    region: str = ""        # names the zones of several nodes (<region>-a, ...; "local" without)
+
+    @property
+    def node_names(self) -> list[str]:
+        return virtual_node_names(self.virtual_nodes, NODE_NAME)
+
+    @property
+    def runs_scheduler(self) -> bool:
+        """One node binds its pods itself (nothing to choose, a process saved); several need
+        kube-scheduler's choice (spread, anti-affinity, fit)."""
+        return self.virtual_nodes > 1
 
     @property
     def kubernetes_ip(self) -> str:
@@ -126,6 +139,22 @@ def controller_manager_args(bindir: Path, t: Tenant) -> list[str]:
     ]
 
 
+def scheduler_args(bindir: Path, t: Tenant) -> list[str]:
+    """kube-scheduler of a tenant with several virtual nodes, as system:kube-scheduler (its
+    bootstrap RBAC roles) with a client certificate of the plane's CA. `--secure-port=0`: it
+    serves nothing at all (no metrics or health port to guard or to collide with another
+    plane's on this host; its liveness is its process, like the controller-manager's), so
+    no authentication or authorization kubeconfigs either. One replica: no leader election."""
+    return [
+        str(bindir / "kube-scheduler"),
+        f"--kubeconfig={t.kubeconfig('scheduler')}",
+        "--leader-elect=false",
+        "--secure-port=0",
+        "--kube-api-qps=100", "--kube-api-burst=200",
+        "--v=1",
+    ]
+
+
 def virtual_node_args(t: Tenant, meta_kubeconfig: Path) -> list[str]:
     """The flags of `python -m operators.virtualnode` for this tenant."""
     p = t.pki
@@ -142,4 +171,7 @@ def virtual_node_args(t: Tenant, meta_kubeconfig: Path) -> list[str]:
         f"--provider={t.provider}",
         f"--egress-socket={egress.socket_path(t.directory)}",
         *([f"--service-cidr={t.network.service_cidr}"] if t.network else []),
+        # Several nodes: the plane's kube-scheduler binds pods (a single node's args are as before).
+        *([f"--virtual-nodes={t.virtual_nodes}", f"--zone-base={t.region or 'local'}", "--scheduler=external"]
+          if t.runs_scheduler else []),
     ]

@@ -14,7 +14,7 @@ from ..embedded.processes import ProcessSet
 from ..kubeclient.client import answers
 from . import planes
 
-COMPONENTS = ("kube-apiserver", "kube-controller-manager", "virtual-node")
+COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "virtual-node")
 
 
 @dataclass
@@ -70,11 +70,14 @@ async def plane_rows(plane: planes.Plane, names: dict[str, str], timeout: float 
     args = _args(plane.directory)
     cluster = "(standby)" if uid is None else names.get(uid) or args.get("cluster") or uid
     pki = plane.directory / "pki"
-    pids = {name: procs.pid(name) for name in COMPONENTS}
+    # kube-scheduler runs only for a cluster with several virtual nodes: no row otherwise.
+    shown = [n for n in COMPONENTS
+             if n != "kube-scheduler" or procs.pid(n) or args.get("scheduler") == "external"]
+    pids = {name: procs.pid(name) for name in shown}
     endpoints = {name: f"https://127.0.0.1:{getattr(plane, _PORTS[name])}" if name in _PORTS else ""
-                 for name in COMPONENTS}
-    health = await asyncio.gather(*(_health(n, pids[n], endpoints[n], args, pki, timeout) for n in COMPONENTS))
-    return [Row(cluster, plane.id, n, pids[n], h, endpoints[n]) for n, h in zip(COMPONENTS, health)]
+                 for name in shown}
+    health = await asyncio.gather(*(_health(n, pids[n], endpoints[n], args, pki, timeout) for n in shown))
+    return [Row(cluster, plane.id, n, pids[n], h, endpoints[n]) for n, h in zip(shown, health)]
 
 
 async def all_rows(names: dict[str, str], timeout: float = 1.0) -> list[Row]:

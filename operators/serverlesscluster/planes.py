@@ -23,9 +23,10 @@ from ..embedded.processes import ProcessSet
 
 CLAIM = "claimed-by"
 # A plane's processes, in the order they are stopped: its users first (the virtual node,
-# then the controller manager), the apiserver they talk to last. `sk8s down` and the
+# the scheduler of a cluster with several nodes, the controller manager), the apiserver
+# they talk to last. `sk8s down` and the
 # ServerlessCluster operator (destroying a plane) both stop planes this way.
-STOP_ORDER = ("virtual-node", "kube-controller-manager", "kube-apiserver")
+STOP_ORDER = ("virtual-node", "kube-scheduler", "kube-controller-manager", "kube-apiserver")
 
 
 def planes_root() -> Path:

@@ -15,7 +15,9 @@ REASON_STOPPED = "Stopped"
 
 def cluster_status(*, generation: int | None, prev: dict, control_plane: bool, node: bool,
                    endpoint: str | None, secret: str | None, sandbox_namespace: str, version: str,
-                   message: str = "", failed: str | None = None) -> dict:
+                   message: str = "", failed: str | None = None, node_names: list[str] | None = None) -> dict:
+    """`node_names`: the tenant's Nodes (default: the one virtual node); nodeName is the first."""
+    node_names = node_names or [VIRTUAL_NODE_NAME]
     conds_prev = prev.get("conditions") or []
     ready = control_plane and node and failed is None
     phase = "Failed" if failed else ("Ready" if ready else "Provisioning")
@@ -26,7 +28,8 @@ def cluster_status(*, generation: int | None, prev: dict, control_plane: bool, n
         "endpoint": endpoint,
         "kubeconfigSecretName": secret,
         "sandboxNamespace": sandbox_namespace,
-        "nodeName": VIRTUAL_NODE_NAME,
+        "nodeName": node_names[0],
+        "nodeNames": list(node_names),
         "version": version,
         "observedGeneration": generation,
         "message": message or None,

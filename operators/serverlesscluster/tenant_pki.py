@@ -29,3 +29,13 @@ def ensure_tenant_pki(directory: Path, cluster: str, kubernetes_ip: str) -> None
     pki.write(pki.issue(ca, "virtual-node", server=True, dns=["localhost"], ips=["127.0.0.1"]),
               directory, "virtual-node-serving")
     pki.write(pki.service_account_key(), directory, "sa")
+
+
+def ensure_scheduler_client(directory: Path) -> None:
+    """kube-scheduler's client certificate (system:kube-scheduler, the name its bootstrap RBAC
+    roles are bound to), issued by the plane's CA when a cluster with several virtual nodes
+    claims the plane: a warm plane's PKI was made before anyone knew it would need one."""
+    if (directory / "scheduler.key").exists():
+        return
+    ca = pki.load(directory, "ca")
+    pki.write(pki.issue(ca, "system:kube-scheduler", client=True), directory, "scheduler")

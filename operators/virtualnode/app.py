@@ -13,7 +13,7 @@ from ..kubeclient.client import ApiError, KubeClient
 from .kubelet.server import KubeletServer
 from .controllers.node import UNREACHABLE_GRACE, NodeAgent, node_labels
 from .controllers.nodetaints import TaintController
-from .options import Options
+from .options import SCHEDULER_EXTERNAL, Options
 from .controllers.podsync import COMPONENT, PodSync
 from .mapping.quota import Capacity
 from .controllers.servicesync import ServiceSync
@@ -38,20 +38,26 @@ class VirtualNode:
         self.server_ctx = server_ctx
         self._streams = None
         self.events = EventRecorder(tenant, component=COMPONENT, host=opts.node_name)
+        self.nodes = opts.nodes  # every Node this process registers and serves (nodeset.py)
+        self.node_names = frozenset(n.name for n in self.nodes)
         self.informers = NodeInformers.create(tenant, meta, meta_namespace=opts.meta_namespace,
-                                              cluster_uid=opts.cluster_uid, node_name=opts.node_name)
+                                              cluster_uid=opts.cluster_uid, node_name=opts.node_name,
+                                              all_nodes=len(self.nodes) > 1)
         self.pods, self.sandboxes = self.informers.pods, self.informers.sandboxes
         inf = self.informers
-        # Each controller registers its handlers on the informers it is given.
-        self.binder = Binder(tenant, pods=inf.pods, node=inf.node, node_name=opts.node_name,
-                             node_labels=node_labels(opts.node_name), events=self.events,
-                             capacity=Capacity(opts.max_pods, opts.cpu_millis, opts.memory_bytes,
-                                               cpu_limited=opts.cpu_limited, memory_limited=opts.memory_limited))
+        # Each controller registers its handlers on the informers it is given. With an
+        # external scheduler (several nodes) there is no binder: it would race the scheduler.
+        self.binder = None if opts.scheduler == SCHEDULER_EXTERNAL else Binder(
+            tenant, pods=inf.pods, node=inf.node, node_name=opts.node_name,
+            node_labels=node_labels(opts.node_name), events=self.events,
+            capacity=Capacity(opts.max_pods, opts.cpu_millis, opts.memory_bytes,
+                              cpu_limited=opts.cpu_limited, memory_limited=opts.memory_limited))
         self.podsync = PodSync(tenant=tenant, meta=meta, pods=inf.pods, sandboxes=inf.sandboxes,
                                configmaps=inf.configmaps, secrets=inf.secrets, events=self.events,
                                node_name=opts.node_name, meta_namespace=opts.meta_namespace, cluster=opts.cluster,
                                cluster_uid=opts.cluster_uid, allocatable={"cpu": opts.cpu, "memory": opts.memory},
-                               services=inf.services)
+                               services=inf.services,
+                               nodes={n.name: {"cpu": n.cpu, "memory": n.memory} for n in self.nodes})
         self.services = ServiceSync(tenant=tenant, meta=meta, services=inf.services, slices=inf.slices,
                                     servicelbs=inf.servicelbs, events=self.events, cluster=opts.cluster,
                                     cluster_uid=opts.cluster_uid, meta_namespace=opts.meta_namespace,
@@ -59,9 +65,9 @@ class VirtualNode:
         self.event_mirror = EventMirror(tenant, events=inf.sandbox_events, sandboxes=inf.sandboxes,
                                         pod_for=self.podsync.pod_for, host=opts.node_name)
         self.kubelet = KubeletServer(lookup=self.lookup, streams=self.streams, meta_namespace=opts.meta_namespace)
-        self.node: NodeAgent | None = None
+        self.agents: list[NodeAgent] = []
         # In place of the node-lifecycle controller, which the tenant controller-manager does not run.
-        self.taints = TaintController(tenant, node=inf.node, node_name=opts.node_name)
+        self.taints = TaintController(tenant, node=inf.node, node_names=sorted(self.node_names))
         self.egress = self._egress_proxy(opts)
 
     @staticmethod
@@ -95,9 +101,19 @@ class VirtualNode:
 
     def lookup(self, namespace: str, name: str) -> tuple[dict | None, dict | None]:
         pod = self.pods.get((namespace, name))
-        if pod is None or (pod.get("spec") or {}).get("nodeName") != self.opts.node_name:
+        # Every Node of this process shares the one kubelet endpoint: a pod bound to any of them.
+        if pod is None or (pod.get("spec") or {}).get("nodeName") not in self.node_names:
             return None, None
         return pod, self.sandboxes.get(sandboxpod_name(namespace, name))
+
+    @property
+    def node(self) -> NodeAgent | None:
+        """The first Node's agent (the only one unless spec.virtualNodes > 1)."""
+        return self.agents[0] if self.agents else None
+
+    def poke_nodes(self) -> None:
+        for agent in self.agents:
+            agent.poke()
 
     def meta_health(self) -> tuple[bool, str]:
         inf = self.sandboxes
@@ -143,20 +159,23 @@ class VirtualNode:
                 await asyncio.wait_for(self.sandboxes.synced.wait(), META_SYNC_WAIT)
             except asyncio.TimeoutError:
                 log.warning("meta-cluster not reachable after %.0fs; registering the node NotReady", META_SYNC_WAIT)
-            self.node = NodeAgent(self.tenant, self.opts, kubelet_version=version, meta_health=self.meta_health)
-            self.sandboxes.on_health_change = self.node.poke
-            await self._retry("registering the node", self.node.register)
-            tasks += [asyncio.create_task(self.node.run_lease(), name="lease"),
-                      asyncio.create_task(self.node.run_status(), name="node-status"),
-                      asyncio.create_task(self.taints.run(), name="node-taints")]
-            log.info("node %s registered in %.2fs", self.opts.node_name, time.monotonic() - t0)
+            self.agents = [NodeAgent(self.tenant, self.opts, kubelet_version=version, meta_health=self.meta_health,
+                                     share=share) for share in self.nodes]
+            self.sandboxes.on_health_change = self.poke_nodes
+            for agent in self.agents:
+                await self._retry(f"registering node {agent.name}", agent.register)
+                tasks += [asyncio.create_task(agent.run_lease(), name=f"lease {agent.name}"),
+                          asyncio.create_task(agent.run_status(), name=f"node-status {agent.name}")]
+            tasks.append(asyncio.create_task(self.taints.run(), name="node-taints"))
+            log.info("node(s) %s registered in %.2fs", ", ".join(a.name for a in self.agents), time.monotonic() - t0)
             # Both caches must be complete before acting: an empty cache would make every
             # SandboxPod look orphaned, or every pod look unbound.
             await asyncio.gather(self.pods.synced.wait(), self.sandboxes.synced.wait())
-            self.node.poke()
+            self.poke_nodes()
             tasks += _start(self.informers.late)
-            tasks += [asyncio.create_task(self.binder.run(), name="binder"),
-                      asyncio.create_task(self.podsync.run(), name="podsync"),
+            if self.binder:
+                tasks.append(asyncio.create_task(self.binder.run(), name="binder"))
+            tasks += [asyncio.create_task(self.podsync.run(), name="podsync"),
                       asyncio.create_task(self.services.run(), name="services")]
             self._warm = asyncio.create_task(self._warm_provider())
             log.info("virtual node %s in sync: %d pods on the node, %d SandboxPods", self.opts.node_name,

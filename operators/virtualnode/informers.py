@@ -33,7 +33,7 @@ def meta_path(meta_namespace: str, plural: str) -> str:
 @dataclass
 class NodeInformers:
     # tenant cluster
-    node: Informer  # this virtual node's Node only
+    node: Informer  # this virtual node's Node only (all Nodes when it registers several: they are all its)
     pods: Informer
     configmaps: Informer
     secrets: Informer
@@ -46,11 +46,12 @@ class NodeInformers:
 
     @classmethod
     def create(cls, tenant: KubeClient, meta: KubeClient, *, meta_namespace: str, cluster_uid: str,
-               node_name: str) -> "NodeInformers":
+               node_name: str, all_nodes: bool = False) -> "NodeInformers":
+        """`all_nodes`: watch every Node (a field selector names one only); handlers filter."""
         mine = {"labelSelector": f"{LABEL_CLUSTER_UID}={label_value(cluster_uid)}"}
         return cls(
             node=Informer(tenant, "/api/v1/nodes", name="node", key=name_of,
-                          params={"fieldSelector": f"metadata.name={node_name}"}),
+                          params={} if all_nodes else {"fieldSelector": f"metadata.name={node_name}"}),
             pods=Informer(tenant, "/api/v1/pods", name="tenant pods", key=ns_name),
             configmaps=Informer(tenant, "/api/v1/configmaps", name="tenant configmaps", key=ns_name),
             secrets=Informer(tenant, "/api/v1/secrets", name="tenant secrets", key=ns_name),

@@ -8,8 +8,13 @@ import re
 from dataclasses import dataclass
 
 from ..config import log_level
-from ..models.contracts import LABEL_CLUSTER_UID, VIRTUAL_NODE_NAME
+from ..models.contracts import LABEL_CLUSTER_UID, MAX_VIRTUAL_NODES, VIRTUAL_NODE_NAME
 from ..quantity import cpu_cores, memory_bytes
+from .nodeset import DEFAULT_ZONE_BASE, NodeShare, shares
+
+# Who binds pods: this process's binder (one node: nothing to choose), or a kube-scheduler
+# that the plane runs beside it (several nodes); the binder then stays out of its way.
+SCHEDULER_BUILTIN, SCHEDULER_EXTERNAL = "builtin", "external"
 
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -41,6 +46,23 @@ class Options:
     service_cidr: str = ""  # the tenant's ClusterIP range where load balancers answer on ClusterIPs
     log_level: str = "INFO"
     egress_socket: str = ""
+    virtual_nodes: int = 1
+    zone_base: str = DEFAULT_ZONE_BASE
+    scheduler: str = SCHEDULER_BUILTIN
+
+    @property
+    def nodes(self) -> list[NodeShare]:
+        """Every Node this process registers, the first named --node-name (nodeset.py)."""
+        if self.virtual_nodes == 1:  # the whole capacity, as given
+            return [NodeShare(self.node_name, "", self.cpu, self.memory, self.max_pods)]
+        return shares(first=self.node_name, count=self.virtual_nodes, zone_base=self.zone_base,
+                      cpu_millis=self.cpu_millis, memory_bytes=self.memory_bytes, pods=self.max_pods,
+                      cpu=self.cpu, memory=self.memory, cpu_limited=self.cpu_limited,
+                      memory_limited=self.memory_limited)
+
+    @property
+    def node_names(self) -> list[str]:
+        return [n.name for n in self.nodes]
 
     @property
     def cpu_millis(self) -> int:
@@ -74,6 +96,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--service-cidr", default="",
                    help="the tenant's ClusterIP range (its VPC's service range): each Service's load "
                         "balancer takes its ClusterIP; empty for a cluster made before address plans")
+    p.add_argument("--virtual-nodes", type=int, default=1,
+                   help=f"how many Nodes to register (1-{MAX_VIRTUAL_NODES}): --node-name, then --node-name-1, ...; "
+                        "the capacity is split across them")
+    p.add_argument("--zone-base", default=DEFAULT_ZONE_BASE,
+                   help="with several nodes, their zones are <zone-base>-a, -b, ... (the cluster's region)")
+    p.add_argument("--scheduler", default=SCHEDULER_BUILTIN, choices=[SCHEDULER_BUILTIN, SCHEDULER_EXTERNAL],
+                   help="builtin: bind pods to the (single) node here; external: a kube-scheduler binds them")
     p.add_argument("--log-level", default=log_level(),
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -97,6 +126,15 @@ def parse(argv: list[str] | None = None) -> Options:
         p.error(f"--port: {a.port} is not a port number")
     if a.max_pods < 1:
         p.error(f"--max-pods: must be at least 1, got {a.max_pods}")
+    if not 1 <= a.virtual_nodes <= MAX_VIRTUAL_NODES:
+        p.error(f"--virtual-nodes: must be 1 to {MAX_VIRTUAL_NODES}, got {a.virtual_nodes}")
+    if a.virtual_nodes > 1 and a.scheduler != SCHEDULER_EXTERNAL:
+        # The binder has no choice to make among nodes (no spread, no anti-affinity).
+        p.error("--virtual-nodes above 1 needs --scheduler=external")
+    if a.max_pods < a.virtual_nodes:
+        p.error(f"--max-pods: {a.max_pods} is less than one pod per node (--virtual-nodes {a.virtual_nodes})")
+    if not _DNS1123_SUBDOMAIN.match(a.zone_base) or len(a.zone_base) > 60:
+        p.error(f"--zone-base: {a.zone_base!r} is not a DNS-1123 name")
     if a.service_cidr:
         try:
             ipaddress.ip_network(a.service_cidr, strict=True)
@@ -118,4 +156,5 @@ def parse(argv: list[str] | None = None) -> Options:
                    node_name=a.node_name, port=a.port, address=a.address, tls_cert=a.tls_cert,
                    tls_key=a.tls_key, client_ca=a.client_ca, max_pods=a.max_pods, cpu=cpu, memory=memory,
                    provider=a.provider, service_cidr=a.service_cidr, cpu_limited=a.cpu is not None, memory_limited=a.memory is not None,
-                   log_level=a.log_level, egress_socket=a.egress_socket)
+                   log_level=a.log_level, egress_socket=a.egress_socket, virtual_nodes=a.virtual_nodes,
+                   zone_base=a.zone_base, scheduler=a.scheduler)

@@ -64,15 +64,16 @@ async def check_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, **_) -
         if why:
             problems.append(why)
         for name, start in (("kube-controller-manager", cluster.start_controller_manager),
+                            ("kube-scheduler", cluster.start_scheduler),
                             ("virtual-node", cluster.start_virtual_node)):
-            if not procs.running(name):
+            if name in cluster.components(t) and not procs.running(name):
                 await _restart(memo, body, t, name, start, problems, logger)
     elif not problems:
         problems.append("the tenant kube-apiserver is not ready")
     new = cluster_status(generation=body["metadata"].get("generation"), prev=status, control_plane=api_ok,
                          node=node_ok, endpoint=t.endpoint, secret=status.get("kubeconfigSecretName"),
                          sandbox_namespace=t.sandbox_namespace, version=status.get("version") or "",
-                         message="; ".join(problems))
+                         message="; ".join(problems), node_names=t.node_names)
     new.update(usage(await kube.list_namespaced("sandboxpods", t.sandbox_namespace)))
     if any(new.get(k) != status.get(k) for k in new):
         patch.status.update(new)

@@ -36,9 +36,9 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     memo.pool_wake.set()  # refill the standby pool behind us
     t = cluster.tenant_for(body, plane)
     base = dict(generation=meta.get("generation"), prev=prev, sandbox_namespace=t.sandbox_namespace,
-                version=spec.get("version", DEFAULT_VERSION))
+                version=spec.get("version", DEFAULT_VERSION), node_names=t.node_names)
     procs = cluster.processes(t)
-    if prev.get("phase") == "Ready" and not all(procs.running(n) for n in planes.STOP_ORDER):
+    if prev.get("phase") == "Ready" and not all(procs.running(n) for n in cluster.components(t)):
         # Coming back (after `sk8s down` or a crash): say so at once, so that nobody waiting
         # for Ready is answered by the status of the control plane that went away.
         await kube.patch_status("serverlessclusters", t.namespace, t.name, cluster_status(
@@ -60,6 +60,7 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     if t.network:
         patch.status["network"] = t.network.status()
     steps["network"] = time.monotonic() - t0
+    await cluster.start_scheduler(t)  # several virtual nodes only: it binds their pods
     await cluster.start_virtual_node(t)
     secret = cluster.kubeconfig_secret(t)
     kopf.adopt(secret, owner=body)

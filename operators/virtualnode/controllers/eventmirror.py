@@ -61,7 +61,8 @@ class EventMirror:
         if sbp is None or pod is None or sbp["metadata"]["uid"] != involved.get("uid") \
                 or pod_uid_of(sbp) != pod["metadata"]["uid"]:
             return  # not (or no longer) one of this node's pods
-        body = tenant_event(ev, pod, sbp, self.host)
+        # The node the pod is on (one process may serve several).
+        body = tenant_event(ev, pod, sbp, (pod.get("spec") or {}).get("nodeName") or self.host)
         name = body["metadata"]["name"]
         if self._posted.get(name, 0) >= body["count"] or len(self._tasks) >= MAX_IN_FLIGHT:
             return

@@ -15,6 +15,7 @@ from typing import Callable
 
 from ...conditions import now_rfc3339
 from ...kubeclient.client import MERGE, ApiError, KubeClient
+from ..nodeset import ZONE_LABEL, NodeShare
 from ..options import Options
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,10 @@ EPHEMERAL_STORAGE = "100Gi"
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
-def node_labels(node_name: str) -> dict[str, str]:
+def node_labels(node_name: str, zone: str = "") -> dict[str, str]:
+    """A kubelet's well-known labels; with several nodes each also names its zone."""
     return {
+        **({ZONE_LABEL: zone} if zone else {}),
         "type": "virtual-kubelet",
         "kubernetes.io/role": "agent",
         "kubernetes.io/os": "linux",
@@ -52,10 +55,13 @@ DECLARED_FEATURES = ("ExtendWebSocketsToKubelet",)  # sorted, as the API require
 
 
 def node_status(opts: Options, *, kubelet_version: str, ready: bool, not_ready_message: str = "",
-                prev_conditions: list[dict] | None = None, now: str | None = None) -> dict:
+                prev_conditions: list[dict] | None = None, now: str | None = None,
+                share: NodeShare | None = None) -> dict:
+    """`share`: which of the process's nodes (default the first), with its part of the capacity."""
+    share = share or opts.nodes[0]
     now = now or now_rfc3339()
     prev = {c.get("type"): c for c in prev_conditions or []}
-    resources = {"cpu": opts.cpu, "memory": opts.memory, "pods": str(opts.max_pods),
+    resources = {"cpu": share.cpu, "memory": share.memory, "pods": str(share.pods),
                  "ephemeral-storage": EPHEMERAL_STORAGE}
     ready_cond = (_cond("Ready", True, "KubeletReady", "virtual node is posting ready status", prev, now)
                   if ready else _cond("Ready", False, "KubeletNotReady", not_ready_message, prev, now))
@@ -70,7 +76,7 @@ def node_status(opts: Options, *, kubelet_version: str, ready: bool, not_ready_m
             ready_cond,
         ],
         "addresses": [{"type": "InternalIP", "address": opts.address},
-                      {"type": "Hostname", "address": opts.node_name}],
+                      {"type": "Hostname", "address": share.name}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": opts.port}},
         # The apiserver then passes kubectl's exec/attach WebSockets on to the kubelet API
         # as they are instead of translating them to SPDY (see remotecommand.py).
@@ -101,9 +107,12 @@ def micro_time() -> str:
 
 class NodeAgent:
     def __init__(self, client: KubeClient, opts: Options, *, kubelet_version: str,
-                 meta_health: Callable[[], tuple[bool, str]]):
+                 meta_health: Callable[[], tuple[bool, str]], share: NodeShare | None = None):
         self.client = client
         self.opts = opts
+        self.share = share or opts.nodes[0]
+        self.name = self.share.name
+        self.labels = node_labels(self.name, self.share.zone)
         self.kubelet_version = kubelet_version
         self.meta_health = meta_health
         self.uid: str | None = None
@@ -111,7 +120,7 @@ class NodeAgent:
         self._last: tuple | None = None
         self._last_write = 0.0
         self._wake = asyncio.Event()
-        self.path = f"/api/v1/nodes/{opts.node_name}"
+        self.path = f"/api/v1/nodes/{self.name}"
 
     def poke(self) -> None:
         """Something the status shows may have changed (the meta-cluster's reachability)."""
@@ -122,25 +131,25 @@ class NodeAgent:
     def _status(self) -> dict:
         ok, message = self.meta_health()
         return node_status(self.opts, kubelet_version=self.kubelet_version, ready=ok,
-                           not_ready_message=message, prev_conditions=self._conditions)
+                           not_ready_message=message, prev_conditions=self._conditions, share=self.share)
 
     async def register(self) -> None:
         status = self._status()
         body = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": self.opts.node_name, "labels": node_labels(self.opts.node_name)},
+                "metadata": {"name": self.name, "labels": self.labels},
                 "spec": {}, "status": status}
         try:
             node = await self.client.create("/api/v1/nodes", body)
-            log.info("registered node %s", self.opts.node_name)
+            log.info("registered node %s", self.name)
         except ApiError as exc:
             if exc.status != 409:
                 raise
-            node = await self.client.patch(self.path, {"metadata": {"labels": node_labels(self.opts.node_name)}})
+            node = await self.client.patch(self.path, {"metadata": {"labels": self.labels}})
             # Keep the transition times of conditions that did not change across our restart.
             self._conditions = (node.get("status") or {}).get("conditions") or []
             status = self._status()
             node = await self.client.patch(self.path + "/status", {"status": status}, MERGE)
-            log.info("node %s exists; refreshed its labels and status", self.opts.node_name)
+            log.info("node %s exists; refreshed its labels and status", self.name)
         self.uid = node["metadata"]["uid"]
         self._conditions = status["conditions"]
         self._last = _significant(status)
@@ -156,12 +165,12 @@ class NodeAgent:
         except ApiError as exc:
             if exc.status != 404:
                 raise
-            log.warning("node %s was deleted; registering it again", self.opts.node_name)
+            log.warning("node %s was deleted; registering it again", self.name)
             await self.register()
             return
         if sig != self._last:
             ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-            log.info("node %s Ready=%s %s", self.opts.node_name, ready["status"], ready.get("message", ""))
+            log.info("node %s Ready=%s %s", self.name, ready["status"], ready.get("message", ""))
         self._conditions = status["conditions"]
         self._last = sig
         self._last_write = time.monotonic()
@@ -181,9 +190,9 @@ class NodeAgent:
                 self._wake.set()
 
     async def run_lease(self) -> None:
-        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.opts.node_name}"
+        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.name}"
         while True:
-            spec = {"holderIdentity": self.opts.node_name, "leaseDurationSeconds": LEASE_SECONDS,
+            spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_SECONDS,
                     "renewTime": micro_time()}
             delay = RENEW_SECONDS
             try:
@@ -192,12 +201,12 @@ class NodeAgent:
                 except ApiError as exc:
                     if exc.status != 404:
                         raise
-                    owner = ([{"apiVersion": "v1", "kind": "Node", "name": self.opts.node_name, "uid": self.uid}]
+                    owner = ([{"apiVersion": "v1", "kind": "Node", "name": self.name, "uid": self.uid}]
                              if self.uid else [])
                     await self.client.create(
                         "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
                         {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                         "metadata": {"name": self.opts.node_name, "namespace": "kube-node-lease",
+                         "metadata": {"name": self.name, "namespace": "kube-node-lease",
                                       "ownerReferences": owner},
                          "spec": {**spec, "acquireTime": spec["renewTime"]}})
             except ApiError as exc:

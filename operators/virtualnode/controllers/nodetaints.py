@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Sequence
 
 from ...conditions import now_rfc3339
 from ...kubeclient.client import MERGE, ApiError, KubeClient
@@ -81,25 +82,31 @@ async def sync_taints(client: KubeClient, path: str) -> list[dict] | None:
 
 
 class TaintController:
-    """Watches the Node (through the node informer) and corrects its owned taints."""
+    """Watches the Nodes (through the node informer) and corrects their owned taints: every
+    node of this process (`node_names`, else just `node_name`), none other."""
 
-    def __init__(self, client: KubeClient, *, node, node_name: str):
+    def __init__(self, client: KubeClient, *, node, node_name: str = "", node_names: Sequence[str] = ()):
         self.client = client
-        self.path = f"/api/v1/nodes/{node_name}"
+        self.names = frozenset(node_names or [node_name])
+        self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         node.handlers.append(self.on_node)
 
     def on_node(self, kind: str, node: dict, old: dict | None) -> None:
-        if kind != "DELETED" and desired_taints(node) is not None:
+        name = node["metadata"].get("name")
+        if kind != "DELETED" and name in self.names and desired_taints(node) is not None:
+            self._dirty.add(name)
             self._wake.set()
 
     async def run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            try:
-                await sync_taints(self.client, self.path)
-            except ApiError as exc:
-                log.warning("updating the node's taints failed: %s; retrying", exc)
-                await asyncio.sleep(2)
-                self._wake.set()
+            while self._dirty:
+                name = self._dirty.pop()
+                try:
+                    await sync_taints(self.client, f"/api/v1/nodes/{name}")
+                except ApiError as exc:
+                    log.warning("updating node %s's taints failed: %s; retrying", name, exc)
+                    self._dirty.add(name)
+                    await asyncio.sleep(2)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Mapping
 
 from ..mapping import deadline
 from ..mapping.envresolve import ConfigError, referenced_sources, resolve_env
@@ -55,7 +56,9 @@ class PodSync:
     def __init__(self, *, tenant: KubeClient, meta: KubeClient, pods: Informer, sandboxes: Informer,
                  configmaps: Informer, secrets: Informer, events: EventRecorder, node_name: str,
                  meta_namespace: str, cluster: str, cluster_uid: str, allocatable: dict[str, str],
-                 services: Informer | None = None):
+                 services: Informer | None = None, nodes: Mapping[str, dict[str, str]] | None = None):
+        """`nodes`: every Node of this process and its allocatable (the downward API's default
+        limits), when it registers several; else `node_name` with `allocatable`."""
         self.tenant = tenant
         self.services = services  # read for the pods' service variables (started by the VirtualNode)
         self.meta = meta
@@ -67,6 +70,7 @@ class PodSync:
         self.cluster = cluster
         self.cluster_uid = cluster_uid
         self.allocatable = allocatable
+        self.nodes = dict(nodes or {node_name: allocatable})
         self.status = StatusWriter(tenant, pods)
         # Its reconcile decides when a key's back-off ends (queue.forget): a missing Secret
         # retries with growing delays through passes that themselves succeed.
@@ -78,6 +82,7 @@ class PodSync:
         self.sbp_path = f"/apis/{API_VERSION}/namespaces/{meta_namespace}/sandboxpods"
         self.volumes = VolumeSync(tenant=tenant, meta=meta, configmaps=configmaps, secrets=secrets,
                                   meta_namespace=meta_namespace, node_name=node_name, allocatable=allocatable,
+                                  nodes=self.nodes,
                                   requeue=self.queue.add, requeue_after=self.queue.add_after)
         pods.handlers.append(self.on_pod)
         sandboxes.handlers.append(self.on_sandbox)
@@ -85,7 +90,7 @@ class PodSync:
     # --- informer callbacks (synchronous: they only queue work) --------------------
     def on_pod(self, kind: str, pod: dict, old: dict | None) -> None:
         meta, spec = pod["metadata"], pod.get("spec") or {}
-        if spec.get("nodeName") != self.node_name:
+        if spec.get("nodeName") not in self.nodes:
             return
         name = sandboxpod_name(meta["namespace"], meta["name"])
         if kind == "DELETED":
@@ -112,7 +117,7 @@ class PodSync:
     def pod_for(self, sbp_name: str) -> dict | None:
         key = self.pod_keys.get(sbp_name)
         pod = self.pods.get(key) if key else None
-        if pod is None or (pod.get("spec") or {}).get("nodeName") != self.node_name:
+        if pod is None or (pod.get("spec") or {}).get("nodeName") not in self.nodes:
             return None
         return pod
 
@@ -288,7 +293,8 @@ class PodSync:
         for c in (spec.get("initContainers") or []) + (spec.get("containers") or []) + \
                 (spec.get("ephemeralContainers") or []):
             values, skipped = resolve_env(pod, c, secrets=secrets, configmaps=configmaps, node_name=self.node_name,
-                                          allocatable=self.allocatable, service_env=service_env)
+                                          allocatable=self.nodes.get(spec.get("nodeName"), self.allocatable),
+                                          service_env=service_env)
             env[c["name"]] = values
             for message in skipped:
                 self.events.emit(pod, "Warning", "InvalidEnvironmentVariableNames", message)

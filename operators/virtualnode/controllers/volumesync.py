@@ -10,7 +10,7 @@ one is due, for as long as the pod runs.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, Mapping
 
 from ...volumecontent import build_content_secret, content_hash
 from ...kubeclient.informer import Informer
@@ -36,7 +36,8 @@ def has_content_volumes(pod: dict) -> bool:
 class VolumeSync:
     def __init__(self, *, tenant: KubeClient, meta: KubeClient, configmaps: Informer, secrets: Informer,
                  meta_namespace: str, node_name: str, allocatable: dict[str, str], requeue: Callable[[str], None],
-                 requeue_after: Callable[[str, float], None] | None = None, tokens: TokenManager | None = None):
+                 requeue_after: Callable[[str, float], None] | None = None, tokens: TokenManager | None = None,
+                 nodes: Mapping[str, dict[str, str]] | None = None):
         self.tenant = tenant
         self.tokens = tokens or TokenManager(tenant)
         self.requeue_after = requeue_after or (lambda name, delay: None)
@@ -45,6 +46,7 @@ class VolumeSync:
         self.meta_namespace = meta_namespace
         self.node_name = node_name
         self.allocatable = allocatable
+        self.nodes = dict(nodes or {node_name: allocatable})  # each Node's allocatable (podsync.py)
         self.requeue = requeue
         # Started by the VirtualNode, not awaited: until synced, sources are read directly.
         self.configmaps = configmaps
@@ -102,8 +104,9 @@ class VolumeSync:
         tokens, due = await self.tokens.tokens(pod)
         if due is not None:
             self.requeue_after(sandboxpod_name(ns, meta["name"]), due)
+        allocatable = self.nodes.get((pod.get("spec") or {}).get("nodeName"), self.allocatable)
         return volume_content(pod, secrets=secrets, configmaps=configmaps, node_name=self.node_name,
-                              allocatable=self.allocatable, tokens=tokens)
+                              allocatable=allocatable, tokens=tokens)
 
     async def write(self, name: str, content: dict[str, dict], labels: dict[str, str],
                     owner: dict | None = None) -> None:
