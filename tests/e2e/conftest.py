@@ -122,6 +122,9 @@ def meta() -> Meta:
     env["KUBECONFIG"] = str(m.kubeconfig)
     subprocess.run(["bash", str(REPO / "hack/build-image.sh"), IMAGE], env=env, check=True, capture_output=True)
     yield m
+    if os.environ.get("SK8S_E2E_KEEP_HOME"):  # debugging: the installation stays up to be inspected
+        print(f"\nSK8S_E2E_KEEP_HOME: {home} is still running (SK8S_HOME={home} sk8s down)")
+        return
     m.sk8s("down", check=False)
     shutil.rmtree(home, ignore_errors=True)
 

@@ -49,7 +49,8 @@ class ProbeLoops:
                 cs.probes[kind] = ProbeState(kind, timing(p, kind))
         if STARTUP not in cs.probes:
             cs.startup_passed.set()
-        cs.probe_tasks = [asyncio.create_task(self._loop(cs, kind, cs.probe_spec(kind))) for kind in cs.probes]
+        cs.probe_tasks = [asyncio.create_task(self._loop(cs, kind, cs.probe_spec(kind), run_id))
+                          for kind in cs.probes]
         self._changed()
 
     @staticmethod
@@ -68,7 +69,7 @@ class ProbeLoops:
             self.pod_ip = await self.runtime.pod_ip(self.ref)
         return PodNetwork(self.pod_ip, self.netns)
 
-    async def _loop(self, cs: ContainerRun, kind: str, spec: Probe) -> None:
+    async def _loop(self, cs: ContainerRun, kind: str, spec: Probe, run_id: str | None) -> None:
         st = cs.probes[kind]
         if kind != STARTUP:
             await cs.startup_passed.wait()  # startup probes hold the others off
@@ -76,7 +77,10 @@ class ProbeLoops:
         async def exec_fn(command: list[str], timeout: float) -> tuple[int, str]:
             return await self.runtime.exec_command(self.ref, cs.name, command, timeout)
 
-        while True:
+        # Not only cancellation ends a loop: Python 3.11's wait_for returns a result that is
+        # ready when the cancellation arrives and drops the cancellation (gh-86296), so a
+        # loop of a run that was stopped also ends on its own at its next round.
+        while cs.run_id == run_id:
             running_for = time.monotonic() - cs.started_mono
             if running_for < st.timing.initial_delay:
                 await asyncio.sleep(st.timing.initial_delay - running_for)

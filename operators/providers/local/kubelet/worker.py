@@ -30,6 +30,7 @@ from .progression import should_restart
 from .report import report
 from .runs import ContainerRun, finished_second, grace_period, parse_time, terminated_from
 from .runtime import ContainerRuntime
+from .tasks import cancel_all
 
 log = logging.getLogger(__name__)
 ERROR_RETRY = 5.0
@@ -112,10 +113,8 @@ class PodWorker:
         self.storage_task = None
         for cs in self.by_name.values():
             tasks += cs.probe_tasks
-            cs.probe_tasks = []
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            self.probes.stop(cs)
+        await cancel_all(tasks, self.ref.instance_name)
         self.task = None
 
     def on_died(self, container: str, exit_code: int | None = None) -> None:
@@ -164,9 +163,7 @@ class PodWorker:
         """The containers are done (or the pod failed): sidecars stop too, as upstream."""
         if not tasks:
             return
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks, self.ref.instance_name)
         for cs in self.init:
             if cs.sidecar:
                 self.probes.stop(cs)
@@ -436,8 +433,7 @@ class PodWorker:
         log.info("%s: evicted: %s", self.ref.instance_name, message)
         self._event("Warning", ephemeral.REASON, message)
         if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+            await cancel_all([self.task], self.ref.instance_name)
             self.task = None
         for cs in self.by_name.values():
             self.probes.stop(cs)
