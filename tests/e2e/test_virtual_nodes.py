@@ -1,0 +1,190 @@
+"""A tenant with `spec.virtualNodes: 3`: three Ready Nodes in three zones sharing the quota,
+pods placed by the tenant's own kube-scheduler (required anti-affinity one per node, a
+replica beyond it Pending with the scheduler's FailedScheduling, zone spread 2/2/2), a
+DaemonSet's pod on every node, and exec and logs on a pod of a node other than the first."""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from operators.embedded.processes import ProcessSet
+
+from .conftest import IMAGE
+from .tenant import Tenant, cluster_uid, make_cluster, plane_dir
+
+pytestmark = pytest.mark.e2e
+
+NODES = ["virtual-node", "virtual-node-1", "virtual-node-2"]
+ZONE = "topology.kubernetes.io/zone"
+POD_WAIT = 120  # the first pods of a new tenant under load (as in the other files)
+
+
+@pytest.fixture(scope="module")
+def tenant(meta):
+    t = make_cluster(meta, "threenodes", virtualNodes=3, quotas={"maxPods": 30, "cpu": "3", "memory": "6Gi"})
+    yield t
+    meta.kubectl("delete", "serverlesscluster", "threenodes", "--timeout=180s", check=False, timeout=200)
+
+
+def _json(t: Tenant, *args: str) -> dict:
+    return json.loads(t.kubectl(*args, "-o", "json").stdout)
+
+
+def _pods(t: Tenant, selector: str) -> list[dict]:
+    return _json(t, "get", "pods", "-l", selector)["items"]
+
+
+def _wait(what: str, check, timeout: float = POD_WAIT):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _running(t: Tenant, selector: str, count: int) -> list[dict]:
+    def check():
+        pods = _pods(t, selector)
+        running = [p for p in pods if p["status"].get("phase") == "Running"]
+        return running if len(running) >= count else None
+    try:
+        return _wait(f"{count} running pods of {selector}", check)
+    except AssertionError:
+        summary = [(p["metadata"]["name"], p["spec"].get("nodeName"), p["status"].get("phase"))
+                   for p in _pods(t, selector)]
+        raise AssertionError(f"{selector}: not {count} running: {summary}") from None
+
+
+def _deployment(name: str, replicas: int, affinity: str = "", spread: str = "") -> str:
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+{affinity}{spread}      containers:
+      - name: app
+        image: {IMAGE}
+        imagePullPolicy: IfNotPresent
+        command: [sh, -c, "echo hello from $(hostname) on $NODE; exec sleep 3600"]
+        env:
+        - name: NODE
+          valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}
+"""
+
+
+def test_three_ready_nodes_in_three_zones_share_the_quota(tenant, meta):
+    nodes = {n["metadata"]["name"]: n for n in _json(tenant, "get", "nodes")["items"]}
+    assert sorted(nodes) == NODES
+    zones = {name: n["metadata"]["labels"].get(ZONE) for name, n in nodes.items()}
+    assert sorted(zones.values()) == ["local-a", "local-b", "local-c"], zones
+    for name, n in nodes.items():
+        assert n["metadata"]["labels"]["kubernetes.io/hostname"] == name
+        ready = next(c for c in n["status"]["conditions"] if c["type"] == "Ready")
+        assert ready["status"] == "True", (name, ready)
+        assert n["status"]["allocatable"]["pods"] == "10"
+        assert not [t for t in n["spec"].get("taints") or [] if t["key"].startswith("node.kubernetes.io/")]
+        lease = _json(tenant, "get", "lease", name, "-n", "kube-node-lease")
+        assert lease["spec"]["holderIdentity"] == name
+    assert [nodes[n]["status"]["allocatable"]["cpu"] for n in NODES] == ["1", "1", "1"]
+    status = meta.get("serverlesscluster", "threenodes", "default")["status"]
+    assert status["nodeName"] == "virtual-node" and status["nodeNames"] == NODES
+    # The tenant's own kube-scheduler runs in its plane, with no port of its own.
+    plane = plane_dir(meta, cluster_uid(meta, "threenodes"))
+    pid = ProcessSet(plane).pid("kube-scheduler")
+    assert pid, f"no kube-scheduler running in {plane}"
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert b"--secure-port=0" in argv and b"--leader-elect=false" in argv
+
+
+ANTI = """      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchLabels: {app: anti}}
+            topologyKey: kubernetes.io/hostname
+"""
+
+
+def test_required_anti_affinity_puts_one_pod_on_each_node(tenant):
+    tenant.kubectl("apply", "-f", "-", input=_deployment("anti", 3, affinity=ANTI))
+    pods = _running(tenant, "app=anti", 3)
+    assert sorted(p["spec"]["nodeName"] for p in pods) == NODES
+    # A pod on a node other than the first: exec, logs, the downward API and hostIP.
+    far = next(p for p in pods if p["spec"]["nodeName"] == "virtual-node-2")
+    name = far["metadata"]["name"]
+    assert tenant.kubectl("exec", name, "--", "sh", "-c", "echo $NODE").stdout.strip() == "virtual-node-2"
+    logs = _wait("logs of the pod on virtual-node-2",
+                 lambda: tenant.kubectl("logs", name, check=False).stdout.strip())
+    assert logs == f"hello from {name} on virtual-node-2"
+    assert far["status"]["hostIP"]
+
+    # A fourth replica has no node left: the scheduler says so, and it stays Pending.
+    tenant.kubectl("scale", "deployment/anti", "--replicas=4")
+
+    def failed():
+        pending = [p for p in _pods(tenant, "app=anti") if not p["spec"].get("nodeName")]
+        if not pending:
+            return None
+        evs = _json(tenant, "get", "events", f"--field-selector=involvedObject.name={pending[0]['metadata']['name']}")
+        return next((e for e in evs["items"] if e["reason"] == "FailedScheduling"), None)
+    ev = _wait("FailedScheduling of the 4th replica", failed)
+    assert "default-scheduler" in (ev.get("reportingComponent"), (ev.get("source") or {}).get("component")), ev
+    assert "anti-affinity" in ev["message"], ev["message"]
+    time.sleep(2)
+    assert sum(1 for p in _pods(tenant, "app=anti") if p["spec"].get("nodeName")) == 3
+    tenant.kubectl("delete", "deployment", "anti", "--wait=false")
+
+
+def test_a_daemonset_runs_one_pod_on_every_node(tenant):
+    tenant.kubectl("apply", "-f", "-", input=f"""
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: everywhere}}
+spec:
+  selector: {{matchLabels: {{app: everywhere}}}}
+  template:
+    metadata: {{labels: {{app: everywhere}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: app
+        image: {IMAGE}
+        imagePullPolicy: IfNotPresent
+        command: [sleep, "3600"]
+""")
+    pods = _running(tenant, "app=everywhere", 3)
+    assert sorted(p["spec"]["nodeName"] for p in pods) == NODES
+    ds = _wait("DaemonSet status", lambda: (lambda d: d if d["status"].get("numberReady") == 3 else None)(
+        _json(tenant, "get", "daemonset", "everywhere")))
+    assert ds["status"]["desiredNumberScheduled"] == 3
+    tenant.kubectl("delete", "daemonset", "everywhere", "--wait=false")
+
+
+SPREAD = f"""      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: {ZONE}
+        whenUnsatisfiable: DoNotSchedule
+        labelSelector: {{matchLabels: {{app: spread}}}}
+"""
+
+
+def test_zone_spread_puts_two_of_six_in_each_zone(tenant):
+    tenant.kubectl("apply", "-f", "-", input=_deployment("spread", 6, spread=SPREAD))
+    _wait("6 bound pods", lambda: len([p for p in _pods(tenant, "app=spread") if p["spec"].get("nodeName")]) == 6)
+    zones = {n["metadata"]["name"]: n["metadata"]["labels"][ZONE] for n in _json(tenant, "get", "nodes")["items"]}
+    per_zone = Counter(zones[p["spec"]["nodeName"]] for p in _pods(tenant, "app=spread"))
+    assert per_zone == {"local-a": 2, "local-b": 2, "local-c": 2}, per_zone
+    _running(tenant, "app=spread", 6)
+    tenant.kubectl("delete", "deployment", "spread", "--wait=false")
