@@ -17,7 +17,9 @@ QUANTITY_PATTERN = (
 )
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-C_IDENTIFIER_ENV = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+# Environment variable names as v1.37 validates them (RelaxedEnvironmentVariableValidation,
+# GA and locked since 1.34): printable ASCII except "=".
+C_IDENTIFIER_ENV = r"^[ -<>-~]+$"
 
 
 def cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict:

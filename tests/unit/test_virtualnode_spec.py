@@ -123,13 +123,14 @@ def test_env_sources_become_literal_values_in_kubelet_order():
              {"name": "CFG_color", "value": "overridden"},
          ]}
     env, skipped = _resolve(c, secrets={"s": secret(user="alice", token="t0k")},
-                            configmaps={"cfg": {"data": {"color": "blue", "bad=key": "x"}}})
+                            configmaps={"cfg": {"data": {"color": "blue", "bad=key": "x", "1st": "y"}}})
     values = {e["name"]: e.get("value") for e in env}
     assert values["USER"] == "alice" and values["token"] == "t0k" and values["COLOR"] == "blue"
     assert values["POD"] == "web" and values["NS"] == "default" and values["APP"] == "web"
     assert values["NODE"] == "virtual-node" and values["SA"] == "default"
     assert values["GREETING"] == "hi alice from web $(UNKNOWN) $(ESC)"
     assert values["CFG_color"] == "overridden"
+    assert values["CFG_1st"] == "y"  # any printable name but "=", as v1.37 (relaxed validation)
     assert skipped == ["Keys [CFG_bad=key] from the EnvFrom configMap default/cfg were skipped since they are "
                        "considered invalid environment variable names."]  # the kubelet's event message
     # Only known once the sandbox exists: stays a fieldRef for the provider.

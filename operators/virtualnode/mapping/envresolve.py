@@ -16,7 +16,10 @@ from typing import Callable, Mapping
 from ...models.contracts import REASON_CONFIG_ERROR
 from ...quantity import parse
 
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+# v1.37's kubelet takes every envFrom key (the API allows printable ASCII except "=" in
+# names, and ConfigMap/Secret keys and prefixes are valid names). What the runtime cannot
+# carry (an "=") is still skipped, with the kubelet's old event.
+_ENV_NAME = re.compile(r"^[ -<>-~]+$")
 _FIELD_IN_MAP = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
 # Only known once the sandbox exists: left as fieldRef for the provider to fill in.
 LATE_FIELDS = ("status.podIP", "status.podIPs", "status.hostIP", "status.hostIPs")
