@@ -213,3 +213,24 @@ def test_the_tenant_controller_manager_runs_the_node_free_controllers():
             "root-ca-certificate-publisher-controller", "validatingadmissionpolicy-status-controller"} <= controllers
     assert not controllers & {"node-lifecycle-controller", "taint-eviction-controller", "node-ipam-controller",
                               "certificatesigningrequest-signing-controller"}
+
+
+def test_refusals_are_logged_once_a_period_per_destination(caplog):
+    import logging
+
+    from operators.virtualnode.egress.proxy import RefusalLog
+    now = [0.0]
+    refusals = RefusalLog(every=60, keys=2, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="operators.virtualnode.egress.proxy"):
+        for _ in range(1000):  # a tenant's webhook hammering a refused address
+            refusals.refused("127.0.0.1", 2379, "127.0.0.1 is this host")
+        now[0] = 61
+        refusals.refused("127.0.0.1", 2379, "127.0.0.1 is this host")
+        refusals.refused("10.0.0.1\nFAKE LINE", 443, "outside")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["egress refused: '127.0.0.1' port 2379: 127.0.0.1 is this host",
+                     "egress refused: '127.0.0.1' port 2379: 127.0.0.1 is this host (999 more refusals not logged)",
+                     "egress refused: '10.0.0.1\\nFAKE LINE' port 443: outside"]
+    for i in range(10):  # remembered destinations stay bounded
+        refusals.refused(f"10.0.0.{i}", 443, "outside")
+    assert len(refusals._seen) <= 2

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from typing import Awaitable, Callable
 
 from .policy import Decision, EgressPolicy, literal_address, parse_authority, pick, reason_phrase
@@ -24,7 +25,33 @@ HEAD_TIMEOUT = 10.0
 DIAL_TIMEOUT = 10.0
 CHUNK = 65536
 
+REFUSAL_LOG_EVERY = 60.0   # seconds: one log line per refused destination in that time
+REFUSAL_LOG_KEYS = 1024    # destinations remembered; a tenant cannot grow this without bound
+
 PolicySource = Callable[[], Awaitable[EgressPolicy]]
+
+
+class RefusalLog:
+    """Refusals are logged, but a tenant decides how many there are (each webhook call to a
+    refused address is one): a destination is logged once a period, with the count of the
+    refusals not logged since."""
+
+    def __init__(self, every: float = REFUSAL_LOG_EVERY, keys: int = REFUSAL_LOG_KEYS,
+                 clock: Callable[[], float] = time.monotonic):
+        self.every, self.keys, self.clock = every, keys, clock
+        self._seen: dict[tuple[str, int], tuple[float, int]] = {}  # -> (last logged, suppressed)
+
+    def refused(self, host: str, port: int, reason: str) -> None:
+        now, key = self.clock(), (host, port)
+        last, suppressed = self._seen.get(key, (None, 0))
+        if last is not None and now - last < self.every:
+            self._seen[key] = (last, suppressed + 1)
+            return
+        if key not in self._seen and len(self._seen) >= self.keys:
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        log.warning("egress refused: %r port %d: %s%s", host, port, reason,
+                    f" ({suppressed} more refusals not logged)" if suppressed else "")
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
@@ -56,6 +83,7 @@ class EgressProxy:
         self.path = path
         self.policy = policy
         self.resolver = resolver
+        self.refusals = RefusalLog()
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -102,7 +130,7 @@ class EgressProxy:
             return await _reply(writer, 400, f"bad CONNECT target: {exc}")
         address, decision = await resolve(host, port, await self.policy(), self.resolver)
         if address is None:
-            log.warning("egress refused: %s:%d: %s", host, port, decision.reason)
+            self.refusals.refused(host, port, decision.reason)
             return await _reply(writer, 403, decision.reason)
         try:
             up_r, up_w = await asyncio.wait_for(asyncio.open_connection(address, port), DIAL_TIMEOUT)
