@@ -5,6 +5,8 @@ DaemonSet's pod on every node, and exec and logs on a pod of a node other than t
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -188,3 +190,29 @@ def test_zone_spread_puts_two_of_six_in_each_zone(tenant):
     assert per_zone == {"local-a": 2, "local-b": 2, "local-c": 2}, per_zone
     _running(tenant, "app=spread", 6)
     tenant.kubectl("delete", "deployment", "spread", "--wait=false")
+
+
+def test_the_node_count_is_fixed_and_needs_a_pod_per_node(tenant, meta):
+    changed = meta.kubectl("patch", "serverlesscluster", "threenodes", "--type=merge",
+                           "-p", '{"spec": {"virtualNodes": 2}}', check=False)
+    assert changed.returncode != 0 and "spec.virtualNodes is immutable" in changed.stderr, changed.stderr
+    too_few = meta.apply({"apiVersion": "sk8s.io/v1alpha1", "kind": "ServerlessCluster",
+                          "metadata": {"name": "toofewpods"},
+                          "spec": {"virtualNodes": 3, "quotas": {"maxPods": 2}}}, "default", check=False)
+    assert too_few.returncode != 0
+    assert "spec.quotas.maxPods must be at least spec.virtualNodes" in too_few.stderr, too_few.stderr
+
+
+def test_a_dead_scheduler_is_restarted_and_schedules_again(tenant, meta):
+    procs = ProcessSet(plane_dir(meta, cluster_uid(meta, "threenodes")))
+    old = procs.pid("kube-scheduler")
+    assert old
+    os.kill(old, signal.SIGKILL)
+    _wait("kube-scheduler restarted by the health timer", lambda: procs.pid("kube-scheduler") not in (None, old),
+          timeout=90)
+    tenant.kubectl("run", "after-restart", f"--image={IMAGE}", "--image-pull-policy=IfNotPresent",
+                   "--overrides", json.dumps({"spec": {"terminationGracePeriodSeconds": 1}}),
+                   "--", "sleep", "3600")
+    pod = tenant.wait_pod("after-restart", lambda p: p["spec"].get("nodeName") in NODES, timeout=POD_WAIT)
+    assert pod["spec"]["nodeName"] in NODES
+    tenant.kubectl("delete", "pod", "after-restart", "--wait=false")

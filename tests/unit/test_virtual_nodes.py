@@ -228,3 +228,19 @@ async def test_the_taint_controller_keeps_every_node_of_the_process_and_no_other
         await until(lambda: taints("vn") == [] and taints("vn-1") == [])
         await asyncio.sleep(0.2)
         assert taints("someone-else") == [not_ready]
+
+
+def test_sk8s_status_lists_the_scheduler_of_a_plane_with_several_nodes_only(tmp_path, monkeypatch):
+    import json
+    from operators.serverlesscluster import plane_status
+    monkeypatch.setenv("SK8S_HOME", str(tmp_path))
+    one = planes.new_plane(claim_for="uid-1")
+    (one.directory / "virtual-node.args").write_text(json.dumps(["--cluster=c1", "--port=1"]))
+    three = planes.new_plane(claim_for="uid-3")
+    (three.directory / "virtual-node.args").write_text(json.dumps(
+        ["--cluster=c3", "--port=1", "--virtual-nodes=3", "--scheduler=external"]))
+    rows = asyncio.run(plane_status.all_rows({}, timeout=0.1))
+    components = {p: [r.component for r in rows if r.plane == p] for p in (one.id, three.id)}
+    assert components[one.id] == ["kube-apiserver", "kube-controller-manager", "virtual-node"]
+    assert components[three.id] == ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "virtual-node"]
+    assert next(r for r in rows if r.component == "kube-scheduler").health == "down"  # nothing runs here
