@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -109,6 +111,9 @@ def test_three_ready_nodes_in_three_zones_share_the_quota(tenant, meta):
     assert pid, f"no kube-scheduler running in {plane}"
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert b"--secure-port=0" in argv and b"--leader-elect=false" in argv
+    rows = {r["component"]: r for r in json.loads(meta.sk8s("status", "-o", "json").stdout)["tenants"]
+            if r["cluster"] == "default/threenodes"}
+    assert rows["kube-scheduler"]["pid"] == pid and rows["kube-scheduler"]["health"] == "running", rows
 
 
 ANTI = """      affinity:
@@ -216,3 +221,27 @@ def test_a_dead_scheduler_is_restarted_and_schedules_again(tenant, meta):
     pod = tenant.wait_pod("after-restart", lambda p: p["spec"].get("nodeName") in NODES, timeout=POD_WAIT)
     assert pod["spec"]["nodeName"] in NODES
     tenant.kubectl("delete", "pod", "after-restart", "--wait=false")
+
+
+def test_a_dead_virtual_node_turns_every_node_unknown_until_it_is_back(tenant, meta):
+    procs = ProcessSet(plane_dir(meta, cluster_uid(meta, "threenodes")))
+    # Every change of the last Node's Ready condition, as a client of the tenant sees it.
+    watch = subprocess.Popen(
+        [str(meta.bindir / "kubectl"), f"--kubeconfig={tenant.kubeconfig}", "get", "node", "virtual-node-2",
+         "--watch", "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")].status}{"\\n"}'],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: [lines.append(ln.strip()) for ln in watch.stdout], daemon=True).start()
+    try:
+        _wait("the watch to show the Node Ready", lambda: "True" in lines, timeout=30)
+        old = procs.pid("virtual-node")
+        os.kill(old, signal.SIGKILL)
+        _wait("virtual-node-2 to turn Unknown", lambda: "Unknown" in lines, timeout=40)
+        _wait("virtual-node-2 Ready again", lambda: "True" in lines[lines.index("Unknown"):], timeout=90)
+    finally:
+        watch.terminate()
+        watch.wait()
+    assert procs.pid("virtual-node") != old
+    meta.wait_for("serverlesscluster", "threenodes", "default",
+                  lambda sc: any(c["type"] == "Ready" and c["status"] == "True"
+                                 for c in (sc.get("status") or {}).get("conditions") or []), timeout=60)
