@@ -13,10 +13,13 @@ MAX_IN_FLIGHT = 64
 
 
 class EventRecorder:
-    def __init__(self, client: KubeClient, *, component: str, host: str):
+    def __init__(self, client: KubeClient, *, component: str, host: str, hosts: frozenset[str] = frozenset()):
+        """`hosts`: the nodes this recorder speaks for when it serves several: an event on a pod
+        bound to one of them names that node as its source, as that node's kubelet would."""
         self.client = client
         self.component = component
         self.host = host
+        self.hosts = hosts
         self._tasks: set[asyncio.Task] = set()
         # One event per pod, reason and message: repeated reconciles must not flood the API.
         self._seen: dict[str, set[tuple[str, str]]] = {}
@@ -34,12 +37,16 @@ class EventRecorder:
             log.debug("dropping event %s for %s/%s: too many in flight", reason, meta["namespace"], meta["name"])
             return
         seen.add((reason, message))
-        task = asyncio.create_task(self._post(meta, type_, reason, message, component or self.component, kind))
+        node = (pod.get("spec") or {}).get("nodeName")
+        host = node if node in self.hosts else self.host
+        task = asyncio.create_task(self._post(meta, type_, reason, message, component or self.component, kind,
+                                              host))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _post(self, meta: dict, type_: str, reason: str, message: str, component: str,
-                    kind: str = "Pod") -> None:
+                    kind: str = "Pod", host: str | None = None) -> None:
+        host = host or self.host
         now = now_rfc3339()
         name = f"{meta['name'][:200]}.{time.time_ns():x}"
         body = {
@@ -48,8 +55,8 @@ class EventRecorder:
             "involvedObject": {"apiVersion": "v1", "kind": kind, "name": meta["name"],
                                "namespace": meta["namespace"], "uid": meta["uid"]},
             "reason": reason, "message": message[:1024], "type": type_,
-            "source": {"component": component, "host": self.host},
-            "reportingComponent": component, "reportingInstance": self.host,
+            "source": {"component": component, "host": host},
+            "reportingComponent": component, "reportingInstance": host,
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
         }
         try:

@@ -37,9 +37,9 @@ class VirtualNode:
         self.meta = meta
         self.server_ctx = server_ctx
         self._streams = None
-        self.events = EventRecorder(tenant, component=COMPONENT, host=opts.node_name)
         self.nodes = opts.nodes  # every Node this process registers and serves (nodeset.py)
         self.node_names = frozenset(n.name for n in self.nodes)
+        self.events = EventRecorder(tenant, component=COMPONENT, host=opts.node_name, hosts=self.node_names)
         self.informers = NodeInformers.create(tenant, meta, meta_namespace=opts.meta_namespace,
                                               cluster_uid=opts.cluster_uid, node_name=opts.node_name,
                                               all_nodes=len(self.nodes) > 1)

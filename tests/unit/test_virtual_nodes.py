@@ -244,3 +244,18 @@ def test_sk8s_status_lists_the_scheduler_of_a_plane_with_several_nodes_only(tmp_
     assert components[one.id] == ["kube-apiserver", "kube-controller-manager", "virtual-node"]
     assert components[three.id] == ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "virtual-node"]
     assert next(r for r in rows if r.component == "kube-scheduler").health == "down"  # nothing runs here
+
+
+async def test_an_event_on_a_pod_names_the_node_it_is_bound_to():
+    from operators.kubeclient.events import EventRecorder
+    tenant = FakeKube("tenant")
+    rec = EventRecorder(tenant, component="c", host="vn", hosts=frozenset({"vn", "vn-1"}))
+    for name, node in (("on1", "vn-1"), ("unbound", None), ("stranger", "elsewhere")):
+        rec.emit({"metadata": {"name": name, "namespace": "default", "uid": name},
+                  "spec": {"nodeName": node} if node else {}}, "Normal", "R", "m")
+
+    def events():
+        return [o for k, o in tenant.objects.items() if k[1] == "events"]
+    await until(lambda: len(events()) == 3)
+    hosts = {e["involvedObject"]["name"]: e["source"]["host"] for e in events()}
+    assert hosts == {"on1": "vn-1", "unbound": "vn", "stranger": "vn"}
