@@ -147,3 +147,24 @@ def _reap(pid: int) -> None:
             except subprocess.TimeoutExpired:
                 pass
             _reapers.remove(proc)
+
+
+def stop_strays(directory: Path, timeout: float = 3.0) -> list[int]:
+    """Stop every process whose command line names a path under `directory` and that no pid
+    file holds any more: one started by a thread of an operator that was being stopped (a
+    standby plane warming up) after its plane's processes were stopped. Returns their pids."""
+    root = str(directory.resolve()).rstrip("/") + "/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.decode(errors="replace").partition("=")[2].startswith(root)
+               or a.decode(errors="replace").startswith(root) for a in args):
+            found.append(int(entry.name))
+    for pid in found:
+        _terminate(pid, timeout)
+    return found
