@@ -89,7 +89,17 @@ spec:
 """
 
 
+def _condition_taints(node: dict) -> list:
+    return [t for t in node["spec"].get("taints") or [] if t["key"].startswith("node.kubernetes.io/")]
+
+
 def test_three_ready_nodes_in_three_zones_share_the_quota(tenant, meta):
+    # Ready before their not-ready taints go (the virtual node drops them once it sees Ready).
+    try:
+        _wait("the nodes' not-ready taints to go", lambda: not any(
+            _condition_taints(n) for n in _json(tenant, "get", "nodes")["items"]), timeout=20)
+    except AssertionError:
+        pass  # the assertions below say which node and what
     nodes = {n["metadata"]["name"]: n for n in _json(tenant, "get", "nodes")["items"]}
     assert sorted(nodes) == NODES
     zones = {name: n["metadata"]["labels"].get(ZONE) for name, n in nodes.items()}
@@ -99,7 +109,9 @@ def test_three_ready_nodes_in_three_zones_share_the_quota(tenant, meta):
         ready = next(c for c in n["status"]["conditions"] if c["type"] == "Ready")
         assert ready["status"] == "True", (name, ready)
         assert n["status"]["allocatable"]["pods"] == "10"
-        assert not [t for t in n["spec"].get("taints") or [] if t["key"].startswith("node.kubernetes.io/")]
+        assert not _condition_taints(n), (name, n["spec"])
+        _wait(f"the Lease of {name}", lambda: tenant.kubectl("get", "lease", name, "-n", "kube-node-lease",
+                                                             check=False).returncode == 0, timeout=20)
         lease = _json(tenant, "get", "lease", name, "-n", "kube-node-lease")
         assert lease["spec"]["holderIdentity"] == name
     assert [nodes[n]["status"]["allocatable"]["cpu"] for n in NODES] == ["1", "1", "1"]
@@ -136,6 +148,11 @@ def test_required_anti_affinity_puts_one_pod_on_each_node(tenant):
                  lambda: tenant.kubectl("logs", name, check=False).stdout.strip())
     assert logs == f"hello from {name} on virtual-node-2"
     assert far["status"]["hostIP"]
+    # Its kubelet events come from the node it is on, as a kubelet's do.
+    started = _wait("a Started event", lambda: next(
+        (e for e in _json(tenant, "get", "events", f"--field-selector=involvedObject.name={name}")["items"]
+         if e["reason"] == "Started"), None))
+    assert started["source"]["host"] == "virtual-node-2", started
 
     # A fourth replica has no node left: the scheduler says so, and it stays Pending.
     tenant.kubectl("scale", "deployment/anti", "--replicas=4")
