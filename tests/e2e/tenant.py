@@ -71,3 +71,22 @@ def anchor_addresses(meta, uid: str) -> set[str]:
     out = subprocess.run(["nsenter", f"--net={netns}", "ip", "-o", "-4", "addr", "show", "dev", "eth0"],
                          capture_output=True, text=True, check=True).stdout
     return {ln.split()[3].split("/")[0] for ln in out.splitlines() if ln.split()[3].endswith("/32")}
+
+
+def delete_cluster(meta, name: str) -> None:
+    """A module's cluster is deleted without waiting: its deletion overlaps the next module
+    (test_nothing_leaked and test_zz_down wait for every deletion that is still running)."""
+    meta.kubectl("delete", "serverlesscluster", name, "--wait=false", check=False)
+
+
+def wait_deletions(meta, timeout: float = 300) -> None:
+    """Every ServerlessCluster whose deletion was asked (delete_cluster) is gone."""
+    deadline = time.monotonic() + timeout
+    deleting: list[str] = []
+    while time.monotonic() < deadline:
+        items = json.loads(meta.kubectl("get", "serverlessclusters", "-A", "-o", "json").stdout)["items"]
+        deleting = [c["metadata"]["name"] for c in items if c["metadata"].get("deletionTimestamp")]
+        if not deleting:
+            return
+        time.sleep(1)
+    raise AssertionError(f"clusters still deleting after {timeout}s: {deleting}")

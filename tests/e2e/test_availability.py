@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import IMAGE, condition
-from .tenant import cluster_uid, make_cluster, plane_dir
+from .tenant import cluster_uid, delete_cluster, make_cluster, plane_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 def avail(meta):
     t = make_cluster(meta, "avail")
     yield t
-    meta.kubectl("delete", "serverlesscluster", "avail", "--timeout=180s", check=False)
+    delete_cluster(meta, "avail")
 
 
 def _plane_dir(meta, cluster: str) -> Path:

@@ -20,7 +20,7 @@ import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from .conftest import IMAGE
-from .tenant import anchor_addresses, make_cluster, plane_dir
+from .tenant import anchor_addresses, delete_cluster, make_cluster, plane_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -195,4 +195,4 @@ def test_operators_restarted_with_the_meta_apiserver_serve_again(meta, namespace
                                check=False).stdout.strip(), 120, "EXTERNAL-IP (servicelb-operator)")
         wait(lambda: resolve(meta, ns, "web.default.svc.cluster.local")[1], 60, "record (privatezone-operator)")
     finally:
-        meta.kubectl("delete", "serverlesscluster", "after", "--timeout=180s", check=False)
+        delete_cluster(meta, "after")

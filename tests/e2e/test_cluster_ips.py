@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from .conftest import IMAGE
-from .tenant import make_cluster, plane_dir
+from .tenant import delete_cluster, make_cluster, plane_dir
 
 pytestmark = pytest.mark.e2e
 PAGE = "Welcome to sk8s"
@@ -26,7 +26,7 @@ HOLDS = Path("/run/sk8s/vpc-subnets")  # operators/providers/local/vpc.py
 def cips(meta):
     t = make_cluster(meta, "cips", quotas={"maxPods": 10})
     yield t
-    meta.kubectl("delete", "serverlesscluster", "cips", "--timeout=180s", check=False)
+    delete_cluster(meta, "cips")
 
 
 def network(meta, name: str) -> dict:

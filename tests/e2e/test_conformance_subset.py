@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from .conftest import REPO
-from .tenant import make_cluster
+from .tenant import delete_cluster, make_cluster
 
 # The tests this runs, by their full upstream name (as `e2e.test --list-conformance-tests`
 # spells it); each must pass.
@@ -67,6 +67,13 @@ def conformance_tools(meta):
 
 def test_conformance_subset_passes(meta, conformance_tools, tmp_path):
     tenant = make_cluster(meta, "conformance-subset")
+    try:
+        _run_subset(meta, tenant, tmp_path)
+    finally:
+        delete_cluster(meta, "conformance-subset")
+
+
+def _run_subset(meta, tenant, tmp_path) -> None:
     focus = "|".join(re2_literal(name) for name in SUBSET)
     env = dict(meta.env, CONFORMANCE_KUBECONFIG=str(tenant.kubeconfig), CONFORMANCE_FOCUS=focus,
                CONFORMANCE_REPORT_DIR=str(tmp_path), CONFORMANCE_TIMEOUT="20m")

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from .tenant import Tenant, make_cluster
+from .tenant import Tenant, delete_cluster, make_cluster
 
 POD_TWO = """
 apiVersion: v1
@@ -63,7 +63,7 @@ def tenant(meta):
     for name in ("two", "console", "web"):
         t.wait_pod(name, _running, timeout=90)
     yield t
-    meta.kubectl("delete", "serverlesscluster", "execs", "--timeout=180s", check=False)
+    delete_cluster(meta, "execs")
 
 
 class Terminal:

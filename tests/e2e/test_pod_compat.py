@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from .conftest import IMAGE
-from .tenant import make_cluster
+from .tenant import delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 def compat(meta):
     t = make_cluster(meta, "compat")
     yield t
-    meta.kubectl("delete", "serverlesscluster", "compat", "--timeout=180s", check=False)
+    delete_cluster(meta, "compat")
 
 
 def pod_spec(**extra) -> dict:

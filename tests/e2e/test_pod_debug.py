@@ -8,7 +8,7 @@ import time
 import pytest
 
 from .conftest import IMAGE
-from .tenant import make_cluster
+from .tenant import delete_cluster, make_cluster
 
 POD = f"""
 apiVersion: v1
@@ -37,7 +37,7 @@ def tenant(meta):
     t.kubectl("apply", "-f", "-", input=POD)
     t.wait_pod("target", _running, timeout=90)
     yield t
-    meta.kubectl("delete", "serverlesscluster", "debugs", "--timeout=180s", check=False)
+    delete_cluster(meta, "debugs")
 
 
 def _diagnostics(meta) -> str:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from .conftest import IMAGE
-from .tenant import make_cluster
+from .tenant import delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +20,7 @@ def envt(meta):
     t.kubectl("create", "configmap", "app", "--from-literal=mode=fast", "--from-literal=level=3")
     t.kubectl("create", "secret", "generic", "db", "--from-literal=password=s3cret", "--from-literal=user=admin")
     yield t
-    meta.kubectl("delete", "serverlesscluster", "envt", "--timeout=180s", check=False)
+    delete_cluster(meta, "envt")
 
 
 def run_pod(t, name: str, env: list[dict], env_from: list[dict] | None = None, **container) -> None:

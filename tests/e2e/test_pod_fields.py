@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from .conftest import IMAGE
-from .tenant import Tenant, make_cluster
+from .tenant import Tenant, delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,7 @@ DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadlin
 def tenant(meta):
     t = make_cluster(meta, "fields", quotas={"maxPods": 20})
     yield t
-    meta.kubectl("delete", "serverlesscluster", "fields", "--timeout=180s", check=False, timeout=200)
+    delete_cluster(meta, "fields")
 
 
 def apply(t: Tenant, manifest: str) -> None:

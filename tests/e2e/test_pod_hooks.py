@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from .conftest import IMAGE
-from .tenant import Tenant, make_cluster
+from .tenant import Tenant, delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 def tenant(meta):
     t = make_cluster(meta, "hooks", quotas={"maxPods": 20})
     yield t
-    meta.kubectl("delete", "serverlesscluster", "hooks", "--timeout=180s", check=False, timeout=200)
+    delete_cluster(meta, "hooks")
 
 
 def apply(t: Tenant, manifest: str) -> None:

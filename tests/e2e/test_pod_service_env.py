@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from .conftest import IMAGE
-from .tenant import make_cluster
+from .tenant import delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +20,7 @@ def senv(meta):
     t = make_cluster(meta, "senv", quotas={"maxPods": 10, "cpu": "8", "memory": "8Gi"})
     t.kubectl("create", "service", "clusterip", "nginx-svc", "--tcp=80:8080")
     yield t
-    meta.kubectl("delete", "serverlesscluster", "senv", "--timeout=180s", check=False)
+    delete_cluster(meta, "senv")
 
 
 def cluster_ip(t, name: str, ns: str = "default") -> str:

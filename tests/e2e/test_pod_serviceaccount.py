@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from .conftest import IMAGE, REPO
-from .tenant import make_cluster
+from .tenant import delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -43,7 +43,7 @@ for what, call in (("PODS-KUBE-SYSTEM", lambda: v1.list_namespaced_pod("kube-sys
 def sat(meta):
     t = make_cluster(meta, "sat", quotas={"maxPods": 20, "cpu": "8", "memory": "8Gi"})
     yield t
-    meta.kubectl("delete", "serverlesscluster", "sat", "--timeout=180s", check=False)
+    delete_cluster(meta, "sat")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from .conftest import IMAGE, NFS_HOST
-from .tenant import make_cluster
+from .tenant import delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 def vol(meta):
     t = make_cluster(meta, "vol", quotas={"maxPods": 20, "cpu": "8", "memory": "8Gi"})
     yield t
-    meta.kubectl("delete", "serverlesscluster", "vol", "--timeout=180s", check=False)
+    delete_cluster(meta, "vol")
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import IMAGE, sandboxpod
-from .tenant import Tenant, make_cluster
+from .tenant import Tenant, delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ HOSTILE_ARGS = ["--privileged", "--volume=/:/host", "-v/etc:/x", "--", "-", "a=b
 def argv(meta):
     t = make_cluster(meta, CLUSTER)
     yield t
-    meta.kubectl("delete", "serverlesscluster", CLUSTER, "--timeout=180s", check=False)
+    delete_cluster(meta, CLUSTER)
 
 
 def pod(name: str, image: str = IMAGE, **container) -> dict:

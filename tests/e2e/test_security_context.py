@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from .conftest import IMAGE
-from .tenant import Tenant, make_cluster
+from .tenant import Tenant, delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +32,7 @@ def sec(meta):
         assert meta.podman("commit", f"--change=USER {user}", cid, image).returncode == 0
         meta.podman("rm", cid)
     yield t
-    meta.kubectl("delete", "serverlesscluster", "secctx", "--timeout=180s", check=False, timeout=200)
+    delete_cluster(meta, "secctx")
     for image in (NAMED_IMAGE, NUMERIC_IMAGE):
         meta.podman("rmi", "--force", image)
 

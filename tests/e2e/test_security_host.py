@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .tenant import cluster_uid, make_cluster, plane_dir
+from .tenant import cluster_uid, delete_cluster, make_cluster, plane_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,7 @@ PROBE_NS = f"probe-{uuid.uuid4().hex[:8]}"
 def hostsec(meta):
     t = make_cluster(meta, "hostsec")
     yield t
-    meta.kubectl("delete", "serverlesscluster", "hostsec", "--timeout=180s", check=False)
+    delete_cluster(meta, "hostsec")
 
 
 def _plane_dir(meta, cluster: str) -> Path:

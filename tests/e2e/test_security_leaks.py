@@ -8,6 +8,7 @@ import time
 import pytest
 
 from .conftest import phase, sandboxpod
+from .tenant import delete_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -79,4 +80,4 @@ def test_pod_changes_a_sandbox_cannot_carry_are_refused(meta):
         pod = t.pod("p")
         assert pod["spec"]["containers"][0]["image"] == IMAGE
     finally:
-        meta.kubectl("delete", "serverlesscluster", "updates", "--timeout=180s", check=False)
+        delete_cluster(meta, "updates")

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from .conftest import IMAGE, sandboxpod
-from .tenant import make_cluster
+from .tenant import delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -60,4 +60,4 @@ def test_tenant_pods_reach_neither_the_host_nor_admin_sandboxes(meta, namespace)
             assert c.recv(100).startswith(b"HOST-SERVICE")
     finally:
         listener.close()
-        meta.kubectl("delete", "serverlesscluster", "netreach", "--timeout=180s", check=False)
+        delete_cluster(meta, "netreach")

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from .conftest import IMAGE, sandboxpod
-from .tenant import Tenant, make_cluster
+from .tenant import Tenant, delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,7 @@ CONFIG_ERROR = "CreateContainerConfigError"
 def nfs(meta):
     t = make_cluster(meta, "nfssec", quotas={"maxPods": 20})
     yield t
-    meta.kubectl("delete", "serverlesscluster", "nfssec", "--timeout=180s", check=False, timeout=200)
+    delete_cluster(meta, "nfssec")
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def victim(meta) -> tuple[Tenant, dict]:
     p = t.wait_pod("victim", lambda p: p["status"].get("phase") == "Running" and p["status"].get("podIP"),
                    timeout=90)
     yield t, p
-    meta.kubectl("delete", "serverlesscluster", "nfsvictim", "--timeout=180s", check=False, timeout=200)
+    delete_cluster(meta, "nfsvictim")
 
 
 def pod(name: str, server: str | None) -> dict:

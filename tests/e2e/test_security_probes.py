@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from .conftest import IMAGE, sandboxpod
-from .tenant import Tenant, make_cluster
+from .tenant import Tenant, delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ FORBIDDEN = "Forbidden: probes and lifecycle handlers connect only to the pod it
 def tenant(meta):
     t = make_cluster(meta, "probesec", quotas={"maxPods": 20})
     yield t
-    meta.kubectl("delete", "serverlesscluster", "probesec", "--timeout=180s", check=False, timeout=200)
+    delete_cluster(meta, "probesec")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def victim(meta) -> tuple[Tenant, dict]:
     p = t.wait_pod("victim", lambda p: p["status"].get("phase") == "Running" and p["status"].get("podIP"),
                    timeout=90)
     yield t, p
-    meta.kubectl("delete", "serverlesscluster", "probevictim", "--timeout=180s", check=False, timeout=200)
+    delete_cluster(meta, "probevictim")
 
 
 def pod(name: str, containers: list[dict], **spec) -> dict:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from .conftest import IMAGE, sandboxpod
-from .tenant import make_cluster
+from .tenant import delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,7 @@ CONFIG_ERROR = "CreateContainerConfigError"
 def sp(meta):
     t = make_cluster(meta, "subpath", quotas={"maxPods": 20, "cpu": "8", "memory": "8Gi"})
     yield t
-    meta.kubectl("delete", "serverlesscluster", "subpath", "--timeout=180s", check=False)
+    delete_cluster(meta, "subpath")
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from operators.config import home_id
 from operators.providers.local.loadbalancer import internet_range
 
 from .conftest import IMAGE, REPO, phase
-from .tenant import Tenant, anchor_addresses, make_cluster
+from .tenant import Tenant, anchor_addresses, delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 API = "sk8s.io/v1alpha1"
@@ -70,7 +70,7 @@ def wait(predicate, timeout: float = 30, interval: float = 0.2, what: str = "con
 def a(meta):
     side = make_side(meta, "sec-a")
     yield side
-    meta.kubectl("delete", "serverlesscluster", "sec-a", "--timeout=180s", check=False)
+    delete_cluster(meta, "sec-a")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def b(meta):
     side.tenant.kubectl("rollout", "status", "deployment/web", "--timeout=120s")
     wait(lambda: resolve(meta, side, WEB)[1], timeout=60, what="B's web Service in B's DNS")
     yield side
-    meta.kubectl("delete", "serverlesscluster", "sec-b", "--timeout=180s", check=False)
+    delete_cluster(meta, "sec-b")
 
 
 def vnode_kubeconfig(meta, uid: str) -> Path:

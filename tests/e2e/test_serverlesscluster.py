@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from .conftest import IMAGE, condition
-from .tenant import Tenant, make_cluster  # noqa: F401
+from .tenant import Tenant, delete_cluster, make_cluster  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -19,14 +19,14 @@ pytestmark = pytest.mark.e2e
 def alpha(meta):
     t = make_cluster(meta, "alpha", quotas={"maxPods": 20, "cpu": "8", "memory": "8Gi"})
     yield t
-    meta.kubectl("delete", "serverlesscluster", "alpha", "--timeout=180s", check=False)
+    delete_cluster(meta, "alpha")
 
 
 @pytest.fixture(scope="module")
 def beta(meta):
     t = make_cluster(meta, "beta", quotas={"maxPods": 2})
     yield t
-    meta.kubectl("delete", "serverlesscluster", "beta", "--timeout=180s", check=False)
+    delete_cluster(meta, "beta")
 
 
 def test_cluster_status_and_virtual_node(meta, alpha):

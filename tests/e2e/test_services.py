@@ -12,7 +12,7 @@ import yaml
 from dnslib import RCODE, DNSRecord
 
 from .conftest import IMAGE
-from .tenant import anchor_addresses, cluster_uid, make_cluster
+from .tenant import anchor_addresses, cluster_uid, delete_cluster, make_cluster
 
 pytestmark = pytest.mark.e2e
 PAGE = "Welcome to sk8s"
@@ -22,7 +22,7 @@ PAGE = "Welcome to sk8s"
 def svc(meta):
     t = make_cluster(meta, "svc", quotas={"maxPods": 30, "cpu": "16", "memory": "16Gi"})
     yield t
-    meta.kubectl("delete", "serverlesscluster", "svc", "--timeout=180s", check=False)
+    delete_cluster(meta, "svc")
 
 
 def sandbox_ns(meta) -> str:
@@ -238,7 +238,7 @@ def test_intranet_load_balancer_is_not_reachable_from_another_tenant(meta, svc):
         out = run_client(other, "probe", f"timeout 3 wget -qO- http://{intranet}/ && echo REACHED || echo BLOCKED")
         assert "BLOCKED" in out and PAGE not in out
     finally:
-        meta.kubectl("delete", "serverlesscluster", "svc-other", "--timeout=180s", check=False)
+        delete_cluster(meta, "svc-other")
     assert PAGE in run_client(svc, "same-tenant", f"timeout 3 wget -qO- http://{intranet}/")
 
 

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from .conftest import sandboxpod
+from .tenant import wait_deletions
 
 pytestmark = pytest.mark.e2e
 
@@ -20,6 +21,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_down_leaves_nothing(meta, namespace):
+    wait_deletions(meta)  # the other modules' clusters, deleted without waiting
     meta.apply(sandboxpod("leftover", [{"name": "a", "command": ["sleep", "3600"]}]), namespace)
     meta.kubectl("wait", "--for=condition=Ready", "sandboxpod/leftover", "-n", namespace, "--timeout=60s")
     state = meta.state()
