@@ -18,7 +18,7 @@ import pytest
 from operators.embedded.processes import ProcessSet
 
 from .conftest import IMAGE
-from .tenant import Tenant, cluster_uid, make_cluster, plane_dir
+from .tenant import Tenant, cluster_uid, delete_cluster, make_cluster, plane_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,7 @@ POD_WAIT = 120  # the first pods of a new tenant under load (as in the other fil
 def tenant(meta):
     t = make_cluster(meta, "threenodes", virtualNodes=3, quotas={"maxPods": 30, "cpu": "3", "memory": "6Gi"})
     yield t
-    meta.kubectl("delete", "serverlesscluster", "threenodes", "--timeout=180s", check=False, timeout=200)
+    delete_cluster(meta, "threenodes")
 
 
 def _json(t: Tenant, *args: str) -> dict:
@@ -262,3 +262,17 @@ def test_a_dead_virtual_node_turns_every_node_unknown_until_it_is_back(tenant, m
     meta.wait_for("serverlesscluster", "threenodes", "default",
                   lambda sc: any(c["type"] == "Ready" and c["status"] == "True"
                                  for c in (sc.get("status") or {}).get("conditions") or []), timeout=60)
+
+
+def test_deleting_the_cluster_stops_its_scheduler(tenant, meta):
+    """Last in the module: the plane goes with its scheduler (planes.STOP_ORDER)."""
+    pid = ProcessSet(plane_dir(meta, cluster_uid(meta, "threenodes"))).pid("kube-scheduler")
+    assert pid
+    meta.kubectl("delete", "serverlesscluster", "threenodes", "--timeout=180s", timeout=200)
+
+    def gone() -> bool:
+        try:
+            return b"kube-scheduler" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # no such process
+            return True
+    _wait("the scheduler process to end", gone, timeout=30)
