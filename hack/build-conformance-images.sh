@@ -16,11 +16,8 @@ set -euo pipefail
 TOOLS="${1:?usage: build-conformance-images.sh TOOLS_DIR}"
 K8S_VERSION="${K8S_VERSION:-v1.37.2}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
-SK8S_HOME="${SK8S_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/sk8s}"
-mkdir -p "$SK8S_HOME"
-export CONTAINERS_CONF="$SK8S_HOME/containers.conf"
-[ -f "$CONTAINERS_CONF" ] || "$HERE/../.venv/bin/python" -c \
-  "from operators.config import layout, write_containers_conf; write_containers_conf(layout())"
+. "$HERE/lib/images.sh"
+use_project_podman "$HERE"
 # Bump when an image's content changes: images of an older version are rebuilt.
 VERSION=1
 E2E=registry.k8s.io/e2e-test-images
@@ -48,8 +45,7 @@ tag() {  # ImageID (Agnhost, AgnhostPrev, BusyBox, ...)
 }
 
 current() {  # image: present and built by this version of the script
-  podman image exists "$1" &&
-    [ "$(podman image inspect --format '{{index .Config.Labels "sk8s.io/image-version"}}' "$1")" = "$VERSION" ]
+  image_is_current "$1" "$VERSION"
 }
 
 copy_bin() {  # root, host binary: the binary and every shared library it loads, same paths

@@ -5,15 +5,13 @@
 # each request (so `kubectl logs` has something to show).
 set -euo pipefail
 IMAGE="${1:-localhost/sk8s-busybox:latest}"
-SK8S_HOME="${SK8S_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/sk8s}"
-mkdir -p "$SK8S_HOME"
-export CONTAINERS_CONF="$SK8S_HOME/containers.conf"
-[ -f "$CONTAINERS_CONF" ] || "$(dirname "$0")/../.venv/bin/python" -c \
-  "from operators.config import layout, write_containers_conf; write_containers_conf(layout())"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+. "$HERE/lib/images.sh"
+use_project_podman "$HERE"
 
 # Bump when the image's content changes: an older image of the same name is rebuilt.
 VERSION=2
-if podman image exists "$IMAGE" && [ "$(podman image inspect --format '{{index .Config.Labels "sk8s.io/image-version"}}' "$IMAGE")" = "$VERSION" ]; then
+if image_is_current "$IMAGE" "$VERSION"; then
   echo "$IMAGE"
   exit 0
 fi

@@ -8,14 +8,11 @@ set -euo pipefail
 IMAGE="${1:-localhost/sk8s-python:latest}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PY="$HERE/../.venv/bin/python"
-SK8S_HOME="${SK8S_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/sk8s}"
-mkdir -p "$SK8S_HOME"
-export CONTAINERS_CONF="$SK8S_HOME/containers.conf"
-[ -f "$CONTAINERS_CONF" ] || "$PY" -c \
-  "from operators.config import layout, write_containers_conf; write_containers_conf(layout())"
+. "$HERE/lib/images.sh"
+use_project_podman "$HERE"
 
 VERSION=1
-if podman image exists "$IMAGE" && [ "$(podman image inspect --format '{{index .Config.Labels "sk8s.io/image-version"}}' "$IMAGE")" = "$VERSION" ]; then
+if image_is_current "$IMAGE" "$VERSION"; then
   echo "$IMAGE"
   exit 0
 fi
