@@ -36,7 +36,7 @@ CASES = [
      "spec.containers[0].ports[0].protocol: Unsupported value"),
     ("bad-memory", lambda o: c0(o).update(resources={"limits": {"memory": "lots"}}),
      "spec.containers[0].resources.limits.memory: Invalid value"),
-    ("bad-env-name", lambda o: c0(o).update(env=[{"name": "1 BAD", "value": "v"}]),
+    ("bad-env-name", lambda o: c0(o).update(env=[{"name": "BAD=NAME", "value": "v"}]),
      "spec.containers[0].env[0].name: Invalid value"),
     ("env-two-sources", lambda o: c0(o).update(env=[{"name": "A", "value": "v", "valueFrom": {
         "fieldRef": {"fieldPath": "metadata.name"}}}]), "value and valueFrom are mutually exclusive"),
