@@ -57,12 +57,13 @@ else
   bash "$HERE/build-conformance-images.sh" "$TOOLS"
   meta=(--kubeconfig="$SK8S_HOME/kubeconfig")
   name="${CONFORMANCE_CLUSTER:-conformance}"
+  # Two virtual nodes (kube-scheduler then places the pods): several tests need at least 2.
   log "creating ServerlessCluster $name"
   "$KUBECTL" "${meta[@]}" apply -f - <<YAML
 apiVersion: sk8s.io/v1alpha1
 kind: ServerlessCluster
 metadata: {name: $name, namespace: default}
-spec: {}
+spec: {virtualNodes: ${CONFORMANCE_NODES:-2}}
 YAML
   "$KUBECTL" "${meta[@]}" wait --for=condition=Ready "serverlesscluster/$name" -n default --timeout=300s
   TENANT_KUBECONFIG="$REPORT_DIR/tenant.kubeconfig"
