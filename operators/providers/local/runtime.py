@@ -53,6 +53,10 @@ class PodmanRuntime:
         # A pod's IP and container ids do not change while it lives: later inspections
         # take one podman call instead of two.
         self._known: dict[SandboxRef, tuple[list[str], str | None, str | None, str]] = {}
+        # Bumped whenever a pod's containers change: an inspection that began before the
+        # change must not store what it saw (a container created meanwhile would be missing
+        # from the cache, and reported as ContainerCreating for ever).
+        self._known_epoch: dict[SandboxRef, int] = {}
 
     @property
     def volume_root(self) -> Path:
@@ -134,7 +138,7 @@ class PodmanRuntime:
                 new_pod = True
                 continue
             raise self._classify(c.image, res.err)
-        self._known.pop(ref, None)  # the pod has one more container to report
+        self._invalidate(ref)  # the pod has one more container to report
 
     async def _create_pod(self, ref: SandboxRef, spec: PodSpec, *, network: str, dns: list[str]) -> None:
         res = await self.podman.run(*podenv.pod_create_args(ref, spec, network=network, dns=dns), check=False)
@@ -248,13 +252,13 @@ class PodmanRuntime:
     # --- whole pods --------------------------------------------------------------------
     async def inspect_pod(self, ref: SandboxRef) -> SandboxInstance | None:
         """podman's view of the pod, before its kubelet completes it."""
-        known = self._known.get(ref)
+        known, epoch = self._known.get(ref), self._known_epoch.get(ref, 0)
         if known:
             ids, ip, host_ip, pod_id = known
             res = await self.podman.run("container", "inspect", *ids, check=False)
             if res.rc == 0:
                 return status.instance(ref, pod_id, json.loads(res.out), None, ip, host_ip)
-            self._known.pop(ref, None)  # a container went away: look at the pod afresh
+            self._invalidate(ref)  # a container went away: look at the pod afresh
         res = await self.podman.run("pod", "inspect", ref.instance_name, check=False)
         if res.rc != 0:
             return None
@@ -267,14 +271,19 @@ class PodmanRuntime:
         infra = pod.get("InfraContainerID")
         ip, host_ip = status.pod_addresses(data, infra, self.host_ip)
         inst = status.instance(ref, pod.get("Id", "")[:12], data, infra, ip, host_ip)
-        if ip:
+        if ip and self._known_epoch.get(ref, 0) == epoch:
             current = {c.container_id for c in inst.containers + inst.init_containers + inst.ephemeral_containers}
             self._known[ref] = ([d["Id"] for d in data if f"podman://{d.get('Id')}" in current], ip, host_ip,
                                 inst.instance_id)
         return inst
 
+    def _invalidate(self, ref: SandboxRef) -> None:
+        self._known.pop(ref, None)
+        self._known_epoch[ref] = self._known_epoch.get(ref, 0) + 1
+
     def forget(self, ref: SandboxRef) -> None:
         self._known.pop(ref, None)
+        self._known_epoch.pop(ref, None)
 
     async def containers_of(self, ref: SandboxRef) -> list[dict]:
         """Every container labelled with the sandbox, inside its pod or not."""
