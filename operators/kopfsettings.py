@@ -11,6 +11,7 @@ from .config import in_cluster_apiserver
 from .models.contracts import KOPF_ANNOTATION_PREFIX
 
 DIFFBASE_KEY = "last-handled-configuration"
+UNEXPECTED_ERROR_RETRY = 5.0  # seconds
 
 
 class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
@@ -37,6 +38,10 @@ def configure(settings: kopf.OperatorSettings, *, finalizer: str, max_workers: i
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.watching.reconnect_backoff = 1.0
+    # A handler (or startup) that fails with an unexpected error is tried again after this
+    # many seconds, not kopf's default minute: such errors here are a restarting apiserver or
+    # a runtime hiccup, and a minute of it meant a pod not started, a health timer silent.
+    settings.execution.default_backoff = UNEXPECTED_ERROR_RETRY
     settings.persistence.finalizer = finalizer
     # Progress in status (kept by the CRDs' status.kopf), the diff base in an annotation.
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")

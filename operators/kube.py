@@ -77,13 +77,16 @@ async def wait_until_served(plural: str, timeout: float = 120.0) -> None:
     kopf looks the operator's resources up once, after the startup handlers, and looks
     again only when a CRD changes. An operator restarted while the meta apiserver is
     restarting too (CRDs are served a moment after it answers) would find none and
-    never watch them. So every startup handler waits here first."""
+    never watch them. So every startup handler waits here first; and until a list of them
+    is answered, since the apiserver refuses lists ("429 storage is (re)initializing") for a
+    moment after discovery lists them, and kopf retries a failed startup only after a minute."""
     deadline = asyncio.get_running_loop().time() + timeout
     last: object = None
     while True:
         try:
             found = await client().api_resources(f"{GROUP}/{VERSION}")
             if any(r.get("name") == plural for r in found):
+                await client().get(_custom(plural), limit="1")
                 return
             last = f"{plural} not in the discovery of {GROUP}/{VERSION}"
         except Exception as exc:  # down, starting, or the group not served yet

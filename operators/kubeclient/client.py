@@ -25,6 +25,12 @@ from .credentials import Credentials, KubeconfigError, default_credentials, from
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
+# client-go's rule: a 429 or 5xx that carries Retry-After was not acted on, and is sent
+# again after that many seconds, up to 10 tries in all. A restarting apiserver answers
+# "429 storage is (re)initializing" for a moment after it serves discovery: without this,
+# an operator starting then failed its startup and kopf tried again only a minute later.
+RETRY_AFTER_ATTEMPTS = 10
+RETRY_AFTER_MAX = 10.0
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 APPLY = "application/apply-patch+yaml"
@@ -102,15 +108,21 @@ class KubeClient:
                       timeout: aiohttp.ClientTimeout | None = None) -> dict:
         data = None if body is None else json.dumps(body, separators=(",", ":"))
         headers = {"Content-Type": content_type} if data is not None else None
-        try:
-            async with self.session.request(method, self.creds.server + path, params=params, data=data,
-                                            headers=headers, timeout=timeout or self.timeout) as resp:
-                raw = await resp.read()
-                if resp.status >= 400:
-                    raise _api_error(resp.status, raw)
-                return json.loads(raw) if raw else {}
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise ApiError(0, "Unreachable", f"{self.name} API {method} {path}: {_describe(exc)}") from exc
+        for attempt in range(1, RETRY_AFTER_ATTEMPTS + 1):
+            try:
+                async with self.session.request(method, self.creds.server + path, params=params, data=data,
+                                                headers=headers, timeout=timeout or self.timeout) as resp:
+                    raw = await resp.read()
+                    wait = retry_after(resp.status, resp.headers.get("Retry-After"))
+                    if wait is not None and attempt < RETRY_AFTER_ATTEMPTS:
+                        await asyncio.sleep(wait)
+                        continue
+                    if resp.status >= 400:
+                        raise _api_error(resp.status, raw)
+                    return json.loads(raw) if raw else {}
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                raise ApiError(0, "Unreachable", f"{self.name} API {method} {path}: {_describe(exc)}") from exc
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def get(self, path: str, **params) -> dict:
         return await self.request("GET", path, params=params or None)
@@ -194,6 +206,16 @@ async def answers(url: str, sslctx: ssl.SSLContext | bool | None, timeout: float
                 return resp.status == 200
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
         return False
+
+
+def retry_after(status: int, header: str | None) -> float | None:
+    """Seconds to wait before sending a request again, or None if it is not to be."""
+    if header is None or (status != 429 and status < 500):
+        return None
+    try:
+        return min(max(float(header), 0.0), RETRY_AFTER_MAX)
+    except ValueError:
+        return None  # an HTTP date: the server's clock, not ours; not worth following
 
 
 def _describe(exc: BaseException) -> str:

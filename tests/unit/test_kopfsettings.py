@@ -63,3 +63,10 @@ def test_nonnegative_quantities():
     for bad in ("-5", "+5", "-1Gi", "five", ""):
         assert not re.match(NONNEGATIVE_QUANTITY_PATTERN, bad), bad
     assert re.match(QUANTITY_PATTERN, "-5")
+
+
+def test_an_unexpected_error_is_retried_in_seconds_not_kopfs_minute():
+    settings = kopf.OperatorSettings()
+    assert settings.execution.default_backoff == 60  # kopf's own, which stalled pods for a minute
+    configure(settings, finalizer="sk8s.io/x", max_workers=1)
+    assert settings.execution.default_backoff <= 5

@@ -170,3 +170,61 @@ def test_default_credentials_in_cluster_only_without_kubeconfig(monkeypatch, tmp
     (tmp_path / ".kube").mkdir()
     _write_kubeconfig(tmp_path / ".kube" / "config", "https://10.0.0.2:6443")
     assert credentials.default_credentials().server == "https://10.0.0.2:6443"
+
+
+def serve_script(script: list[tuple[int, dict]], calls):
+    """A server answering (status, headers) in order, then 200 {} (or its last entry) for
+    ever; `calls(client)` runs against it. Returns calls' result and the paths requested."""
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(request.path_qs)
+        status, headers = script[min(len(seen), len(script)) - 1] if script else (200, {})
+        body = {"kind": "Status", "code": status, "message": "storage is (re)initializing"} if status >= 400 \
+            else {"resources": [{"name": "sandboxpods"}], "items": []}
+        return web.json_response(body, status=status, headers=headers)
+
+    async def main():
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        client = KubeClient(Credentials(f"http://127.0.0.1:{port}", False, {}), "meta")
+        kube._clients[asyncio.get_running_loop()] = client
+        try:
+            return await calls(client)
+        finally:
+            await kube.close()
+            await runner.cleanup()
+    return asyncio.run(main()), seen
+
+
+def test_a_429_with_retry_after_is_sent_again_as_client_go_does():
+    from operators.kubeclient.client import retry_after
+    assert retry_after(429, "1") == 1.0 and retry_after(503, "0") == 0.0 and retry_after(429, "3600") == 10.0
+    assert retry_after(429, None) is None and retry_after(409, "1") is None
+    assert retry_after(429, "Wed, 21 Oct 2015 07:28:00 GMT") is None
+
+    async def calls(client):
+        return await client.get("/apis/sk8s.io/v1alpha1/sandboxpods")
+    got, seen = serve_script([(429, {"Retry-After": "0"}), (503, {"Retry-After": "0"}), (200, {})], calls)
+    assert got["items"] == [] and len(seen) == 3
+    # Without Retry-After it is an error at once; and the tries are bounded.
+    with pytest.raises(ApiError, match="429"):
+        serve_script([(429, {})], calls)
+    with pytest.raises(ApiError, match="429"):
+        _, seen = serve_script([(429, {"Retry-After": "0"})], calls)
+
+
+def test_an_operator_waits_until_its_resources_are_listed_not_only_discovered():
+    # discovery answers at once; the list is refused twice without Retry-After (the caches
+    # of a restarting apiserver), then answered.
+    script = [(200, {}), (429, {}), (200, {}), (429, {}), (200, {}), (200, {})]
+
+    async def calls(client):
+        await kube.wait_until_served("sandboxpods", timeout=10)
+    _, seen = serve_script(script, calls)
+    assert [p.split("?")[0] for p in seen] == ["/apis/sk8s.io/v1alpha1", "/apis/sk8s.io/v1alpha1/sandboxpods"] * 3

@@ -10,7 +10,11 @@ from operators import kube
 
 class Discovery:
     def __init__(self, answers):
-        self.answers, self.calls = list(answers), 0
+        self.answers, self.calls, self.listed = list(answers), 0, []
+
+    async def get(self, path, **params):
+        self.listed.append(path)
+        return {"items": []}
 
     async def api_resources(self, group_version):
         assert group_version == "sk8s.io/v1alpha1"
@@ -27,6 +31,7 @@ def test_waits_through_a_restarting_apiserver(monkeypatch):
     monkeypatch.setattr(asyncio, "sleep", _no_sleep)
     asyncio.run(kube.wait_until_served("sandboxpods"))
     assert fake.calls == 3
+    assert fake.listed == ["/apis/sk8s.io/v1alpha1/sandboxpods"]  # and then listed, once
 
 
 def test_gives_up_with_the_reason(monkeypatch):

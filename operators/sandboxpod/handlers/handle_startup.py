@@ -30,17 +30,20 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
         await kube.wait_until_served("sandboxpods")
     except RuntimeError as exc:  # exit: the supervisor (or Deployment) restarts us
         raise kopf.PermanentError(str(exc)) from exc
-    # The provider's kubelet part reports what a kubelet would (probe failures, back-off) as Events.
-    memo.events = SandboxEvents(host=socket.gethostname())
-    provider = make_provider(provider_name(), events=memo.events)
-    try:
-        await provider.setup()
-    except Exception as exc:
-        # Exit instead of idling unready: the supervisor (or Deployment) restarts us with back-off.
-        raise kopf.PermanentError(f"provider {provider.name} cannot start: {exc}") from exc
-    memo.provider = provider
-    memo.pusher = StatusPusher(provider)
-    memo.watcher = asyncio.create_task(memo.pusher.run())
+    # Idempotent: kopf runs it again after a failure (say, an apiserver restarting meanwhile).
+    if getattr(memo, "provider", None) is None:
+        # The provider's kubelet part reports what a kubelet would (probe failures, back-off) as Events.
+        memo.events = SandboxEvents(host=socket.gethostname())
+        provider = make_provider(provider_name(), events=memo.events)
+        try:
+            await provider.setup()
+        except Exception as exc:
+            # Exit instead of idling unready: the supervisor (or Deployment) restarts us with back-off.
+            raise kopf.PermanentError(f"provider {provider.name} cannot start: {exc}") from exc
+        memo.provider = provider
+        memo.pusher = StatusPusher(provider)
+        memo.watcher = asyncio.create_task(memo.pusher.run())
+    provider = memo.provider
     removed = await collect_garbage(provider)
     if removed:
         log.warning("removed %d orphaned sandbox(es) at start-up", len(removed))
