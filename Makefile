@@ -41,7 +41,7 @@ e2e: setup
 	$(VENV)/python -m pytest tests/e2e -q
 
 test: setup lint
-	$(VENV)/python -m pytest tests -q -rs --durations=25
+	$(VENV)/python -m pytest tests -q -rfEs --durations=25
 
 # Upstream [Conformance] tests against a tenant cluster (hours; README "Conformance").
 # CONFORMANCE_FOCUS=<regex> narrows it, e.g. CONFORMANCE_FOCUS='\[sig-node\] Pods .*\[Conformance\]'.

@@ -80,6 +80,26 @@ _HOMES: list[Path] = []
 LOG_TAIL = 25  # lines of each log attached to a failed e2e test's report
 
 
+# CI prints the start and the end of a long output: the logs most likely to explain a
+# failure come first; the meta etcd's and apiserver's, long and rarely telling, not at all.
+_FIRST = ("sandboxpod-operator.log", "serverlesscluster-operator.log")
+_SKIP = ("etcd.log", "kube-apiserver.log", "supervisor.log")
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # its plane was just removed
+        return 0.0
+
+
+def _report_logs(home: Path) -> list[Path]:
+    meta = [p for p in sorted(home.glob("logs/*.log")) if p.name not in _SKIP]
+    meta.sort(key=lambda p: (p.name not in _FIRST, _FIRST.index(p.name) if p.name in _FIRST else 0))
+    planes = sorted(home.glob("planes/*/logs/virtual-node.log"), key=_mtime, reverse=True)
+    return meta[:2] + planes[:3] + meta[2:]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """A failed e2e test carries the tails of the installation's logs (the meta-side
@@ -89,8 +109,7 @@ def pytest_runtest_makereport(item, call):
     if report.when != "call" or not report.failed or not _HOMES:
         return
     home = _HOMES[-1]
-    logs = sorted(home.glob("logs/*.log")) + sorted(home.glob("planes/*/logs/virtual-node.log"))
-    for log in logs:
+    for log in _report_logs(home):
         try:
             lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
         except OSError:
