@@ -37,7 +37,7 @@ from . import controlplane as cp
 from . import node_health, planes
 from .egress import write_egress_config
 from .netplan import NetworkPlan, kube_dns_service
-from .tenant_pki import ensure_scheduler_client, ensure_tenant_pki
+from .tenant_pki import ensure_front_proxy_pki, ensure_scheduler_client, ensure_tenant_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VNODE_RBAC = REPO_ROOT / "operators" / "virtualnode" / "rbac.yaml"
@@ -137,6 +137,7 @@ def processes(t: cp.Tenant) -> ProcessSet:
 
 def write_credentials(t: cp.Tenant) -> None:
     ensure_tenant_pki(t.pki, "tenant", t.kubernetes_ip)
+    ensure_front_proxy_pki(t.pki)
     ensure_etcd_client(t)
     ca = (t.pki / "ca.crt").read_bytes()
     users = ["admin", "controller-manager", "virtual-node"]
@@ -222,15 +223,26 @@ def _start_virtual_node(t: cp.Tenant) -> None:
     """Start (or hand its cluster to) the plane's virtual node.
 
     A standby plane's node is started without a cluster and waits for its arguments
-    file; writing that file is all a claim has to do.
+    file; writing that file is all a claim has to do. Arguments written by an earlier
+    version (say, before `--egress-socket`, which this version's apiserver dials) are
+    rewritten, and a node running with them is restarted, as ProcessSet.start replaces a
+    process whose flags changed.
     """
     args_file = t.directory / "virtual-node.args"
-    if t.name and not args_file.exists():
+    if t.name:
         if not (t.directory / "meta.kubeconfig").exists():
             raise RuntimeError("the virtual node's meta credentials must be written before its arguments")
-        tmp = args_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cp.virtual_node_args(t, t.directory / "meta.kubeconfig")))
-        tmp.replace(args_file)  # atomic: the waiting node never reads half a file
+        wanted = json.dumps(cp.virtual_node_args(t, t.directory / "meta.kubeconfig"))
+        try:
+            current = args_file.read_text()
+        except FileNotFoundError:
+            current = None
+        if current != wanted:
+            tmp = args_file.with_suffix(".tmp")
+            tmp.write_text(wanted)
+            tmp.replace(args_file)  # atomic: the waiting node never reads half a file
+            if current is not None:
+                processes(t).stop("virtual-node")
     processes(t).start("virtual-node", [sys.executable, "-m", "operators.virtualnode", f"--args-from={args_file}"],
                        env={"SK8S_HOME": str(sk8s_home())}, cwd=str(REPO_ROOT))
 

@@ -13,6 +13,7 @@ from ..embedded.components import EtcdClient, apiserver_argv, controller_manager
 from ..models.contracts import VIRTUAL_NODE_NAME, virtual_node_names
 from . import egress
 from .netplan import LEGACY_KUBERNETES_IP, NetworkPlan
+from .tenant_pki import FRONT_PROXY_CLIENT
 
 NODE_NAME = VIRTUAL_NODE_NAME
 # Go runtime limits keep an idle tenant control plane small (target <= 350 MiB in all).
@@ -102,6 +103,16 @@ def apiserver_args(bindir: Path, t: Tenant) -> list[str]:
         # tenant's egress proxy, which allows its own VPC and kubelet only (egress.py).
         "--enable-aggregator-routing=true",
         f"--egress-selector-config-file={t.directory / egress.CONFIG_FILE}",
+        # The aggregator proxies as front-proxy-client with the caller in X-Remote-* headers;
+        # the apiserver publishes this CA in kube-system/extension-apiserver-authentication,
+        # where aggregated API servers (metrics-server, ...) learn whom to trust.
+        f"--proxy-client-cert-file={p / (FRONT_PROXY_CLIENT + '.crt')}",
+        f"--proxy-client-key-file={p / (FRONT_PROXY_CLIENT + '.key')}",
+        f"--requestheader-client-ca-file={p / 'front-proxy-ca.crt'}",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
     ]
 
 

@@ -39,3 +39,18 @@ def ensure_scheduler_client(directory: Path) -> None:
         return
     ca = pki.load(directory, "ca")
     pki.write(pki.issue(ca, "system:kube-scheduler", client=True), directory, "scheduler")
+
+
+FRONT_PROXY_CLIENT = "front-proxy-client"
+
+
+def ensure_front_proxy_pki(directory: Path) -> None:
+    """The aggregator's identity towards aggregated API servers (kubeadm's front-proxy set):
+    a CA of its own, so that no client certificate of the cluster CA can assert a user in
+    X-Remote-* headers, and the one client it signs. Apart from ensure_tenant_pki so that
+    planes made before it get theirs (front-proxy-client.key is written last)."""
+    if (directory / f"{FRONT_PROXY_CLIENT}.key").exists():
+        return
+    ca = pki.make_ca("sk8s-front-proxy-ca")
+    pki.write(ca, directory, "front-proxy-ca")
+    pki.write(pki.issue(ca, FRONT_PROXY_CLIENT, client=True), directory, FRONT_PROXY_CLIENT)

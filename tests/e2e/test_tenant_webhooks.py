@@ -23,11 +23,13 @@ BUILD = Path(__file__).resolve().parent / "webhook" / "build.sh"
 DENY = {"sk8s-e2e-deny": "yes"}
 
 
-def webhook_objects(crt: bytes, key: bytes, service: bool) -> str:
-    """The webhook's serving certificate, its pod and its Service (port 443 -> 8443)."""
+def webhook_objects(crt: bytes, key: bytes, service: bool, front_proxy_ca: str) -> str:
+    """The webhook's serving certificate (and the front-proxy CA it trusts as an aggregated
+    API server), its pod and its Service (port 443 -> 8443)."""
+    data = {"tls.crt": crt, "tls.key": key, "requestheader-ca.crt": front_proxy_ca.encode()}
     docs = [
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "webhook-tls"}, "type": "kubernetes.io/tls",
-         "data": {"tls.crt": base64.b64encode(crt).decode(), "tls.key": base64.b64encode(key).decode()}},
+         "data": {k: base64.b64encode(v).decode() for k, v in data.items()}},
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "webhook", "labels": {"app": "webhook"}},
          "spec": {"terminationGracePeriodSeconds": 1,
                   "containers": [{"name": "webhook", "image": WEBHOOK_IMAGE, "imagePullPolicy": "IfNotPresent",
@@ -63,9 +65,16 @@ def _running(pod: dict) -> bool:
     return bool(statuses) and all("running" in (s.get("state") or {}) for s in statuses)
 
 
+def front_proxy_ca(t: Tenant) -> str:
+    """Whom aggregated API servers are to trust, where the apiserver publishes it."""
+    cm = json.loads(t.kubectl("get", "configmap", "extension-apiserver-authentication", "-n", "kube-system",
+                              "-o", "json").stdout)
+    return cm["data"]["requestheader-client-ca-file"]
+
+
 def serve_webhook(t: Tenant, ca, service: bool = True) -> dict:
     pair = issue(ca, "webhook.default.svc", server=True, dns=["webhook.default.svc"])
-    t.kubectl("apply", "-f", "-", input=webhook_objects(pair.cert_pem, pair.key_pem, service))
+    t.kubectl("apply", "-f", "-", input=webhook_objects(pair.cert_pem, pair.key_pem, service, front_proxy_ca(t)))
     return t.wait_pod("webhook", lambda p: _running(p) and p["status"].get("podIP"), timeout=90)
 
 
@@ -191,6 +200,104 @@ def test_webhook_urls_at_this_hosts_loopback_are_refused(clusters, meta, listene
     assert seen == []
     for name in hooks:
         a.kubectl("delete", "validatingwebhookconfiguration", name)
+
+
+def gadget_crd(ca: bytes) -> str:
+    """Gadgets in two versions that differ by a field's spelling, converted by the webhook pod."""
+    def version(name: str, field: str, storage: bool) -> dict:
+        return {"name": name, "served": True, "storage": storage, "schema": {"openAPIV3Schema": {
+            "type": "object", "properties": {"spec": {"type": "object", "properties": {field: {"type": "string"}}}}}}}
+    return yaml.safe_dump({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.e2e.sk8s.io"},
+        "spec": {"group": "e2e.sk8s.io", "scope": "Namespaced",
+                 "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+                 "versions": [version("v1", "colour", True), version("v2", "color", False)],
+                 "conversion": {"strategy": "Webhook", "webhook": {
+                     "conversionReviewVersions": ["v1"],
+                     "clientConfig": {"service": {"namespace": "default", "name": "webhook", "path": "/convert",
+                                                  "port": 443},
+                                      "caBundle": base64.b64encode(ca).decode()}}}}})
+
+
+def gadget(name: str, version: str, spec: dict) -> str:
+    return yaml.safe_dump({"apiVersion": f"e2e.sk8s.io/{version}", "kind": "Gadget", "metadata": {"name": name},
+                           "spec": spec})
+
+
+def test_a_crd_conversion_webhook_served_by_a_tenant_pod_converts_both_ways(clusters):
+    a, _, ca, _ = clusters
+    a.kubectl("apply", "-f", "-", input=gadget_crd(ca.cert_pem))
+    a.kubectl("wait", "--for=condition=Established", "crd/gadgets.e2e.sk8s.io", "--timeout=60s", timeout=70)
+    try:
+        a.kubectl("apply", "-f", "-", input=gadget("old", "v1", {"colour": "blue"}))
+
+        def read(name: str, version: str):
+            proc = a.kubectl("get", f"gadgets.{version}.e2e.sk8s.io", name, "-o", "json", check=False)
+            return json.loads(proc.stdout) if proc.returncode == 0 else None
+        as_v2 = until(lambda: read("old", "v2"), 30, "a v1 gadget read as v2")
+        assert as_v2["apiVersion"] == "e2e.sk8s.io/v2" and as_v2["spec"] == {"color": "blue"}, as_v2
+        assert as_v2["metadata"]["annotations"]["e2e.sk8s.io/converted-by"] == "webhook"
+        # Written as v2, stored as v1 (the storage version): converted on the way in too.
+        a.kubectl("apply", "-f", "-", input=gadget("new", "v2", {"color": "red"}))
+        assert read("new", "v1")["spec"] == {"colour": "red"}
+        assert "convert " in webhook_log(a)
+    finally:
+        a.kubectl("delete", "crd", "gadgets.e2e.sk8s.io", "--wait=false", check=False)
+
+
+def apiservice(group: str, service: str, ca: bytes) -> str:
+    return yaml.safe_dump({
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": f"v1alpha1.{group}"},
+        "spec": {"group": group, "version": "v1alpha1", "groupPriorityMinimum": 1000, "versionPriority": 15,
+                 "service": {"namespace": "default", "name": service, "port": 443},
+                 "caBundle": base64.b64encode(ca).decode()}})
+
+
+def test_an_aggregated_api_served_by_a_tenant_pod_is_told_the_caller_by_the_front_proxy(clusters):
+    a, _, ca, _ = clusters
+    group = "aggregated.e2e.sk8s.io"
+    a.kubectl("apply", "-f", "-", input=apiservice(group, "webhook", ca.cert_pem))
+    try:
+        a.kubectl("wait", "--for=condition=Available", f"apiservice/v1alpha1.{group}", "--timeout=60s", timeout=70)
+        me = json.loads(a.kubectl("auth", "whoami", "-o", "json").stdout)["status"]["userInfo"]
+        got = json.loads(a.kubectl("get", "--raw", f"/apis/{group}/v1alpha1/whoami").stdout)
+        # The pod believed the aggregator's headers because its certificate verified against
+        # the front-proxy CA the apiserver published, and learned who asked.
+        assert got["proxiedBy"] == "front-proxy-client", got
+        assert got["user"] == me["username"] and "system:authenticated" in got["groups"], (got, me)
+        assert "whoami" in a.kubectl("api-resources", f"--api-group={group}").stdout
+    finally:
+        a.kubectl("delete", "apiservice", f"v1alpha1.{group}", "--wait=false", check=False)
+
+
+def test_an_aggregated_api_at_another_tenants_pod_is_refused_and_never_reached(clusters):
+    """A Service without a selector and Endpoints written by hand can name any address; the
+    aggregator dials it through the egress proxy, which refuses what is outside the VPC."""
+    a, b, ca, pods = clusters
+    target = pods["hooks-b"]["status"]["podIP"]
+    before = webhook_log(b).count("client hello from")
+    group = "other.e2e.sk8s.io"
+    a.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "other-tenant-api"},
+         "spec": {"ports": [{"port": 443, "targetPort": 8443}]}},
+        {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "other-tenant-api"},
+         "subsets": [{"addresses": [{"ip": target}], "ports": [{"port": 8443}]}]}]))
+    a.kubectl("apply", "-f", "-", input=apiservice(group, "other-tenant-api", ca.cert_pem))
+    try:
+        def unavailable():
+            svc = json.loads(a.kubectl("get", "apiservice", f"v1alpha1.{group}", "-o", "json").stdout)
+            cond = next((c for c in svc.get("status", {}).get("conditions") or [] if c["type"] == "Available"), {})
+            return cond if cond.get("status") == "False" and target in cond.get("message", "") else None
+        cond = until(unavailable, 60, "the APIService to say its endpoint is refused")
+        assert "403" in cond["message"] or "Forbidden" in cond["message"], cond
+        proc = a.kubectl("get", "--raw", f"/apis/{group}/v1alpha1", check=False)
+        assert proc.returncode != 0, proc.stdout
+        time.sleep(1)
+        assert webhook_log(b).count("client hello from") == before, webhook_log(b)
+    finally:
+        a.kubectl("delete", "apiservice", f"v1alpha1.{group}", "--wait=false", check=False)
+        a.kubectl("delete", "service,endpoints", "other-tenant-api", "--wait=false", check=False)
 
 
 def test_the_node_is_schedulable_and_logs_pass_the_egress_proxy(clusters):

@@ -105,3 +105,64 @@ def test_tenant_for_maps_a_cluster_onto_its_plane(tmp_path):
     assert t.sandbox_namespace == sandbox_namespace("team-a", "0123456789abcdef")
     assert (t.max_pods, t.cpu, t.ports.apiserver, t.etcd_prefix) == (7, "3", 6443, "/sk8s/tenants/p1")
     assert t.directory == tmp_path
+
+
+class _Procs:
+    """ProcessSet's start/stop, recorded (nothing is run)."""
+    def __init__(self):
+        self.calls = []
+
+    def start(self, name, argv, **_):
+        self.calls.append(("start", name))
+
+    def stop(self, name, **_):
+        self.calls.append(("stop", name))
+
+
+def test_virtual_node_args_of_an_earlier_version_are_rewritten_and_the_node_restarted(tmp_path, monkeypatch):
+    import json
+    from operators.serverlesscluster import cluster
+    plane = planes.Plane(tmp_path, "p1", 6443, 10250, "/sk8s/tenants/p1")
+    t = cluster.tenant_for({"metadata": {"name": "team-a", "namespace": "default", "uid": "0123456789abcdef"},
+                            "spec": {}}, plane)
+    procs = _Procs()
+    monkeypatch.setattr(cluster, "processes", lambda _t: procs)
+    (tmp_path / "meta.kubeconfig").write_text("{}")
+    args_file = tmp_path / "virtual-node.args"
+    wanted = cp.virtual_node_args(t, tmp_path / "meta.kubeconfig")
+
+    cluster._start_virtual_node(t)  # claim: written, nothing to stop
+    assert json.loads(args_file.read_text()) == wanted and procs.calls == [("start", "virtual-node")]
+
+    procs.calls.clear()
+    cluster._start_virtual_node(t)  # resume with the same version: left as it runs
+    assert procs.calls == [("start", "virtual-node")]
+
+    # an earlier version's arguments, without the egress socket its apiserver now dials
+    args_file.write_text(json.dumps([a for a in wanted if not a.startswith("--egress-socket=")]))
+    procs.calls.clear()
+    cluster._start_virtual_node(t)
+    assert json.loads(args_file.read_text()) == wanted
+    assert procs.calls == [("stop", "virtual-node"), ("start", "virtual-node")]
+
+
+def test_the_aggregator_proxies_with_a_front_proxy_identity_of_its_own_ca(tmp_path):
+    from cryptography import x509
+    from operators.serverlesscluster.tenant_pki import ensure_front_proxy_pki, ensure_tenant_pki
+    ensure_tenant_pki(tmp_path, "t", "10.96.0.1")
+    ensure_front_proxy_pki(tmp_path)
+    client = x509.load_pem_x509_certificate((tmp_path / "front-proxy-client.crt").read_bytes())
+    own = x509.load_pem_x509_certificate((tmp_path / "front-proxy-ca.crt").read_bytes())
+    cluster_ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
+    assert client.subject.rfc4514_string() == "CN=front-proxy-client"
+    client.verify_directly_issued_by(own)
+    assert own.subject != cluster_ca.subject  # no cluster client certificate can assert X-Remote-User
+    pem = (tmp_path / "front-proxy-client.crt").read_bytes()
+    ensure_front_proxy_pki(tmp_path)
+    assert (tmp_path / "front-proxy-client.crt").read_bytes() == pem
+
+    args = cp.apiserver_args(Path("/bin"), T)
+    assert {"--proxy-client-cert-file=/x/p1/pki/front-proxy-client.crt",
+            "--proxy-client-key-file=/x/p1/pki/front-proxy-client.key",
+            "--requestheader-client-ca-file=/x/p1/pki/front-proxy-ca.crt",
+            "--requestheader-allowed-names=front-proxy-client"} <= set(args)
