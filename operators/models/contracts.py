@@ -64,6 +64,7 @@ LABEL_SANDBOX_UID = "sk8s.io/uid"
 LABEL_CONTAINER = "sk8s.io/container"          # the container's name in the pod spec
 LABEL_INIT_CONTAINER = "sk8s.io/init-container"  # "true" on an init container
 LABEL_EPHEMERAL_CONTAINER = "sk8s.io/ephemeral-container"  # "true" on a container added by `kubectl debug`
+LABEL_CONTAINER_IMAGE = "sk8s.io/image"         # the image its spec named (a pod's image may change)
 LABEL_VPC = "sk8s.io/vpc"                      # a VPC's network and anchor pod
 
 # --- Finalizers ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import KOPF_STATUS_FIELD, Condition, K8sModel, LocalObjectRef, cel
+from .imageref import IMAGE_REFERENCE, MAX_IMAGE_LENGTH
 from .podspec import DNS1123_LABEL, Container, PodSpec
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
@@ -25,6 +26,15 @@ class EphemeralContainer(Container):
     targetContainerName: str | None = Field(
         default=None, max_length=63, pattern=DNS1123_LABEL,
         description="Share the process namespace of this container of the pod (`kubectl debug --target`).")
+
+
+class ContainerImage(K8sModel):
+    """A container's image as the pod says it now (changed in place: the container restarts)."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS1123_LABEL,
+                      description="A container or init container of spec.")
+    image: str = Field(min_length=1, max_length=MAX_IMAGE_LENGTH, pattern=IMAGE_REFERENCE,
+                       description="Its image from now on: [domain[:port]/]path[:tag][@digest].")
 
 
 # Ephemeral containers are only ever added: an entry, once there, never changes or goes.
@@ -94,4 +104,9 @@ class SandboxPod(K8sModel):
         default=None, max_length=16, description="Containers added to the running sandbox (`kubectl debug`); "
         "append-only, as a Pod's: the spec stays immutable.",
         json_schema_extra={"x-kubernetes-validations": [_APPEND_ONLY]})
+    containerImages: list[ContainerImage] | None = Field(
+        default=None, max_length=64, description="Images changed since the SandboxPod was made (the pod's "
+        "spec.containers[*].image updated): each such container is restarted with its new image, as a kubelet "
+        "does; the spec stays immutable.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})
     status: SandboxPodStatus | None = None

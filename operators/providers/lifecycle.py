@@ -73,6 +73,13 @@ class SandboxLifecycle(abc.ABC):
         raise ProviderError(f"the {self.name} provider cannot add ephemeral containers", reason="NotSupported",
                             retryable=False)
 
+    async def change_images(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> list[str]:
+        """The pod's images as `spec` names them now (the one change a pod's spec takes in
+        place): each running container whose image differs is restarted with its new one, as
+        the kubelet does. Idempotent; the names of the containers restarted."""
+        raise ProviderError(f"the {self.name} provider cannot change a running container's image",
+                            reason="NotSupported", retryable=False)
+
     @abc.abstractmethod
     async def ensure(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> str:
         """Create the sandbox if it does not exist yet; return its instance id at once.

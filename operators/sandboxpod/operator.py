@@ -7,7 +7,7 @@ import kopf
 from .. import GROUP, VERSION, kopfsettings
 from ..models.contracts import LABEL_VOLUME_CONTENT
 from .handlers import (handle_create_sandboxpod, handle_delete_sandboxpod, handle_ephemeral_containers,
-                       handle_startup, handle_update_volumecontent)
+                       handle_startup, handle_update_images, handle_update_volumecontent)
 
 RESOURCE = (GROUP, VERSION, "sandboxpods")
 
@@ -19,6 +19,7 @@ kopf.on.create(*RESOURCE, id="sandbox")(handle_create_sandboxpod.ensure_sandbox)
 kopf.on.resume(*RESOURCE, id="sandbox")(handle_create_sandboxpod.ensure_sandbox)
 kopf.on.update(*RESOURCE, id="ephemeral")(
     handle_ephemeral_containers.add_ephemeral_containers)
+kopf.on.update(*RESOURCE, id="images")(handle_update_images.change_images)
 kopf.on.delete(*RESOURCE, id="sandbox")(handle_delete_sandboxpod.delete_sandbox)
 kopf.on.event("v1", "secrets", labels={LABEL_VOLUME_CONTENT: "true"})(
     handle_update_volumecontent.update_volume_content)

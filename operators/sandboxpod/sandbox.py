@@ -40,9 +40,23 @@ def labels_of(body, tenant: Tenant | None = None) -> dict[str, str]:
     return labels
 
 
+def spec_of(body) -> SandboxPodSpec:
+    """The pod as it is to run now: the immutable spec with the images changed since
+    (`containerImages`, kept apart so that the rest of the spec cannot change)."""
+    spec = SandboxPodSpec.model_validate(body.get("spec") or {})
+    images = {i["name"]: i["image"] for i in body.get("containerImages") or []}
+    if not images:
+        return spec
+
+    def swap(containers):
+        return [c.model_copy(update={"image": images[c.name]}) if c.name in images else c for c in containers]
+    return spec.model_copy(update={"containers": swap(spec.containers),
+                                   "initContainers": swap(spec.initContainers) if spec.initContainers else None})
+
+
 def status_for(body, inst: SandboxInstance | None, provider: SandboxLifecycle,
                error: ProviderError | None = None) -> dict:
-    spec = SandboxPodSpec.model_validate(body.get("spec") or {})
+    spec = spec_of(body)
     return build_status(spec, inst, prev=dict(body.get("status") or {}),
                         generation=body["metadata"].get("generation"), provider=provider.name, error=error,
                         ephemeral=list(body.get("ephemeralContainers") or []))

@@ -21,7 +21,7 @@ import aiohttp
 import yaml
 
 from .. import GROUP, config, kube
-from ..kubeclient.client import STRATEGIC, KubeClient
+from ..kubeclient.client import STRATEGIC, ApiError, KubeClient
 from ..config import layout, sk8s_home
 from ..embedded import etcd_pki
 from ..embedded.binaries import ensure_binaries
@@ -270,6 +270,16 @@ def bootstrap_path(doc: dict) -> str:
     return f"/apis/{doc['apiVersion']}/{scope}{_PLURALS[doc['kind']]}/{doc['metadata']['name']}"
 
 
+# Bootstrap objects of earlier versions, removed from a plane that still has them:
+# sk8s-pod-updates refused image changes, which the virtual node now carries out.
+RETIRED = [
+    {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+     "metadata": {"name": "sk8s-pod-updates"}},
+    {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+     "metadata": {"name": "sk8s-pod-updates"}},
+]
+
+
 async def bootstrap(t: cp.Tenant) -> None:
     """Objects the tenant needs before its virtual node starts: the node's RBAC, and the
     compatibility policy that refuses what sk8s cannot run."""
@@ -278,6 +288,12 @@ async def bootstrap(t: cp.Tenant) -> None:
             for doc in yaml.safe_load_all(source.read_text()):
                 if doc:
                     await tc.apply(bootstrap_path(doc), doc, FIELD_MANAGER)
+        for doc in RETIRED:
+            try:
+                await tc.delete(bootstrap_path(doc))
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
 
 
 async def build_network(t: cp.Tenant, provider_name: str) -> str | None:

@@ -409,6 +409,36 @@ spec:
     assert not [e for e in events(tenant, "slow-start") if e["reason"] == "Killing"]
 
 
+def test_a_new_image_restarts_the_container_with_it_as_the_kubelet_does(meta, tenant):
+    """`kubectl set image` on a pod: the container is killed ("definition changed") and runs
+    the new image, restartCount 1, even under restartPolicy Never; the pod stays Running."""
+    other = IMAGE.rsplit(":", 1)[0] + ":e2e-swap"
+    assert meta.podman("tag", IMAGE, other).returncode == 0  # the same root file system, another name
+    apply(tenant, """
+apiVersion: v1
+kind: Pod
+metadata: {name: swap}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: app, image: IMAGE, imagePullPolicy: IfNotPresent, command: [sh, -c, "echo started; exec sleep 3600"]}
+  - {name: side, image: IMAGE, imagePullPolicy: IfNotPresent, command: [sleep, "3600"]}
+""")
+    tenant.wait_pod("swap", lambda p: p["status"].get("phase") == "Running", timeout=120)
+    tenant.kubectl("set", "image", "pod/swap", f"app={other}")
+    pod = tenant.wait_pod("swap", lambda p: cstatus(p, "app")["restartCount"] == 1
+                          and "running" in cstatus(p, "app")["state"], timeout=60)
+    app, side = cstatus(pod, "app"), cstatus(pod, "side")
+    assert app["image"] == other and app["lastState"]["terminated"]["exitCode"] in (137, 143), app
+    assert side["restartCount"] == 0 and side["image"] == IMAGE
+    assert pod["status"]["phase"] == "Running"
+    assert pod["metadata"]["generation"] == 2 and pod["status"]["observedGeneration"] == 2
+    wait_event(tenant, "swap", "Killing", "Container app definition changed, will be restarted")
+    assert tenant.kubectl("logs", "swap", "-c", "app", "--previous").stdout.strip() == "started"
+    tenant.kubectl("delete", "pod", "swap", "--wait=false")
+
+
 def test_restart_count_survives_an_operator_restart(meta, tenant):
     """The back-off, restart count and last termination live on in a restarted operator."""
     import os

@@ -111,7 +111,12 @@ class LocalProvider(SandboxLifecycle):
         await (await self._worker(ref, spec, labels)).add_ephemeral(container)
 
     async def resume(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> None:
-        (await self._worker(ref, spec, labels)).resume()
+        worker = await self._worker(ref, spec, labels)
+        worker.resume()
+        await worker.change_images(spec)  # one the restart interrupted
+
+    async def change_images(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> list[str]:
+        return await (await self._worker(ref, spec, labels)).change_images(spec)
 
     async def inspect(self, ref: SandboxRef) -> SandboxInstance | None:
         inst = await self.runtime.inspect_pod(ref)

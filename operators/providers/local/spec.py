@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 # The local provider's short names for its podman labels (keys in models/contracts.py).
-from ...models.contracts import (LABEL_CONTAINER,
+from ...models.contracts import (LABEL_CONTAINER, LABEL_CONTAINER_IMAGE as LABEL_IMAGE,
                                  LABEL_EPHEMERAL_CONTAINER as LABEL_EPHEMERAL, LABEL_INIT_CONTAINER as LABEL_INIT, LABEL_SANDBOX_NAME as LABEL_NAME,
                                  LABEL_SANDBOX_NAMESPACE as LABEL_NAMESPACE, LABEL_SANDBOX_UID as LABEL_UID,
                                  REASON_CONFIG_ERROR)
@@ -204,10 +204,12 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
 
 
 def label_args(ref: SandboxRef, c: Container, labels: dict[str, str], *, init: bool, ephemeral: bool) -> list[str]:
-    """The container's podman labels: the sandbox, the container's name and its kind."""
+    """The container's podman labels: the sandbox, the container's name, image and kind."""
     all_labels = dict(labels)
+    # The image as the spec named it (podman's ImageName may be normalized): a running
+    # container whose pod now names another is replaced (kubelet/worker.py, change_images).
     all_labels.update({LABEL_NAMESPACE: ref.namespace, LABEL_NAME: ref.name, LABEL_UID: ref.uid,
-                       LABEL_CONTAINER: c.name})
+                       LABEL_CONTAINER: c.name, LABEL_IMAGE: c.image})
     if init:
         all_labels[LABEL_INIT] = "true"
     if ephemeral:  # reported apart (status.py): it makes no phase and is never restarted

@@ -8,7 +8,7 @@ from ...models.contracts import REASON_ERR_IMAGE_PULL, REASON_IMAGE_PULL_BACKOFF
 from ...models.sandboxpod import SandboxPodSpec
 from ...providers.errors import ImagePullError, ProviderError
 from ...tenancy import Tenant, TenancyError
-from ..sandbox import labels_of, ref_of, status_for
+from ..sandbox import labels_of, ref_of, spec_of, status_for
 from ..volumecontent import ContentMissing, load
 from .handle_ephemeral_containers import add_ephemeral_containers
 
@@ -21,7 +21,7 @@ PULL_BACKOFF = [10, 20, 40, 80, 160, 300]
 async def ensure_sandbox(body, patch: kopf.Patch, memo: kopf.Memo, retry: int, reason: str, **_) -> None:
     provider = memo.provider
     ref = ref_of(body)
-    spec = SandboxPodSpec.model_validate(body["spec"])
+    spec = spec_of(body)
     try:
         labels = labels_of(body, await admitted(body, spec, provider, ref, reason))
         inst = None

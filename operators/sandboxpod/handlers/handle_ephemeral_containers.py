@@ -5,9 +5,9 @@ from __future__ import annotations
 import kopf
 
 from ... import tenancy
-from ...models.sandboxpod import EphemeralContainer, SandboxPodSpec
+from ...models.sandboxpod import EphemeralContainer
 from ...providers.errors import ProviderError
-from ..sandbox import labels_of, ref_of
+from ..sandbox import labels_of, ref_of, spec_of
 
 SANDBOX_WAIT = 2  # seconds: the sandbox is still being created
 
@@ -22,7 +22,7 @@ async def add_ephemeral_containers(body, memo: kopf.Memo, retry: int, **_) -> No
     provider = memo.provider
     if await provider.inspect(ref) is None:
         raise kopf.TemporaryError("the sandbox is not running yet", delay=SANDBOX_WAIT)
-    spec = SandboxPodSpec.model_validate(body["spec"])
+    spec = spec_of(body)
     # The tenant's namespace decides the labels, as when the sandbox was made (create handler).
     try:
         labels = labels_of(body, await tenancy.check("SandboxPod", body))

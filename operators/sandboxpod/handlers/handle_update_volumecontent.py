@@ -7,9 +7,8 @@ import logging
 import kopf
 
 from ... import kube
-from ...models.sandboxpod import SandboxPodSpec
 from ...volumecontent import read_content_secret
-from ..sandbox import PLURAL, ref_of
+from ..sandbox import PLURAL, ref_of, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +19,7 @@ async def update_volume_content(event: dict, body, namespace: str, name: str, me
     sbp = await kube.get_object(PLURAL, namespace, name)
     if sbp is None or sbp["metadata"].get("deletionTimestamp"):
         return  # the create handler writes the files of a sandbox not made yet
-    spec = SandboxPodSpec.model_validate(sbp.get("spec") or {})
+    spec = spec_of(sbp)
     changed = await memo.provider.write_volumes(ref_of(sbp), spec, read_content_secret(dict(body)))
     if changed:
         log.info("SandboxPod %s/%s: volumes %s updated", namespace, name, ", ".join(changed))

@@ -27,7 +27,7 @@ from ...kubeclient.runner import Runner
 from ..mapping.quota import is_terminal
 from ... import API_VERSION
 from ...models.contracts import ANNOTATION_DELETION_GRACE
-from ..mapping.spec import (build_sandboxpod, dropped_fields, ephemeral_containers, pod_uid_of,
+from ..mapping.spec import (build_sandboxpod, container_images, dropped_fields, ephemeral_containers, pod_uid_of,
                    sandboxpod_name)
 from ..mapping.podstatus import lost_status, pod_status_from_sandbox
 from .statussync import Conflict, StatusWriter
@@ -156,6 +156,7 @@ class PodSync:
             return
         await self.volumes.sync(pod, sbp, lambda reason, msg: self.events.emit(pod, "Warning", reason, msg))
         sbp = await self._sync_ephemeral(name, pod, sbp)
+        sbp = await self._sync_images(name, pod, sbp)
         await self.status.write(pod, pod_status_from_sandbox(pod, sbp))
 
     # --- steps -------------------------------------------------------------------------
@@ -267,6 +268,22 @@ class PodSync:
                 raise
             self.events.emit(pod, "Warning", "Failed", f"Error: the sandbox rejected the ephemeral containers: "
                                                        f"{exc.message}")
+            return sbp
+        self.sandboxes.put_if_newer(patched)
+        return patched
+
+    async def _sync_images(self, name: str, pod: dict, sbp: dict) -> dict:
+        """A container's image changed in the pod (`kubectl set image`): the SandboxPod's
+        containerImages say so, and its operator restarts that container with the new image."""
+        wanted = container_images(pod, sbp)
+        if wanted is None or is_terminal(pod):
+            return sbp
+        try:
+            patched = await self.meta.patch(f"{self.sbp_path}/{name}", {"containerImages": wanted}, MERGE)
+        except ApiError as exc:
+            if exc.status not in (400, 403, 422):
+                raise
+            self.events.emit(pod, "Warning", "Failed", f"Error: the sandbox rejected the new image: {exc.message}")
             return sbp
         self.sandboxes.put_if_newer(patched)
         return patched

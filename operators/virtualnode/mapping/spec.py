@@ -254,6 +254,21 @@ def ephemeral_containers(pod: dict, sbp: dict, env: dict[str, list[dict]],
     return have
 
 
+def container_images(pod: dict, sbp: dict) -> list[dict] | None:
+    """The SandboxPod's containerImages for the pod as it is now: one entry for each
+    container or init container whose image differs from the one it was made with (an image
+    is the one part of a pod's spec that changes in place); None when it says that already."""
+    made_spec = sbp.get("spec") or {}
+    made = {c["name"]: c.get("image") for c in (made_spec.get("initContainers") or []) +
+            (made_spec.get("containers") or [])}
+    spec = pod.get("spec") or {}
+    wanted = [{"name": c["name"], "image": c.get("image")}
+              for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])
+              if c.get("name") in made and c.get("image") != made[c["name"]]]
+    have = [{"name": i.get("name"), "image": i.get("image")} for i in sbp.get("containerImages") or []]
+    return None if wanted == have else wanted
+
+
 def dropped_fields(pod: dict) -> list[str]:
     """Pod fields a SandboxPod cannot carry yet, so that the user is told rather than
     finding out."""

@@ -14,6 +14,7 @@ followed, one file system).
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from dataclasses import dataclass, field
@@ -119,3 +120,18 @@ def disk_usage(path: str) -> int:
             if stat.S_ISDIR(st.st_mode) and st.st_dev == top.st_dev:
                 stack.append(e.path)
     return total
+
+
+async def usage(runtime, ref, containers: list[str], spec: PodSpec) -> tuple[dict[str, int], dict[str, int]]:
+    """Each container's writable layer and log, and the pod's local volumes, in bytes."""
+    out = {}
+    for name in containers:
+        data = await runtime.inspect_container(ref, name)
+        if data is None:
+            continue
+        upper = ((data.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir") or ""
+        paths = [p for p in (upper, data.get("LogPath") or "") if p]
+        out[name] = sum(await asyncio.gather(*(asyncio.to_thread(disk_usage, p) for p in paths)))
+    volumes = {name: await asyncio.to_thread(disk_usage, str(runtime.volume_dir(ref, name)))
+               for name in local_volumes(spec)}
+    return out, volumes

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 from dataclasses import dataclass, field
 
+from ....models.contracts import LABEL_CONTAINER_IMAGE
 from ....models.podspec import Container, PodSpec, Probe
 from ...sandbox import ContainerInfo
 from .backoff import BackOff
@@ -35,6 +36,14 @@ def rfc3339(ts: str | None) -> str | None:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
 
 
+def image_changed(inspection: dict | None, image: str) -> bool:
+    """A running container made from another image than `image`, by the label its spec gave
+    it (a container of an earlier version, without one, is taken to be right)."""
+    data = inspection or {}
+    label = ((data.get("Config") or {}).get("Labels") or {}).get(LABEL_CONTAINER_IMAGE)
+    return (data.get("State") or {}).get("Status") == "running" and label is not None and label != image
+
+
 @dataclass
 class ContainerRun:
     """The kubelet's memory of one container."""
@@ -59,6 +68,7 @@ class ContainerRun:
     message: str | None = None         # the termination message of its last exit (termlog.py)
     reading: bool = False              # it died and its message is being read: not reported yet
     read_finished: int | None = None   # finishing second of the exit whose message was read
+    replacing: bool = False            # killed for a new image: restarted whatever restartPolicy says
 
     @property
     def name(self) -> str:

@@ -28,7 +28,7 @@ from .probeloop import ProbeLoops
 from .prober import PodNetwork
 from .progression import should_restart
 from .report import report
-from .runs import ContainerRun, finished_second, grace_period, parse_time, terminated_from
+from .runs import ContainerRun, finished_second, grace_period, image_changed, parse_time, terminated_from
 from .runtime import ContainerRuntime
 from .tasks import cancel_all
 
@@ -198,6 +198,24 @@ class PodWorker:
         event("Normal", "Started", "Container started")
         self._changed()
 
+    async def change_images(self, spec: PodSpec) -> list[str]:
+        """The images as `spec` names them now: a running container whose label names another
+        is killed and made anew from its new image (the kubelet's "definition changed"), one
+        not running takes it at its next start. Level-triggered, so resume finishes a change."""
+        self.spec = spec
+        wanted = {c.name: c for c in (spec.initContainers or []) + spec.containers}
+        replaced = []
+        for cs in [cs for cs in self.by_name.values() if cs.name in wanted]:
+            cs.spec = wanted[cs.name]
+            if not (cs.done or cs.absent or cs.replacing) and image_changed(
+                    await self.runtime.inspect_container(self.ref, cs.name), cs.spec.image):
+                # Waiting, not terminated, until the new run: under restartPolicy Never the
+                # apiserver refuses a container status that goes from terminated to running.
+                cs.replacing, cs.waiting = True, ("ContainerCreating", None)
+                replaced.append(cs.name)
+                await self._kill(cs, grace_period(spec), f"Container {cs.name} definition changed, will be restarted")
+        return replaced
+
     async def _supervise(self, cs: ContainerRun) -> int:
         """Keep one container going per restartPolicy; its final exit code once it is done."""
         pull_backoff = BackOff()
@@ -231,7 +249,8 @@ class PodWorker:
             self.probes.stop(cs)
             await self._read_message(cs, data)
             code = int(state.get("ExitCode", 0))
-            if not should_restart(self.spec.restartPolicy, code, init=cs.init, sidecar=cs.sidecar):
+            # killed for a new image: restarted whatever the policy says, at once (the kubelet's)
+            if not cs.replacing and not should_restart(self.spec.restartPolicy, code, init=cs.init, sidecar=cs.sidecar):
                 cs.done, cs.waiting = True, None
                 self._changed()
                 return code
@@ -240,7 +259,8 @@ class PodWorker:
     async def _restart(self, cs: ContainerRun, state: dict, pull_backoff: BackOff) -> None:
         """After the back-off (CrashLoopBackOff meanwhile), the container's next run."""
         finished = parse_time(state.get("FinishedAt")) or time.time()
-        wait = cs.backoff.wait(finished, time.time())
+        wait = 0 if cs.replacing else cs.backoff.wait(finished, time.time())
+        cs.replacing = False
         if wait > 0:
             cs.waiting = ("CrashLoopBackOff", crashloop_message(cs.backoff.delay or 0, cs.name, self.pod_ident))
             self._event("Warning", "BackOff",
@@ -401,7 +421,8 @@ class PodWorker:
         while True:
             await asyncio.sleep(ephemeral.PERIOD)
             try:
-                containers, volumes = await self._storage_usage()
+                containers, volumes = await ephemeral.usage(self.runtime, self.ref, list(self.by_name),
+                                                            self.spec)
             except Exception as exc:  # noqa: BLE001 - a failed measurement is retried next period
                 log.warning("%s: measuring ephemeral storage: %s", self.ref.instance_name, exc)
                 continue
@@ -409,21 +430,6 @@ class PodWorker:
             if message:
                 await self._evict(message)
                 return
-
-    async def _storage_usage(self) -> tuple[dict[str, int], dict[str, int]]:
-        """Each container's writable layer and log, and the pod's local volumes, in bytes."""
-        containers = {}
-        for cs in self.by_name.values():
-            data = await self.runtime.inspect_container(self.ref, cs.name)
-            if data is None:
-                continue
-            upper = ((data.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir") or ""
-            paths = [p for p in (upper, data.get("LogPath") or "") if p]
-            containers[cs.name] = sum(await asyncio.gather(*(asyncio.to_thread(ephemeral.disk_usage, p)
-                                                             for p in paths)))
-        volumes = {name: await asyncio.to_thread(ephemeral.disk_usage, str(self.runtime.volume_dir(self.ref, name)))
-                   for name in ephemeral.local_volumes(self.spec)}
-        return containers, volumes
 
     async def _evict(self, message: str) -> None:
         """As the kubelet's evictPod with grace period 0: every container killed, none
