@@ -30,13 +30,12 @@ class Apiserver:
         return web.json_response(answer, status=status)
 
 
-def run_against(answers: dict, calls):
-    """Run `calls()` (a coroutine function) with kube.client() pointing at a fake apiserver."""
-    server = Apiserver(answers)
-
+def serve(handle, calls):
+    """Run `calls(client)` (a coroutine function) with kube.client() pointing at a server
+    whose every request `handle` answers."""
     async def main():
         app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", server.handle)
+        app.router.add_route("*", "/{tail:.*}", handle)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -45,11 +44,17 @@ def run_against(answers: dict, calls):
         client = KubeClient(Credentials(f"http://127.0.0.1:{port}", False, {}), "meta")
         try:
             kube._clients[asyncio.get_running_loop()] = client
-            return await calls()
+            return await calls(client)
         finally:
             await kube.close()
             await runner.cleanup()
-    return asyncio.run(main()), server.seen
+    return asyncio.run(main())
+
+
+def run_against(answers: dict, calls):
+    """Run `calls()` against a fake apiserver answering `answers`."""
+    server = Apiserver(answers)
+    return serve(server.handle, lambda _client: calls()), server.seen
 
 
 NS = "/api/v1/namespaces"
@@ -173,8 +178,8 @@ def test_default_credentials_in_cluster_only_without_kubeconfig(monkeypatch, tmp
 
 
 def serve_script(script: list[tuple[int, dict]], calls):
-    """A server answering (status, headers) in order, then 200 {} (or its last entry) for
-    ever; `calls(client)` runs against it. Returns calls' result and the paths requested."""
+    """A server answering `script`'s (status, headers) in order, its last entry ever after;
+    `calls(client)` runs against it. Returns calls' result and the paths requested."""
     seen: list[str] = []
 
     async def handle(request: web.Request) -> web.Response:
@@ -184,22 +189,7 @@ def serve_script(script: list[tuple[int, dict]], calls):
             else {"resources": [{"name": "sandboxpods"}], "items": []}
         return web.json_response(body, status=status, headers=headers)
 
-    async def main():
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        client = KubeClient(Credentials(f"http://127.0.0.1:{port}", False, {}), "meta")
-        kube._clients[asyncio.get_running_loop()] = client
-        try:
-            return await calls(client)
-        finally:
-            await kube.close()
-            await runner.cleanup()
-    return asyncio.run(main()), seen
+    return serve(handle, calls), seen
 
 
 def test_a_429_with_retry_after_is_sent_again_as_client_go_does():
