@@ -199,6 +199,27 @@ def test_disk_emptydir_with_a_size_limit_is_a_bounded_filesystem():
     assert local.disk_limit_commands(Path("i"), Path("d"), 1)[0][1] == f"--size={local.MIN_DISK_IMAGE}"
 
 
+def test_concurrent_writers_of_one_volume_always_leave_its_files_readable(tmp_path):
+    """The create handler and a content update write a pod's volume at the same moment (two
+    threads): each used to remove the other's new directory, leaving `..data` dangling."""
+    import threading
+    target = tmp_path / "podinfo"
+    errors = []
+
+    def writer(n: int) -> None:
+        for i in range(60):
+            local.write_files(target, {"memory_limit": (f"{n}-{i}".encode(), 0o644), "podname": (b"p", 0o644)})
+            if not (target / "memory_limit").exists():
+                errors.append((n, i))
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and (target / "memory_limit").read_text().count("-") == 1
+    assert len([p for p in target.iterdir() if p.name.startswith("..") and p.is_dir() and not p.is_symlink()]) == 1
+
+
 def test_atomic_writer_swaps_the_data_symlink(tmp_path):
     target = tmp_path / "cfg"
     assert local.write_files(target, {"a": (b"1", 0o644), "dir/b": (b"2", 0o600)})

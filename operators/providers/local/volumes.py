@@ -178,9 +178,21 @@ def _current(target: Path) -> dict[str, tuple[bytes, int]] | None:
     return out
 
 
+# One writer per volume at a time (striped: the set of volumes is unbounded). Two writers
+# of one volume (the create handler's and a content update's, in threads) each removed the
+# other's new directory after swapping `..data` to its own: `..data` then named a directory
+# that was gone, and a pod's container found no files (a [Conformance] Downward API test).
+_WRITE_LOCKS = [threading.Lock() for _ in range(64)]
+
+
 def write_files(target: Path, files: dict[str, tuple[bytes, int]]) -> bool:
     """Kubelet's AtomicWriter: readers see the old or the new set of files, never a mix.
     Returns whether anything changed."""
+    with _WRITE_LOCKS[hash(str(target)) % len(_WRITE_LOCKS)]:
+        return _write_files(target, files)
+
+
+def _write_files(target: Path, files: dict[str, tuple[bytes, int]]) -> bool:
     target.mkdir(parents=True, exist_ok=True)
     if _current(target) == files:
         return False
@@ -202,9 +214,10 @@ def write_files(target: Path, files: dict[str, tuple[bytes, int]]) -> bool:
         link = target / top
         if not link.is_symlink():
             os.symlink(f"{DATA_DIR}/{top}", link)
+    live = os.readlink(target / DATA_DIR)  # stamp, unless a writer outside this lock swapped it since
     for entry in target.iterdir():
         if entry.name.startswith(".."):
-            if entry.name not in (DATA_DIR, stamp) and entry.is_dir() and not entry.is_symlink():
+            if entry.name not in (DATA_DIR, stamp, live) and entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
         elif entry.name not in tops and entry.is_symlink():
             entry.unlink()
