@@ -44,11 +44,10 @@ REFUSED = [
      "spec.volumes[name=root].hostPath: Forbidden"),
     ("pvc", {"volumes": [{"name": "claim", "persistentVolumeClaim": {"claimName": "data"}}]},
      "spec.volumes[name=claim]: Unsupported value: sk8s supports emptyDir, configMap, secret, downwardAPI, nfs"),
-    # serviceAccountToken projections are served (test_pod_serviceaccount.py); trust bundles not.
-    ("trustbundle", {"volumes": [{"name": "ca", "projected": {"sources": [
-        {"serviceAccountToken": {"path": "token", "audience": "vault"}},
-        {"clusterTrustBundle": {"signerName": "example.com/signer", "path": "ca.pem"}}]}}]},
-     "spec.volumes[name=ca]: Unsupported value"),
+    # serviceAccountToken and clusterTrustBundle projections are served
+    # (test_pod_serviceaccount.py, test_pod_volumes.py); CSI volumes have no driver here.
+    ("csi", {"volumes": [{"name": "c", "csi": {"driver": "secrets-store.csi.k8s.io"}}]},
+     "spec.volumes[name=c]: Unsupported value"),
     # subPathExpr is honoured (test_pod_fields.py), but not on nfs volumes, as subPath.
     ("subpathexpr-nfs", {"volumes": [{"name": "d", "nfs": {"server": "nfs.example.com", "path": "/x"}}],
                          "container": {"volumeMounts": [{"name": "d", "mountPath": "/d",

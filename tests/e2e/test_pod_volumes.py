@@ -199,6 +199,57 @@ def test_a_missing_configmap_keeps_the_pod_creating_until_it_exists(vol):
     wait_logs(vol, "waits", "arrived")
 
 
+def trust_bundle(name: str, pem: bytes, signer: str | None = None, labels: dict | None = None) -> dict:
+    return {"apiVersion": "certificates.k8s.io/v1", "kind": "ClusterTrustBundle",
+            "metadata": {"name": name, "labels": labels or {}},
+            "spec": {"trustBundle": pem.decode(), **({"signerName": signer} if signer else {})}}
+
+
+def test_cluster_trust_bundles_are_projected_by_name_and_by_signer(vol):
+    from operators.embedded.pki import make_ca
+    cas = [make_ca(f"sk8s-e2e-ctb-{i}").cert_pem for i in range(3)]
+    signer = "e2e.sk8s.io/ctb"
+    for obj in (trust_bundle("e2e-ctb-by-name", cas[0]),
+                trust_bundle("e2e.sk8s.io:ctb:alive", cas[1], signer, {"alive": "true"}),
+                trust_bundle("e2e.sk8s.io:ctb:dead", cas[2], signer, {"alive": "false"})):
+        apply(vol, obj)
+    try:
+        sources = [{"clusterTrustBundle": {"name": "e2e-ctb-by-name", "path": "by-name.pem"}},
+                   {"clusterTrustBundle": {"signerName": signer, "labelSelector": {"matchLabels": {"alive": "true"}},
+                                           "path": "alive.pem"}},
+                   {"clusterTrustBundle": {"signerName": signer, "labelSelector": {}, "path": "all.pem"}},
+                   {"clusterTrustBundle": {"name": "no-such-bundle", "path": "missing.pem", "optional": True}}]
+        c = container("main", "for f in by-name alive all missing; do echo \"== $f\"; cat /ca/$f.pem; done; sleep 3600",
+                      volumeMounts=[{"name": "ca", "mountPath": "/ca"}])
+        apply(vol, pod("ctb", [c], [{"name": "ca", "projected": {"sources": sources}}]))
+        vol.wait_pod("ctb", running, timeout=120)
+        out = wait_logs(vol, "ctb", "== missing")
+        sections = {part.split("\n", 1)[0]: part.split("\n", 1)[1] if "\n" in part else ""
+                    for part in out.split("== ")[1:]}
+        assert sections["by-name"] == cas[0].decode()
+        assert sections["alive"] == cas[1].decode()
+        assert sorted(sections["all"].split("-----END CERTIFICATE-----\n")) == \
+            sorted((cas[1] + cas[2]).decode().split("-----END CERTIFICATE-----\n"))
+        assert sections["missing"] == ""  # optional and absent: an empty file, as the kubelet writes
+        # Not optional and nothing matches: the pod stays ContainerCreating, saying why.
+        c = container("main", "sleep 3600", volumeMounts=[{"name": "ca", "mountPath": "/ca"}])
+        apply(vol, pod("ctb-none", [c], [{"name": "ca", "projected": {"sources": [{"clusterTrustBundle": {
+            "signerName": "e2e.sk8s.io/nobody", "labelSelector": {}, "path": "ca.pem"}}]}}]))
+        deadline = time.monotonic() + 30
+        msg = ""
+        while time.monotonic() < deadline and "was empty" not in msg:
+            events = json.loads(vol.kubectl("get", "events", "--field-selector=involvedObject.name=ctb-none",
+                                            "-o", "json").stdout)["items"]
+            msg = " ".join(e.get("message", "") for e in events if e.get("reason") == "FailedMount")
+            time.sleep(0.5)
+        assert 'combined trust anchor set for signer "e2e.sk8s.io/nobody" was empty' in msg, msg
+        assert vol.pod("ctb-none")["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == \
+            "ContainerCreating"
+    finally:
+        vol.kubectl("delete", "clustertrustbundles", "e2e-ctb-by-name", "e2e.sk8s.io:ctb:alive",
+                    "e2e.sk8s.io:ctb:dead", "--wait=false", check=False)
+
+
 # --- NFS ---------------------------------------------------------------------------------
 
 def kernel_nfs_support() -> str | None:

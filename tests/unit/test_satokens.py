@@ -109,9 +109,10 @@ def test_kube_api_access_files_token_ca_and_namespace():
 
 
 def test_token_projections_are_supported_other_projections_not():
-    p = a_pod([KUBE_API_ACCESS, VAULT, {"name": "ctb", "projected": {"sources": [
-        {"clusterTrustBundle": {"signerName": "example.com/s", "path": "ca.pem"}}]}}])
-    assert volume_type(KUBE_API_ACCESS) == "projected" and unsupported_volumes(p) == ["ctb"]
+    p = a_pod([KUBE_API_ACCESS, VAULT, {"name": "cert", "projected": {"sources": [
+        {"podCertificate": {"signerName": "example.com/s", "keyType": "ED25519",
+                            "credentialBundlePath": "creds.pem"}}]}}])
+    assert volume_type(KUBE_API_ACCESS) == "projected" and unsupported_volumes(p) == ["cert"]
     vols = sandbox_volumes(p)
     assert [v["name"] for v in vols] == ["kube-api-access-abcde", "vault"]
     assert not any("serviceAccountToken" in s for v in vols for s in v["projected"]["sources"])

@@ -18,8 +18,11 @@ from ...kubeclient.client import MERGE, ApiError, KubeClient
 from ..mapping.satokens import token_sources
 from ..mapping.spec import sandboxpod_name
 from ..mapping.quota import is_terminal
-from ..mapping.volumes import VolumeError, referenced_volume_sources, volume_content, volume_type
+from ..mapping.volumes import (VolumeError, projects_trust_bundles, referenced_volume_sources, volume_content,
+                               volume_type)
 from .tokens import RETRY_AFTER_FAILED_REFRESH, TokenManager
+
+TRUST_BUNDLES = "/apis/certificates.k8s.io/v1/clustertrustbundles"
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +109,14 @@ class VolumeSync:
             self.requeue_after(sandboxpod_name(ns, meta["name"]), due)
         allocatable = self.nodes.get((pod.get("spec") or {}).get("nodeName"), self.allocatable)
         return volume_content(pod, secrets=secrets, configmaps=configmaps, node_name=self.node_name,
-                              allocatable=allocatable, tokens=tokens)
+                              allocatable=allocatable, tokens=tokens,
+                              trust_bundles=await self._trust_bundles() if projects_trust_bundles(pod) else None)
+
+    async def _trust_bundles(self) -> list[dict]:
+        """The cluster's ClusterTrustBundles, read when a pod projects one (few pods do, and
+        the kubelet's manager reads them afresh too)."""
+        items, _ = await self.tenant.list_all(TRUST_BUNDLES, {})
+        return items
 
     async def write(self, name: str, content: dict[str, dict], labels: dict[str, str],
                     owner: dict | None = None) -> None:

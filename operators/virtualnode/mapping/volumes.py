@@ -18,11 +18,13 @@ from typing import Mapping
 
 from .envresolve import ConfigError, _field_value, _resource_value
 from .satokens import token_mode
+from .trustbundles import trust_anchors
 
 SUPPORTED = ("emptyDir", "configMap", "secret", "downwardAPI", "nfs", "projected")
 CONTENT_SOURCES = ("configMap", "secret", "downwardAPI")
 # A projection's token comes from the tenant's TokenRequest API (satokens.py), not from an object.
-PROJECTED_SOURCES = CONTENT_SOURCES + ("serviceAccountToken",)
+# A ClusterTrustBundle's certificates come from the tenant's certificates.k8s.io API (trustbundles.py).
+PROJECTED_SOURCES = CONTENT_SOURCES + ("serviceAccountToken", "clusterTrustBundle")
 DEFAULT_MODE = 0o644
 # Only what a downward API *volume* may show (status fields are env-only upstream).
 _DOWNWARD_FIELDS = ("metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels",
@@ -43,7 +45,7 @@ def volume_type(volume: dict) -> str | None:
     kind = next((k for k in volume if k != "name"), None)
     if kind == "projected" and not all(set(src) <= set(PROJECTED_SOURCES)
                                        for src in (volume["projected"] or {}).get("sources") or []):
-        return "projected (clusterTrustBundle, podCertificate, ...)"  # not something a sandbox gets
+        return "projected (podCertificate, ...)"  # not something a sandbox gets
     return kind
 
 
@@ -56,7 +58,8 @@ def sandbox_volumes(pod: dict) -> list[dict]:
         if kind in SUPPORTED:
             src = dict(v[kind] or {})
             if kind == "projected" and src.get("sources"):
-                src["sources"] = [s for s in src["sources"] if s.get("serviceAccountToken") is None]
+                src["sources"] = [s for s in src["sources"] if s.get("serviceAccountToken") is None
+                                  and s.get("clusterTrustBundle") is None]
             out.append({"name": v["name"], kind: src})
     return out
 
@@ -165,9 +168,11 @@ def downward_payload(volume: str, src: dict, pod: dict, *, node_name: str,
 
 def volume_content(pod: dict, *, secrets: Mapping[str, dict | None], configmaps: Mapping[str, dict | None],
                    node_name: str, allocatable: Mapping[str, str | int] | None = None,
-                   tokens: Mapping[tuple[str, int], str] | None = None) -> dict[str, dict]:
+                   tokens: Mapping[tuple[str, int], str] | None = None,
+                   trust_bundles: list[dict] | None = None) -> dict[str, dict]:
     """Volume name -> {relative path: {mode, data (base64)}} for every content volume;
-    `tokens` holds the service-account token of each (volume, source index)."""
+    `tokens` holds the service-account token of each (volume, source index),
+    `trust_bundles` the cluster's ClusterTrustBundles (read only for pods that project one)."""
     allocatable = allocatable or {}
     tokens = tokens or {}
     out: dict[str, dict] = {}
@@ -181,14 +186,16 @@ def volume_content(pod: dict, *, secrets: Mapping[str, dict | None], configmaps:
             out[name] = downward_payload(name, v["downwardAPI"], pod, node_name=node_name, allocatable=allocatable)
         elif v.get("projected") is not None and volume_type(v) == "projected":
             out[name] = projected_payload(name, v["projected"], pod, secrets=secrets, configmaps=configmaps,
-                                          node_name=node_name, allocatable=allocatable, tokens=tokens)
+                                          node_name=node_name, allocatable=allocatable, tokens=tokens,
+                                          trust_bundles=trust_bundles or [])
     return out
 
 
 def projected_payload(volume: str, src: dict, pod: dict, *, secrets: Mapping[str, dict | None],
                       configmaps: Mapping[str, dict | None], node_name: str,
                       allocatable: Mapping[str, str | int],
-                      tokens: Mapping[tuple[str, int], str] | None = None) -> dict[str, dict]:
+                      tokens: Mapping[tuple[str, int], str] | None = None,
+                      trust_bundles: list[dict] | None = None) -> dict[str, dict]:
     """Every source's files in one directory; the volume's defaultMode for items without a mode."""
     mode = {"defaultMode": src.get("defaultMode")}
     out: dict[str, dict] = {}
@@ -206,7 +213,19 @@ def projected_payload(volume: str, src: dict, pod: dict, *, secrets: Mapping[str
             if token is None:
                 raise VolumeError(volume, "failed to fetch token: not requested yet")
             out[p["serviceAccountToken"]["path"]] = _file(token.encode(), token_mode(pod, src), None)
+        elif p.get("clusterTrustBundle") is not None:
+            ctb = p["clusterTrustBundle"]
+            try:
+                data = trust_anchors(ctb, trust_bundles or [])
+            except ValueError as err:
+                raise VolumeError(volume, str(err)) from err
+            out[ctb["path"]] = _file(data, None, src.get("defaultMode"))
     return out
+
+
+def projects_trust_bundles(pod: dict) -> bool:
+    return any(src.get("clusterTrustBundle") is not None for v in (pod.get("spec") or {}).get("volumes") or []
+               for src in (v.get("projected") or {}).get("sources") or [])
 
 
 def add_volumes(sb_spec: dict, pod: dict) -> dict:
