@@ -262,8 +262,6 @@ REFUSED = [
     ("apparmor-unconfined", {"container": {"appArmorProfile": {"type": "Unconfined"}}},
      "spec.containers[0].securityContext.appArmorProfile.type: Forbidden"),
     ("proc-unmasked", {"container": {"procMount": "Unmasked"}}, "procMount"),
-    ("selinux", {"securityContext": {"seLinuxOptions": {"level": "s0:c123,c456"}}},
-     "spec.securityContext.seLinuxOptions: Forbidden"),
     ("windows", {"container": {"windowsOptions": {"runAsUserName": "ContainerUser"}}},
      "spec.containers[0].securityContext.windowsOptions: Forbidden"),
     ("user-namespace", {"hostUsers": False}, "spec.hostUsers: Forbidden"),
@@ -288,6 +286,28 @@ def test_what_would_weaken_the_sandbox_is_refused_naming_the_field(sec, name, ex
     assert proc.returncode != 0, f"{name} was admitted"
     assert field in proc.stderr, proc.stderr
     assert sec.kubectl("get", "pod", name, check=False).returncode != 0
+
+
+def test_selinux_options_are_admitted_with_a_warning_and_ignored_as_on_a_host_without_selinux(sec):
+    """As a kubelet on a host without SELinux (the upstream conformance tests of EmptyDir and
+    subPath volumes set them): the pod runs, and both the warning and an Event name the fields."""
+    obj = pod("selinux", [container("app", securityContext={"seLinuxOptions": {"level": "s0:c1,c2"}})],
+              securityContext={"seLinuxOptions": {"level": "s0:c123,c456"}})
+    proc = create(sec, obj)
+    assert proc.returncode == 0, proc.stderr
+    assert "spec.securityContext.seLinuxOptions, spec.containers[name=app].securityContext.seLinuxOptions: " \
+           "ignored: sk8s sandboxes run without SELinux" in proc.stderr, proc.stderr
+    sec.wait_pod("selinux", lambda p: p["status"].get("phase") == "Running", timeout=120)
+    deadline = time.monotonic() + 30
+    events = []
+    while time.monotonic() < deadline:
+        events = json.loads(sec.kubectl("get", "events", "--field-selector=involvedObject.name=selinux",
+                                        "-o", "json").stdout)["items"]
+        if any(e["reason"] == "UnsupportedPodFields" for e in events):
+            break
+        time.sleep(0.5)
+    msg = next(e["message"] for e in events if e["reason"] == "UnsupportedPodFields")
+    assert "container app: securityContext.seLinuxOptions" in msg and msg.endswith("securityContext.seLinuxOptions")
 
 
 def test_a_deployment_template_is_refused_too(sec):

@@ -481,3 +481,17 @@ def test_fields_a_sandbox_cannot_carry_are_named():
                          "volumeMounts": [sa_mount, {"name": "data", "mountPath": "/data"}]}],
             volumes=[sa, {"name": "data", "hostPath": {"path": "/"}}], initContainers=[{"name": "i", "image": "i"}])
     assert dropped_fields(p) == ["volumes [data]", "container c: livenessProbe.grpc, volumeMounts"]
+
+
+def test_selinux_options_are_ignored_as_on_a_host_without_selinux_and_named():
+    from operators.models.sandboxpod import SandboxPod
+    from operators.virtualnode.mapping.spec import dropped_fields
+    pod = {"metadata": {"name": "p", "namespace": "d", "uid": "u"},
+           "spec": {"securityContext": {"seLinuxOptions": {"level": "s0:c0,c1"}, "runAsUser": 1000},
+                    "containers": [{"name": "a", "image": "i",
+                                    "securityContext": {"seLinuxOptions": {"level": "s0"}, "runAsUser": 5}}]}}
+    sb = build_sandboxpod(pod, namespace="m", cluster="c", cluster_uid="cu", env={})
+    assert sb["spec"]["securityContext"] == {"runAsUser": 1000}
+    assert sb["spec"]["containers"][0]["securityContext"] == {"runAsUser": 5}
+    SandboxPod.model_validate({"spec": sb["spec"]})  # whose schema still refuses them
+    assert dropped_fields(pod) == ["container a: securityContext.seLinuxOptions", "securityContext.seLinuxOptions"]

@@ -239,7 +239,11 @@ def test_the_compatibility_policy_is_applied_at_its_api_paths():
 
     from operators.serverlesscluster.cluster import COMPATIBILITY_POLICY, bootstrap_path
     docs = list(yaml.safe_load_all(COMPATIBILITY_POLICY.read_text()))
-    policy, binding, images, images_binding = docs
+    policy, binding, images, images_binding, ignored, ignored_binding = docs
+    # Ignored fields are admitted with a warning, never refused by this policy.
+    assert bootstrap_path(ignored).endswith("/validatingadmissionpolicies/sk8s-ignored-fields")
+    assert ignored_binding["spec"] == {"policyName": "sk8s-ignored-fields", "validationActions": ["Warn"]}
+    assert "seLinuxOptions" not in yaml.safe_dump(policy)
     assert bootstrap_path(policy) == \
         "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/sk8s-compatibility"
     assert bootstrap_path(binding).endswith("/validatingadmissionpolicybindings/sk8s-compatibility")

@@ -72,7 +72,7 @@ def _container(c: dict, env: list[dict] | None, service_env: dict[str, str] | No
         out["args"] = expand_command(c["args"], env, service_env)
     for f in _CONTAINER_FIELDS:
         if c.get(f) is not None:
-            out[f] = c[f]
+            out[f] = _without_ignored(c[f]) if f == "securityContext" else c[f]
     if env:
         out["env"] = env
     ports = []
@@ -216,7 +216,7 @@ def build_sandboxpod(pod: dict, *, namespace: str, cluster: str, cluster_uid: st
         sb_spec["serviceEnv"] = [{"name": k, "value": v} for k, v in service_env.items()]
     for f in ("securityContext", "hostUsers", "shareProcessNamespace"):
         if spec.get(f) is not None:
-            sb_spec[f] = spec[f]
+            sb_spec[f] = _without_ignored(spec[f]) if f == "securityContext" else spec[f]
     sb_spec.update(pod_dns(pod))
     aliases = [{"ip": a["ip"], **({"hostnames": list(a["hostnames"])} if a.get("hostnames") else {})}
                for a in spec.get("hostAliases") or [] if a.get("ip")]
@@ -290,12 +290,22 @@ def dropped_fields(pod: dict) -> list[str]:
     return out
 
 
+# securityContext fields a kubelet on a host without SELinux ignores, and so does sk8s (its
+# hosts run without it): admitted with a warning (policy sk8s-ignored-fields), named in the
+# UnsupportedPodFields event, and not sent (the SandboxPod schema refuses them).
+IGNORED_SECURITY_FIELDS = ("seLinuxOptions",)
+
+
+def _without_ignored(sc: dict) -> dict:
+    return {k: v for k, v in sc.items() if k not in IGNORED_SECURITY_FIELDS}
+
+
 def _unmodelled(sc: dict | None, *, pod_level: bool) -> list[str]:
-    """securityContext fields of a newer API than the SandboxPod schema knows: it would
-    prune them, so they are named (every field of this version is modelled)."""
+    """securityContext fields of a newer API than the SandboxPod schema knows (it would prune
+    them) and those ignored, so that they are named."""
     from ...models.securitycontext import PodSecurityContext, SecurityContext  # local: flat import graph
     known = (PodSecurityContext if pod_level else SecurityContext).model_fields
-    return [k for k in sc or {} if k not in known]
+    return [k for k in sc or {} if k not in known or k in IGNORED_SECURITY_FIELDS]
 
 
 def pod_uid_of(sbp: dict) -> str | None:
