@@ -54,6 +54,10 @@ class ServiceLBSpec(K8sModel):
         ]},
     )
     backends: list[Backend] | None = Field(default=None, max_length=10000)
+    sessionAffinityTimeoutSeconds: int | None = Field(
+        default=None, ge=1, le=86400,
+        description="The Service's sessionAffinity ClientIP: each client address keeps its backend while it "
+                    "connects again within this many seconds (kube-proxy's rule). Unset: round robin.")
     apiServer: bool | None = Field(
         default=None,
         description="The backend is the API server of the cluster whose VPC is vpcID (a tenant's `kubernetes` "

@@ -30,6 +30,7 @@ class LBSpec:
     # (host, port) of the cluster's own API server, found by the operator (never from the
     # spec): every listener forwards there and `backends` are not used.
     api_server: tuple[str, int] | None = None
+    affinity_seconds: int | None = None  # sessionAffinity ClientIP: a client keeps its backend this long
 
 
 @dataclass

@@ -26,7 +26,8 @@ def lb_spec(uid: str, spec: dict, api_server: tuple[str, int] | None = None) -> 
                  for lst in spec.get("listeners") or []]
     backends = sorted({b["ip"] for b in spec.get("backends") or [] if b.get("ready", True) and b.get("ip")})
     return LBSpec(uid, spec.get("addressType") or "internet", spec.get("vpcID"), listeners,
-                  [] if api_server else backends, spec.get("loadBalancerIP") or None, api_server)
+                  [] if api_server else backends, spec.get("loadBalancerIP") or None, api_server,
+                  spec.get("sessionAffinityTimeoutSeconds"))
 
 
 def build_status(state: LBState, *, provider: str, generation: int | None, previous: list[dict] | None) -> dict:

@@ -288,3 +288,36 @@ def test_endpoints_outside_the_tenant_are_never_proxied(meta, svc):
         listener.close()
         svc.kubectl("delete", "svc", "sneaky", check=False)
         svc.kubectl("delete", "endpointslice", "sneaky-1", check=False)
+
+
+def test_client_ip_session_affinity_keeps_a_client_on_one_pod(meta, svc):
+    """`sessionAffinity: ClientIP`: every request of one client pod reaches the same backend
+    (kube-proxy's rule); the same pods behind a Service without it are all reached."""
+    svc.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "whoami"},
+         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "whoami"}},
+                  "template": {"metadata": {"labels": {"app": "whoami"}},
+                               "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+                                   "name": "web", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
+                                   "command": ["sh", "-c", "mkdir -p /w && hostname > /w/index.html && "
+                                                           "exec httpd -f -p 80 -h /w"]}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "sticky"},
+         "spec": {"selector": {"app": "whoami"}, "ports": [{"port": 80}], "sessionAffinity": "ClientIP",
+                  "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "spread"},
+         "spec": {"selector": {"app": "whoami"}, "ports": [{"port": 80}]}}]))
+    try:
+        svc.kubectl("rollout", "status", "deployment/whoami", "--timeout=120s", timeout=130)
+        wait(lambda: all(len(lb["spec"].get("backends") or []) == 3 for name in ("sticky", "spread")
+                         for lb in servicelbs(meta, name)) and servicelbs(meta, "sticky"), timeout=30,
+             what="three backends behind both Services")
+        assert [lb["spec"].get("sessionAffinityTimeoutSeconds") for lb in servicelbs(meta, "sticky")] == [600]
+        out = run_client(svc, "affinity-client", "for i in 1 2 3 4 5 6 7 8 9; do "
+                                                 "wget -qO- http://sticky/; wget -qO- http://spread/ | sed 's/^/spread /'; "
+                                                 "done")
+        sticky = {ln for ln in out.splitlines() if ln and not ln.startswith("spread ")}
+        spread = {ln for ln in out.splitlines() if ln.startswith("spread ")}
+        assert len(sticky) == 1, out
+        assert len(spread) == 3, out
+    finally:
+        svc.kubectl("delete", "deployment/whoami", "service/sticky", "service/spread", "--wait=false", check=False)

@@ -58,6 +58,49 @@ async def test_tcp_proxy_round_robins_and_fails_over_from_a_dead_backend():
         s.close()
 
 
+async def test_client_ip_affinity_keeps_a_client_on_its_backend_until_it_times_out_or_goes():
+    s1, p1 = await echo_server(b"one:")
+    s2, p2 = await echo_server(b"two:")
+    backends = BackendSet()
+    backends.replace([("127.0.0.1", p1), ("127.0.0.1", p2)])
+    backends.set_affinity(3600)
+    sock = bind_in(None, "127.0.0.1", 0)
+    lst = Listener("TCP", sock, backends)
+    await lst.start()
+    port = sock.getsockname()[1]
+    replies = [await ask(port) for _ in range(6)]
+    assert len(set(replies)) == 1  # one client address, one backend
+    first = ("127.0.0.1", p1 if replies[0] == b"one:hi" else p2)
+    backends.replace([t for t in backends.targets if t != first])  # its endpoint goes: another takes it
+    assert len({await ask(port) for _ in range(3)}) == 1 and (await ask(port)) != replies[0]
+    backends.replace([("127.0.0.1", p1), ("127.0.0.1", p2)])
+    backends.set_affinity(None)  # sessionAffinity: None again: round robin
+    assert {await ask(port) for _ in range(4)} == {b"one:hi", b"two:hi"}
+    await lst.close()
+    for s in (s1, s2):
+        s.close()
+
+
+def test_affinity_expires_and_is_renewed_by_each_connection(monkeypatch):
+    import operators.providers.local.proxy as proxy
+    now = [1000.0]
+    monkeypatch.setattr(proxy.time, "monotonic", lambda: now[0])
+    b = BackendSet()
+    b.replace([("10.0.0.1", 80), ("10.0.0.2", 80)])
+    b.set_affinity(10)
+    b.chose("c", ("10.0.0.2", 80))
+    now[0] += 9
+    assert b.order("c")[0] == ("10.0.0.2", 80)
+    b.chose("c", ("10.0.0.2", 80))  # renewed
+    now[0] += 9
+    assert all(b.order("c")[0] == ("10.0.0.2", 80) for _ in range(4))
+    now[0] += 11  # expired: round robin again
+    assert {b.order("c")[0] for _ in range(4)} == {("10.0.0.1", 80), ("10.0.0.2", 80)}
+    b.unhealthy.add(("10.0.0.2", 80))
+    b.chose("c", ("10.0.0.2", 80))
+    assert b.order("c")[0] == ("10.0.0.1", 80)  # an unhealthy backend is not kept
+
+
 async def test_udp_proxy_relays_both_ways():
     loop = asyncio.get_running_loop()
 

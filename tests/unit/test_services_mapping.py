@@ -85,3 +85,15 @@ def test_long_names_stay_valid_and_distinct():
     a = servicelb_name("n" * 63, "s" * 63, False)
     b = servicelb_name("n" * 63, "s" * 63, True)
     assert a != b and len(b) <= 253
+
+
+def test_client_ip_session_affinity_reaches_every_lb_of_the_service():
+    from operators.models.servicelb import ServiceLBSpec
+    plain = build(service(), [slice_(["10.0.0.2"])])
+    assert "sessionAffinityTimeoutSeconds" not in plain[0]["spec"]
+    sticky = build(service(type_="LoadBalancer", sessionAffinity="ClientIP"), [slice_(["10.0.0.2"])])
+    assert [lb["spec"]["sessionAffinityTimeoutSeconds"] for lb in sticky] == [10800, 10800]  # the API's default
+    timed = build(service(sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {"timeoutSeconds": 10}}),
+                  [slice_(["10.0.0.2"])])
+    assert timed[0]["spec"]["sessionAffinityTimeoutSeconds"] == 10
+    ServiceLBSpec.model_validate(timed[0]["spec"])

@@ -188,6 +188,7 @@ class LocalLoadBalancers(LoadBalancers):
             targets = [lb.spec.api_server] if lb.spec.api_server else [(ip, lst.target_port) for ip in allowed]
             if lst in lb.listeners:
                 lb.backends[lst].replace(targets)
+                lb.backends[lst].set_affinity(lb.spec.affinity_seconds)
                 continue
             kind = socket.SOCK_DGRAM if lst.protocol == "UDP" else socket.SOCK_STREAM
             try:
@@ -197,6 +198,7 @@ class LocalLoadBalancers(LoadBalancers):
                                     reason="ListenFailed") from exc
             backends = BackendSet()
             backends.replace(targets)
+            backends.set_affinity(lb.spec.affinity_seconds)
             listener = Listener(lst.protocol, sock, backends)
             await listener.start()
             lb.listeners[lst], lb.backends[lst] = listener, backends

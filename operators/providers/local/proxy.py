@@ -22,25 +22,57 @@ UDP_IDLE = 30.0
 HIGH_WATER = 256 * 1024
 
 
+STICKY_MAX = 65536  # client addresses remembered per listener (sessionAffinity ClientIP)
+
+
 @dataclass
 class BackendSet:
-    """Backend addresses of one listener, and what the health checks think of them."""
+    """Backend addresses of one listener, and what the health checks think of them.
+
+    With session affinity (a Service's `sessionAffinity: ClientIP`), a client address keeps
+    the backend it was given while it connects again within `affinity` seconds, each
+    connection renewing it (kube-proxy's `recent` match); a backend that went away or is
+    unhealthy is not kept."""
 
     targets: list[tuple[str, int]] = field(default_factory=list)
     unhealthy: set[tuple[str, int]] = field(default_factory=set)
+    affinity: float | None = None
     _rr: itertools.count = field(default_factory=itertools.count)
+    _sticky: dict[str, tuple[tuple[str, int], float]] = field(default_factory=dict)
 
     def replace(self, targets: list[tuple[str, int]]) -> None:
         self.targets = list(targets)
         self.unhealthy &= set(targets)
 
-    def order(self) -> list[tuple[str, int]]:
-        """Healthy backends first, from a rotating start; the unhealthy ones as a last resort."""
+    def set_affinity(self, seconds: float | None) -> None:
+        if seconds != self.affinity:
+            self.affinity = seconds
+            self._sticky.clear()
+
+    def order(self, client: str | None = None) -> list[tuple[str, int]]:
+        """Healthy backends first, from a rotating start; the unhealthy ones as a last resort;
+        a client's sticky backend before all."""
         if not self.targets:
             return []
         n = next(self._rr) % len(self.targets)
         rotated = self.targets[n:] + self.targets[:n]
-        return [t for t in rotated if t not in self.unhealthy] + [t for t in rotated if t in self.unhealthy]
+        out = [t for t in rotated if t not in self.unhealthy] + [t for t in rotated if t in self.unhealthy]
+        kept = self._sticky.get(client) if self.affinity and client else None
+        if kept and kept[1] > time.monotonic() and kept[0] in self.targets and kept[0] not in self.unhealthy:
+            out.remove(kept[0])
+            out.insert(0, kept[0])
+        return out
+
+    def chose(self, client: str | None, target: tuple[str, int]) -> None:
+        """The backend a client's connection went to: kept for it under session affinity."""
+        if not self.affinity or not client:
+            return
+        now = time.monotonic()
+        if len(self._sticky) >= STICKY_MAX:
+            self._sticky = {c: v for c, v in self._sticky.items() if v[1] > now}
+            if len(self._sticky) >= STICKY_MAX:
+                self._sticky.clear()
+        self._sticky[client] = (target, now + self.affinity)
 
     def healthy_count(self) -> int:
         return sum(1 for t in self.targets if t not in self.unhealthy)
@@ -100,7 +132,9 @@ class _Front(_Relay):
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
-        for target in self.backends.order():
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        client = peer[0] if peer else None
+        for target in self.backends.order(client):
             if self.closed:
                 return
             try:
@@ -115,6 +149,7 @@ class _Front(_Relay):
                 back.transport.close()
                 return
             back.peer, self.peer = self, back
+            self.backends.chose(client, target)
             for chunk in self.pending:
                 back.transport.write(chunk)
             self.pending.clear()

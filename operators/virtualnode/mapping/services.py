@@ -200,6 +200,8 @@ def build_servicelbs(svc: dict, slices: list[dict], *, cluster: str, cluster_uid
             spec["loadBalancerIP"] = asked
         if api and t == "intranet":
             spec["apiServer"] = True
+        elif affinity_seconds(svc):
+            spec["sessionAffinityTimeoutSeconds"] = affinity_seconds(svc)
         out.append({
             "apiVersion": API_VERSION, "kind": "ServiceLB",
             "metadata": {"name": servicelb_name(meta["namespace"], meta["name"], t == "internet"),
@@ -207,6 +209,18 @@ def build_servicelbs(svc: dict, slices: list[dict], *, cluster: str, cluster_uid
             "spec": spec,
         })
     return out
+
+
+DEFAULT_AFFINITY_SECONDS = 10800  # the API's default sessionAffinityConfig.clientIP.timeoutSeconds
+
+
+def affinity_seconds(svc: dict) -> int | None:
+    """How long a client keeps its backend (`sessionAffinity: ClientIP`), None without."""
+    spec = svc.get("spec") or {}
+    if spec.get("sessionAffinity") != "ClientIP":
+        return None
+    timeout = (((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds"))
+    return int(timeout) if timeout else DEFAULT_AFFINITY_SECONDS
 
 
 def lb_failure(lb: dict) -> str | None:
