@@ -15,8 +15,8 @@ SANDBOX_WAIT = 2  # seconds: the sandbox is still being created
 async def change_images(body, memo: kopf.Memo, retry: int, **_) -> None:
     """On every update (no field diff: the diff base is a digest); idempotent, since the
     provider compares with what runs."""
-    if not body.get("containerImages") or body["metadata"].get("deletionTimestamp"):
-        return
+    if body.get("containerImages") is None or body["metadata"].get("deletionTimestamp"):
+        return  # [] stays: an image changed back to the one the spec names
     ref = ref_of(body)
     provider = memo.provider
     if await provider.inspect(ref) is None:
