@@ -109,3 +109,17 @@ async def test_servicelbs_left_by_a_service_deleted_while_the_node_was_down_are_
         await until(lambda: s.lb("default.old") is None)
         await asyncio.sleep(0.05)
         assert s.lb("default.theirs") is not None  # another cluster's
+
+
+async def test_session_affinity_switched_off_leaves_the_servicelb_without_it():
+    """A merge patch of the wanted spec alone kept the old timeout: the load balancer stayed
+    sticky after the Service's sessionAffinity went back to None."""
+    s = Services()
+    s.tenant.put(SVCS, service(sessionAffinity="ClientIP"))
+    s.tenant.put(SLICES, endpoint_slice("web", ["10.1.0.2"]))
+    async with Tasks() as tasks:
+        s.start(tasks)
+        await until(lambda: (s.lb() or {}).get("spec", {}).get("sessionAffinityTimeoutSeconds") == 10800)
+        s.tenant.put(SVCS, service(sessionAffinity="None"))
+        await until(lambda: "sessionAffinityTimeoutSeconds" not in s.lb()["spec"])
+        assert [b["ip"] for b in s.lb()["spec"]["backends"]] == ["10.1.0.2"]

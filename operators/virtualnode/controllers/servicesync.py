@@ -154,7 +154,9 @@ class ServiceSync:
                         self.events.emit(svc, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer",
                                          kind="Service")
                 if have is not None and _spec_differs(have.get("spec") or {}, want["spec"]):
-                    self.lbs.put_if_newer(await self.meta.patch(f"{self.lb_path}/{name}", {"spec": want["spec"]}))
+                    self.lbs.put_if_newer(await self.meta.patch(f"{self.lb_path}/{name}",
+                                                                {"spec": spec_patch(have.get("spec") or {},
+                                                                                    want["spec"])}))
             except ApiError as exc:
                 if exc.status not in (400, 422) or svc is None:
                     raise
@@ -213,5 +215,17 @@ class ServiceSync:
         self._zone_records[name] = want
 
 
+# ServiceLB spec fields that build_servicelbs leaves out when the Service does not ask for
+# them: a merge patch of the wanted spec alone would keep an old value.
+OPTIONAL_LB_FIELDS = ("sessionAffinityTimeoutSeconds", "loadBalancerIP", "apiServer")
+
+
 def _spec_differs(have: dict, want: dict) -> bool:
-    return any(have.get(k) != v for k, v in want.items())
+    return any(have.get(k) != v for k, v in want.items()) or \
+        any(k in have and k not in want for k in OPTIONAL_LB_FIELDS)
+
+
+def spec_patch(have: dict, want: dict) -> dict:
+    """A merge patch from `have` to `want`: an optional field the wanted spec no longer has
+    (sessionAffinityTimeoutSeconds once the Service's affinity is None) is removed, not kept."""
+    return {**{k: None for k in OPTIONAL_LB_FIELDS if k in have and k not in want}, **want}
