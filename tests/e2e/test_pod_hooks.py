@@ -28,7 +28,9 @@ def apply(t: Tenant, manifest: str) -> None:
 
 
 def cstatus(pod: dict, name: str) -> dict:
-    return next(c for c in pod["status"].get("containerStatuses") or [] if c["name"] == name)
+    """The container's status; an empty one while the pod has none yet, so that a wait goes on."""
+    return next((c for c in pod["status"].get("containerStatuses") or [] if c["name"] == name),
+                {"name": name, "state": {}, "restartCount": 0, "ready": False})
 
 
 def events(t: Tenant, pod: str) -> list[dict]:

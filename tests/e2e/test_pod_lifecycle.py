@@ -52,7 +52,10 @@ def cond(pod: dict, type_: str) -> str | None:
 
 
 def cstatus(pod: dict, name: str, key: str = "containerStatuses") -> dict:
-    return next(c for c in pod["status"].get(key) or [] if c["name"] == name)
+    """The container's status; an empty one while the pod has none yet (right after it is
+    created, before the virtual node's first write), so that a wait goes on."""
+    return next((c for c in pod["status"].get(key) or [] if c["name"] == name),
+                {"name": name, "state": {}, "restartCount": 0, "ready": False})
 
 
 def events(t: Tenant, pod: str) -> list[dict]:

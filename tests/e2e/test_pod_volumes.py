@@ -180,16 +180,22 @@ def test_configmap_and_label_updates_reach_running_pods(vol):
     assert took < 15
 
 
+def failed_mount(t, pod_name: str, needle: str, timeout: float = 30) -> str:
+    """The messages of the pod's FailedMount events, once one contains `needle`."""
+    deadline = time.monotonic() + timeout
+    msg = ""
+    while time.monotonic() < deadline and needle not in msg:
+        events = json.loads(t.kubectl("get", "events", f"--field-selector=involvedObject.name={pod_name}",
+                                      "-o", "json").stdout)["items"]
+        msg = " ".join(e.get("message", "") for e in events if e.get("reason") == "FailedMount")
+        time.sleep(0.5)
+    return msg
+
+
 def test_a_missing_configmap_keeps_the_pod_creating_until_it_exists(vol):
     c = container("main", "cat /cfg/key; sleep 3600", volumeMounts=[{"name": "cfg", "mountPath": "/cfg"}])
     apply(vol, pod("waits", [c], [{"name": "cfg", "configMap": {"name": "later"}}]))
-    deadline = time.monotonic() + 30
-    msg = ""
-    while time.monotonic() < deadline and "later" not in msg:
-        events = json.loads(vol.kubectl("get", "events", "--field-selector=involvedObject.name=waits",
-                                        "-o", "json").stdout)["items"]
-        msg = " ".join(e.get("message", "") for e in events if e.get("reason") == "FailedMount")
-        time.sleep(0.5)
+    msg = failed_mount(vol, "waits", "later")
     assert 'MountVolume.SetUp failed for volume "cfg" : configmap "later" not found' in msg
     p = vol.pod("waits")
     assert p["status"]["phase"] == "Pending"
@@ -235,13 +241,7 @@ def test_cluster_trust_bundles_are_projected_by_name_and_by_signer(vol):
         c = container("main", "sleep 3600", volumeMounts=[{"name": "ca", "mountPath": "/ca"}])
         apply(vol, pod("ctb-none", [c], [{"name": "ca", "projected": {"sources": [{"clusterTrustBundle": {
             "signerName": "e2e.sk8s.io/nobody", "labelSelector": {}, "path": "ca.pem"}}]}}]))
-        deadline = time.monotonic() + 30
-        msg = ""
-        while time.monotonic() < deadline and "was empty" not in msg:
-            events = json.loads(vol.kubectl("get", "events", "--field-selector=involvedObject.name=ctb-none",
-                                            "-o", "json").stdout)["items"]
-            msg = " ".join(e.get("message", "") for e in events if e.get("reason") == "FailedMount")
-            time.sleep(0.5)
+        msg = failed_mount(vol, "ctb-none", "was empty")
         assert 'combined trust anchor set for signer "e2e.sk8s.io/nobody" was empty' in msg, msg
         assert vol.pod("ctb-none")["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == \
             "ContainerCreating"
