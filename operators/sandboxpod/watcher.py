@@ -1,15 +1,22 @@
 """Pushes provider state changes into SandboxPod status, without polling.
 
-One task per operator (not per object): memory and API load stay flat as the
-number of sandboxes grows. Bursts of events for one sandbox collapse into one refresh.
-Handlers `notify` too after writing status themselves, so that an event which raced
-their write is never lost.
+One queue per operator (not a task per object): memory and API load stay flat as the
+number of sandboxes grows. The provider's events only add keys to a work queue (as a
+client-go controller's informer handlers do); a few workers refresh them, at most one
+worker per sandbox at a time, so one slow refresh delays no other sandbox. Bursts of
+events for one sandbox collapse into one refresh. A refresh that fails (the meta
+apiserver restarting, say) comes back with back-off until it goes through: the event
+that caused it will not come again, and a sandbox that started while the apiserver was
+down would otherwise be reported as starting for ever. Handlers `notify` too after
+writing status themselves, so that an event which raced their write is never lost.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 
+from ..kubeclient.runner import Runner
+from ..kubeclient.workqueue import WorkQueue
 from ..providers.lifecycle import SandboxLifecycle
 from ..providers.sandbox import SandboxRef
 from .sandbox import refresh
@@ -19,36 +26,23 @@ DEBOUNCE_SECONDS = 0.05
 
 
 class StatusPusher:
-    def __init__(self, provider: SandboxLifecycle, concurrency: int = 8):
+    def __init__(self, provider: SandboxLifecycle, workers: int = 8,
+                 queue: WorkQueue | None = None):
         self.provider = provider
-        self.pending: set[SandboxRef] = set()
-        self.wake = asyncio.Event()
-        self.limit = asyncio.Semaphore(concurrency)
+        self.queue = queue if queue is not None else WorkQueue(base_delay=0.5, max_delay=10.0)
+        self.runner = Runner("status", self._refresh, workers=workers, queue=self.queue,
+                             describe=lambda ref: f"{ref.namespace}/{ref.name}")
 
     def notify(self, ref: SandboxRef) -> None:
-        self.pending.add(ref)
-        self.wake.set()
+        self.queue.add_after(ref, DEBOUNCE_SECONDS)
 
-    async def _one(self, ref: SandboxRef) -> None:
-        async with self.limit:
-            try:
-                await refresh(self.provider, ref)
-            except Exception:  # the next event or the resume handler will try again
-                log.exception("refreshing %s/%s failed", ref.namespace, ref.name)
-
-    async def _drain(self) -> None:
-        while True:
-            await self.wake.wait()
-            await asyncio.sleep(DEBOUNCE_SECONDS)
-            self.wake.clear()
-            batch = list(self.pending)
-            self.pending.clear()
-            await asyncio.gather(*(self._one(r) for r in batch))
+    async def _refresh(self, ref: SandboxRef) -> None:
+        await refresh(self.provider, ref)
 
     async def run(self) -> None:
-        drainer = asyncio.create_task(self._drain())
+        workers = asyncio.create_task(self.runner.run())
         try:
             async for ref in self.provider.watch():
                 self.notify(ref)
         finally:
-            drainer.cancel()
+            workers.cancel()

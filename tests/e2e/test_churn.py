@@ -95,8 +95,32 @@ def sandboxes(meta, ns: str) -> set[str]:
     return {c.get("Pod") for c in json.loads(out or "[]") or []}
 
 
+def state_of_pods(meta, t, ns: str) -> str:
+    """What a failure report needs: each tenant pod's phase and readiness beside its
+    SandboxPod's phase (the churn test's failures are states that never converged)."""
+    lines = [t.kubectl("get", "pods", "-o", "wide", check=False).stdout]
+    for o in sk8s_objects(meta, "sandboxpods"):
+        if o["metadata"]["namespace"] == ns:
+            st = o.get("status") or {}
+            conds = {c["type"]: c["status"] for c in st.get("conditions") or []}
+            lines.append(f"SandboxPod {o['metadata']['name']}: phase={st.get('phase')} conditions={conds} "
+                         f"containers={[(c.get('name'), c.get('state')) for c in st.get('containerStatuses') or []]}")
+    return "\n".join(lines)
+
+
 def test_components_killed_at_random_during_churn(meta):
     t = make_cluster(meta, "churn", quotas={"maxPods": 40, "cpu": "32", "memory": "32Gi"})
+    try:
+        churn(meta, t)
+    except BaseException:
+        # Say where it stuck, and leave no cluster behind for the modules after this one.
+        ns = meta.get("serverlesscluster", "churn", "default")["status"]["sandboxNamespace"]
+        print(state_of_pods(meta, t, ns))
+        delete_cluster(meta, "churn")
+        raise
+
+
+def churn(meta, t) -> None:
     cluster = meta.get("serverlesscluster", "churn", "default")
     uid, ns = cluster["metadata"]["uid"], cluster["status"]["sandboxNamespace"]
     seed = int(os.environ.get("SK8S_CHURN_SEED", time.time()))

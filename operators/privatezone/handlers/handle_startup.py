@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import kopf
 
-from ... import kopfsettings, kube
+from ... import kopfresync, kopfsettings, kube
 from ...config import provider_name
 from ...models.contracts import FINALIZER_PRIVATEZONE
 from ...providers import make_private_zones
@@ -22,3 +22,4 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     zones = make_private_zones(provider_name())
     await zones.setup()
     memo.zones = zones
+    kopfresync.start(memo, "privatezones", FINALIZER_PRIVATEZONE)

@@ -7,7 +7,7 @@ import socket
 
 import kopf
 
-from ... import kopfsettings, kube
+from ... import kopfresync, kopfsettings, kube
 from ...config import provider_name
 from ...models.contracts import FINALIZER_SANDBOXPOD
 from ...providers import make_provider
@@ -43,6 +43,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
         memo.provider = provider
         memo.pusher = StatusPusher(provider)
         memo.watcher = asyncio.create_task(memo.pusher.run())
+    kopfresync.start(memo, "sandboxpods", FINALIZER_SANDBOXPOD)
     provider = memo.provider
     removed = await collect_garbage(provider)
     if removed:

@@ -6,7 +6,7 @@ import logging
 
 import kopf
 
-from ... import kopfsettings, kube
+from ... import kopfresync, kopfsettings, kube
 from ...models.contracts import FINALIZER_SERVERLESSCLUSTER
 from .. import pool
 
@@ -24,6 +24,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
         log.info("discarded %d standby control plane(s) of an earlier run", removed)
     memo.pool_wake = asyncio.Event()
     memo.pool_task = asyncio.create_task(pool.keep_pool(memo.pool_wake))
+    kopfresync.start(memo, "serverlessclusters", FINALIZER_SERVERLESSCLUSTER)
 
 
 async def stop(memo: kopf.Memo, **_) -> None:

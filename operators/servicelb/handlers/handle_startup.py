@@ -5,7 +5,7 @@ import logging
 
 import kopf
 
-from ... import kopfsettings, kube
+from ... import kopfresync, kopfsettings, kube
 from ...config import provider_name
 from ...kube import list_objects
 from ...models.contracts import FINALIZER_SERVICELB
@@ -31,4 +31,5 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     known = {o["metadata"]["uid"]: (o.get("status") or {}).get("address") for o in items}
     await lbs.setup({uid: addr for uid, addr in known.items() if addr})
     memo.lbs = lbs
+    kopfresync.start(memo, "servicelbs", FINALIZER_SERVICELB)
     log.info("ServiceLB operator: %d load balancer(s) known, provider %s", len(known), lbs.name)

@@ -1,0 +1,94 @@
+"""A resync for the kinds kopf runs: objects whose pending work no event will bring back.
+
+kopf acts on watch events only and has no resync period (client-go's informers deliver
+every object again periodically). It adds its finalizer to a new object and runs the
+creation handlers on the MODIFIED event that the patch causes; it sleeps before a retry
+and then touches the object to cause another event. An event lost while the meta
+apiserver restarts (the churn test kills it) leaves such an object alone for ever: seen as
+a SandboxPod with its finalizer and no status, its tenant pod ContainerCreating for
+minutes. So each operator lists its objects every RESYNC_SECONDS and touches those with
+work pending that did not change during a whole period: creation not processed yet (no
+diff-base annotation), or deletion asked while its finalizer is still on; unless a retry
+is still to come. The touch is kopf's own (`status.kopf.dummy`): it changes nothing that
+a handler sees, only causes the event.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+
+from . import kube
+from .kopfsettings import DIFFBASE_KEY
+from .models.contracts import KOPF_ANNOTATION_PREFIX
+
+log = logging.getLogger(__name__)
+RESYNC_SECONDS = 20.0
+DIFFBASE_ANNOTATION = f"{KOPF_ANNOTATION_PREFIX}/{DIFFBASE_KEY}"
+
+
+def _retry_to_come(obj: dict, now: datetime.datetime) -> bool:
+    progress = ((obj.get("status") or {}).get("kopf") or {}).get("progress") or {}
+    for record in progress.values():
+        delayed = (record or {}).get("delayed")
+        if delayed and not (record.get("success") or record.get("failure")):
+            try:
+                when = datetime.datetime.fromisoformat(delayed.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=datetime.timezone.utc)
+            if when > now:
+                return True
+    return False
+
+
+def pending(obj: dict, finalizer: str) -> bool:
+    """Work that kopf still owes this object."""
+    meta = obj["metadata"]
+    if meta.get("deletionTimestamp"):
+        return finalizer in (meta.get("finalizers") or [])
+    return DIFFBASE_ANNOTATION not in (meta.get("annotations") or {})
+
+
+def stalled(objects: list[dict], seen: dict[str, str], finalizer: str,
+            now: datetime.datetime) -> tuple[list[dict], dict[str, str]]:
+    """(objects to touch, what to remember for the next pass): an object is touched when
+    it has work pending, had the same resourceVersion one period ago, and no retry of a
+    handler is still to come. Pure."""
+    touch, remember = [], {}
+    for obj in objects:
+        if not pending(obj, finalizer):
+            continue
+        meta = obj["metadata"]
+        rv = meta.get("resourceVersion", "")
+        remember[meta["uid"]] = rv
+        if seen.get(meta["uid"]) == rv and not _retry_to_come(obj, now):
+            touch.append(obj)
+    return touch, remember
+
+
+async def resync(plural: str, finalizer: str, period: float = RESYNC_SECONDS) -> None:
+    """Until cancelled: every `period`, touch the objects of `plural` that `stalled` names."""
+    seen: dict[str, str] = {}
+    while True:
+        await asyncio.sleep(period)
+        try:
+            now = datetime.datetime.now(datetime.timezone.utc)
+            touch, seen = stalled(await kube.list_objects(plural), seen, finalizer, now)
+            for obj in touch:
+                meta = obj["metadata"]
+                log.warning("%s %s/%s: pending work saw no event for %.0fs; touching it",
+                            plural, meta.get("namespace"), meta["name"], period)
+                await kube.patch_status(plural, meta.get("namespace"), meta["name"],
+                                        {"kopf": {"dummy": now.isoformat()}})
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the apiserver restarting, say: the next pass tries again
+            log.exception("resync of %s failed", plural)
+
+
+def start(memo, plural: str, finalizer: str) -> None:
+    """Once per operator process (a startup handler may run again after a failure)."""
+    if getattr(memo, "resync", None) is None:
+        memo.resync = asyncio.create_task(resync(plural, finalizer))
