@@ -268,6 +268,8 @@ def test_etc_hosts_has_host_aliases_and_no_host_entries(argv):
     entries = [ln.split() for ln in out.splitlines() if ln.strip() and not ln.startswith("#") and ln != "done"]
     by_name = {name: fields[0] for fields in entries for name in fields[1:]}
     assert by_name["foo.local"] == by_name["bar"] == "10.11.12.13" and by_name["six.local"] == "fd00::5"
+    # the kubelet's block, one line per address (the conformance test looks for "ip\tfoo\tbar")
+    assert "\n\n# Entries added by HostAliases.\n10.11.12.13\tfoo.local\tbar\nfd00::5\tsix.local\n" in out, out
     assert by_name["localhost"] in ("127.0.0.1", "::1")
     pod_ip = argv.pod("hosts")["status"]["podIP"]
     assert by_name["myhost"] == pod_ip

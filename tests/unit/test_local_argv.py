@@ -13,7 +13,8 @@ from operators.providers.errors import InvalidSpecError
 from operators.providers.sandbox import SandboxRef
 from operators.providers.local import execlimits
 from operators.providers.local.podenv import pod_create_args
-from operators.providers.local.spec import dns_args, hosts_args, run_args
+from operators.providers.local.hostsfile import alias_lines, with_alias_lines
+from operators.providers.local.spec import dns_args, run_args
 from operators.providers.local.stdio import attach_args, exec_args
 
 REF = SandboxRef("ns1", "web", "1234-abcd")
@@ -141,17 +142,22 @@ def test_list_options_refuse_what_podman_would_split(value):
         pod({}, dnsConfig={"options": [{"name": value or ","}], "nameservers": [value]})
 
 
-def test_dns_and_host_aliases_are_single_options():
+def test_dns_options_are_single_and_host_aliases_are_the_kubelets_lines():
     s = pod({}, dnsPolicy="ClusterFirst",
             dnsConfig={"nameservers": ["1.1.1.1"], "searches": ["a.example"], "options": [{"name": "ndots", "value": "2"}]},
             hostAliases=[{"ip": "10.1.2.3", "hostnames": ["foo.local", "bar"]}, {"ip": "fe80::1", "hostnames": ["v6"]}])
     assert dns_args(s, "10.0.0.2") == ["--dns=10.0.0.2", "--dns=1.1.1.1", "--dns-search=a.example",
                                        "--dns-option=ndots:2"]
-    assert hosts_args(s) == ["--add-host=foo.local:10.1.2.3", "--add-host=bar:10.1.2.3", "--add-host=v6:fe80::1"]
-    first = run(s, new_pod=True)
-    assert "--add-host=bar:10.1.2.3" in first
-    assert not any(a.startswith("--add-host") for a in run(s, new_pod=False))  # a pod-level setting
-    assert "--add-host=v6:fe80::1" in pod_create_args(REF, s, network="n", dns=[])
+    lines = alias_lines(s.hostAliases)
+    assert lines == ["# Entries added by HostAliases.", "10.1.2.3\tfoo.local\tbar", "fe80::1\tv6"]
+    # not podman's one line per name: the provider writes the block into the pod's hosts file
+    assert not any(a.startswith("--add-host") for a in run(s, new_pod=True) + pod_create_args(REF, s, network="n", dns=[]))
+    podman_hosts = "127.0.0.1\tlocalhost\n10.88.0.5\tweb web-infra\n"
+    out = with_alias_lines(podman_hosts, lines)
+    assert out == podman_hosts + "\n# Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar\nfe80::1\tv6\n"
+    assert with_alias_lines(out, lines) == out  # again after a provider restart: unchanged
+    assert with_alias_lines(podman_hosts, []) == podman_hosts
+    assert alias_lines(None) == []
 
 
 @pytest.mark.parametrize("alias", [{"ip": "--privileged", "hostnames": ["a"]}, {"ip": "1.2.3.4", "hostnames": ["-a"]},
@@ -163,7 +169,7 @@ def test_host_aliases_outside_the_grammar_are_refused(alias):
     s = pod({})
     s.hostAliases = [HostAlias.model_construct(**alias)]
     with pytest.raises(InvalidSpecError):
-        hosts_args(s)  # the builder refuses too, whatever the schema let through
+        alias_lines(s.hostAliases)  # the builder refuses too, whatever the schema let through
 
 
 @pytest.mark.parametrize("command", [["--privileged"], ["--", "x"], ["-it", "sh"], ["sh", "-c", "--volume=/:/h"]])
@@ -242,8 +248,8 @@ def test_tenant_host_aliases_reach_the_sandbox_and_are_not_reported_dropped():
                   "hostAliases": [{"ip": "10.1.2.3", "hostnames": ["foo.local", "bar"]}, {"ip": "127.0.0.2"}]}}
     spec = build_sandboxpod(p, namespace="n", cluster="c", cluster_uid="cu", env={})["spec"]
     assert spec["hostAliases"] == [{"ip": "10.1.2.3", "hostnames": ["foo.local", "bar"]}, {"ip": "127.0.0.2"}]
-    assert hosts_args(SandboxPodSpec.model_validate(spec)) == ["--add-host=foo.local:10.1.2.3",
-                                                               "--add-host=bar:10.1.2.3"]
+    assert alias_lines(SandboxPodSpec.model_validate(spec).hostAliases) == [
+        "# Entries added by HostAliases.", "10.1.2.3\tfoo.local\tbar", "127.0.0.2\t"]
     assert "hostAliases" not in " ".join(dropped_fields(p))
 
 

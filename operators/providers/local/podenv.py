@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ...models.podspec import Container, PodSpec
 from ..sandbox import SandboxRef
-from .spec import hosts_args, kernel_hostname
+from .spec import kernel_hostname
 
 LATE_FIELDS = {"status.podIP": "pod", "status.podIPs": "pod", "status.hostIP": "host", "status.hostIPs": "host"}
 
@@ -36,7 +36,7 @@ def pod_create_args(ref: SandboxRef, spec: PodSpec, *, network: str, dns: list[s
             f"--hostname={kernel_hostname(ref, spec)}"]
     if spec.shareProcessNamespace:
         args.append(f"--share={SHARED},pid")
-    return args + list(dns or []) + hosts_args(spec)
+    return args + list(dns or [])
 
 
 def infra_addresses(infra: dict) -> tuple[str | None, str | None]:

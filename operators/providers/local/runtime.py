@@ -100,10 +100,12 @@ class PodmanRuntime:
         """`podman run` one container of the pod; the first one creates the pod. Idempotent.
         `pulled`: `pull_image` has just pulled per the policy, so nothing is pulled again."""
         late_env = None
-        if podenv.late_fields(c) or (new_pod and spec.hostDomain):
+        hosts_lines = new_pod and (spec.hostDomain or spec.hostAliases)
+        if podenv.late_fields(c) or hosts_lines:
+            aliases = hostsfile.alias_lines(spec.hostAliases)  # refused before the pod is made
             infra = await self._started_pod(ref, spec, network=network, dns=dns)
-            if new_pod and spec.hostDomain:  # before any container of the pod runs
-                await self._add_domain_line(ref, spec, infra)
+            if hosts_lines:  # before any container of the pod runs
+                await self._add_hosts_lines(ref, spec, infra, aliases)
             if podenv.late_fields(c):
                 ip, gw = podenv.infra_addresses(infra)
                 late_env = podenv.late_values(ip, gw or self.host_ip)
@@ -176,15 +178,18 @@ class PodmanRuntime:
         infra = await self.podman.json("container", "inspect", pod.get("InfraContainerID", ""))
         return (infra[0] if isinstance(infra, list) and infra else infra) or {}
 
-    async def _add_domain_line(self, ref: SandboxRef, spec: PodSpec, infra: dict) -> None:
-        """spec.hostDomain: the kubelet's `<ip> <hostname>.<domain> <hostname>` in the pod's
-        hosts file, which podman shares from the infra container to every container."""
-        ip, _ = podenv.infra_addresses(infra)
-        line = hostsfile.domain_line(ip or "", spec.hostname or ref.name, spec.hostDomain or "")
+    async def _add_hosts_lines(self, ref: SandboxRef, spec: PodSpec, infra: dict, aliases: list[str]) -> None:
+        """The kubelet's lines in the pod's hosts file, which podman shares from the infra
+        container to every container: spec.hostDomain's `<ip> <hostname>.<domain>
+        <hostname>`, and the hostAliases block (hostsfile.py)."""
+        line = None
+        if spec.hostDomain:
+            ip, _ = podenv.infra_addresses(infra)
+            line = hostsfile.domain_line(ip or "", spec.hostname or ref.name, spec.hostDomain)
         path = infra.get("HostsPath")
         if not path:
             raise ProviderError(f"pod {ref.instance_name} has no hosts file", reason="RunContainerError")
-        await asyncio.to_thread(_add_line, Path(path), line)
+        await asyncio.to_thread(_add_lines, Path(path), line, aliases)
 
     async def inspect_container(self, ref: SandboxRef, container: str) -> dict | None:
         res = await self.podman.run("container", "inspect", "--", container_name(ref, container), check=False)
@@ -291,7 +296,7 @@ class PodmanRuntime:
         return out if isinstance(out, list) else []
 
 
-def _add_line(path: Path, line: str) -> None:
+def _add_lines(path: Path, line: str | None, aliases: list[str]) -> None:
     """Rewritten in place (containers bind-mount this very file), never through a symlink.
     After a provider restart the pod's containers may have written it: one grown beyond
     any hosts file is not read (and keeps what it has)."""
@@ -300,7 +305,7 @@ def _add_line(path: Path, line: str) -> None:
         content = f.read(MAX_HOSTS_FILE + 1)
         if len(content) > MAX_HOSTS_FILE:
             return
-        updated = hostsfile.with_domain_line(content, line)
+        updated = hostsfile.with_alias_lines(hostsfile.with_domain_line(content, line) if line else content, aliases)
         if updated != content:
             f.seek(0)
             f.write(updated)

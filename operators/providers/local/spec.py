@@ -7,9 +7,7 @@ refused with the field named (execlimits.py).
 """
 from __future__ import annotations
 
-import ipaddress
 import json
-import re
 from pathlib import Path
 
 # The local provider's short names for its podman labels (keys in models/contracts.py).
@@ -119,27 +117,6 @@ def dns_args(spec: PodSpec, vpc_resolver: str | None) -> list[str]:
     return args
 
 
-_HOSTNAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-
-
-def hosts_args(spec: PodSpec) -> list[str]:
-    """hostAliases as /etc/hosts lines of the pod (podman writes them, with localhost and the
-    pod's own address and name; containers.conf leaves the host's own entries out)."""
-    args = []
-    for i, alias in enumerate(spec.hostAliases or []):
-        try:
-            ip = str(ipaddress.ip_address(alias.ip))
-        except ValueError:
-            raise InvalidSpecError(f"spec.hostAliases[{i}].ip: Invalid value: {alias.ip!r}: not an IP address",
-                                   reason=REASON_CONFIG_ERROR) from None
-        for j, name in enumerate(alias.hostnames or []):
-            if not _HOSTNAME.fullmatch(name):
-                raise InvalidSpecError(f"spec.hostAliases[{i}].hostnames[{j}]: Invalid value: {name!r}: "
-                                       "not a DNS-1123 subdomain", reason=REASON_CONFIG_ERROR)
-            args.append(f"--add-host={name}:{ip}")
-    return args
-
-
 def _list_item(value: str, field: str) -> str:
     """A value for one of podman's list options, which split their value at commas (and
     read quotes): one that would split, or add a line to the pod's resolv.conf, is refused."""
@@ -164,7 +141,6 @@ def run_args(ref: SandboxRef, spec: PodSpec, c: Container, *, network: str, labe
         args += [f"--pod=new:{ref.instance_name}", f"--network={network}",
                  f"--hostname={kernel_hostname(ref, spec)}"]
         args += dns or []
-        args += hosts_args(spec)
     else:
         args.append(f"--pod={ref.instance_name}")
     args += label_args(ref, c, labels, init=init, ephemeral=ephemeral)
