@@ -13,7 +13,7 @@ from pydantic import Field
 from .base import C_IDENTIFIER_ENV, DNS1123_LABEL, DNS1123_SUBDOMAIN, QUANTITY_PATTERN, K8sModel, cel, quantity
 from .contracts import MAX_SERVICE_ENV
 from .imageref import IMAGE_REFERENCE, MAX_IMAGE_LENGTH
-from .volumes import VOLUME_SCHEMA, Volume, VolumeMount
+from .volumes import MAX_VOLUMES, VOLUME_SCHEMA, Volume, VolumeMount
 from .securitycontext import SECURITY_CONTEXT_SCHEMA, PodSecurityContext, SecurityContext
 
 
@@ -196,7 +196,8 @@ class Container(K8sModel):
     livenessProbe: Probe | None = _probe("Liveness")
     readinessProbe: Probe | None = _probe("Readiness")
     startupProbe: Probe | None = _probe("Startup")
-    volumeMounts: list[VolumeMount] | None = Field(default=None, description="Pod volumes to mount.", max_length=64)
+    volumeMounts: list[VolumeMount] | None = Field(default=None, description="Pod volumes to mount.",
+                                                   max_length=MAX_VOLUMES)
     securityContext: SecurityContext | None = Field(default=None, json_schema_extra=SECURITY_CONTEXT_SCHEMA)
     lifecycle: Lifecycle | None = None
     terminationMessagePath: str | None = Field(
@@ -283,7 +284,7 @@ class PodSpec(K8sModel):
     hostAliases: list[HostAlias] | None = Field(
         default=None, description="Entries added to the pod's /etc/hosts after its own name.", max_length=64)
     volumes: list[Volume] | None = Field(default=None, description="Volumes the containers can mount.",
-                                         max_length=64, json_schema_extra=VOLUME_SCHEMA)
+                                         max_length=MAX_VOLUMES, json_schema_extra=VOLUME_SCHEMA)
     securityContext: PodSecurityContext | None = Field(default=None, json_schema_extra=SECURITY_CONTEXT_SCHEMA)
     hostUsers: bool | None = Field(default=None, description="true only: sandboxes have no user namespaces.",
                                    json_schema_extra={"x-kubernetes-validations": [cel(

@@ -114,6 +114,10 @@ class Volume(K8sModel):
         return bool(self.configMap or self.secret or self.downwardAPI or self.projected)
 
 
+# Pods with more than a hundred volumes exist (upstream conformance mounts 150
+# ClusterTrustBundles, one volume each); the uniqueness rule below is quadratic, and at this
+# bound its estimated CEL cost still fits the apiserver's per-CRD budget.
+MAX_VOLUMES = 256
 VOLUME_SCHEMA = {"x-kubernetes-validations": [
     cel("self.all(v, self.exists_one(w, w.name == v.name))", "volume names must be unique"),
 ]}

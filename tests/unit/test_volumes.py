@@ -285,3 +285,18 @@ def test_a_source_change_requeues_exactly_the_pods_that_read_it():
     vs.track("default.b", None)  # the pod is gone before its SandboxPod was made
     vs.configmaps.handlers[0]("MODIFIED", cm, None)
     assert queued == ["default.a"] and vs.unowned == {"default.b"}
+
+
+def test_a_pod_may_have_more_than_a_hundred_volumes_up_to_the_bound():
+    """Upstream conformance mounts 150 ClusterTrustBundles as 150 volumes of one container."""
+    from operators.models.volumes import MAX_VOLUMES
+
+    def spec(n):
+        vols = [{"name": f"ctb-{i}", "projected": {"sources": [{"clusterTrustBundle": {"name": f"b{i}", "path": "a.pem"}}]}}
+                for i in range(n)]
+        mounts = [{"name": f"ctb-{i}", "mountPath": f"/var/run/ctb-{i}"} for i in range(n)]
+        return {"containers": [{"name": "c", "image": "i", "volumeMounts": mounts}], "volumes": vols}
+
+    assert len(PodSpec.model_validate(spec(150)).volumes) == 150
+    with pytest.raises(ValueError, match="volumes"):
+        PodSpec.model_validate(spec(MAX_VOLUMES + 1))
