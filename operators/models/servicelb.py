@@ -25,10 +25,20 @@ class Listener(K8sModel):
     targetPort: int = Field(ge=1, le=65535, description="Port on the backends.")
 
 
+class BackendPort(K8sModel):
+    protocol: Literal["TCP", "UDP"] = "TCP"
+    port: int = Field(ge=1, le=65535, description="The listener's port.")
+    targetPort: int = Field(ge=1, le=65535, description="Port on this backend.")
+
+
 class Backend(K8sModel):
     ip: str = Field(min_length=1, description="Backend (pod) IP.")
     ready: bool = True
     targetRef: str | None = Field(default=None, description="namespace/name of the backing pod.")
+    ports: list[BackendPort] | None = Field(
+        default=None, max_length=64,
+        description="The listeners this backend serves, each on its own port (a Service's EndpointSlices may "
+                    "list different ports). Unset: every listener, on the listener's targetPort.")
 
 
 class ServiceLBSpec(K8sModel):

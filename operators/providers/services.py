@@ -31,6 +31,20 @@ class LBSpec:
     # spec): every listener forwards there and `backends` are not used.
     api_server: tuple[str, int] | None = None
     affinity_seconds: int | None = None  # sessionAffinity ClientIP: a client keeps its backend this long
+    # IP -> the (protocol, port, target port) it serves, for backends that serve only some
+    # listeners or on other ports; a backend not named here serves every listener on its target_port.
+    backend_ports: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+
+    def targets(self, lst: "LBListener", ips: list[str]) -> list[tuple[str, int]]:
+        """(ip, port) of the backends among `ips` that serve `lst`."""
+        out = []
+        for ip in ips:
+            ports = self.backend_ports.get(ip)
+            if ports is None:
+                out.append((ip, lst.target_port))
+            else:
+                out += [(ip, t) for proto, port, t in ports if (proto, port) == (lst.protocol, lst.port)]
+        return out
 
 
 @dataclass

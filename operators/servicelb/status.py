@@ -24,10 +24,16 @@ def api_server_address(cluster: dict | None) -> tuple[str, int]:
 def lb_spec(uid: str, spec: dict, api_server: tuple[str, int] | None = None) -> LBSpec:
     listeners = [LBListener(lst.get("protocol") or "TCP", int(lst["port"]), int(lst["targetPort"]))
                  for lst in spec.get("listeners") or []]
-    backends = sorted({b["ip"] for b in spec.get("backends") or [] if b.get("ready", True) and b.get("ip")})
+    ready = [b for b in spec.get("backends") or [] if b.get("ready", True) and b.get("ip")]
+    backends = sorted({b["ip"] for b in ready})
+    ports: dict[str, list[tuple[str, int, int]]] = {}
+    for b in ready:
+        if b.get("ports") is not None:
+            ports.setdefault(b["ip"], []).extend(
+                (p.get("protocol") or "TCP", int(p["port"]), int(p["targetPort"])) for p in b["ports"])
     return LBSpec(uid, spec.get("addressType") or "internet", spec.get("vpcID"), listeners,
                   [] if api_server else backends, spec.get("loadBalancerIP") or None, api_server,
-                  spec.get("sessionAffinityTimeoutSeconds"))
+                  spec.get("sessionAffinityTimeoutSeconds"), {} if api_server else ports)
 
 
 def build_status(state: LBState, *, provider: str, generation: int | None, previous: list[dict] | None) -> dict:

@@ -97,3 +97,38 @@ def test_client_ip_session_affinity_reaches_every_lb_of_the_service():
                   [slice_(["10.0.0.2"])])
     assert timed[0]["spec"]["sessionAffinityTimeoutSeconds"] == 10
     ServiceLBSpec.model_validate(timed[0]["spec"])
+
+
+def test_slices_that_list_different_ports_serve_only_those_ports():
+    """Upstream conformance: 'multiple ports specified in multiple EndpointSlices' and
+    'multiple endpoint IPs specified in multiple EndpointSlices'."""
+    from operators.servicelb.status import lb_spec
+    ports = [{"name": "port80", "port": 80, "targetPort": 80, "protocol": "TCP"},
+             {"name": "port81", "port": 81, "targetPort": 81, "protocol": "TCP"}]
+    # one pod, two slices: port80 -> 8090 and port81 -> 9090
+    one = build(service(ports=ports), [slice_(["10.0.0.2"], ports=[{"name": "port80", "port": 8090}]),
+                                       slice_(["10.0.0.2"], ports=[{"name": "port81", "port": 9090}])])[0]["spec"]
+    assert one["listeners"] == [{"protocol": "TCP", "port": 80, "targetPort": 8090, "name": "port80"},
+                                {"protocol": "TCP", "port": 81, "targetPort": 9090, "name": "port81"}]
+    assert "ports" not in one["backends"][0]  # every listener on its own targetPort: the short form
+    # two pods, one per slice, both on 8090
+    two = build(service(ports=ports), [slice_(["10.0.0.2"], ports=[{"name": "port80", "port": 8090}]),
+                                       slice_(["10.0.0.3"], ports=[{"name": "port81", "port": 8090}])])[0]["spec"]
+    assert two["backends"] == [
+        {"ip": "10.0.0.2", "ready": True, "targetRef": "default/p-10.0.0.2",
+         "ports": [{"protocol": "TCP", "port": 80, "targetPort": 8090}]},
+        {"ip": "10.0.0.3", "ready": True, "targetRef": "default/p-10.0.0.3",
+         "ports": [{"protocol": "TCP", "port": 81, "targetPort": 8090}]}]
+    lb = lb_spec("uid", two)
+    (l80, l81) = lb.listeners
+    assert lb.targets(l80, lb.backends) == [("10.0.0.2", 8090)]
+    assert lb.targets(l81, lb.backends) == [("10.0.0.3", 8090)]
+
+
+def test_one_named_target_port_with_different_numbers_per_slice():
+    port = {"name": "http", "port": 80, "targetPort": "web", "protocol": "TCP"}
+    spec = build(service(ports=[port]), [slice_(["10.0.0.2"], ports=[{"name": "http", "port": 8080}]),
+                                         slice_(["10.0.0.3"], ports=[{"name": "http", "port": 9090}])])[0]["spec"]
+    from operators.servicelb.status import lb_spec
+    lb = lb_spec("uid", spec)
+    assert sorted(lb.targets(lb.listeners[0], lb.backends)) == [("10.0.0.2", 8080), ("10.0.0.3", 9090)]

@@ -185,7 +185,7 @@ class LocalLoadBalancers(LoadBalancers):
         if lb.refused:
             log.warning("LB %s: refusing backends outside its VPC: %s", lb.spec.id, ", ".join(lb.refused))
         for lst in lb.spec.listeners:
-            targets = [lb.spec.api_server] if lb.spec.api_server else [(ip, lst.target_port) for ip in allowed]
+            targets = [lb.spec.api_server] if lb.spec.api_server else lb.spec.targets(lst, allowed)
             if lst in lb.listeners:
                 lb.backends[lst].replace(targets)
                 lb.backends[lst].set_affinity(lb.spec.affinity_seconds)

@@ -100,6 +100,39 @@ def ready_endpoints(slices: list[dict], *, include_not_ready: bool = False) -> l
     return [out[k] for k in sorted(out)]
 
 
+def _slice_port(sl: dict, port: dict) -> int | None:
+    """The port this EndpointSlice gives for a Service port (matched by name and protocol,
+    as kube-proxy matches them), or None when the slice does not serve it."""
+    for p in sl.get("ports") or []:
+        if (p.get("name") or "") == (port.get("name") or "") and \
+                (p.get("protocol") or "TCP") == (port.get("protocol") or "TCP") and p.get("port"):
+            return int(p["port"])
+    return None
+
+
+def backend_ports(svc: dict, slices: list[dict], lsts: list[dict]) -> dict[str, list[dict]]:
+    """Per endpoint IP, the listeners it serves and on which port: an EndpointSlice serves
+    only the Service ports it lists, on the port it gives (slices of one Service may list
+    different ports, or give one named targetPort different numbers). Pure."""
+    by_port = {(p.get("protocol") or "TCP", int(p["port"])): p for p in (svc.get("spec") or {}).get("ports") or []}
+    out: dict[str, list[dict]] = {}
+    for lst in lsts:
+        port = by_port.get((lst["protocol"], lst["port"]))
+        if port is None:
+            continue
+        for sl in slices:
+            target = _slice_port(sl, port)
+            if target is None and not sl.get("ports"):
+                target = lst["targetPort"]  # a slice without ports: the Service's own targetPort
+            if target is None:
+                continue
+            for e in ready_endpoints([sl]):
+                entry = {"protocol": lst["protocol"], "port": lst["port"], "targetPort": target}
+                if entry not in out.setdefault(e["ip"], []):
+                    out[e["ip"]].append(entry)
+    return out
+
+
 def target_port(port: dict, slices: list[dict]) -> int | None:
     """The backend port of a Service port: the EndpointSlice says it for named targetPorts."""
     for sl in slices:
@@ -175,10 +208,7 @@ def build_servicelbs(svc: dict, slices: list[dict], *, cluster: str, cluster_uid
     if not lsts:
         return []
     meta = svc["metadata"]
-    backends = [] if api else [
-        {"ip": e["ip"], "ready": True,
-         **({"targetRef": f"{meta['namespace']}/{e['targetRef']['name']}"} if e.get("targetRef") else {})}
-        for e in ready_endpoints(slices)]
+    backends = [] if api else _backends(svc, slices, lsts)
     cluster_ip = served_cluster_ip(svc, service_cidr)
     labels = {LABEL_CLUSTER: label_value(cluster), LABEL_CLUSTER_UID: label_value(cluster_uid),
               LABEL_SERVICE_NAMESPACE: label_value(meta["namespace"]),
@@ -208,6 +238,26 @@ def build_servicelbs(svc: dict, slices: list[dict], *, cluster: str, cluster_uid
                          "namespace": namespace, "labels": labels},
             "spec": spec,
         })
+    return out
+
+
+def _backends(svc: dict, slices: list[dict], lsts: list[dict]) -> list[dict]:
+    """Ready endpoints as ServiceLB backends; `ports` only when some endpoint does not serve
+    every listener on the listener's targetPort (the common case stays short)."""
+    ns = svc["metadata"]["namespace"]
+    served = backend_ports(svc, slices, lsts)
+    everywhere = [{"protocol": lst["protocol"], "port": lst["port"], "targetPort": lst["targetPort"]} for lst in lsts]
+    uniform = all(sorted(v, key=str) == sorted(everywhere, key=str) for v in served.values())
+    out = []
+    for e in ready_endpoints(slices):
+        if e["ip"] not in served:
+            continue  # in no slice that serves one of the Service's ports
+        b = {"ip": e["ip"], "ready": True}
+        if e.get("targetRef"):
+            b["targetRef"] = f"{ns}/{e['targetRef']['name']}"
+        if not uniform:
+            b["ports"] = served[e["ip"]]
+        out.append(b)
     return out
 
 
