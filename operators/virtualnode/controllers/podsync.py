@@ -9,6 +9,9 @@ event or a relist all converge the same way, and nothing polls.
     pod terminating                        -> delete the SandboxPod; once gone, delete the pod (grace 0)
     SandboxPod of another pod uid / no pod -> delete it (orphan)
     SandboxPod vanished under a live pod   -> pod Failed, SandboxLost
+    config error, nothing ever started     -> env resolved anew; if it differs, the SandboxPod
+                                              is made again (the kubelet retries with the pod
+                                              as it is now)
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from ... import API_VERSION
 from ...models.contracts import ANNOTATION_DELETION_GRACE
 from ..mapping.spec import (build_sandboxpod, container_images, dropped_fields, ephemeral_containers, pod_uid_of,
                    sandboxpod_name)
-from ..mapping.podstatus import lost_status, pod_status_from_sandbox
+from ..mapping.podstatus import config_error_before_start, environment_of, lost_status, pod_status_from_sandbox
 from .statussync import Conflict, StatusWriter
 from ..mapping.volumes import VolumeError
 from .volumesync import VolumeSync
@@ -39,6 +42,7 @@ WORKERS = 16
 COMPONENT = "sk8s-virtual-node"
 CONFIG_RETRY_MAX = 10.0   # a missing Secret is usually created moments later
 REJECTED_RETRY_MAX = 60.0
+REPLACE_INTERVAL = 10.0  # seconds between two SandboxPods made again for one pod's config error
 SERVICES_SYNC_WAIT = 5.0  # then CreateContainerConfigError with the kubelet's message, and retries
 
 
@@ -79,6 +83,7 @@ class PodSync:
         self.pod_keys: dict[str, tuple[str, str]] = {}  # SandboxPod name -> (namespace, name) of its pod
         self.lost: set[str] = set()                      # pod uids whose SandboxPod vanished
         self._config_errors: dict[str, str] = {}         # pod uid -> message last logged
+        self.replacing: dict[str, float] = {}            # pod uid -> when its SandboxPod was deleted to be made again
         self.sbp_path = f"/apis/{API_VERSION}/namespaces/{meta_namespace}/sandboxpods"
         self.volumes = VolumeSync(tenant=tenant, meta=meta, configmaps=configmaps, secrets=secrets,
                                   meta_namespace=meta_namespace, node_name=node_name, allocatable=allocatable,
@@ -98,6 +103,7 @@ class PodSync:
                 self.pod_keys.pop(name, None)
             self.lost.discard(meta["uid"])
             self._config_errors.pop(meta["uid"], None)
+            self.replacing.pop(meta["uid"], None)
             self.events.forget(meta["uid"])
             self.volumes.track(name, None)
         else:
@@ -110,7 +116,7 @@ class PodSync:
         if kind == "DELETED":
             pod = self.pod_for(name)
             if (pod and pod["metadata"]["uid"] == pod_uid_of(sbp) and not _deleting(pod)
-                    and not is_terminal(pod)):
+                    and not is_terminal(pod) and pod["metadata"]["uid"] not in self.replacing):
                 self.lost.add(pod["metadata"]["uid"])
         self.queue.add(name)
 
@@ -154,6 +160,8 @@ class PodSync:
             return  # being removed (pod deleted meanwhile, or by hand): the DELETED event follows
         if await self._past_deadline(name, pod, sbp):
             return
+        if await self._replaced_for_config(name, pod, sbp):
+            return
         await self.volumes.sync(pod, sbp, lambda reason, msg: self.events.emit(pod, "Warning", reason, msg))
         sbp = await self._sync_ephemeral(name, pod, sbp)
         sbp = await self._sync_images(name, pod, sbp)
@@ -166,12 +174,7 @@ class PodSync:
             return  # finished: nothing runs, and nothing should be started again
         if await self._ended_by_deadline(pod):
             return
-        if meta["uid"] in self.lost or _ever_ran(pod):
-            msg = f"sandbox {name} of this pod no longer exists in the meta-cluster"
-            log.warning("pod %s/%s: %s; marking it Failed", meta["namespace"], meta["name"], msg)
-            self.events.emit(pod, "Warning", "SandboxLost", msg)
-            await self.status.write(pod, lost_status(pod, msg))
-            self.lost.discard(meta["uid"])
+        if await self._reported_lost(name, pod):
             return
         try:
             service_env = await self._service_env(pod)
@@ -210,6 +213,7 @@ class PodSync:
         else:
             self.sandboxes.put_if_newer(created)
             self._config_errors.pop(meta["uid"], None)
+            self.replacing.pop(meta["uid"], None)
             if content is not None:
                 await self.volumes.write(name, content, body["metadata"]["labels"], owner=created)
             log.info("pod %s/%s -> SandboxPod %s/%s", meta["namespace"], meta["name"], self.meta_namespace, name)
@@ -219,6 +223,46 @@ class PodSync:
                                  f"sk8s runs this pod without: {'; '.join(dropped)}")
         self.queue.forget(name)
         await self.status.write(pod, pod_status_from_sandbox(pod, created))
+
+    async def _reported_lost(self, name: str, pod: dict) -> bool:
+        """A pod whose SandboxPod vanished after it ran (or under it) is Failed, SandboxLost;
+        not one whose SandboxPod `_replaced_for_config` deleted to make it again."""
+        meta = pod["metadata"]
+        if meta["uid"] in self.replacing or not (meta["uid"] in self.lost or _ever_ran(pod)):
+            return False
+        msg = f"sandbox {name} of this pod no longer exists in the meta-cluster"
+        log.warning("pod %s/%s: %s; marking it Failed", meta["namespace"], meta["name"], msg)
+        self.events.emit(pod, "Warning", "SandboxLost", msg)
+        await self.status.write(pod, lost_status(pod, msg))
+        self.lost.discard(meta["uid"])
+        return True
+
+    async def _replaced_for_config(self, name: str, pod: dict, sbp: dict) -> bool:
+        """A container the sandbox cannot create for its configuration (say a subPathExpr
+        that expands to an absolute path because an annotation it reads is missing), in a
+        pod none of whose containers ever started: the kubelet retries with the pod as it is
+        now, so the environment is resolved again, and if it differs from the SandboxPod's
+        (the annotation added since), the SandboxPod is deleted and made again. At most once
+        per REPLACE_INTERVAL for a pod."""
+        uid = pod["metadata"]["uid"]
+        if not config_error_before_start(sbp) or is_terminal(pod) \
+                or time.monotonic() - self.replacing.get(uid, -REPLACE_INTERVAL) < REPLACE_INTERVAL:
+            return False
+        try:
+            service_env = await self._service_env(pod)
+            env = await self._environment(pod, service_env)
+        except ConfigError:
+            return False
+        wanted = build_sandboxpod(pod, namespace=self.meta_namespace, cluster=self.cluster,
+                                  cluster_uid=self.cluster_uid, env=env, service_env=service_env)["spec"]
+        if environment_of(wanted) == environment_of(sbp.get("spec") or {}):
+            return False
+        meta = pod["metadata"]
+        log.info("pod %s/%s: its environment changed while a container waits on its configuration; "
+                 "making its SandboxPod again", meta["namespace"], meta["name"])
+        self.replacing[uid] = time.monotonic()
+        await self._delete_sandbox(sbp, grace=0)
+        return True
 
     async def _past_deadline(self, name: str, pod: dict, sbp: dict) -> bool:
         """spec.activeDeadlineSeconds (mapping/deadline.py), read anew on every pass since a

@@ -312,3 +312,21 @@ def _normal(v):
     if isinstance(v, list):
         return [_normal(x) for x in v] or None
     return v
+
+
+def config_error_before_start(sbp: dict) -> bool:
+    """Some container of the SandboxPod waits in CreateContainerConfigError and none has
+    ever started (no restart, no running or terminated state now or before) (pure)."""
+    st = sbp.get("status") or {}
+    statuses = (st.get("initContainerStatuses") or []) + (st.get("containerStatuses") or [])
+    started = any(s.get("restartCount") or s.get("lastState") or (s.get("state") or {}).get("running")
+                  or (s.get("state") or {}).get("terminated") for s in statuses)
+    return not started and any(((s.get("state") or {}).get("waiting") or {}).get("reason") == REASON_CONFIG_ERROR
+                               for s in statuses)
+
+
+def environment_of(spec: dict) -> list:
+    """What of a SandboxPod spec the pod's environment decides: each container's env and
+    the service variables (pure)."""
+    return [[(c.get("name"), c.get("env") or []) for c in spec.get(kind) or []]
+            for kind in ("initContainers", "containers")] + [spec.get("serviceEnv") or []]
