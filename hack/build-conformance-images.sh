@@ -151,6 +151,17 @@ if ! current "$img"; then
   import_root "$tmp/nonroot" "$img" 'USER 1234' 'CMD ["sh"]'
 fi
 
+# nonewprivs: the upstream image is a base with nnp (prints its effective uid) set-uid root.
+img=$E2E/nonewprivs:$(tag Nonewprivs)
+if ! current "$img"; then
+  r="$tmp/nonewprivs"; base_root "$r"; mkdir -p "$r/usr/local/bin" "$tmp/nnp-src"
+  cp "$moddir/test/images/nonewprivs/nnp.go" "$tmp/nnp-src/"
+  printf 'module nnp\n\ngo 1.22\n' > "$tmp/nnp-src/go.mod"
+  (cd "$tmp/nnp-src" && CGO_ENABLED=0 go build -o "$r/usr/local/bin/nnp" .)
+  chmod u+s "$r/usr/local/bin/nnp"
+  import_root "$r" "$img" 'CMD ["nnp"]'
+fi
+
 # pause: agnhost's `pause` (the same behaviour as the pause binary: sleep until a signal).
 img=registry.k8s.io/pause:$(tag Pause)
 if ! current "$img"; then

@@ -40,13 +40,15 @@ SUBSET = [
     "[sig-network] DNS should provide DNS for the cluster [Conformance]",
     "[sig-network] DNS should provide /etc/hosts entries for the cluster [Conformance]",
     # gaps of the full run, fixed since: the kubelet's hostAliases lines, EndpointSlices that
-    # list different ports, 150 volumes in one pod
+    # list different ports, the nonewprivs image, 150 volumes in one pod
     "[sig-node] Kubelet when scheduling an agnhost Pod with hostAliases should write entries to /etc/hosts "
     "[Conformance] [NodeConformance]",
     "[sig-network] EndpointSlice should support a Service with multiple ports specified in multiple "
     "EndpointSlices [Conformance]",
     "[sig-network] EndpointSlice should support a Service with multiple endpoint IPs specified in multiple "
     "EndpointSlices [Conformance]",
+    "[sig-node] Security Context when creating containers with AllowPrivilegeEscalation should not allow "
+    "privilege escalation when false [LinuxOnly] [Conformance] [NodeConformance]",
     "[sig-auth] [FeatureGate:ClusterTrustBundle] [FeatureGate:ClusterTrustBundleProjection] should be able to "
     "mount a big number (>100) of CTBs [MinimumKubeletVersion:1.37] [Conformance]",
 ]
