@@ -196,43 +196,53 @@ async def test_a_pod_past_its_active_deadline_is_killed_and_fails_also_when_it_i
         assert not node.events("SandboxLost")
 
 
+def _reading_annotation(key: str) -> Node:
+    """A node with a pod whose variable ANNOTATION reads the pod's annotation `key`."""
+    node = Node()
+    env = [{"name": "ANNOTATION", "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{key}']"}}}]
+    node.tenant.put(PODS, pod(env=env))
+    return node
+
+
+def _annotate(node, key: str, value: str) -> None:
+    live = node.tenant_pod()
+    node.tenant.put(PODS, {**live, "metadata": {**live["metadata"], "annotations": {key: value}}})
+
+
+async def _report_config_error(node, **status) -> None:
+    """The sandbox's report of a container it could not create for its configuration."""
+    await node.meta.patch(f"{SBPS}/default.web/status", {"status": {"phase": "Pending", "containerStatuses": [
+        {"name": "app", **status, "state": {"waiting": {
+            "reason": "CreateContainerConfigError", "message": 'subPath "/foo" must be relative'}}}]}})
+
+
 async def test_a_config_error_before_any_start_is_retried_with_the_pods_environment_as_it_is_now():
     """The upstream Variable Expansion test: a subPathExpr reads an annotation the pod does
     not have yet (the sandbox reports CreateContainerConfigError); once it is added, the
     SandboxPod is made again with the new value, and the pod is not reported lost."""
-    node = Node()
-    env = [{"name": "ANNOTATION", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['mysubpath']"}}}]
-    node.tenant.put(PODS, pod(env=env))
+    node = _reading_annotation("mysubpath")
     async with Tasks() as tasks:
         await node.start(tasks)
         await until(lambda: node.sandbox() is not None)
         first = node.sandbox()
         assert first["spec"]["containers"][0]["env"] == [{"name": "ANNOTATION", "value": ""}]
-        await node.meta.patch(f"{SBPS}/default.web/status", {"status": {"phase": "Pending", "containerStatuses": [
-            {"name": "app", "restartCount": 0, "state": {"waiting": {
-                "reason": "CreateContainerConfigError", "message": 'subPath "/foo" must be relative'}}}]}})
+        await _report_config_error(node, restartCount=0)
         await until(lambda: ((node.tenant_pod().get("status") or {}).get("containerStatuses") or [{}])[0]
                     .get("state", {}).get("waiting", {}).get("reason") == "CreateContainerConfigError")
         assert node.sandbox()["metadata"]["uid"] == first["metadata"]["uid"]  # same environment: kept
-        live = node.tenant_pod()
-        node.tenant.put(PODS, {**live, "metadata": {**live["metadata"], "annotations": {"mysubpath": "mypath"}}})
+        _annotate(node, "mysubpath", "mypath")
         await until(lambda: (node.sandbox() or first)["metadata"]["uid"] != first["metadata"]["uid"])
         assert node.sandbox()["spec"]["containers"][0]["env"] == [{"name": "ANNOTATION", "value": "mypath"}]
         assert (node.tenant_pod().get("status") or {}).get("phase") != "Failed" and not node.events("SandboxLost")
 
 
 async def test_a_container_that_once_ran_keeps_its_sandboxpod_whatever_the_environment_says():
-    node = Node()
-    env = [{"name": "ANNOTATION", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['a']"}}}]
-    node.tenant.put(PODS, pod(env=env))
+    node = _reading_annotation("a")
     async with Tasks() as tasks:
         await node.start(tasks)
         await until(lambda: node.sandbox() is not None)
         first = node.sandbox()["metadata"]["uid"]
-        await node.meta.patch(f"{SBPS}/default.web/status", {"status": {"phase": "Pending", "containerStatuses": [
-            {"name": "app", "restartCount": 1, "lastState": {"terminated": {"exitCode": 1}},
-             "state": {"waiting": {"reason": "CreateContainerConfigError", "message": "x"}}}]}})
-        live = node.tenant_pod()
-        node.tenant.put(PODS, {**live, "metadata": {**live["metadata"], "annotations": {"a": "b"}}})
+        await _report_config_error(node, restartCount=1, lastState={"terminated": {"exitCode": 1}})
+        _annotate(node, "a", "b")
         await asyncio.sleep(0.5)
         assert node.sandbox()["metadata"]["uid"] == first
