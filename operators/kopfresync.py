@@ -11,12 +11,23 @@ work pending that did not change during a whole period: creation not processed y
 diff-base annotation), or deletion asked while its finalizer is still on; unless a retry
 is still to come. The touch is kopf's own (`status.kopf.dummy`): it changes nothing that
 a handler sees, only causes the event.
+
+A touch cannot help an operator whose kopf watches nothing: kopf resolves its resources
+from discovery once, after the startup handlers, and again only when a CRD changes; an
+apiserver that restarts right then serves no CRD for a moment (the churn test saw a
+ServiceLB operator with "Unresolved resources cannot be served" that never processed
+another ServiceLB). So the same loop checks that kopf has a watcher for the kind, and an
+operator without one for DEAF_PASSES passes in a row stops (SIGTERM, kopf's graceful
+stop): its supervisor (or Deployment) starts it again, and its startup waits until the
+kind is served.
 """
 from __future__ import annotations
 
 import asyncio
 import datetime
 import logging
+import os
+import signal
 
 from . import kube
 from .kopfsettings import DIFFBASE_KEY
@@ -24,6 +35,7 @@ from .models.contracts import KOPF_ANNOTATION_PREFIX
 
 log = logging.getLogger(__name__)
 RESYNC_SECONDS = 20.0
+DEAF_PASSES = 2
 DIFFBASE_ANNOTATION = f"{KOPF_ANNOTATION_PREFIX}/{DIFFBASE_KEY}"
 
 
@@ -68,11 +80,26 @@ def stalled(objects: list[dict], seen: dict[str, str], finalizer: str,
     return touch, remember
 
 
+def watched(plural: str) -> bool:
+    """Whether kopf runs a watcher for `plural` in this event loop (its task is named
+    "watcher for <plural>.<version>.<group>@<namespace>")."""
+    prefix = f"watcher for {plural}."
+    return any(t.get_name().startswith(prefix) and not t.done() for t in asyncio.all_tasks())
+
+
 async def resync(plural: str, finalizer: str, period: float = RESYNC_SECONDS) -> None:
-    """Until cancelled: every `period`, touch the objects of `plural` that `stalled` names."""
+    """Until cancelled: every `period`, touch the objects of `plural` that `stalled` names;
+    stop the operator when kopf has had no watcher for them for DEAF_PASSES passes."""
     seen: dict[str, str] = {}
+    deaf = 0
     while True:
         await asyncio.sleep(period)
+        deaf = 0 if watched(plural) else deaf + 1
+        if deaf >= DEAF_PASSES:
+            log.error("kopf has not watched %s for %.0fs (its discovery missed them while the apiserver "
+                      "restarted); stopping, to be started again", plural, deaf * period)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         try:
             now = datetime.datetime.now(datetime.timezone.utc)
             touch, seen = stalled(await kube.list_objects(plural), seen, finalizer, now)

@@ -51,3 +51,28 @@ def test_a_retry_still_to_come_is_left_to_kopf():
     assert len(touch) == 1  # its own touch was lost too
     touch, _ = stalled([obj("a", "5", delayed="2026-11-30T11:00:40.5")], {"a": "5"}, FIN, NOW)
     assert touch == []  # kopf's naive UTC timestamps
+
+
+async def test_watched_means_kopf_runs_a_watcher_task_for_the_kind():
+    import asyncio
+    from operators.kopfresync import watched
+    assert not watched("servicelbs")
+    task = asyncio.create_task(asyncio.sleep(10), name="watcher for servicelbs.v1alpha1.sk8s.io@None")
+    try:
+        assert watched("servicelbs") and not watched("sandboxpods") and not watched("servicelb")
+    finally:
+        task.cancel()
+
+
+async def test_an_operator_whose_kopf_watches_nothing_stops_itself(monkeypatch):
+    import asyncio
+    import signal
+    from operators import kopfresync
+    killed = []
+    monkeypatch.setattr(kopfresync.os, "kill", lambda pid, sig: killed.append(sig))
+
+    async def no_objects(plural):
+        return []
+    monkeypatch.setattr(kopfresync.kube, "list_objects", no_objects)
+    await asyncio.wait_for(kopfresync.resync("servicelbs", FIN, period=0.01), 2)
+    assert killed == [signal.SIGTERM]
