@@ -118,10 +118,19 @@ class TCPSocketAction(K8sModel):
                              max_length=9, pattern=r"^(|127\.0\.0\.1|::1|localhost)$", json_schema_extra=_POD_ONLY)
 
 
+class GRPCAction(K8sModel):
+    port: int = Field(ge=1, le=65535, description="Port of the gRPC health service, on the pod's IP.")
+    service: str | None = Field(default=None, max_length=1024, pattern=NO_CONTROL_CHARS,
+                                description="The service name of the grpc.health.v1 HealthCheckRequest.")
+    mode: Literal["Plaintext", "TLS"] | None = Field(
+        default=None, description="Plaintext (the default) or TLS, whose certificate is not verified.")
+
+
 class Probe(K8sModel):
     exec: ExecAction | None = None
     httpGet: HTTPGetAction | None = None
     tcpSocket: TCPSocketAction | None = None
+    grpc: GRPCAction | None = None
     initialDelaySeconds: int | None = Field(default=None, ge=0, description="Seconds after start before probing.")
     timeoutSeconds: int | None = Field(default=None, ge=1, description="Seconds before a probe times out; 1.")
     periodSeconds: int | None = Field(default=None, ge=1, description="Seconds between probes; 10.")
@@ -131,8 +140,8 @@ class Probe(K8sModel):
 
 
 _ONE_HANDLER = cel(
-    "[has(self.exec), has(self.httpGet), has(self.tcpSocket)].filter(x, x).size() == 1",
-    "a probe needs exactly one of exec, httpGet and tcpSocket",
+    "[has(self.exec), has(self.httpGet), has(self.tcpSocket), has(self.grpc)].filter(x, x).size() == 1",
+    "a probe needs exactly one of exec, httpGet, tcpSocket and grpc",
 )
 
 

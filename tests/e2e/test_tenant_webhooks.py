@@ -305,3 +305,44 @@ def test_the_node_is_schedulable_and_logs_pass_the_egress_proxy(clusters):
     node = json.loads(a.kubectl("get", "node", "virtual-node", "-o", "json").stdout)
     assert not [t for t in node["spec"].get("taints") or [] if t["key"].startswith("node.kubernetes.io/")]
     assert "serving on :8443" in webhook_log(a)  # kubelet traffic through the proxy, allowed
+
+
+def grpc_pod(name: str, **probes) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {
+        "containers": [{"name": "server", "image": WEBHOOK_IMAGE, "imagePullPolicy": "IfNotPresent",
+                        "command": ["/webhook", "grpc-health"], **probes}]}})
+
+
+def test_grpc_probes_call_the_health_service_as_the_kubelet_does(clusters):
+    """gRPC probes (the upstream 'should be restarted with a GRPC liveness probe' test and
+    its opposite): grpc.health.v1.Health/Check from inside the pod's network, with the
+    kubelet's outcomes and messages."""
+    a, *_ = clusters
+    fast = {"periodSeconds": 1, "failureThreshold": 1, "timeoutSeconds": 2}
+    a.kubectl("apply", "-f", "-", input=grpc_pod(
+        "grpc-healthy", livenessProbe={"grpc": {"port": 5000}, **fast},
+        readinessProbe={"grpc": {"port": 5000, "service": "sick"}, **fast}))
+    a.kubectl("apply", "-f", "-", input=grpc_pod(
+        "grpc-wrong-port", livenessProbe={"grpc": {"port": 2333}, "initialDelaySeconds": 2, **fast}))
+    try:
+        def pod(name):
+            return json.loads(a.kubectl("get", "pod", name, "-o", "json").stdout)
+
+        def events(name):
+            items = json.loads(a.kubectl("get", "events", "--field-selector", f"involvedObject.name={name}",
+                                         "-o", "json").stdout)["items"]
+            return [e["message"] for e in items if e["reason"] in ("Unhealthy", "Killing")]
+
+        until(lambda: any("Readiness probe failed: service unhealthy (responded with \"NOT_SERVING\")" in m
+                          for m in events("grpc-healthy")), 120, "the readiness probe to fail on NOT_SERVING")
+        until(lambda: any("Liveness probe failed: error: failed to connect service at" in m and ":2333" in m
+                          for m in events("grpc-wrong-port")), 120, "the liveness probe to fail on a wrong port")
+        until(lambda: (pod("grpc-wrong-port")["status"].get("containerStatuses") or [{}])[0].get("restartCount"),
+              120, "the container with the failing liveness probe to be restarted")
+        healthy = pod("grpc-healthy")["status"]
+        assert healthy["phase"] == "Running" and healthy["containerStatuses"][0]["restartCount"] == 0, healthy
+        assert not healthy["containerStatuses"][0]["ready"]  # its readiness asks for a sick service
+        log = a.kubectl("logs", "grpc-healthy").stdout
+        assert 'health check of "" from' in log and "(kube-probe/1.37)" in log, log
+    finally:
+        a.kubectl("delete", "pod", "grpc-healthy", "grpc-wrong-port", "--wait=false", check=False)

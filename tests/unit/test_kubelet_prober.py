@@ -303,3 +303,89 @@ def test_the_worker_probes_from_the_pods_namespace_and_reads_it_again_once_gone(
         first.unlink()  # the infra container was replaced
         assert await w.probes.pod_network() == PodNetwork("10.88.0.7", str(second)) and sandbox.asked == 2
     asyncio.run(main())
+
+
+# --- gRPC: grpc.health.v1.Health/Check over HTTP/2 against a real h2 server -------------
+
+async def grpc_server(answer):
+    """An HTTP/2 server answering each health check with `answer(service)`: a serving
+    status, or (grpc-status, message) for an error."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    from operators.providers.local.kubelet import grpcprobe
+    seen: list[dict] = []
+
+    async def handle(reader, writer):
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+        body = b""
+        while chunk := await reader.read(65536):
+            for ev in conn.receive_data(chunk):
+                if isinstance(ev, h2.events.RequestReceived):
+                    seen.append(dict(ev.headers))
+                elif isinstance(ev, h2.events.DataReceived):
+                    body += ev.data
+                elif isinstance(ev, h2.events.StreamEnded):
+                    service = body[7:].decode() if len(body) > 5 else ""
+                    result = answer(service)
+                    seen[-1]["service"] = service
+                    if isinstance(result, tuple):  # trailers-only error
+                        conn.send_headers(ev.stream_id, [(":status", "200"), ("content-type", "application/grpc"),
+                                                         ("grpc-status", str(result[0])),
+                                                         ("grpc-message", result[1])], end_stream=True)
+                    else:
+                        msg = b"\x08" + bytes([result])
+                        conn.send_headers(ev.stream_id, [(":status", "200"), ("content-type", "application/grpc")])
+                        conn.send_data(ev.stream_id, b"\x00" + len(msg).to_bytes(4, "big") + msg)
+                        conn.send_headers(ev.stream_id, [("grpc-status", "0")], end_stream=True)
+            writer.write(conn.data_to_send())
+            await writer.drain()
+        writer.close()
+    assert grpcprobe.PATH
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], seen
+
+
+def test_grpc_health_probe_outcomes_and_the_kubelets_messages():
+    async def main():
+        server, port, seen = await grpc_server(lambda svc: {"": 1, "db": 2}.get(svc, (12, "unknown%20service")))
+        serving = Probe.model_validate({"grpc": {"port": port}})
+        assert await probe(serving, C, HERE, no_exec) == (True, "")
+        assert seen[0][":path"] == "/grpc.health.v1.Health/Check" and seen[0]["content-type"] == "application/grpc"
+        assert seen[0]["user-agent"] == "kube-probe/1.37" and seen[0]["service"] == ""
+        not_serving = Probe.model_validate({"grpc": {"port": port, "service": "db"}})
+        assert await probe(not_serving, C, HERE, no_exec) == (False, 'service unhealthy (responded with "NOT_SERVING")')
+        assert seen[1]["service"] == "db"
+        other = Probe.model_validate({"grpc": {"port": port, "service": "cache"}})
+        assert await probe(other, C, HERE, no_exec) == (
+            False, "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): "
+                   "unknown service")
+        server.close()
+        closed = Probe.model_validate({"grpc": {"port": port, "timeoutSeconds": 1}})
+        ok, message = await probe(closed, C, HERE, no_exec)
+        assert not ok and message == f'error: failed to connect service at "127.0.0.1:{port}": ' \
+                                     f"dial tcp 127.0.0.1:{port}: connect: connection refused"
+    asyncio.run(main())
+
+
+def test_grpc_probe_against_a_server_that_is_not_grpc_fails_within_its_timeout():
+    async def main():
+        server, port, _ = await http_server(200)  # HTTP/1.1 answers the HTTP/2 preface
+        p = Probe.model_validate({"grpc": {"port": port}, "timeoutSeconds": 1})
+        ok, message = await asyncio.wait_for(probe(p, C, HERE, no_exec), 5)
+        assert not ok and message.startswith(("error: health rpc probe failed:", "timeout: health rpc"))
+        server.close()
+    asyncio.run(main())
+
+
+def test_grpc_messages_are_framed_and_parsed_as_the_health_protocol_says():
+    from operators.providers.local.kubelet.grpcprobe import request_message, response_status
+    assert request_message("") == b"\x00\x00\x00\x00\x00"
+    assert request_message("db") == b"\x00\x00\x00\x00\x04\x0a\x02db"
+    assert response_status(b"\x00\x00\x00\x00\x02\x08\x01") == 1
+    assert response_status(b"\x00\x00\x00\x00\x00") == 0  # the default: UNKNOWN
+    for bad in (b"", b"\x01\x00\x00\x00\x02\x08\x01", b"\x00\x00\x00\x00\x05\x08\x01", b"\x00\x00\x00\x00\x01\x08"):
+        with pytest.raises(ValueError):
+            response_status(bad)

@@ -114,7 +114,7 @@ def test_probes_and_init_containers_are_carried_to_the_sandboxpod():
     app = sbp["spec"]["containers"][0]
     assert app["readinessProbe"] == probe and app["startupProbe"] == {"tcpSocket": {"port": 8080},
                                                                        "failureThreshold": 30}
-    assert "livenessProbe" not in app  # grpc is not run by sandboxes (and named in dropped_fields)
+    assert app["livenessProbe"] == {"grpc": {"port": 9}}  # run by the sandbox's kubelet (grpcprobe.py)
     assert sbp["spec"]["initContainers"] == [{"name": "setup", "image": "i", "command": ["sh", "-c", "echo 1"],
                                                "env": [{"name": "X", "value": "1"}]}]
     PodSpec.model_validate(sbp["spec"])

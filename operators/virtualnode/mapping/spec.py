@@ -118,13 +118,13 @@ def _lifecycle(lc: dict | None) -> dict | None:
 
 
 _PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
-_PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket")
+_PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
 _PROBE_TIMING = ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold",
                  "terminationGracePeriodSeconds")
 
 
 def _probe(p: dict | None) -> dict | None:
-    """A probe the sandbox runs (exec, httpGet, tcpSocket); None for others (grpc)."""
+    """A probe the sandbox runs (exec, httpGet, tcpSocket, grpc); None without a handler."""
     if not p:
         return None
     handler = next((h for h in _PROBE_HANDLERS if p.get(h)), None)
@@ -135,6 +135,8 @@ def _probe(p: dict | None) -> dict | None:
         action = {k: v for k, v in action.items() if k in ("path", "port", "host", "scheme", "httpHeaders")}
     elif handler == "tcpSocket":
         action = {k: v for k, v in action.items() if k in ("port", "host")}
+    elif handler == "grpc":
+        action = {k: v for k, v in action.items() if k in ("port", "service", "mode") and v is not None}
     else:
         action = {"command": list(action.get("command") or [])}
     out = {handler: action}
@@ -280,7 +282,6 @@ def dropped_fields(pod: dict) -> list[str]:
     for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         lc = c.get("lifecycle") or {}
         extras = [f"lifecycle.{k}" for k in lc if lc[k] and (k not in _HOOKS or _hook(lc[k]) is None)]
-        extras += [f"{k}.grpc" for k in _PROBES if c.get(k) and _probe(c[k]) is None]
         extras += [f"securityContext.{k}" for k in _unmodelled(c.get("securityContext"), pod_level=False)]
         if any(m.get("name") in vols for m in c.get("volumeMounts") or []):
             extras.append("volumeMounts")

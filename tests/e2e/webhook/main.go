@@ -7,6 +7,9 @@
 //   - /apis/aggregated.e2e.sk8s.io/v1alpha1: an aggregated API whose `whoami` answers with the user
 //     the aggregator asserted, trusted only from a client certificate of the front-proxy
 //     CA in /tls/requestheader-ca.crt (as k8s.io/apiserver's requestheader authenticator).
+// With the argument grpc-health it serves only grpc.health.v1.Health/Check, over HTTP/2
+// without TLS on :5000 (a gRPC probe's target): service "" is SERVING, "sick" NOT_SERVING,
+// any other NOT_FOUND, as grpc-go's health server answers.
 // Every TLS client's hello is logged first (before its certificate checks can fail), so a
 // test can tell that a target saw nothing.
 package main
@@ -140,7 +143,39 @@ func whoami(w http.ResponseWriter, r *http.Request) {
 	w.Write(body)
 }
 
+func grpcHealth() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/grpc.health.v1.Health/Check", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
+		service := ""
+		if len(body) > 7 && body[5] == 0x0a && int(body[6]) == len(body)-7 { // one short string field
+			service = string(body[7:])
+		}
+		log.Printf("health check of %q from %s (%s)", service, r.RemoteAddr, r.UserAgent())
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("Trailer", "Grpc-Status, Grpc-Message")
+		switch service {
+		case "":
+			w.Write([]byte{0, 0, 0, 0, 2, 0x08, 1})
+			w.Header().Set("Grpc-Status", "0")
+		case "sick":
+			w.Write([]byte{0, 0, 0, 0, 2, 0x08, 2})
+			w.Header().Set("Grpc-Status", "0")
+		default:
+			w.Header().Set("Grpc-Status", "5")
+			w.Header().Set("Grpc-Message", "unknown service")
+		}
+	})
+	srv := &http.Server{Addr: ":5000", Handler: mux, Protocols: new(http.Protocols)}
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	log.Printf("serving grpc.health.v1 on :5000")
+	log.Fatal(srv.ListenAndServe())
+}
+
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "grpc-health" {
+		grpcHealth()
+	}
 	cert, err := tls.LoadX509KeyPair("/tls/tls.crt", "/tls/tls.key")
 	if err != nil {
 		log.Fatal(err)

@@ -1,5 +1,5 @@
-"""Runs one probe against a container: exec inside it; httpGet and tcpSocket from inside
-the pod's own network namespace, to the pod itself. Outcomes and messages as the kubelet's
+"""Runs one probe against a container: exec inside it; httpGet, tcpSocket and grpc from
+inside the pod's own network namespace, to the pod itself. Outcomes and messages as the kubelet's
 prober words them, since users read them in `kubectl describe pod` events.
 
 The host is never a probe's vantage point: a probe's `host` is the tenant's to choose, and
@@ -20,6 +20,7 @@ from urllib.parse import quote
 from ....models.contracts import DEFAULT_VERSION
 from ....models.podspec import Container, Probe
 from .. import netns
+from . import grpcprobe
 
 ExecFn = Callable[[list[str], float], Awaitable[tuple[int, str]]]
 # The kubelet's: kube-probe/<major>.<minor> of the Kubernetes version sk8s runs.
@@ -95,20 +96,22 @@ async def probe(p: Probe, container: Container, pod: PodNetwork, exec_fn: ExecFn
     timeout = float(p.timeoutSeconds or 1)
     if p.exec is not None:
         return await _exec(p.exec.command, timeout, exec_fn)
-    action = p.httpGet or p.tcpSocket
+    action = p.httpGet or p.tcpSocket or p.grpc
     if action is None:
         return True, ""
     port = resolve_port(action.port, container)
     if port is None:
         return False, f"unable to find port {action.port!r} in container {container.name}"
     try:
-        host = target_address(action.host, pod.ip)
+        host = target_address(getattr(action, "host", None), pod.ip)
     except Refused as exc:
         return False, str(exc)
     if not pod.netns:
         return False, "the pod has no network namespace yet"
     if p.httpGet is not None:
         return await _http_get(p, pod.netns, host, port, timeout)
+    if p.grpc is not None:
+        return await _grpc(p, pod.netns, host, port, timeout)
     return await _tcp(pod.netns, host, port, timeout)
 
 
@@ -203,3 +206,39 @@ async def _http_get(p: Probe, netns_path: str, host: str, port: int, timeout: fl
     if 200 <= code < 400:
         return True, ""
     return False, f"{STATUS_FAILURE}{code}"
+
+
+async def _grpc(p: Probe, netns_path: str, host: str, port: int, timeout: float) -> tuple[bool, str]:
+    """grpc.health.v1.Health/Check, with the messages of the kubelet's gRPC prober."""
+    action = p.grpc
+    assert action is not None
+    addr = _hostport(host, port)
+    tls = action.mode == "TLS"
+    ctx = None
+    if tls:  # as the kubelet: TLS without verifying the certificate
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.set_alpn_protocols(["h2"])
+    try:
+        reader, writer = await _connect(netns_path, host, port, timeout, ctx)
+    except asyncio.TimeoutError:
+        return False, f'timeout: failed to connect service "{addr}" within {timeout:g}s: context deadline exceeded'
+    except OSError as exc:
+        return False, f'error: failed to connect service at "{addr}": {_dial_error(host, port, exc)}'
+    try:
+        status = await asyncio.wait_for(grpcprobe.check(reader, writer, authority=addr, service=action.service or "",
+                                                        tls=tls, user_agent=USER_AGENT), timeout)
+    except asyncio.TimeoutError:
+        return False, f"timeout: health rpc did not complete within {timeout:g}s"
+    except grpcprobe.RPCError as exc:
+        if exc.code == grpcprobe.UNIMPLEMENTED:
+            return False, ("error: this server does not implement the grpc health protocol "
+                           f"(grpc.health.v1.Health): {exc.message}")
+        return False, f"error: health rpc probe failed: {exc}"
+    except (OSError, ValueError) as exc:
+        return False, f"error: health rpc probe failed: {exc}"
+    finally:
+        writer.close()
+    if status != grpcprobe.SERVING:
+        return False, f'service unhealthy (responded with "{grpcprobe.STATUS_NAMES.get(status, str(status))}")'
+    return True, ""
