@@ -20,6 +20,6 @@ kopf.on.resume(*RESOURCE, id="sandbox")(handle_create_sandboxpod.ensure_sandbox)
 kopf.on.update(*RESOURCE, id="ephemeral")(
     handle_ephemeral_containers.add_ephemeral_containers)
 kopf.on.update(*RESOURCE, id="images")(handle_update_images.change_images)
-kopf.on.delete(*RESOURCE, id="sandbox")(handle_delete_sandboxpod.delete_sandbox)
+kopf.on.delete(*RESOURCE, id="delete-sandbox")(handle_delete_sandboxpod.delete_sandbox)
 kopf.on.event("v1", "secrets", labels={LABEL_VOLUME_CONTENT: "true"})(
     handle_update_volumecontent.update_volume_content)

@@ -80,11 +80,14 @@ async def refresh(provider: SandboxLifecycle, ref: SandboxRef) -> None:
 
 
 async def collect_garbage(provider: SandboxLifecycle) -> list[SandboxRef]:
-    """Remove sandboxes whose SandboxPod no longer exists (e.g. finalizer removed by hand)."""
+    """Remove sandboxes whose SandboxPod no longer exists (a finalizer removed by hand, a
+    deletion that an operator killed mid-way lost). The sandboxes are listed before the
+    SandboxPods: a sandbox made meanwhile belongs to a SandboxPod the second list has."""
+    sandboxes = await provider.list()
     live = {(o["metadata"]["namespace"], o["metadata"]["name"], o["metadata"]["uid"])
             for o in await kube.list_objects(PLURAL)}
     removed = []
-    for ref in await provider.list():
+    for ref in sandboxes:
         if (ref.namespace, ref.name, ref.uid) not in live:
             log.warning("removing orphaned sandbox %s of %s/%s", ref.instance_name, ref.namespace, ref.name)
             await provider.delete(ref, 0)

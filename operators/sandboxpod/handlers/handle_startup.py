@@ -16,6 +16,7 @@ from ..sandbox import collect_garbage
 from ..watcher import StatusPusher
 
 log = logging.getLogger(__name__)
+GC_SECONDS = 60.0
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -48,9 +49,27 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     removed = await collect_garbage(provider)
     if removed:
         log.warning("removed %d orphaned sandbox(es) at start-up", len(removed))
+    if getattr(memo, "gc", None) is None:
+        memo.gc = asyncio.create_task(collect_periodically(provider))
+
+
+async def collect_periodically(provider, period: float = GC_SECONDS) -> None:
+    """Orphaned sandboxes are removed while the operator runs too, not only at start-up."""
+    while True:
+        await asyncio.sleep(period)
+        try:
+            removed = await collect_garbage(provider)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the apiserver restarting, say: the next pass tries again
+            log.exception("collecting orphaned sandboxes failed")
+            continue
+        if removed:
+            log.warning("removed %d orphaned sandbox(es)", len(removed))
 
 
 async def stop(memo: kopf.Memo, **_) -> None:
-    task = getattr(memo, "watcher", None)
-    if task:
-        task.cancel()
+    for name in ("watcher", "gc", "resync"):
+        task = getattr(memo, name, None)
+        if task:
+            task.cancel()
