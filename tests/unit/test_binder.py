@@ -178,3 +178,27 @@ async def test_required_node_affinity_is_honoured_and_a_daemonset_pod_binds_to_i
         for name in ("ds-elsewhere", "zoned"):
             assert "didn't match Pod's node affinity/selector" in scheduled(tenant, name)["message"]
             assert node_of(tenant, name) is None
+
+
+async def test_a_pod_whose_binding_was_lost_is_bound_by_the_resync(monkeypatch):
+    """A 404 from a tenant apiserver still starting drops the pod from the binder's pending
+    set; the periodic resync takes it from the cache again and binds it."""
+    from operators.kubeclient.client import ApiError
+    from operators.virtualnode.controllers import binder as binder_mod
+    monkeypatch.setattr(binder_mod, "RESYNC_SECONDS", 0.2)
+    tenant, caches, binder = make(Capacity(pods=10, cpu_millis=4000, memory=8 << 30))
+    real_create, failures = tenant.create, []
+
+    async def create(path, body, **kw):
+        if path.endswith("/binding") and not failures:
+            failures.append(path)
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return await real_create(path, body, **kw)
+    monkeypatch.setattr(tenant, "create", create)
+    tenant.put(PODS, pod("a"))
+    async with Tasks() as tasks:
+        tasks(caches)
+        tasks(binder)
+        await until(lambda: failures)
+        assert node_of(tenant, "a") is None
+        await until(lambda: node_of(tenant, "a") == NODE, timeout=5)

@@ -3,7 +3,11 @@
 With one node there is nothing to choose, so scheduling is a quota check and a
 pods/binding call. Like the scheduler, it "assumes" a pod's resources as soon as it
 decides to bind, so concurrent bindings never overcommit the quota, and it retries pods
-that did not fit whenever a pod goes away.
+that did not fit whenever a pod goes away. Every RESYNC_SECONDS it also takes every
+unbound pod from its cache again, as a client-go informer's resync would: a binding that
+failed in a way nobody retried (an answer lost while the tenant apiserver restarted, a 404
+from an apiserver still starting) is tried again (churn run: a pod stayed Pending,
+unbound, for minutes).
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from ..mapping.quota import Capacity, Resources, check_fit, is_terminal, pod_req
 log = logging.getLogger(__name__)
 SCHEDULERS = (None, "", "default-scheduler")
 BIND_CONCURRENCY = 16
+RESYNC_SECONDS = 10.0
 COMPONENT = "sk8s-virtual-node-binder"
 
 
@@ -86,6 +91,7 @@ class Binder:
         self._limit = asyncio.Semaphore(BIND_CONCURRENCY)
         self._tasks: set[asyncio.Task] = set()
         self.node: dict | None = None             # the Node as last seen: its taints decide too
+        self.pods = pods
         pods.handlers.append(self.on_pod)
         node.handlers.append(self.on_node)
 
@@ -125,9 +131,23 @@ class Binder:
         return total, len(self.usage)
 
     # --- the loop -----------------------------------------------------------------
+    def resync(self) -> None:
+        """Every unbound pod of the cache is pending again (on_pod keeps the rest right)."""
+        for pod in self.pods.items():
+            uid = pod["metadata"]["uid"]
+            if wants_binding(pod) and uid not in self.pending and uid not in self.in_flight:
+                self.pending[uid] = pod
+        if self.pending:
+            self._wake.set()
+
     async def run(self) -> None:
         while True:
-            await self._wake.wait()
+            try:
+                await asyncio.wait_for(self._wake.wait(), RESYNC_SECONDS)
+            except asyncio.TimeoutError:
+                self.resync()
+                if not self._wake.is_set():
+                    continue
             self._wake.clear()
             if self.node is None:
                 continue  # not registered (or not seen) yet: woken when it is
@@ -175,6 +195,8 @@ class Binder:
             else:
                 log.warning("binding %s/%s failed: %s; retrying", meta["namespace"], meta["name"], exc)
                 asyncio.get_running_loop().call_later(1.0, self._wake.set)
+        except Exception:  # anything else: the resync takes the pod again
+            log.exception("binding %s/%s failed", meta["namespace"], meta["name"])
         finally:
             self.in_flight.discard(uid)
             if not bound or uid in self._deleted_in_flight:
