@@ -81,6 +81,15 @@ class ProcessSet:
 _reapers: list[subprocess.Popen] = []
 
 
+def _forget(proc: subprocess.Popen) -> None:
+    """Planes are stopped from several threads at once: another may have reaped it already
+    (a ValueError here once ended a plane's stop_all half-way)."""
+    try:
+        _reapers.remove(proc)
+    except ValueError:
+        pass
+
+
 def cmdline(pid: int, settle: float = 1.0) -> list[str]:
     """A process's argv. Popen returns once the child's exec has closed its files, which is
     before the new program's arguments are readable: an empty answer from a live process
@@ -108,7 +117,7 @@ def alive(pid: int) -> bool:
     """True for a running process; a zombie (exited, not yet reaped) is not alive."""
     for proc in list(_reapers):
         if proc.poll() is not None:
-            _reapers.remove(proc)
+            _forget(proc)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -146,7 +155,7 @@ def _reap(pid: int) -> None:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
-            _reapers.remove(proc)
+            _forget(proc)
 
 
 def stop_strays(directory: Path, timeout: float = 3.0) -> list[int]:
