@@ -1,0 +1,309 @@
+"""Elastic Container Instance (ECI, API version 2018-08-08): the subset sk8s's provider
+calls, with the cloud's semantics.
+
+- CreateContainerGroup validates the required parameters and answers at once with an id;
+  the group then moves on its own: Scheduling (`schedule_delay`), Pending (the backend
+  starts it), Running, and Succeeded / Failed as its RestartPolicy and its containers'
+  exits decide. A ClientToken makes a create idempotent: the same token with the same
+  parameters answers the first id, with other parameters IdempotentParameterMismatch.
+- DescribeContainerGroups filters by ContainerGroupIds (a JSON array), ContainerGroupName,
+  Status and Tag.N.Key/Value, pages by Limit (default 10, at most 20) and NextToken, and
+  counts all matches in TotalCount. Groups in a final state stay listed for `retention`
+  seconds (1 h, as the cloud keeps them).
+- DeleteContainerGroup removes a group at once (it is no longer listed) and has the
+  backend clean up behind. An unknown id is HTTP 404 InvalidParameter.NotFound: the ECI
+  documentation lists no code for it, and the public references checked
+  (virtual-kubelet/alibabacloud-eci) never look at one; clients should treat it as gone.
+- DescribeContainerLog reads a container's output from the backend."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import secrets
+import string
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from . import params as p
+from .backends import GroupBackend, LogOptions
+from .eci_groups import FINAL, GroupRecord, group_status, render
+from .errors import ApiError, invalid, missing
+
+VERSION = "2018-08-08"
+PRODUCT = "Eci"
+HOST_ID = "eci.aliyuncs.com"
+RETENTION = 3600.0
+NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,126}[a-z0-9])$")
+RESTART_POLICIES = ("Always", "Never", "OnFailure")
+MAX_TAGS = 20
+EVENTS = {
+    "Pending": ("Normal", "Scheduled", "Successfully assigned the container group to a node."),
+    "Running": ("Normal", "Started", "Started the containers."),
+    "Succeeded": ("Normal", "Completed", "All containers exited successfully."),
+    "Failed": ("Warning", "Failed", "A container exited with an error."),
+    "Restarting": ("Warning", "BackOff", "Restarting a failed container."),
+}
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One authenticated request, as an action sees it."""
+
+    params: dict[str, str]  # the API's own parameters, flat (common ones removed)
+    region: str
+    access_key_id: str
+
+
+def not_found(group_id: str) -> ApiError:
+    return ApiError(404, "InvalidParameter.NotFound", f"The specified ContainerGroupId {group_id} is not found.")
+
+
+def new_id() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "eci-" + "".join(secrets.choice(alphabet) for _ in range(20))
+
+
+def validate_create(group: dict[str, Any]) -> None:
+    for name in ("SecurityGroupId", "VSwitchId", "ContainerGroupName"):
+        if not p.text(group, name):
+            raise missing(name)
+    if not NAME.match(group["ContainerGroupName"]):
+        raise invalid("ContainerGroupName", "2 to 128 lowercase letters, digits and hyphens, "
+                      "starting and ending with a letter or digit.")
+    if (group.get("RestartPolicy") or "Always") not in RESTART_POLICIES:
+        raise invalid("RestartPolicy", f"One of {', '.join(RESTART_POLICIES)}.")
+    p.number(group, "Cpu"), p.number(group, "Memory")
+    if not group.get("Container"):
+        raise missing("Container.1.Image")
+    names = set()
+    for kind in ("InitContainer", "Container"):
+        for i, c in enumerate(group.get(kind, []), 1):
+            for field in ("Name", "Image"):
+                if not isinstance(c, dict) or not p.text(c, field):
+                    raise missing(f"{kind}.{i}.{field}")
+            if c["Name"] in names:
+                raise invalid(f"{kind}.{i}.Name", "Container names must be unique in a group.")
+            names.add(c["Name"])
+            p.number(c, "Cpu"), p.number(c, "Memory")
+            for j, port in enumerate(c.get("Port", []), 1):
+                p.integer(port, "Port", low=1, high=65535)
+    tags = group.get("Tag", [])
+    if len(tags) > MAX_TAGS or any(not isinstance(t, dict) or not t.get("Key") for t in tags):
+        raise invalid("Tag", f"At most {MAX_TAGS} tags, each with a Key.")
+
+
+def _tagged(record: GroupRecord, wanted: dict[str, str]) -> bool:
+    """A Tag.N filter: the key, and the value when one is given."""
+    return any(t["Key"] == wanted.get("Key") and ("Value" not in wanted or t["Value"] == wanted["Value"])
+               for t in record.tags)
+
+
+def _fingerprint(call: Call) -> str:
+    """What makes two creates the same request: every parameter but the token."""
+    body = {k: v for k, v in call.params.items() if k != "ClientToken"}
+    return hashlib.sha256(json.dumps([call.region, sorted(body.items())]).encode()).hexdigest()
+
+
+class EciService:
+    version = VERSION
+    product = PRODUCT
+    host_id = HOST_ID
+
+    def __init__(self, backend: GroupBackend, *, schedule_delay: float = 0.5, tick: float = 0.5,
+                 retention: float = RETENTION, clock: Callable[[], float] = time.time):
+        self.backend = backend
+        self.schedule_delay = schedule_delay
+        self.tick = tick
+        self.retention = retention
+        self.clock = clock
+        self.groups: dict[str, GroupRecord] = {}
+        self.tokens: dict[tuple[str, str], tuple[str, str]] = {}  # (key id, token) -> (fingerprint, id)
+        self._seq = 0
+        self._ips = 0
+        self._tasks: dict[str, asyncio.Task] = {}  # starts and deletes under way, by group id
+        self._loop_task: asyncio.Task | None = None
+
+    def actions(self) -> dict[str, Callable[[Call], Awaitable[dict[str, Any]]]]:
+        return {"CreateContainerGroup": self.create, "DescribeContainerGroups": self.describe,
+                "DeleteContainerGroup": self.delete, "DescribeContainerLog": self.logs}
+
+    def inventory(self) -> dict[str, list[dict[str, Any]]]:
+        return {"ContainerGroup": [
+            {"ContainerGroupId": r.id, "ContainerGroupName": r.name, "Status": r.status,
+             "RegionId": r.group.get("RegionId"), "Tags": r.tags}
+            for r in sorted(self.groups.values(), key=lambda r: r.seq)]}
+
+    # -- actions -------------------------------------------------------------------------
+
+    async def create(self, call: Call) -> dict[str, Any]:
+        token = p.text(call.params, "ClientToken")
+        if token is not None:
+            if len(token) > 64 or not token.isascii():
+                raise invalid("ClientToken", "At most 64 ASCII characters.")
+            seen = self.tokens.get((call.access_key_id, token))
+            if seen is not None:
+                if seen[0] != _fingerprint(call):
+                    raise ApiError(400, "IdempotentParameterMismatch",
+                                   "The request uses the same client token as a previous, but non-identical request.")
+                return {"ContainerGroupId": seen[1]}
+        group = p.unflatten({k: v for k, v in call.params.items() if k != "ClientToken"})
+        validate_create(group)
+        record = self._add(group, call.region)
+        if token is not None:
+            self.tokens[(call.access_key_id, token)] = (_fingerprint(call), record.id)
+        return {"ContainerGroupId": record.id}
+
+    def _add(self, group: dict[str, Any], region: str) -> GroupRecord:
+        gid = new_id()
+        self._seq += 1
+        self._ips += 1
+        group.update({"ContainerGroupId": gid, "RegionId": region})
+        ip = f"192.168.{self._ips // 250 % 250}.{self._ips % 250 + 2}"
+        now = self.clock()
+        record = GroupRecord(id=gid, seq=self._seq, group=group, created=now, ip=ip, moved_at=now)
+        self.groups[gid] = record
+        return record
+
+    async def describe(self, call: Call) -> dict[str, Any]:
+        f = call.params
+        ids = p.json_list(f, "ContainerGroupIds", limit=20)
+        name, status = p.text(f, "ContainerGroupName"), p.text(f, "Status")
+        tags = p.unflatten({k: v for k, v in f.items() if k.startswith("Tag.")}).get("Tag", [])
+        limit = p.integer(f, "Limit", 10, low=1, high=20)
+        after = self._cursor(p.text(f, "NextToken"))
+        wanted = set(ids) if ids is not None else None
+        matches = sorted((r for r in self.groups.values()
+                          if r.group.get("RegionId") == call.region
+                          and (wanted is None or r.id in wanted)
+                          and (name is None or r.name == name)
+                          and (status is None or r.status == status)
+                          and all(_tagged(r, t) for t in tags)),
+                         key=lambda r: r.seq)
+        rest = [r for r in matches if r.seq > after]
+        page = rest[:limit]
+        return {"ContainerGroups": [render(r) for r in page], "TotalCount": len(matches),
+                "NextToken": str(page[-1].seq) if len(rest) > limit else ""}
+
+    @staticmethod
+    def _cursor(token: str | None) -> int:
+        if token is None:
+            return 0
+        if not token.isdigit():
+            raise invalid("NextToken")
+        return int(token)
+
+    async def delete(self, call: Call) -> dict[str, Any]:
+        gid = p.text(call.params, "ContainerGroupId")
+        if gid is None:
+            raise missing("ContainerGroupId")
+        record = self.groups.pop(gid, None)
+        if record is None:
+            raise not_found(gid)
+        starting = self._tasks.pop(gid, None)
+        self._tasks[gid] = asyncio.create_task(self._clean_up(record, starting))
+        return {}
+
+    async def _clean_up(self, record: GroupRecord, starting: asyncio.Task | None) -> None:
+        if starting is not None and not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+        try:
+            await self.backend.delete(record.group)
+        except Exception:  # the group is gone from the API either way; the backend says why
+            log.exception("backend could not delete %s", record.id)
+        finally:
+            if self._tasks.get(record.id) is asyncio.current_task():
+                del self._tasks[record.id]
+
+    async def logs(self, call: Call) -> dict[str, Any]:
+        gid = p.text(call.params, "ContainerGroupId")
+        container = p.text(call.params, "ContainerName")
+        if gid is None:
+            raise missing("ContainerGroupId")
+        if container is None:
+            raise missing("ContainerName")
+        record = self.groups.get(gid)
+        if record is None:
+            raise not_found(gid)
+        names = {c.get("Name") for kind in ("Container", "InitContainer") for c in record.group.get(kind, [])}
+        if container not in names:
+            raise invalid("ContainerName", f"The group has no container {container}.")
+        opts = LogOptions(tail=p.integer(call.params, "Tail", low=0),
+                          since_seconds=p.integer(call.params, "SinceSeconds", low=0),
+                          limit_bytes=p.integer(call.params, "LimitBytes", low=0),
+                          timestamps=p.boolean(call.params, "Timestamps"))
+        content = "" if record.status == "Scheduling" else await self.backend.logs(record.group, container, opts)
+        return {"ContainerName": container, "Content": content}
+
+    # -- the groups' own progress --------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._loop_task, *self._tasks.values()) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except Exception:  # one bad step must not stop every group's progress
+                log.exception("ECI emulator step failed")
+            await asyncio.sleep(self.tick)
+
+    async def step(self) -> None:
+        """Move every group one step: expire old final ones, schedule, observe."""
+        now = self.clock()
+        observed = []
+        for record in list(self.groups.values()):
+            if record.status in FINAL:
+                if now - (record.final_at or now) > self.retention:
+                    del self.groups[record.id]
+            elif record.status == "Scheduling":
+                if now - record.created >= self.schedule_delay:
+                    self._schedule(record, now)
+            elif record.id not in self._tasks:  # not while its start is under way
+                observed.append(record)
+        results = await asyncio.gather(*(self.backend.state(r.group) for r in observed), return_exceptions=True)
+        for record, statuses in zip(observed, results):
+            if isinstance(statuses, BaseException):
+                log.warning("backend state of %s: %s", record.id, statuses)
+            elif self.groups.get(record.id) is record:  # not deleted meanwhile
+                record.statuses = statuses
+                self._move(record, group_status(record.group, statuses), self.clock())
+
+    def _schedule(self, record: GroupRecord, now: float) -> None:
+        self._move(record, "Pending", now)
+        self._tasks[record.id] = asyncio.create_task(self._start(record))
+
+    async def _start(self, record: GroupRecord) -> None:
+        try:
+            ip = await self.backend.start(record.group)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the cloud's answer to a group it cannot place
+            self._move(record, "ScheduleFailed", self.clock(), ("Warning", "ScheduleFailed", str(e)[:500]))
+        else:
+            if ip:
+                record.ip = ip
+        finally:
+            if self._tasks.get(record.id) is asyncio.current_task():
+                del self._tasks[record.id]
+
+    def _move(self, record: GroupRecord, status: str, now: float,
+              event: tuple[str, str, str] | None = None) -> None:
+        if status == record.status:
+            return
+        record.status, record.moved_at = status, now
+        if status in FINAL:
+            record.final_at = now
+        kind, reason, message = event or EVENTS.get(status, ("Normal", status, f"The container group is {status}."))
+        record.event(now, kind, reason, message)
