@@ -167,6 +167,12 @@ def test_security_context_merges_pod_and_container():
     assert [v for k, v in params.items() if ".Capability.Add." in k] == ["NET_RAW"]
 
 
+def test_a_security_context_without_capabilities():
+    params = build(pod(containers=[{"name": "c", "image": "i:1", "securityContext": {"runAsUser": 7}}]))
+    assert params["Container.1.SecurityContext.RunAsUser"] == "7"
+    assert not any(".Capability." in k or "ReadOnlyRootFilesystem" in k for k in params)
+
+
 def test_hostile_values_reach_the_cloud_only_as_data():
     evil = "x&Action=DeleteContainerGroup&y=\n$(rm -rf /)"
     params = build(pod(containers=[{"name": "c", "image": "nginx:1.25", "args": [evil],

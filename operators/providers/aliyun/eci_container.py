@@ -207,7 +207,7 @@ def security_params(p: str, c: Container, spec: PodSpec, *, init: bool) -> dict[
             out[f"{p}SecurityContextRunAsNonRoot"] = "true"
     if sc and sc.readOnlyRootFilesystem:
         out[f"{p}SecurityContext.ReadOnlyRootFilesystem"] = "true"
-    adds = [cap_name(x) for x in (sc.capabilities.add or []) if sc and sc.capabilities] if sc else []
+    adds = [cap_name(x) for x in (sc.capabilities.add or [])] if sc and sc.capabilities else []
     for cap in adds:
         if cap not in ECI_CAPABILITIES and cap not in DEFAULT_CAPABILITIES:
             raise _bad(c, f"securityContext.capabilities.add: ECI cannot add {cap}")
