@@ -68,6 +68,7 @@ def test_a_running_group_with_a_restarted_container_and_a_completed_init_contain
     [migrate] = i.init_containers
     assert (migrate.state, migrate.reason, migrate.exit_code) == ("terminated", "Completed", 0)
     assert migrate.finished_at == "2026-11-30T11:50:15Z"
+    assert migrate.ready is None  # ECI's Ready false of a completed init container: the state decides
 
 
 def test_init_containers_in_progress():

@@ -70,12 +70,14 @@ def state_info(name: str, st: dict | None, **common) -> ContainerInfo:
     return ContainerInfo(name=name, state="waiting", reason=reason or "ContainerCreating", message=message, **common)
 
 
-def container_info(group_id: str, c: dict) -> ContainerInfo:
+def container_info(group_id: str, c: dict, *, init: bool = False) -> ContainerInfo:
+    """ECI's Ready is its readiness probe's verdict; an init container has none (ECI says
+    false even once it completed), so there the state decides, as the kubelet's does."""
     name = c.get("Name") or ""
     restarts = int(c.get("RestartCount") or 0)
     ready = c.get("Ready")
     info = state_info(name, c.get("CurrentState"), restart_count=restarts, image=c.get("Image") or None,
-                      ready=ready if isinstance(ready, bool) else None,
+                      ready=ready if isinstance(ready, bool) and not init else None,
                       container_id=f"eci://{group_id}.{name}.{restarts}")
     previous = c.get("PreviousState") or {}
     if previous.get("State"):
@@ -95,7 +97,7 @@ def instance_from_group(ref: SandboxRef, group: dict) -> SandboxInstance:
     status = group.get("Status") or ""
     state = STATES.get(status, "unknown")
     containers = [container_info(group_id, c) for c in group.get("Containers") or []]
-    init = [container_info(group_id, c) for c in group.get("InitContainers") or []]
+    init = [container_info(group_id, c, init=True) for c in group.get("InitContainers") or []]
     ip = group.get("IntranetIp") or None
     started = min((c.started_at for c in containers + init if c.started_at), default=None)
     inst = SandboxInstance(ref, group_id, state, ip=ip, host_ip=ip, started_at=started, containers=containers,
