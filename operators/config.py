@@ -239,3 +239,21 @@ def in_cluster_apiserver() -> str | None:
         return None
     port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+def aliyun_settings() -> dict[str, str | None]:
+    """The aliyun provider's account and placement, for the operators that run it:
+    SK8S_ALIYUN_CREDENTIALS (a directory holding `access-key-id` and `access-key-secret`
+    files: a mounted Secret; never a variable holding the secret itself),
+    SK8S_ALIYUN_REGION (default cn-hangzhou), SK8S_ALIYUN_ZONE, SK8S_ALIYUN_VSWITCH,
+    SK8S_ALIYUN_SECURITY_GROUP (where sandboxes go; required), and SK8S_ALIYUN_ENDPOINT
+    (host:port replacing the SDK's endpoint resolution: the local emulator; default none)."""
+    env = os.environ
+    return {
+        "credentials": env.get("SK8S_ALIYUN_CREDENTIALS") or None,
+        "region": env.get("SK8S_ALIYUN_REGION") or "cn-hangzhou",
+        "zone": env.get("SK8S_ALIYUN_ZONE") or None,
+        "vswitch": env.get("SK8S_ALIYUN_VSWITCH") or None,
+        "security_group": env.get("SK8S_ALIYUN_SECURITY_GROUP") or None,
+        "endpoint": env.get("SK8S_ALIYUN_ENDPOINT") or None,
+    }

@@ -56,7 +56,8 @@ ANNOTATION_CONTENT_HASH = "sk8s.io/volume-content-hash"
 # --- Host objects of the local provider (podman labels) ----------------------------------
 # Written and read by providers/local only (pods, containers, volumes, networks); `sk8s
 # down` removes what carries this home's LABEL_HOME. LABEL_CLUSTER_UID (above) on a
-# network names the tenant VPC it is.
+# network names the tenant VPC it is. providers/aliyun tags its cloud resources with the
+# same keys (LABEL_HOME, LABEL_CLUSTER_UID, LABEL_SANDBOX_*): its sweep and GC read them back.
 LABEL_HOME = "sk8s.io/home"                    # config.home_id(): one installation's objects
 LABEL_SANDBOX_NAMESPACE = "sk8s.io/namespace"  # the SandboxPod's namespace, name and uid
 LABEL_SANDBOX_NAME = "sk8s.io/name"

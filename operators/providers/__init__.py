@@ -8,7 +8,7 @@ side (`make_streams`, the virtual node's kubelet API and `sk8s sandbox-logs`: lo
 exec, attach, port-forward)."""
 from __future__ import annotations
 
-from ..config import home_id, layout, pod_subnet, write_containers_conf
+from ..config import aliyun_settings, home_id, layout, pod_subnet, write_containers_conf
 from .lifecycle import SandboxLifecycle
 from .sandbox import EventSink
 from .services import LoadBalancers, PrivateZones
@@ -16,7 +16,8 @@ from .streaming import SandboxStreams
 
 
 def available_providers() -> list[str]:
-    return ["local"]
+    """`aliyun` once an account is configured (config.aliyun_settings)."""
+    return ["local"] + (["aliyun"] if aliyun_settings()["credentials"] else [])
 
 
 def _local_vpcs():
@@ -33,6 +34,11 @@ def make_provider(name: str = "local", *, events: EventSink | None = None) -> Sa
         lay = layout()
         return LocalProvider(home_id=home_id(lay.home), containers_conf=str(write_containers_conf(lay)),
                              subnet=pod_subnet(), state_dir=lay.run / "kubelet", events=events)
+    if name == "aliyun":  # ECI runs its containers' restarts and probes itself: no event sink
+        from .aliyun.factory import make_client, make_placement
+        from .aliyun.provider import AliyunProvider
+        settings = aliyun_settings()
+        return AliyunProvider(make_client(settings), make_placement(settings, home_id(layout().home)))
     raise ValueError(f"unknown provider {name!r}")
 
 

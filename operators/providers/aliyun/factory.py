@@ -1,0 +1,42 @@
+"""The aliyun provider made from the operator's configuration (config.aliyun_settings)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ProviderError
+from .client import AliyunClient, Credentials
+from .eci_spec import EciPlacement
+
+
+def read_credentials(directory: str | None) -> Credentials:
+    """An access key pair from a mounted Secret's files; the error names the file, never a value."""
+    if not directory:
+        raise ProviderError("no credentials: SK8S_ALIYUN_CREDENTIALS names no directory",
+                            reason="MissingCredentials", retryable=False)
+    values = {}
+    for key in ("access-key-id", "access-key-secret"):
+        path = Path(directory) / key
+        try:
+            values[key] = path.read_text().strip()
+        except OSError as exc:
+            raise ProviderError(f"cannot read credential file {path}: {exc.strerror}",
+                                reason="MissingCredentials", retryable=False) from None
+        if not values[key]:
+            raise ProviderError(f"credential file {path} is empty", reason="MissingCredentials", retryable=False)
+    return Credentials(values["access-key-id"], values["access-key-secret"])
+
+
+def make_client(settings: dict) -> AliyunClient:
+    return AliyunClient(read_credentials(settings.get("credentials")), settings["region"],
+                        endpoint=settings.get("endpoint"))
+
+
+def make_placement(settings: dict, home_id: str) -> EciPlacement:
+    """The operator-wide placement; each sandbox's cluster comes from its labels."""
+    missing = [name for name, key in (("SK8S_ALIYUN_VSWITCH", "vswitch"),
+                                      ("SK8S_ALIYUN_SECURITY_GROUP", "security_group")) if not settings.get(key)]
+    if missing:
+        raise ProviderError(f"{' and '.join(missing)} must be set for the aliyun provider",
+                            reason="MissingConfiguration", retryable=False)
+    return EciPlacement(region_id=settings["region"], zone_id=settings.get("zone"), vswitch_id=settings["vswitch"],
+                        security_group_id=settings["security_group"], cluster_uid="", home_id=home_id)
