@@ -1,0 +1,133 @@
+"""The aliyun provider's lifecycle side against the local OpenAPI emulator, through the
+real SDK: create/inspect/list/delete, idempotency across a restart, and convergence under
+throttling, server errors and answers lost after the request was applied."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from operators.emulator.alibaba.faults import FaultConfig
+from operators.models.podspec import PodSpec
+from operators.providers.aliyun.client import AliyunClient, AliyunError, Credentials
+from operators.providers.aliyun.eci_spec import EciPlacement
+from operators.providers.aliyun.provider import AliyunProvider
+from operators.providers.errors import ProviderError
+from operators.providers.sandbox import SandboxRef
+
+from .emulatorkit import AK, REGION, SK, EmulatorThread, until
+
+SPEC = PodSpec.model_validate({"containers": [{"name": "app", "image": "busybox"}]})
+LABELS = {"sk8s.io/cluster": "demo", "sk8s.io/cluster-uid": "c-1"}
+
+
+def placement(home: str = "home-1") -> EciPlacement:
+    return EciPlacement(region_id=REGION, zone_id="cn-hangzhou-h", vswitch_id="vsw-1", security_group_id="sg-1",
+                        cluster_uid="", home_id=home)
+
+
+def ref(i: int) -> SandboxRef:
+    return SandboxRef("tenant-a", f"pod-{i}", f"00000000-0000-4000-8000-{i:012d}")
+
+
+@pytest.fixture
+def emulator():
+    emu = EmulatorThread(schedule_delay=0.05, start_delay=0.05, tick=0.02)
+    yield emu
+    emu.stop()
+
+
+def provider_for(emu: EmulatorThread, *, secret: str = SK, home: str = "home-1", attempts: int = 8) -> AliyunProvider:
+    client = AliyunClient(Credentials(AK, secret), REGION, endpoint=f"127.0.0.1:{emu.port}", attempts=attempts)
+    return AliyunProvider(client, placement(home), busy_interval=0.05, idle_interval=0.2)
+
+
+async def until_state(provider: AliyunProvider, r: SandboxRef, state: str, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await provider.sweep()
+        inst = await provider.inspect(r)
+        if inst is not None and inst.state == state:
+            return inst
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{r.name} not {state} within {timeout}s: {await provider.inspect(r)}")
+
+
+def groups(emu: EmulatorThread) -> list[dict]:
+    return emu.control("inventory")["ContainerGroup"]
+
+
+async def test_a_sandbox_is_created_runs_is_listed_and_deleted(emulator):
+    provider = provider_for(emulator)
+    await provider.setup()
+    gid = await provider.ensure(ref(1), SPEC, LABELS)
+    inst = await provider.inspect(ref(1))
+    assert inst is not None and inst.state == "creating" and inst.instance_id == gid  # before any sweep
+    running = await until_state(provider, ref(1), "running")
+    assert running.ip and running.containers[0].name == "app"
+    assert await provider.list() == [ref(1)]
+    tags = {t["Key"]: t["Value"] for t in groups(emulator)[0]["Tags"]}
+    assert tags["sk8s.io/uid"] == ref(1).uid and tags["sk8s.io/cluster-uid"] == "c-1"
+    await provider.delete(ref(1), 0)
+    await provider.delete(ref(1), 0)  # idempotent
+    assert await provider.inspect(ref(1)) is None
+    await asyncio.to_thread(until, lambda: groups(emulator) == [])
+
+
+async def test_another_installations_groups_are_not_seen(emulator):
+    mine, theirs = provider_for(emulator), provider_for(emulator, home="home-2")
+    await theirs.ensure(ref(2), SPEC, LABELS)
+    assert await mine.list() == []
+    assert await theirs.list() == [ref(2)]
+
+
+async def test_a_restarted_operator_makes_no_second_group_and_takes_over(emulator):
+    first = provider_for(emulator)
+    gid = await first.ensure(ref(3), SPEC, LABELS)
+    second = provider_for(emulator)  # a new process: nothing in memory
+    assert await second.ensure(ref(3), SPEC, LABELS) == gid
+    assert len(groups(emulator)) == 1
+    third = provider_for(emulator)
+    await third.setup()
+    assert (await third.inspect(ref(3))).instance_id == gid
+
+
+async def test_wrong_credentials_fail_at_setup_with_the_clouds_code(emulator):
+    provider = provider_for(emulator, secret="not-the-secret")
+    started = time.monotonic()
+    with pytest.raises(AliyunError) as err:
+        await provider.setup()
+    assert err.value.code in ("SignatureDoesNotMatch", "InvalidAccessKeySecret") and not err.value.retryable
+    assert time.monotonic() - started < 5
+    assert groups(emulator) == []
+
+
+async def test_under_faults_every_sandbox_runs_once_and_goes(emulator):
+    """30 % throttled, 10 % 5xx, 5 % applied then dropped: every pod runs, exactly one group
+    each, and after deletion nothing is left. A call that gives up is tried again, as the
+    operator's handler would (kopf's TemporaryError)."""
+    emulator.control("faults", {"throttle_rate": 0.3, "error_rate": 0.1, "drop_rate": 0.05, "seed": 7})
+    provider = provider_for(emulator, attempts=4)
+    refs = [ref(100 + i) for i in range(30)]
+
+    async def persist(call):
+        for _ in range(20):
+            try:
+                return await call()
+            except ProviderError as err:
+                assert err.retryable, err
+                await asyncio.sleep(0.05)
+        raise AssertionError("never went through")
+
+    await asyncio.gather(*(persist(lambda r=r: provider.ensure(r, SPEC, LABELS)) for r in refs))
+    for r in refs:
+        await persist(lambda r=r: until_state(provider, r, "running"))
+    injected = emulator.control("faults")["injected"]
+    assert injected.get("Throttling.User", 0) > 5 and injected.get("Dropped", 0) > 0, injected
+    names = [g["ContainerGroupName"] for g in groups(emulator)]
+    assert sorted(names) == sorted(r.instance_name for r in refs)  # no duplicate, none missing
+    await asyncio.gather(*(persist(lambda r=r: provider.delete(r, 0)) for r in refs))
+    emulator.control("faults", {"throttle_rate": 0, "error_rate": 0, "drop_rate": 0})
+    await asyncio.to_thread(until, lambda: groups(emulator) == [])  # none left behind
+    assert await provider.list() == []
