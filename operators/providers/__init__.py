@@ -47,6 +47,10 @@ def make_streams(name: str = "local") -> SandboxStreams:
     if name == "local":
         from .local.streams import LocalStreams
         return LocalStreams(containers_conf=str(write_containers_conf(layout())))
+    if name == "aliyun":
+        from .aliyun.factory import make_client
+        from .aliyun.streams import AliyunStreams
+        return AliyunStreams(make_client(aliyun_settings()), home_id(layout().home))
     raise ValueError(f"unknown provider {name!r}")
 
 
