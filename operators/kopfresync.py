@@ -55,22 +55,22 @@ def _retry_to_come(obj: dict, now: datetime.datetime) -> bool:
     return False
 
 
-def pending(obj: dict, finalizer: str) -> bool:
+def pending(obj: dict, finalizer: str, diffbase: str = DIFFBASE_ANNOTATION) -> bool:
     """Work that kopf still owes this object."""
     meta = obj["metadata"]
     if meta.get("deletionTimestamp"):
         return finalizer in (meta.get("finalizers") or [])
-    return DIFFBASE_ANNOTATION not in (meta.get("annotations") or {})
+    return diffbase not in (meta.get("annotations") or {})
 
 
 def stalled(objects: list[dict], seen: dict[str, str], finalizer: str,
-            now: datetime.datetime) -> tuple[list[dict], dict[str, str]]:
+            now: datetime.datetime, diffbase: str = DIFFBASE_ANNOTATION) -> tuple[list[dict], dict[str, str]]:
     """(objects to touch, what to remember for the next pass): an object is touched when
     it has work pending, had the same resourceVersion one period ago, and no retry of a
     handler is still to come. Pure."""
     touch, remember = [], {}
     for obj in objects:
-        if not pending(obj, finalizer):
+        if not pending(obj, finalizer, diffbase):
             continue
         meta = obj["metadata"]
         rv = meta.get("resourceVersion", "")
@@ -87,9 +87,11 @@ def watched(plural: str) -> bool:
     return any(t.get_name().startswith(prefix) and not t.done() for t in asyncio.all_tasks())
 
 
-async def resync(plural: str, finalizer: str, period: float = RESYNC_SECONDS) -> None:
+async def resync(plural: str, finalizer: str, period: float = RESYNC_SECONDS, *,
+                 diffbase: str = DIFFBASE_ANNOTATION, accept=None) -> None:
     """Until cancelled: every `period`, touch the objects of `plural` that `stalled` names;
-    stop the operator when kopf has had no watcher for them for DEAF_PASSES passes."""
+    stop the operator when kopf has had no watcher for them for DEAF_PASSES passes.
+    `accept(spec)`: the objects this operator's handlers take (their `when=` filter)."""
     seen: dict[str, str] = {}
     deaf = 0
     while True:
@@ -102,7 +104,8 @@ async def resync(plural: str, finalizer: str, period: float = RESYNC_SECONDS) ->
             return
         try:
             now = datetime.datetime.now(datetime.timezone.utc)
-            touch, seen = stalled(await kube.list_objects(plural), seen, finalizer, now)
+            objects = [o for o in await kube.list_objects(plural) if accept is None or accept(o.get("spec"))]
+            touch, seen = stalled(objects, seen, finalizer, now, diffbase)
             for obj in touch:
                 meta = obj["metadata"]
                 log.warning("%s %s/%s: pending work saw no event for %.0fs; touching it",
@@ -115,7 +118,7 @@ async def resync(plural: str, finalizer: str, period: float = RESYNC_SECONDS) ->
             log.exception("resync of %s failed", plural)
 
 
-def start(memo, plural: str, finalizer: str) -> None:
+def start(memo, plural: str, finalizer: str, *, diffbase: str = DIFFBASE_ANNOTATION, accept=None) -> None:
     """Once per operator process (a startup handler may run again after a failure)."""
     if getattr(memo, "resync", None) is None:
-        memo.resync = asyncio.create_task(resync(plural, finalizer))
+        memo.resync = asyncio.create_task(resync(plural, finalizer, diffbase=diffbase, accept=accept))

@@ -30,9 +30,11 @@ class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
 
 
 def configure(settings: kopf.OperatorSettings, *, finalizer: str, max_workers: int,
-              digest_diffbase: bool = False) -> None:
+              digest_diffbase: bool = False, storage_suffix: str = "") -> None:
     """`digest_diffbase`: for kinds whose handlers never diff fields (no on.field, and an
-    on.update handler reads the body, not `diff`/`old`: SandboxPod's ephemeral containers)."""
+    on.update handler reads the body, not `diff`/`old`: SandboxPod's ephemeral containers).
+    `storage_suffix`: for a second operator of the same kind, which takes other objects of it
+    (a provider's SandboxPod operator): its own progress field and diff base, never the other's."""
     # Explicit watch timeouts: a silently dead watch connection must not stall the operator.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -44,9 +46,9 @@ def configure(settings: kopf.OperatorSettings, *, finalizer: str, max_workers: i
     settings.execution.default_backoff = UNEXPECTED_ERROR_RETRY
     settings.persistence.finalizer = finalizer
     # Progress in status (kept by the CRDs' status.kopf), the diff base in an annotation.
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress" + storage_suffix)
     storage = DigestDiffBaseStorage if digest_diffbase else kopf.AnnotationsDiffBaseStorage
-    settings.persistence.diffbase_storage = storage(prefix=KOPF_ANNOTATION_PREFIX, key=DIFFBASE_KEY)
+    settings.persistence.diffbase_storage = storage(prefix=KOPF_ANNOTATION_PREFIX, key=DIFFBASE_KEY + storage_suffix)
     settings.posting.level = logging.INFO
     settings.execution.max_workers = max_workers
 

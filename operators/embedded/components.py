@@ -152,12 +152,18 @@ def operator(name: str, module: str, lay: Layout, port: int, ports: Ports) -> Co
              "SK8S_ETCD_URL": etcd_url(ports)})
 
 
-def operators(lay: Layout, ports: Ports) -> list[Component]:
-    """Liveness ports are picked afresh at each boot: nothing outside needs them stable."""
+def operators(lay: Layout, ports: Ports, extra_providers: list[str] = ()) -> list[Component]:
+    """Liveness ports are picked afresh at each boot: nothing outside needs them stable.
+    Each provider besides the default one gets a SandboxPod operator of its own (as each
+    virtual-kubelet provider runs its own node), which takes only its provider's SandboxPods."""
     taken = {ports.etcd_client, ports.etcd_peer, ports.apiserver}
+    wanted = [(name, module, None) for name, module in OPERATORS.items()]
+    wanted += [(f"sandboxpod-operator-{p}", OPERATORS["sandboxpod-operator"], p) for p in extra_providers]
     comps = []
-    for name, module in OPERATORS.items():
+    for name, module, provider in wanted:
         port = free_port(taken)
         taken.add(port)
         comps.append(operator(name, module, lay, port, ports))
+        if provider:
+            comps[-1].env["SK8S_PROVIDER"] = provider
     return comps

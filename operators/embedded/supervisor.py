@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import GROUP
-from ..config import REPO_ROOT, Layout, vpc_pool, write_containers_conf
+from ..config import REPO_ROOT, Layout, aliyun_settings, vpc_pool, write_containers_conf
 from ..kubeclient.client import answers
 from ..models.contracts import SERVICE_CIDR
 from . import components, etcd_pki, hostroutes, pki
@@ -165,7 +165,8 @@ class Supervisor:
         self.wait_healthy(["kube-apiserver"], 60)
         self.install_crds(bindir)
         self.start(components.controller_manager(bindir, lay))
-        ops = components.operators(lay, ports)
+        ops = components.operators(lay, ports, extra_providers=["aliyun"] if aliyun_settings()["credentials"]
+                                   else [])
         for comp in ops:
             self.start(comp)
         self.wait_healthy(["kube-controller-manager"] + [c.name for c in ops], 60)

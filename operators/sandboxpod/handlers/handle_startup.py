@@ -12,6 +12,7 @@ from ...config import provider_name
 from ...models.contracts import FINALIZER_SANDBOXPOD
 from ...providers import make_provider
 from ..events import SandboxEvents
+from ..ownership import DEFAULT_PROVIDER, takes
 from ..sandbox import collect_garbage
 from ..watcher import StatusPusher
 
@@ -19,9 +20,23 @@ log = logging.getLogger(__name__)
 GC_SECONDS = 60.0
 
 
+def storage_suffix() -> str:
+    """"" for the default provider's operator, "-<provider>" for another provider's: its own
+    finalizer, progress and diff base. With one finalizer, the other operator would remove
+    it (kopf drops a finalizer no handler of its own requires), and with one diff base
+    would mark a SandboxPod handled before its provider's operator ever created it."""
+    provider = provider_name()
+    return "" if provider == DEFAULT_PROVIDER else f"-{provider}"
+
+
+def finalizer() -> str:
+    return FINALIZER_SANDBOXPOD + storage_suffix()
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
     # A SandboxPod's spec is immutable and may be large (a Pod's may exceed 256 KiB).
-    kopfsettings.configure(settings, finalizer=FINALIZER_SANDBOXPOD, max_workers=16, digest_diffbase=True)
+    kopfsettings.configure(settings, finalizer=finalizer(), max_workers=16, digest_diffbase=True,
+                           storage_suffix=storage_suffix())
     settings.queueing.worker_limit = 64
 
 
@@ -44,7 +59,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
         memo.provider = provider
         memo.pusher = StatusPusher(provider)
         memo.watcher = asyncio.create_task(memo.pusher.run())
-    kopfresync.start(memo, "sandboxpods", FINALIZER_SANDBOXPOD)
+    kopfresync.start(memo, "sandboxpods", finalizer(), diffbase=kopfresync.DIFFBASE_ANNOTATION + storage_suffix(),
+                     accept=takes)
     provider = memo.provider
     removed = await collect_garbage(provider)
     if removed:

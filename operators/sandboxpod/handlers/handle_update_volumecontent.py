@@ -8,6 +8,7 @@ import kopf
 
 from ... import kube
 from ...volumecontent import read_content_secret
+from ..ownership import takes
 from ..sandbox import PLURAL, ref_of, spec_of
 
 log = logging.getLogger(__name__)
@@ -17,8 +18,9 @@ async def update_volume_content(event: dict, body, namespace: str, name: str, me
     if event.get("type") == "DELETED":
         return
     sbp = await kube.get_object(PLURAL, namespace, name)
-    if sbp is None or sbp["metadata"].get("deletionTimestamp"):
-        return  # the create handler writes the files of a sandbox not made yet
+    if sbp is None or sbp["metadata"].get("deletionTimestamp") or not takes(sbp.get("spec")):
+        return  # the create handler writes the files of a sandbox not made yet; another provider's
+
     spec = spec_of(sbp)
     changed = await memo.provider.write_volumes(ref_of(sbp), spec, read_content_secret(dict(body)))
     if changed:
