@@ -3,6 +3,7 @@ against the server on a free loopback port: authentication, idempotency, paginat
 filters, the groups' asynchronous states, deletion and logs."""
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.error
 import urllib.request
@@ -16,6 +17,11 @@ from aliyunsdkeci.request.v20180808.CreateContainerGroupRequest import CreateCon
 from aliyunsdkeci.request.v20180808.DeleteContainerGroupRequest import DeleteContainerGroupRequest
 from aliyunsdkeci.request.v20180808.DescribeContainerGroupsRequest import DescribeContainerGroupsRequest
 from aliyunsdkeci.request.v20180808.DescribeContainerLogRequest import DescribeContainerLogRequest
+
+from operators.emulator.alibaba import server
+from operators.emulator.alibaba.backends import MemoryBackend
+from operators.emulator.alibaba.eci import Call, EciService
+from operators.emulator.alibaba.eci_groups import render
 
 from .emulatorkit import AK, SK, EmulatorThread, group_params, until
 
@@ -132,7 +138,9 @@ def test_create_requires_its_parameters(emu, drop, code):
 
 @pytest.mark.parametrize("extra", [{"ContainerGroupName": "Upper_Case"}, {"RestartPolicy": "Sometimes"},
                                    {"Cpu": "lots"}, {"Container.2.Name": "main", "Container.2.Image": "x"},
-                                   {"Container.1.Port.1.Port": "70000"}])
+                                   {"Container.1.Port.1.Port": "70000"},
+                                   {"Tag.1.Key": "acs:owner", "Tag.1.Value": "x"},
+                                   {"Tag.1.Key": "k", "Tag.1.Value": "see https://example.com"}])
 def test_create_refuses_invalid_values(emu, extra):
     e = server_error(lambda: create(emu, **group_params(**extra)))
     assert e.get_error_code() == "InvalidParameter"
@@ -237,3 +245,57 @@ def test_a_restarting_container_keeps_its_group_running():
         assert describe(emu)["ContainerGroups"][0]["Status"] in ("Running", "Restarting")
     finally:
         emu.stop()
+
+
+def _service(clock, backend=None, **kw):
+    return EciService(backend or MemoryBackend(clock=clock), schedule_delay=1.0, clock=clock, **kw)
+
+
+def test_final_groups_stay_listed_for_the_retention_then_vanish():
+    now = [1000.0]
+    svc = _service(lambda: now[0], retention=3600)
+    call = Call(group_params("sk8s-short", RestartPolicy="Never", **{"Container.1.Image": "exit/0"}),
+                "cn-hangzhou", AK)
+
+    async def scenario():
+        gid = (await svc.create(call))["ContainerGroupId"]
+        for step in (0.5, 1.0, 0.1, 0.1):  # still scheduling, then pending, then started and exited
+            now[0] += step
+            await svc.step()
+            await asyncio.sleep(0)
+        assert svc.groups[gid].status == "Succeeded"
+        now[0] += 3599
+        await svc.step()
+        assert gid in svc.groups
+        now[0] += 2
+        await svc.step()
+        assert gid not in svc.groups
+
+    asyncio.run(scenario())
+
+
+class _Unplaceable(MemoryBackend):
+    async def start(self, group):
+        raise RuntimeError("no stock of the instance type in zone cn-hangzhou-h")
+
+
+def test_a_group_the_backend_cannot_start_is_schedule_failed_with_a_warning():
+    now = [1000.0]
+    svc = _service(lambda: now[0], backend=_Unplaceable())
+
+    async def scenario():
+        gid = (await svc.create(Call(group_params("sk8s-nostock"), "cn-hangzhou", AK)))["ContainerGroupId"]
+        now[0] += 1.0
+        await svc.step()
+        await asyncio.sleep(0)
+        view = render(svc.groups[gid])
+        assert view["Status"] == "ScheduleFailed" and view["FailedTime"]
+        assert view["Events"][-1]["Type"] == "Warning" and "no stock" in view["Events"][-1]["Message"]
+
+    asyncio.run(scenario())
+
+
+def test_credentials_from_the_command_line():
+    assert server.parse_credentials(["LTAI1:s1", "LTAI2:s:2"]) == {"LTAI1": "s1", "LTAI2": "s:2"}
+    with pytest.raises(ValueError):
+        server.parse_credentials(["no-secret"])

@@ -95,6 +95,17 @@ def validate_create(group: dict[str, Any]) -> None:
     tags = group.get("Tag", [])
     if len(tags) > MAX_TAGS or any(not isinstance(t, dict) or not t.get("Key") for t in tags):
         raise invalid("Tag", f"At most {MAX_TAGS} tags, each with a Key.")
+    for i, t in enumerate(tags, 1):
+        for field in ("Key", "Value"):
+            if not _tag_text_ok(t.get(field, "")):
+                raise invalid(f"Tag.{i}.{field}", "At most 128 characters, not starting with aliyun or acs:, "
+                              "without http:// or https://.")
+
+
+def _tag_text_ok(value: str) -> bool:
+    """The cloud's rule for tag keys and values."""
+    return (len(value) <= 128 and not value.startswith(("aliyun", "acs:"))
+            and "http://" not in value and "https://" not in value)
 
 
 def _tagged(record: GroupRecord, wanted: dict[str, str]) -> bool:
@@ -153,6 +164,7 @@ class EciService:
                 return {"ContainerGroupId": seen[1]}
         group = p.unflatten({k: v for k, v in call.params.items() if k != "ClientToken"})
         validate_create(group)
+        self.backend.admit(group)  # what the backend cannot run is refused now, by name
         record = self._add(group, call.region)
         if token is not None:
             self.tokens[(call.access_key_id, token)] = (_fingerprint(call), record.id)
@@ -163,7 +175,8 @@ class EciService:
         self._seq += 1
         self._ips += 1
         group.update({"ContainerGroupId": gid, "RegionId": region})
-        ip = f"192.168.{self._ips // 250 % 250}.{self._ips % 250 + 2}"
+        own = self.backend.intranet_ip(group)
+        ip = own if own is not None else f"192.168.{self._ips // 250 % 250}.{self._ips % 250 + 2}"
         now = self.clock()
         record = GroupRecord(id=gid, seq=self._seq, group=group, created=now, ip=ip, moved_at=now)
         self.groups[gid] = record
@@ -278,6 +291,7 @@ class EciService:
                 log.warning("backend state of %s: %s", record.id, statuses)
             elif self.groups.get(record.id) is record:  # not deleted meanwhile
                 record.statuses = statuses
+                self._address(record)
                 self._move(record, group_status(record.group, statuses), self.clock())
 
     def _schedule(self, record: GroupRecord, now: float) -> None:
@@ -294,9 +308,16 @@ class EciService:
         else:
             if ip:
                 record.ip = ip
+            self._address(record)
         finally:
             if self._tasks.get(record.id) is asyncio.current_task():
                 del self._tasks[record.id]
+
+    def _address(self, record: GroupRecord) -> None:
+        """The backend's address for the group, once it knows one (a sandbox's pod exists)."""
+        own = self.backend.intranet_ip(record.group)
+        if own:
+            record.ip = own
 
     def _move(self, record: GroupRecord, status: str, now: float,
               event: tuple[str, str, str] | None = None) -> None:
