@@ -48,9 +48,18 @@ class LogOptions:
 
 
 class GroupBackend(Protocol):
+    def admit(self, group: Group) -> None:
+        """At CreateContainerGroup, before the group exists: refuse (errors.invalid, naming
+        the parameter) what this backend cannot run."""
+
+    def intranet_ip(self, group: Group) -> str | None:
+        """The group's address as the backend knows it now: "" while it has none yet (a
+        local sandbox has one once its pod exists), None when the backend assigns no
+        addresses (the API then shows one of its own)."""
+
     async def start(self, group: Group) -> str | None:
-        """Start the group's containers (init containers first); its IntranetIp, or None to
-        let the API assign one. An exception fails the group (ScheduleFailed)."""
+        """Start the group's containers (init containers first); its IntranetIp, or None
+        (see intranet_ip). An exception fails the group (ScheduleFailed)."""
 
     async def state(self, group: Group) -> dict[str, ContainerStatus]:
         """Container name (init containers too) -> its status; absent names are Waiting."""
@@ -101,6 +110,12 @@ class MemoryBackend:
         self.clock = clock
         self.runs: dict[str, _Run] = {}
         self.deleted: list[str] = []
+
+    def admit(self, group: Group) -> None:
+        pass  # any image runs: "exit/<code>" exits, anything else runs
+
+    def intranet_ip(self, group: Group) -> str | None:
+        return None
 
     async def start(self, group: Group) -> str | None:
         self.runs[group["ContainerGroupId"]] = _Run(start_at=self.clock() + self.start_delay)
