@@ -164,8 +164,7 @@ async def serve(emulator: Emulator, host: str, port: int) -> tuple[web.AppRunner
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = [s for srv in [site._server] if srv is not None for s in srv.sockets]  # noqa: SLF001
-    return runner, sockets[0].getsockname()[1] if sockets else port
+    return runner, runner.addresses[0][1]
 
 
 def run(host: str, port: int, credentials: Mapping[str, str], *, backend: GroupBackend | None = None,
