@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -326,6 +327,30 @@ def cmd_sandbox_logs(args) -> int:
         return 0
 
 
+def cmd_emulator_alibaba(args) -> int:
+    """The local Alibaba Cloud OpenAPI emulator (tests, demos): credentials from a directory
+    laid out as the provider reads them (never on the command line, which `ps` shows)."""
+    from .emulator.alibaba import server
+    from .emulator.alibaba.faults import FaultConfig
+    from .providers.aliyun.factory import read_credentials
+    creds = read_credentials(args.credentials)
+    backend = None
+    if args.backend == "podman":  # container groups run as real sandboxes of this home
+        from .emulator.alibaba.podman_backend import PodmanBackend
+        backend = PodmanBackend.for_home()
+    faults = FaultConfig(throttle_rate=args.throttle_rate, error_rate=args.error_rate, latency=args.latency,
+                         drop_rate=args.drop_rate, seed=args.seed)
+
+    def ready(port: int) -> None:
+        print(f"listening on 127.0.0.1:{port}", flush=True)
+        if args.port_file:
+            Path(args.port_file).write_text(str(port))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server.run("127.0.0.1", args.port, {creds.access_key_id: creds.access_key_secret}, backend=backend,
+               faults=faults, ready=ready)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sk8s", description="serverless Kubernetes, embedded")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -365,6 +390,19 @@ def main(argv: list[str] | None = None) -> int:
     sl.add_argument("-f", "--follow", action="store_true")
     sl.add_argument("--tail", type=int)
     sl.set_defaults(func=cmd_sandbox_logs)
+    em = sub.add_parser("emulator", help="local cloud API emulators (tests and demos)")
+    emsub = em.add_subparsers(dest="emulator_cmd", required=True)
+    ali = emsub.add_parser("alibaba", help="the Alibaba Cloud OpenAPI (ECI) on 127.0.0.1, signatures checked")
+    ali.add_argument("--port", type=int, default=0, help="0: a free one (printed, and written to --port-file)")
+    ali.add_argument("--port-file")
+    ali.add_argument("--credentials", required=True,
+                     help="a directory holding access-key-id and access-key-secret (the one account it accepts)")
+    ali.add_argument("--backend", choices=["memory", "podman"], default="podman",
+                     help="podman: groups run as real sandboxes of $SK8S_HOME; memory: containers only pretend")
+    for flag in ("throttle-rate", "error-rate", "drop-rate", "latency"):
+        ali.add_argument(f"--{flag}", type=float, default=0.0)
+    ali.add_argument("--seed", type=int)
+    ali.set_defaults(func=cmd_emulator_alibaba)
     args = parser.parse_args(argv)
     return args.func(args)
 

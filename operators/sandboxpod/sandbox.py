@@ -10,6 +10,7 @@ from ..providers.sandbox import SandboxInstance, SandboxRef
 from .. import kube
 from ..models.contracts import LABEL_CLUSTER, LABEL_CLUSTER_UID
 from ..tenancy import Tenant
+from .ownership import takes
 from .status import build_status
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ async def refresh(provider: SandboxLifecycle, ref: SandboxRef) -> None:
     """Re-read one sandbox and write the SandboxPod's status; used by the event watcher."""
     body = await kube.get_object(PLURAL, ref.namespace, ref.name)
     if body is None or body["metadata"]["uid"] != ref.uid or body["metadata"].get("deletionTimestamp"):
+        return
+    if not takes(body.get("spec")):  # another provider's (whose emulator may run it on this host)
         return
     inst = await provider.inspect(ref)
     status = body.get("status") or {}
