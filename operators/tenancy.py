@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .models.contracts import LABEL_CLUSTER, LABEL_CLUSTER_UID
+from .providers import CLUSTER_PROVIDERS
 
 
 def sandbox_namespace(name: str, uid: str) -> str:
@@ -79,6 +80,11 @@ def refusals(kind: str, body: dict, tenant: Tenant) -> list[str]:
         for i, vpc in enumerate(spec.get("vpcIDs") or []):
             if vpc != tenant.uid:
                 out.append(f"spec.vpcIDs[{i}]: {vpc!r} is not this namespace's VPC ({tenant.uid})")
+    elif kind == "SandboxPod" and spec.get("provider") not in (None, *CLUSTER_PROVIDERS):
+        # A tenant's sandboxes run where its cluster runs (its VPC is there), never on
+        # another provider's account. Tenant clusters run only on these providers so far.
+        out.append(f"spec.provider: {spec['provider']!r} is not this namespace's cluster's provider "
+                   f"({', '.join(CLUSTER_PROVIDERS)})")
     return out
 
 

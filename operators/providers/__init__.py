@@ -16,8 +16,18 @@ from .streaming import SandboxStreams
 
 
 def available_providers() -> list[str]:
-    """`aliyun` once an account is configured (config.aliyun_settings)."""
+    """Providers SandboxPods may name: `aliyun` once an account is configured
+    (config.aliyun_settings)."""
     return ["local"] + (["aliyun"] if aliyun_settings()["credentials"] else [])
+
+
+# Providers a whole tenant cluster may run on: its VPC, load balancers and zones too. The
+# aliyun provider runs sandboxes (ECI) but has no VPC, SLB or PrivateZone side yet.
+CLUSTER_PROVIDERS = ("local",)
+
+
+def cluster_providers() -> list[str]:
+    return list(CLUSTER_PROVIDERS)
 
 
 def _local_vpcs():

@@ -117,6 +117,32 @@ def pytest_runtest_makereport(item, call):
         report.sections.append((f"log {log.relative_to(home)}", "\n".join(ln[:300] for ln in lines)))
 
 
+ALIBABA_ENV = {"SK8S_ALIYUN_REGION": "cn-hangzhou", "SK8S_ALIYUN_ZONE": "cn-hangzhou-h",
+               "SK8S_ALIYUN_VSWITCH": "vsw-e2e", "SK8S_ALIYUN_SECURITY_GROUP": "sg-e2e"}
+
+
+def start_alibaba_emulator(home: Path, env: dict) -> subprocess.Popen:
+    """`sk8s emulator alibaba` with one account; `env` then points the installation at it."""
+    creds = home / "aliyun-credentials"
+    creds.mkdir(mode=0o700)
+    (creds / "access-key-id").write_text("LTAI-e2e\n")
+    (creds / "access-key-secret").write_text(uuid.uuid4().hex + "\n")
+    port_file = home / "alibaba-emulator.port"
+    (home / "logs").mkdir(exist_ok=True)
+    with open(home / "logs" / "alibaba-emulator.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "operators.cli", "emulator", "alibaba",
+                                 "--credentials", str(creds), "--port-file", str(port_file)],
+                                env=env, cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not port_file.exists() or not port_file.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"the Alibaba emulator did not start: {(home / 'logs' / 'alibaba-emulator.log').read_text()}")
+        time.sleep(0.1)
+    env.update(ALIBABA_ENV, SK8S_ALIYUN_CREDENTIALS=str(creds),
+               SK8S_ALIYUN_ENDPOINT=f"127.0.0.1:{port_file.read_text().strip()}")
+    return proc
+
+
 @pytest.fixture(scope="session")
 def meta() -> Meta:
     for tool in ("podman", "runc"):
@@ -136,6 +162,9 @@ def meta() -> Meta:
                                  check=True, capture_output=True).stdout.strip().splitlines()[-1])
     m = Meta(home, home / "kubeconfig", bindir, env)
     _HOMES.append(home)
+    # The aliyun provider's SandboxPod operator runs against the local Alibaba OpenAPI
+    # emulator, whose container groups are real sandboxes of this home (test_aliyun_provider.py).
+    emulator = start_alibaba_emulator(home, env)
     up = m.sk8s("up")
     print(up.stdout)
     env["KUBECONFIG"] = str(m.kubeconfig)
@@ -144,6 +173,8 @@ def meta() -> Meta:
     if os.environ.get("SK8S_E2E_KEEP_HOME"):  # debugging: the installation stays up to be inspected
         print(f"\nSK8S_E2E_KEEP_HOME: {home} is still running (SK8S_HOME={home} sk8s down)")
         return
+    emulator.terminate()
+    emulator.wait(timeout=30)
     m.sk8s("down", check=False)
     shutil.rmtree(home, ignore_errors=True)
 

@@ -168,3 +168,12 @@ def test_the_admission_policy_covers_the_same_kinds_and_fields_and_is_installed(
     assert all(v["messageExpression"].lstrip().startswith(('"' + f.split(":")[0], "has("))
                for v, f in zip(spec["validations"], [v["message"] for v in spec["validations"]]))
     assert "tenancy" in yaml.safe_load((root / "manifests" / "kustomization.yaml").read_text())["resources"]
+
+
+def test_a_tenants_sandboxpod_runs_only_where_its_cluster_runs():
+    tenant = Tenant("alpha", "uid-a")
+    body = {"metadata": {"name": "p"}, "spec": {"provider": "aliyun"}}
+    (why,) = refusals("SandboxPod", body, tenant)
+    assert why.startswith("spec.provider: 'aliyun' is not this namespace's cluster's provider")
+    assert refusals("SandboxPod", {"metadata": {}, "spec": {"provider": "local"}}, tenant) == []
+    assert refusals("SandboxPod", {"metadata": {}, "spec": {}}, tenant) == []

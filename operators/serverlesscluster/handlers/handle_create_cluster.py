@@ -8,7 +8,7 @@ import kopf
 from ... import kube
 from ...models.contracts import DEFAULT_VERSION, LABEL_CLUSTER, LABEL_CLUSTER_UID, REASON_PROVIDER_UNAVAILABLE
 from ...kubeclient.client import ApiError
-from ...providers import available_providers
+from ...providers import available_providers, cluster_providers
 from ...providers.errors import ProviderError
 from .. import cluster, planes
 from ..status import cluster_status
@@ -24,8 +24,11 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     meta = body["metadata"]
     prev = dict(body.get("status") or {})
     provider = spec.get("provider", "local")
-    if provider not in available_providers():
-        msg = f"provider {provider!r} is not available here (available: {', '.join(available_providers())})"
+    if provider not in cluster_providers():
+        msg = f"provider {provider!r} is not available here (available: {', '.join(cluster_providers())})"
+        if provider in available_providers():
+            msg = f"provider {provider!r} runs SandboxPods here, not yet whole tenant clusters " \
+                  f"(available for clusters: {', '.join(cluster_providers())})"
         patch.status.update(cluster_status(generation=meta.get("generation"), prev=prev, control_plane=False,
                                            node=False, endpoint=None, secret=None, sandbox_namespace="",
                                            version=spec.get("version", ""), message=msg,
