@@ -72,9 +72,13 @@ class AliyunProvider(SandboxLifecycle):
 
     # --- shared resources -------------------------------------------------------------
     async def setup(self) -> None:
-        """Fails at once on wrong credentials or region (one cheap call), and takes over the
-        groups this installation already has."""
-        await self.sweep()
+        """Takes over the groups this installation already has. An account the cloud refuses
+        (a wrong key, a region without ECI) is logged, not fatal: restarting would not fix it,
+        and each SandboxPod then fails with the cloud's code in its status and Events."""
+        try:
+            await self.sweep()
+        except AliyunError as err:
+            log.error("the aliyun account cannot list container groups: %s", err)
 
     # --- sandboxes ------------------------------------------------------------------------
     async def prepare_volumes(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str],
