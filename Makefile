@@ -52,3 +52,4 @@ bench: setup
 	$(VENV)/python bench/sandbox_start.py
 	$(VENV)/python bench/cluster_start.py
 	$(VENV)/python bench/services.py
+	$(VENV)/python bench/aliyun_start.py

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from operators.emulator.alibaba import launch as alibaba_emulator
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/sk8s-busybox:latest"
 # The address the e2e NFS server answers on: a loopback address of its own (not 127.0.0.1,
@@ -117,32 +119,6 @@ def pytest_runtest_makereport(item, call):
         report.sections.append((f"log {log.relative_to(home)}", "\n".join(ln[:300] for ln in lines)))
 
 
-ALIBABA_ENV = {"SK8S_ALIYUN_REGION": "cn-hangzhou", "SK8S_ALIYUN_ZONE": "cn-hangzhou-h",
-               "SK8S_ALIYUN_VSWITCH": "vsw-e2e", "SK8S_ALIYUN_SECURITY_GROUP": "sg-e2e"}
-
-
-def start_alibaba_emulator(home: Path, env: dict) -> subprocess.Popen:
-    """`sk8s emulator alibaba` with one account; `env` then points the installation at it."""
-    creds = home / "aliyun-credentials"
-    creds.mkdir(mode=0o700)
-    (creds / "access-key-id").write_text("LTAI-e2e\n")
-    (creds / "access-key-secret").write_text(uuid.uuid4().hex + "\n")
-    port_file = home / "alibaba-emulator.port"
-    (home / "logs").mkdir(exist_ok=True)
-    with open(home / "logs" / "alibaba-emulator.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "operators.cli", "emulator", "alibaba",
-                                 "--credentials", str(creds), "--port-file", str(port_file)],
-                                env=env, cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while not port_file.exists() or not port_file.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"the Alibaba emulator did not start: {(home / 'logs' / 'alibaba-emulator.log').read_text()}")
-        time.sleep(0.1)
-    env.update(ALIBABA_ENV, SK8S_ALIYUN_CREDENTIALS=str(creds),
-               SK8S_ALIYUN_ENDPOINT=f"127.0.0.1:{port_file.read_text().strip()}")
-    return proc
-
-
 @pytest.fixture(scope="session")
 def meta() -> Meta:
     for tool in ("podman", "runc"):
@@ -164,7 +140,8 @@ def meta() -> Meta:
     _HOMES.append(home)
     # The aliyun provider's SandboxPod operator runs against the local Alibaba OpenAPI
     # emulator, whose container groups are real sandboxes of this home (test_aliyun_provider.py).
-    emulator = start_alibaba_emulator(home, env)
+    emulator, aliyun_env = alibaba_emulator.start(home, env)
+    env.update(aliyun_env)
     up = m.sk8s("up")
     print(up.stdout)
     env["KUBECONFIG"] = str(m.kubeconfig)
