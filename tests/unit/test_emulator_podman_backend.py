@@ -12,7 +12,7 @@ from operators.emulator.alibaba import params as p
 from operators.emulator.alibaba import podman_backend
 from operators.emulator.alibaba.backends import LogOptions
 from operators.emulator.alibaba.eci import Call, EciService
-from operators.emulator.alibaba.eci_groups import render
+from operators.emulator.alibaba.eci_groups import group_status, render
 from operators.emulator.alibaba.errors import ApiError
 from operators.emulator.alibaba.podman_backend import PodmanBackend, status_of, statuses_of
 from operators.providers.errors import ImagePullError, InvalidSpecError
@@ -239,3 +239,15 @@ def test_through_the_api_the_group_shows_its_sandboxs_address(fake):
         await backend.close()
 
     run(scenario())
+
+
+def test_a_container_backing_off_after_a_crash_keeps_its_group_started():
+    """The local kubelet reports a crash-looping container as waiting (CrashLoopBackOff) with
+    its restarts: the group has started, Running next to a running container, else Restarting."""
+    g = group(**{"Container.2.Name": "side", "Container.2.Image": "busybox"})
+    looping = status_of(ContainerInfo("main", "waiting", reason="CrashLoopBackOff", restart_count=2), init=False)
+    running = status_of(ContainerInfo("side", "running"), init=False)
+    creating = status_of(ContainerInfo("side", "waiting", reason="ContainerCreating"), init=False)
+    assert group_status(g, {"main": looping, "side": running}) == "Running"
+    assert group_status(g, {"main": looping, "side": looping}) == "Restarting"
+    assert group_status(g, {"main": looping, "side": creating}) == "Pending"  # one never started yet

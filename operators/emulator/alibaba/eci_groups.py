@@ -52,14 +52,19 @@ def group_status(group: Group, statuses: dict[str, ContainerStatus]) -> str:
     if any(s and s.current.state == "Terminated" and s.current.exit_code for s in inits):
         return "Failed" if policy == "Never" else "Restarting"
     mains = [statuses.get(c.get("Name")) for c in group.get("Container", [])]
-    if any(s is None or s.current.state == "Waiting" for s in mains):
+    if any(s is None or (s.current.state == "Waiting" and not _has_run(s)) for s in mains):
         return "Pending"
     if all(s.current.state == "Terminated" for s in mains):
         clean = all(s.current.exit_code == 0 for s in mains)
         if policy == "Never" or (policy == "OnFailure" and clean):
             return "Succeeded" if clean else "Failed"
         return "Restarting"
-    return "Running"
+    # A container waiting to be restarted (CrashLoopBackOff) has started: the group has too.
+    return "Running" if any(s.current.state == "Running" for s in mains) else "Restarting"
+
+
+def _has_run(s: ContainerStatus) -> bool:
+    return s.restart_count > 0 or s.previous is not None
 
 
 def _state(state: ContainerState | None) -> dict[str, Any]:
