@@ -18,17 +18,24 @@ APISERVER_TIMEOUT = 90
 NODE_TIMEOUT = 30
 
 
+def unavailable(provider: str) -> str | None:
+    """Why a tenant cluster cannot run on `provider`, or None."""
+    if provider in cluster_providers():
+        return None
+    if provider in available_providers():
+        return (f"provider {provider!r} runs SandboxPods here, not yet whole tenant clusters "
+                f"(available for clusters: {', '.join(cluster_providers())})")
+    return f"provider {provider!r} is not available here (available: {', '.join(cluster_providers())})"
+
+
 async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reason: str, **_) -> None:
     t0 = time.monotonic()
     spec = body.get("spec") or {}
     meta = body["metadata"]
     prev = dict(body.get("status") or {})
     provider = spec.get("provider", "local")
-    if provider not in cluster_providers():
-        msg = f"provider {provider!r} is not available here (available: {', '.join(cluster_providers())})"
-        if provider in available_providers():
-            msg = f"provider {provider!r} runs SandboxPods here, not yet whole tenant clusters " \
-                  f"(available for clusters: {', '.join(cluster_providers())})"
+    msg = unavailable(provider)
+    if msg:
         patch.status.update(cluster_status(generation=meta.get("generation"), prev=prev, control_plane=False,
                                            node=False, endpoint=None, secret=None, sandbox_namespace="",
                                            version=spec.get("version", ""), message=msg,
