@@ -328,3 +328,11 @@ def test_more_containers_or_volumes_than_eci_takes():
     with pytest.raises(InvalidSpecError, match="spec.volumes: not supported on ECI: ECI takes at most 20"):
         build(pod(volumes=vols))
     assert unsupported_fields(PodSpec.model_validate(REPRESENTATIVE)) == []
+
+
+def test_an_admins_sandbox_has_no_cluster_tag():
+    admin = EciPlacement(region_id="cn-hangzhou", zone_id=None, vswitch_id="vsw-1", security_group_id="sg-1",
+                         cluster_uid="", home_id="home-1")
+    out = build(pod(), labels={}, placement=admin)
+    keys = {v for k, v in out.items() if k.startswith("Tag.") and k.endswith(".Key")}
+    assert "sk8s.io/cluster-uid" not in keys and {"sk8s.io/home", "sk8s.io/uid"} <= keys

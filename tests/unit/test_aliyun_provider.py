@@ -133,3 +133,18 @@ async def test_under_faults_every_sandbox_runs_once_and_goes(emulator):
     emulator.control("faults", {"throttle_rate": 0, "error_rate": 0, "drop_rate": 0})
     await asyncio.to_thread(until, lambda: groups(emulator) == [])  # none left behind
     assert await provider.list() == []
+
+
+@pytest.mark.parametrize("labels", [{}, LABELS])
+def test_what_the_provider_sends_the_emulators_real_sandboxes_take(labels):
+    """An admin's SandboxPod (no cluster) and a tenant's: the builder's parameters pass the
+    podman backend's admission (its tag checks and its reading of the group back)."""
+    from operators.emulator.alibaba.params import unflatten
+    from operators.emulator.alibaba.podman_backend import check_tags
+    from operators.emulator.alibaba.eci_pod import pod_from_group
+    from operators.providers.aliyun.eci_spec import build_create_params
+    params = build_create_params(ref(5), SPEC, labels, placement(), {})
+    group = unflatten({k: v for k, v in params.items() if k != "ClientToken"})
+    check_tags(group)
+    spec, _ = pod_from_group(group)
+    assert [c.command for c in spec.containers] == [c.command for c in SPEC.containers]

@@ -225,8 +225,12 @@ def sysctl_params(spec: PodSpec) -> dict[str, str]:
 def tags_for(ref: SandboxRef, labels: dict[str, str], placement: EciPlacement) -> dict[str, str]:
     """The group's tags: the SandboxPod's labels for the provider, and who owns the group
     (ref_from_tags reads these back)."""
-    return {**labels, LABEL_CLUSTER_UID: placement.cluster_uid or labels.get(LABEL_CLUSTER_UID, ""),
-            LABEL_HOME: placement.home_id, TAG_NAMESPACE: ref.namespace, TAG_NAME: ref.name, TAG_UID: ref.uid}
+    tags = {**labels, LABEL_HOME: placement.home_id, TAG_NAMESPACE: ref.namespace, TAG_NAME: ref.name,
+            TAG_UID: ref.uid}
+    cluster_uid = placement.cluster_uid or labels.get(LABEL_CLUSTER_UID)
+    if cluster_uid:  # an admin's SandboxPod belongs to no tenant cluster
+        tags[LABEL_CLUSTER_UID] = cluster_uid
+    return tags
 
 
 def tag_params(tags: dict[str, str]) -> dict[str, str]:
