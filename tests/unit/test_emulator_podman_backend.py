@@ -37,6 +37,8 @@ class FakeProvider(SandboxLifecycle):
         self.instances: dict[SandboxRef, SandboxInstance] = {}
         self.ensure_errors: list[Exception] = []
         self.ip = "10.8.0.7"
+        self.inspected = 0
+        self.changes: asyncio.Queue | None = None
 
     async def setup(self):
         self.calls.append(("setup",))
@@ -53,6 +55,7 @@ class FakeProvider(SandboxLifecycle):
         return ref.instance_name
 
     async def inspect(self, ref):
+        self.inspected += 1
         return self.instances.get(ref)
 
     async def delete(self, ref, grace_seconds):
@@ -63,8 +66,9 @@ class FakeProvider(SandboxLifecycle):
         return list(self.instances)
 
     async def watch(self):
-        await asyncio.Event().wait()
-        yield  # pragma: no cover
+        self.changes = asyncio.Queue()
+        while True:
+            yield await self.changes.get()
 
 
 class FakeStreams:
@@ -251,3 +255,28 @@ def test_a_container_backing_off_after_a_crash_keeps_its_group_started():
     assert group_status(g, {"main": looping, "side": running}) == "Running"
     assert group_status(g, {"main": looping, "side": looping}) == "Restarting"
     assert group_status(g, {"main": looping, "side": creating}) == "Pending"  # one never started yet
+
+
+def test_a_sandbox_is_read_again_when_the_provider_says_it_changed(fake, monkeypatch):
+    provider, _, backend = fake
+    g = group(**TAGS)
+    ref = SandboxRef("tenant-a", "web", UID)
+
+    async def scenario():
+        await backend.start(g)
+        await asyncio.sleep(0)  # the watch starts
+        before = provider.inspected
+        assert (await backend.state(g))["main"].current.state == "Running"
+        for _ in range(3):  # nothing changed: the API's ticks cost no provider call
+            await backend.state(g)
+        assert provider.inspected == before + 1
+        provider.instances[ref].containers[0] = ContainerInfo("main", "terminated", exit_code=2)
+        provider.changes.put_nowait(ref)
+        await asyncio.sleep(0)
+        assert (await backend.state(g))["main"].current.exit_code == 2
+        monkeypatch.setattr(podman_backend, "RESYNC", 0.0)  # and every RESYNC seconds regardless
+        await backend.state(g)
+        assert provider.inspected == before + 3
+        await backend.close()
+
+    run(scenario())

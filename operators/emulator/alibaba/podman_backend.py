@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,6 +42,7 @@ from .errors import invalid
 log = logging.getLogger(__name__)
 PULL_BACKOFF = (10, 20, 40, 80, 160, 300)  # the kubelet's image pull back-off, seconds
 DEFAULT_GRACE = 30
+RESYNC = 10.0  # seconds: a sandbox is read again at least this often, changed or not
 # What a sandbox's identity may look like: its uid names directories on this host.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -126,6 +128,9 @@ class _Run:
     error: ProviderError | None = None  # the last failed start, tried again by `retry`
     attempts: int = 0
     retry: asyncio.Task | None = None
+    statuses: dict[str, ContainerStatus] | None = None  # as last read from the provider
+    changed: bool = True  # the provider said the sandbox changed since
+    read_at: float = 0.0
 
 
 class PodmanBackend:
@@ -165,16 +170,21 @@ class PodmanBackend:
         return run.ip or None
 
     async def state(self, group: Group) -> dict[str, ContainerStatus]:
+        """Read again only what the provider said changed (its watch: podman's container
+        events, the kubelet's probe results and back-offs), and everything every RESYNC
+        seconds: the API asks for every group on each tick."""
         run = self._runs.get(group["ContainerGroupId"])
         if run is None:
             return {}
         if run.error is not None:
             return waiting_statuses(group, run.error, run.attempts)
-        inst = await self.provider.inspect(run.ref)
-        if inst is None:
-            return {}
-        run.ip = inst.ip or run.ip
-        return statuses_of(inst)
+        now = time.monotonic()
+        if run.statuses is None or run.changed or now - run.read_at >= RESYNC:
+            run.changed, run.read_at = False, now  # a change while reading marks it again
+            inst = await self.provider.inspect(run.ref)
+            run.statuses = statuses_of(inst) if inst is not None else {}
+            run.ip = (inst.ip if inst else None) or run.ip
+        return run.statuses
 
     async def delete(self, group: Group) -> None:
         run = self._runs.pop(group["ContainerGroupId"], None)
@@ -214,8 +224,10 @@ class PodmanBackend:
             self._watch = asyncio.create_task(self._drain(), name="eci backend watch")
 
     async def _drain(self) -> None:
-        async for _ref in self.provider.watch():
-            pass  # the API observes the groups on its own tick
+        async for ref in self.provider.watch():
+            for run in self._runs.values():
+                if run.ref == ref:
+                    run.changed = True
 
     async def _ensure(self, run: _Run) -> None:
         try:
@@ -227,7 +239,7 @@ class PodmanBackend:
             log.info("group sandbox %s: %s (trying again)", run.ref.instance_name, err)
             run.retry = asyncio.create_task(self._again(run))
             return
-        run.error = None
+        run.error, run.changed = None, True
         inst = await self.provider.inspect(run.ref)
         run.ip = (inst.ip if inst else None) or run.ip
 
