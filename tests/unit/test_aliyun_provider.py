@@ -148,3 +148,13 @@ def test_what_the_provider_sends_the_emulators_real_sandboxes_take(labels):
     check_tags(group)
     spec, _ = pod_from_group(group)
     assert [c.command for c in spec.containers] == [c.command for c in SPEC.containers]
+
+
+async def test_names_the_cloud_reserves_in_tags_still_work(emulator):
+    """A tag value may not start with "aliyun" or "acs:"; a SandboxPod (or cluster) may be
+    named so: its tags carry the name escaped, and it reads back as itself."""
+    provider = provider_for(emulator)
+    r = SandboxRef("aliyun-team", "aliyun-web", "00000000-0000-4000-8000-000000000077")
+    await provider.ensure(r, SPEC, {"sk8s.io/cluster": "aliyun-prod", "sk8s.io/cluster-uid": "c-1"})
+    await until_state(provider, r, "running")
+    assert await provider.list() == [r]

@@ -29,6 +29,7 @@ from ...models.contracts import LABEL_CLUSTER, LABEL_CLUSTER_UID, REASON_ERR_IMA
 from ...models.contracts import LABEL_SANDBOX_NAME, LABEL_SANDBOX_NAMESPACE, LABEL_SANDBOX_UID
 from ...models.podspec import PodSpec
 from ...providers import make_provider, make_streams
+from ...providers.aliyun.eci_status import untag_value
 from ...providers.errors import ProviderError
 from ...providers.lifecycle import SandboxLifecycle
 from ...providers.logopts import ContainerLogOpts
@@ -51,7 +52,8 @@ OWN_NAMESPACE = "eci"  # the namespace of a group that names no SandboxPod
 
 
 def _tags(group: Group) -> dict[str, str]:
-    return {t.get("Key"): t.get("Value", "") for t in group.get("Tag", []) if isinstance(t, dict)}
+    """The tags as the provider meant them (a value it escaped, read back)."""
+    return {t.get("Key"): untag_value(t.get("Value", "")) for t in group.get("Tag", []) if isinstance(t, dict)}
 
 
 def ref_of(group: Group) -> SandboxRef:
@@ -70,7 +72,7 @@ def check_tags(group: Group) -> None:
              (LABEL_CLUSTER_UID, DNS_LABEL))
     for i, t in enumerate(group.get("Tag", []), 1):
         for key, pattern in rules:
-            if isinstance(t, dict) and t.get("Key") == key and not pattern.match(t.get("Value") or ""):
+            if isinstance(t, dict) and t.get("Key") == key and not pattern.match(untag_value(t.get("Value")) or ""):
                 raise invalid(f"Tag.{i}.Value", f"The tag {key} names a sandbox on this host: a lowercase DNS name.")
 
 

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from ...models.contracts import LABEL_CLUSTER_UID, LABEL_HOME, REASON_CONFIG_ERROR
-from .eci_status import TAG_NAME, TAG_NAMESPACE, TAG_UID
+from .eci_status import TAG_NAME, TAG_NAMESPACE, TAG_UID, tag_value
 from ...models.podspec import PodSpec
 from ...models.volumes import Volume
 from ..errors import InvalidSpecError, ProviderError
@@ -240,6 +240,7 @@ def tag_params(tags: dict[str, str]) -> dict[str, str]:
         raise InvalidSpecError(f"{len(tags)} tags: ECI takes at most {MAX_TAGS}", reason=REASON_CONFIG_ERROR)
     out = {}
     for n, (key, value) in enumerate(sorted(tags.items()), 1):
+        value = tag_value(value)
         bad = (not key or len(key) > MAX_TAG_KEY or key.startswith(("aliyun", "acs:")) or len(value) > MAX_TAG_VALUE
                or value.startswith("acs:") or any(u in key + value for u in ("http://", "https://")))
         if bad:

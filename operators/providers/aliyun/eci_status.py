@@ -109,9 +109,24 @@ def instance_from_group(ref: SandboxRef, group: dict) -> SandboxInstance:
     return inst
 
 
+# The cloud refuses a tag value that starts with these; a Kubernetes name may ("aliyun-web").
+# Such a value is sent behind TAG_ESCAPE, which no Kubernetes name contains.
+RESERVED_TAG_PREFIXES = ("aliyun", "acs:")
+TAG_ESCAPE = "~"
+
+
+def tag_value(value: str) -> str:
+    """A value as a tag carries it (`untag_value` reads it back)."""
+    return TAG_ESCAPE + value if value.startswith((*RESERVED_TAG_PREFIXES, TAG_ESCAPE)) else value
+
+
+def untag_value(value: str | None) -> str | None:
+    return value[len(TAG_ESCAPE):] if value and value.startswith(TAG_ESCAPE) else value
+
+
 def ref_from_tags(tags: list[dict] | None) -> SandboxRef | None:
     """The SandboxPod a group runs, from its tags; None when any of the three is missing."""
-    values = {t.get("Key"): t.get("Value") for t in tags or [] if isinstance(t, dict)}
+    values = {t.get("Key"): untag_value(t.get("Value")) for t in tags or [] if isinstance(t, dict)}
     namespace, name, uid = values.get(TAG_NAMESPACE), values.get(TAG_NAME), values.get(TAG_UID)
     if not (namespace and name and uid):
         return None
