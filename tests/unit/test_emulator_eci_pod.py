@@ -180,3 +180,20 @@ def test_dns_policy_default_is_the_vpc_resolver():
     assert spec.dnsPolicy == "ClusterFirst" and spec.dnsConfig.nameservers == ["10.0.0.2"]
     spec, _ = pod_from_group(p.unflatten(BASE))
     assert spec.dnsPolicy == "ClusterFirst" and spec.dnsConfig is None
+
+
+def test_none_is_a_value_where_a_value_may_be_none():
+    """The SDK's request classes send an unset optional as "None"; where "None" is a value a
+    tenant may write (an env value, a file's name or content), it is kept."""
+    spec, content = pod_from_group(p.unflatten({
+        **BASE, "Container.1.EnvironmentVar.1.Key": "MODE", "Container.1.EnvironmentVar.1.Value": "None",
+        "Volume.1.Name": "v", "Volume.1.Type": "ConfigFileVolume",
+        "Volume.1.ConfigFileVolume.ConfigFileToPath.1.Path": "None",
+        "Volume.1.ConfigFileVolume.ConfigFileToPath.1.Content": "None"}))
+    assert spec.containers[0].env[0].value == "None"
+    assert content == {"v": {"None": (base64.b64decode("None"), 0o644)}}
+
+
+def test_a_long_group_name_is_cut_to_a_hostname():
+    spec, _ = pod_from_group(p.unflatten({**BASE, "ContainerGroupName": "a" * 62 + "-b" + "c" * 60}))
+    assert spec.hostname == "a" * 62

@@ -64,7 +64,7 @@ def pod_from_group(group: dict[str, Any]) -> tuple[PodSpec, VolumeContent]:
     grace = f.integer("TerminationGracePeriodSeconds", low=0, high=3600)
     if grace is not None:
         pod["terminationGracePeriodSeconds"] = grace
-    pod["hostname"] = f.text("HostName") or group.get("ContainerGroupName")
+    pod["hostname"] = f.text("HostName") or default_hostname(str(group.get("ContainerGroupName") or ""))
     if f.boolean("ShareProcessNamespace"):
         pod["shareProcessNamespace"] = True
     pod.update(_dns(f))
@@ -80,6 +80,11 @@ def pod_from_group(group: dict[str, Any]) -> tuple[PodSpec, VolumeContent]:
         pod["volumes"] = volumes
     f.done()
     return _validated(pod), content
+
+
+def default_hostname(group_name: str) -> str | None:
+    """ECI names a group's host after the group; a hostname takes at most 63 characters."""
+    return group_name[:63].rstrip("-") or None
 
 
 def _validated(pod: dict[str, Any]) -> PodSpec:
@@ -110,7 +115,7 @@ def _dns(f: Fields) -> dict[str, Any]:
         dns["nameservers"] = servers
     if searches := cfg.strings("Search"):
         dns["searches"] = searches
-    options = [{"name": o.text("Name"), **({"value": v} if (v := o.text("Value")) is not None else {})}
+    options = [{"name": o.text("Name"), **({"value": v} if (v := o.literal("Value")) is not None else {})}
                for o in cfg.items("Option")]
     if options:
         dns["options"] = options
@@ -178,12 +183,12 @@ def _mode(f: Fields, key: str) -> int | None:
 def _config_files(f: Fields, default: int) -> dict[str, tuple[bytes, int]]:
     files: dict[str, tuple[bytes, int]] = {}
     for item in f.items("ConfigFileToPath"):
-        path = item.text("Path") or ""
+        path = item.literal("Path") or ""
         parts = path.split("/")
         if path.startswith("/") or any(p in ("", ".", "..") or p.startswith("..") for p in parts):
             raise invalid(item.name("Path"), "A relative path inside the volume, without '..'.")
         try:
-            data = base64.b64decode(item.text("Content") or "", validate=True)
+            data = base64.b64decode(item.literal("Content") or "", validate=True)
         except (binascii.Error, ValueError):
             raise invalid(item.name("Content"), "The file's content, base64-encoded.") from None
         if path in files:

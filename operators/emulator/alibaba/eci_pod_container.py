@@ -72,12 +72,12 @@ def _put(d: dict[str, Any], key: str, value: Any) -> None:
 
 
 def _env(e: Fields) -> dict[str, Any]:
-    key = e.text("Key") or ""
+    key = e.literal("Key") or ""
     if not ECI_ENV_KEY.match(key):
         raise invalid(e.name("Key"), "Letters, digits and '_', not starting with a digit, up to 128 characters.")
     out: dict[str, Any] = {"name": key}
     ref = e.child("FieldRef")
-    value = e.text("Value")
+    value = e.literal("Value")  # "None" is a value here, not the SDK's unset
     if ref is not None:
         path = ref.text("FieldPath")
         if path not in FIELD_PATHS:
