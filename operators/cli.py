@@ -347,7 +347,7 @@ def cmd_emulator_alibaba(args) -> int:
             Path(args.port_file).write_text(str(port))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server.run("127.0.0.1", args.port, {creds.access_key_id: creds.access_key_secret}, backend=backend,
-               faults=faults, ready=ready)
+               faults=faults, ready=ready, schedule_delay=args.schedule_delay, tick=args.tick)
     return 0
 
 
@@ -402,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("throttle-rate", "error-rate", "drop-rate", "latency"):
         ali.add_argument(f"--{flag}", type=float, default=0.0)
     ali.add_argument("--seed", type=int)
+    ali.add_argument("--schedule-delay", type=float, default=0.1,
+                     help="seconds a new group stays Scheduling (the cloud takes longer; latency figures are ours)")
+    ali.add_argument("--tick", type=float, default=0.1, help="how often groups move to their next state")
     ali.set_defaults(func=cmd_emulator_alibaba)
     args = parser.parse_args(argv)
     return args.func(args)

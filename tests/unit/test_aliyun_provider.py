@@ -158,3 +158,19 @@ async def test_names_the_cloud_reserves_in_tags_still_work(emulator):
     await provider.ensure(r, SPEC, {"sk8s.io/cluster": "aliyun-prod", "sk8s.io/cluster-uid": "c-1"})
     await until_state(provider, r, "running")
     assert await provider.list() == [r]
+
+
+async def test_only_moving_groups_are_described_and_twenty_a_call(emulator):
+    provider = provider_for(emulator)
+    refs = [ref(200 + i) for i in range(25)]
+    await asyncio.gather(*(provider.ensure(r, SPEC, LABELS) for r in refs))
+    emulator.control("calls", method="DELETE")
+    await provider.refresh_moving()
+    assert emulator.control("calls")["calls"] == {"DescribeContainerGroups": 2}  # 25 moving: 20 + 5
+    for r in refs:
+        await until_state(provider, r, "running")
+    await provider.refresh_moving()  # settled (the last sweep saw them Running)
+    emulator.control("calls", method="DELETE")
+    assert provider._moving() == []
+    assert await provider.refresh_moving() == []
+    assert emulator.control("calls")["calls"] == {}

@@ -7,10 +7,11 @@ calls, the figure that decides how far it scales:
 
 - create: one `CreateContainerGroup`, with a `ClientToken` from the SandboxPod's uid, so
   a retry after a lost answer never makes a second group;
-- status: no call per pod. One sweep lists every group of this installation by its tag,
-  20 a page (`DescribeContainerGroups` with `NextToken`), every `busy_interval` while a
-  group is on its way somewhere (Scheduling, Pending, Restarting...) and every
-  `idle_interval` otherwise; `watch()` yields the groups whose state changed;
+- status: no call per pod. The groups on their way somewhere (Scheduling, Pending,
+  Restarting..., or just created) are described by id, 20 a call, every `busy_interval`;
+  every `idle_interval` one sweep lists all groups of this installation by its tag, 20 a
+  page (`NextToken`), which sees restarts and failures of running groups and groups gone;
+  `watch()` yields the groups whose state changed;
 - delete: one `DeleteContainerGroup`, a group already gone counting as deleted.
 
 `inspect` answers from the last sweep; a group created since is reported as being
@@ -37,7 +38,7 @@ from ..lifecycle import SandboxLifecycle, VolumeContent
 from ..sandbox import SandboxInstance, SandboxRef
 from .client import AliyunClient, AliyunError
 from .eci_spec import EciPlacement, build_create_params
-from .eci_status import instance_from_group, ref_from_tags
+from .eci_status import instance_from_group, ref_from_tags, tag_value
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class AliyunProvider(SandboxLifecycle):
     name = "aliyun"
 
     def __init__(self, client: AliyunClient, placement: EciPlacement, *, busy_interval: float = 0.5,
-                 idle_interval: float = 3.0):
+                 idle_interval: float = 5.0):
         self.client, self.placement = client, placement
         self.busy_interval, self.idle_interval = busy_interval, idle_interval
         self._known: dict[SandboxRef, _Known] = {}
@@ -69,6 +70,7 @@ class AliyunProvider(SandboxLifecycle):
         self._swept = asyncio.Event()  # one sweep done: `inspect` may say "none"
         self._sweep_lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._last_sweep = 0.0
 
     # --- shared resources -------------------------------------------------------------
     async def setup(self) -> None:
@@ -134,32 +136,53 @@ class AliyunProvider(SandboxLifecycle):
         return sorted(self._known, key=lambda r: (r.namespace, r.name))
 
     # --- the sweep ----------------------------------------------------------------------------
+    def _take(self, groups: list[dict]) -> tuple[list[SandboxRef], set[SandboxRef]]:
+        """Record groups as described; (refs whose group changed, refs seen)."""
+        changed, seen = [], set()
+        for group in groups:
+            ref = ref_from_tags(group.get("Tags") or [])
+            if ref is None:
+                continue
+            seen.add(ref)
+            known = self._known.get(ref)
+            if known is None or _digest(known.group) != _digest(group):
+                changed.append(ref)
+            self._known[ref] = _Known(group, created_at=0.0)
+        return changed, seen
+
     async def sweep(self) -> list[SandboxRef]:
-        """List every group of this installation; the refs whose group changed."""
+        """List every group of this installation; the refs whose group changed or went."""
         async with self._sweep_lock:
             began = time.monotonic()
-            groups = await self._list_groups()
-            changed = []
-            seen = set()
-            for group in groups:
-                ref = ref_from_tags(group.get("Tags") or [])
-                if ref is None:
-                    continue
-                seen.add(ref)
-                known = self._known.get(ref)
-                if known is None or _digest(known.group) != _digest(group):
-                    changed.append(ref)
-                self._known[ref] = _Known(group, created_at=0.0)
+            changed, seen = self._take(await self._list_groups())
             for ref, known in list(self._known.items()):
                 if ref not in seen and known.created_at < began:  # gone (a sweep that began later missed it)
                     del self._known[ref]
                     changed.append(ref)
             self._swept.set()
+            self._last_sweep = began
+            return changed
+
+    def _moving(self) -> list[str]:
+        return [k.group["ContainerGroupId"] for k in self._known.values()
+                if k.created_at or k.group.get("Status") in TRANSIENT]
+
+    async def refresh_moving(self) -> list[SandboxRef]:
+        """Describe only the groups on their way somewhere, by id, 20 a call: a burst of pods
+        costs a call per 20 of them per interval, the groups that run steadily nothing. A
+        group missing from the answer is left to the next full sweep to call gone."""
+        async with self._sweep_lock:
+            ids = self._moving()
+            changed: list[SandboxRef] = []
+            for i in range(0, len(ids), PAGE):
+                answer = await self.client.call(DescribeContainerGroupsRequest, {
+                    "RegionId": self.client.region, "ContainerGroupIds": json.dumps(ids[i:i + PAGE]), "Limit": PAGE})
+                changed += self._take(answer.get("ContainerGroups") or [])[0]
             return changed
 
     async def _list_groups(self) -> list[dict]:
         params = {"RegionId": self.client.region, "Limit": PAGE, "Tag.1.Key": TAG_HOME,
-                  "Tag.1.Value": self.placement.home_id}
+                  "Tag.1.Value": tag_value(self.placement.home_id)}
         groups: list[dict] = []
         token = None
         while True:
@@ -169,19 +192,18 @@ class AliyunProvider(SandboxLifecycle):
             if not token:
                 return groups
 
-    def _busy(self) -> bool:
-        return any(k.created_at or k.group.get("Status") in TRANSIENT for k in self._known.values())
-
     async def watch(self) -> AsyncIterator[SandboxRef]:
-        """Polls (ECI pushes nothing): quickly while a group changes state, slowly otherwise."""
+        """Polls (ECI pushes nothing): the moving groups every `busy_interval`, every group
+        every `idle_interval` (restarts and failures of running groups, groups gone)."""
         while True:
             self._wake.clear()  # before: a create during the sweep wakes the next one
             try:
-                for ref in await self.sweep():
+                due = time.monotonic() - self._last_sweep >= self.idle_interval
+                for ref in await (self.sweep() if due or not self._moving() else self.refresh_moving()):
                     yield ref
             except ProviderError as err:
-                log.warning("listing container groups failed: %s", err)
-            interval = self.busy_interval if self._busy() else self.idle_interval
+                log.warning("describing container groups failed: %s", err)
+            interval = self.busy_interval if self._moving() else self.idle_interval
             try:
                 await asyncio.wait_for(self._wake.wait(), interval)
             except asyncio.TimeoutError:
