@@ -184,6 +184,17 @@ def sandboxpod(name: str, containers: list[dict], **spec) -> dict:
             "spec": {"containers": containers, **spec}}
 
 
+def until(predicate, timeout: float, what: str, interval: float = 0.5):
+    """`predicate()`'s first true value, polled every `interval`; fails naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def condition(obj: dict, type_: str) -> str | None:
     for c in (obj.get("status") or {}).get("conditions") or []:
         if c["type"] == type_:

@@ -5,12 +5,11 @@ nothing left in the emulator's inventory."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 
 import pytest
 
-from .conftest import phase, sandboxpod
+from .conftest import phase, sandboxpod, until
 
 pytestmark = pytest.mark.e2e
 
@@ -25,16 +24,6 @@ def emulator(meta, path: str) -> dict:
 def groups_of(meta, uid: str) -> list[dict]:
     return [g for g in emulator(meta, "inventory")["ContainerGroup"]
             if {"Key": "sk8s.io/uid", "Value": uid} in g["Tags"]]
-
-
-def until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_sandboxpod_runs_as_an_eci_group_and_leaves_nothing(meta, namespace):

@@ -16,6 +16,7 @@ import yaml
 
 from operators.embedded.pki import issue, make_ca
 
+from .conftest import until
 from .tenant import Tenant, make_cluster
 
 WEBHOOK_IMAGE = "localhost/sk8s-e2e-webhook:latest"
@@ -80,16 +81,6 @@ def serve_webhook(t: Tenant, ca, service: bool = True) -> dict:
 
 def webhook_log(t: Tenant) -> str:
     return t.kubectl("logs", "webhook").stdout
-
-
-def until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out: {what}")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 
 from operators.embedded.processes import ProcessSet
 
-from .conftest import IMAGE
+from .conftest import IMAGE, until
 from .tenant import Tenant, cluster_uid, delete_cluster, make_cluster, plane_dir
 
 pytestmark = pytest.mark.e2e
@@ -43,14 +43,7 @@ def _pods(t: Tenant, selector: str) -> list[dict]:
 
 
 def _wait(what: str, check, timeout: float = POD_WAIT):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    return until(check, timeout, what)
 
 
 def _running(t: Tenant, selector: str, count: int) -> list[dict]:

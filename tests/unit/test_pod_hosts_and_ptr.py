@@ -9,7 +9,7 @@ from operators.providers.local.dnsserver import ZoneTable
 from operators.providers.local.hostsfile import domain_line, with_domain_line
 from operators.virtualnode.mapping.reversezone import build_reverse_zone, ptr_records, reverse_rr
 from operators.models.podspec import PodSpec
-from operators.providers.local.spec import kernel_hostname
+from operators.providers.podrules import kernel_hostname
 from operators.providers.sandbox import SandboxRef
 from operators.virtualnode.mapping.spec import build_sandboxpod, host_domain, hostname_of
 

@@ -15,6 +15,7 @@ from ...models.contracts import REASON_CONFIG_ERROR
 from ...models.podspec import Container, LifecycleHandler, PodSpec, Probe
 from ...models.securitycontext import DEFAULT_CAPABILITIES
 from ..errors import InvalidSpecError
+from ..podrules import pull_policy
 from ..sandbox import SandboxRef
 from .eci_resources import container_size, fmt
 
@@ -26,16 +27,6 @@ ECI_CAPABILITIES = ("NET_ADMIN", "NET_RAW")
 # ECI: each group is its own host, with one network interface.
 ECI_FIELD_PATH = "status.podIP"
 LATE_FIELDS = ("status.podIP", "status.podIPs", "status.hostIP", "status.hostIPs")
-
-
-def pull_policy(c: Container) -> str:
-    """The apiserver's defaulting: :latest or no tag means Always."""
-    if c.imagePullPolicy:
-        return c.imagePullPolicy
-    last = c.image.rsplit("/", 1)[-1]
-    if "@" in last:
-        return "IfNotPresent"
-    return "Always" if ":" not in last or last.endswith(":latest") else "IfNotPresent"
 
 
 def _bad(c: Container, what: str) -> InvalidSpecError:

@@ -23,6 +23,7 @@ from ...models.podspec import PodSpec
 from ...models.volumes import Volume
 from ..errors import InvalidSpecError, ProviderError
 from ..lifecycle import VolumeContent
+from ..podrules import kernel_hostname
 from ..sandbox import SandboxRef
 from .eci_container import container_params
 from ...quantity import memory_bytes
@@ -37,7 +38,6 @@ MAX_CONFIG_FILE = 32 * 1024  # ConfigFileToPath.Content: "配置文件不能大�
 MAX_CLIENT_TOKEN = 64  # ASCII, at most 64 characters
 GROUP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,126}[a-z0-9])$")  # 2-128, lowercase, digits, inner '-'
 MAX_NAMESERVERS, MAX_SEARCHES = 3, 32  # the kubelet's limits, which resolv.conf readers share
-FQDN_MAX = 64  # the kernel's nodename
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def _group_params(ref: SandboxRef, spec: PodSpec, placement: EciPlacement) -> di
         "SecurityGroupId": placement.security_group_id, "ContainerGroupName": name, "ClientToken": token,
         "RestartPolicy": spec.restartPolicy or "Always",
         "TerminationGracePeriodSeconds": str(30 if grace is None else grace),
-        "Cpu": fmt(cpu), "Memory": fmt(mem), "HostName": hostname(ref, spec),
+        "Cpu": fmt(cpu), "Memory": fmt(mem), "HostName": kernel_hostname(ref, spec),
     }
     if placement.zone_id:
         out["ZoneId"] = placement.zone_id
@@ -104,20 +104,6 @@ def _group_params(ref: SandboxRef, spec: PodSpec, placement: EciPlacement) -> di
     if spec.shareProcessNamespace:
         out["ShareProcessNamespace"] = "true"
     return out
-
-
-def hostname(ref: SandboxRef, spec: PodSpec) -> str:
-    """The pod's hostname, or with setHostnameAsFQDN its FQDN, refused over 64 characters as
-    the kubelet refuses it."""
-    name = spec.hostname or ref.name
-    if not (spec.setHostnameAsFQDN and spec.hostDomain):
-        return name
-    fqdn = f"{name}.{spec.hostDomain}"
-    if len(fqdn) > FQDN_MAX:
-        raise InvalidSpecError(f"failed to construct FQDN from pod hostname and cluster domain, FQDN {fqdn} is too "
-                               f"long ({FQDN_MAX} characters is the max, {len(fqdn)} characters requested)",
-                               reason=REASON_CONFIG_ERROR)
-    return fqdn
 
 
 def volume_params(p: str, v: Volume, content: VolumeContent) -> dict[str, str]:

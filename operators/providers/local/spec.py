@@ -18,6 +18,7 @@ from ...models.contracts import (LABEL_CONTAINER, LABEL_CONTAINER_IMAGE as LABEL
 from ...models.podspec import Container, PodSpec
 from ...quantity import cpu_cores, memory_bytes
 from ..errors import InvalidSpecError
+from ..podrules import kernel_hostname, pull_policy
 from ..sandbox import SandboxRef
 from . import execlimits, termlog
 from .security import security_args
@@ -36,31 +37,6 @@ def previous_container_name(ref: SandboxRef, container: str) -> str:
     return f"{container_name(ref, container)}--previous"
 
 
-def pull_policy(c: Container) -> str:
-    if c.imagePullPolicy:
-        return c.imagePullPolicy
-    # Same defaulting as the apiserver: :latest or no tag means Always.
-    last = c.image.rsplit("/", 1)[-1]
-    if "@" in last:
-        return "IfNotPresent"
-    return "Always" if ":" not in last or last.endswith(":latest") else "IfNotPresent"
-
-
-FQDN_MAX = 64  # the kernel's nodename (kubelet util.GetNodenameForKernel)
-
-
-def kernel_hostname(ref: SandboxRef, spec: PodSpec) -> str:
-    """The pod's `--hostname`: its hostname, or with setHostnameAsFQDN and a hostDomain the
-    fully-qualified name, refused over 64 characters with the kubelet's message."""
-    hostname = spec.hostname or ref.name
-    if not (spec.setHostnameAsFQDN and spec.hostDomain):
-        return hostname
-    fqdn = f"{hostname}.{spec.hostDomain}"
-    if len(fqdn) > FQDN_MAX:
-        raise InvalidSpecError(f"failed to construct FQDN from pod hostname and cluster domain, FQDN {fqdn} is too "
-                               f"long ({FQDN_MAX} characters is the max, {len(fqdn)} characters requested)",
-                               reason=REASON_CONFIG_ERROR)
-    return fqdn
 
 
 def resource_args(c: Container) -> list[str]:
