@@ -31,8 +31,13 @@ from operators.config import home_id
 from operators.emulator.alibaba import server
 from operators.emulator.alibaba.eci import EciService
 from operators.emulator.alibaba.podman_backend import PodmanBackend
+from operators.models.podspec import PodSpec
+from operators.providers.aliyun.client import AliyunClient, Credentials
+from operators.providers.aliyun.eci_spec import EciPlacement
+from operators.providers.aliyun.provider import AliyunProvider
 from operators.providers.local.provider import LocalProvider
 from operators.providers.local.streams import LocalStreams
+from operators.providers.sandbox import SandboxRef
 
 from .conftest import IMAGE, Meta
 
@@ -210,3 +215,41 @@ def test_what_the_emulator_cannot_run_is_refused_by_name(emu: PodmanEmulator):
     assert e.value.get_error_code() == "InvalidParameter" and "Container.1.Gpu" in e.value.get_error_msg()
     names = [g["ContainerGroupName"] for g in emu.call(DescribeContainerGroupsRequest())["ContainerGroups"]]
     assert "e2e-gpu" not in names
+
+
+def test_the_aliyun_provider_runs_a_pod_on_this_host_through_the_emulator(emu: PodmanEmulator, meta: Meta):
+    """The whole way: the aliyun provider's builder and SDK client, the emulator, a sandbox."""
+    client = AliyunClient(Credentials(AK, SK), REGION, endpoint=f"127.0.0.1:{emu.port}")
+    provider = AliyunProvider(client, EciPlacement(region_id=REGION, zone_id=None, vswitch_id="vsw-e2e",
+                                                   security_group_id="sg-e2e", cluster_uid="", home_id="e2e-home"),
+                              busy_interval=0.2, idle_interval=1.0)
+    ref = SandboxRef("tenant-e2e", "web-1", str(uuid.uuid4()))
+    spec = PodSpec.model_validate({"terminationGracePeriodSeconds": 1, "containers": [{
+        "name": "web", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", 'cat /cfg/greeting; echo "ip=$POD_IP"; exec httpd -f -p 80 -h /www'],
+        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "readinessProbe": {"httpGet": {"path": "/", "port": 80}, "periodSeconds": 1},
+        "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]}],
+        "volumes": [{"name": "cfg", "configMap": {"name": "greeting"}}]})
+
+    async def scenario():  # one event loop for the provider's whole life
+        await provider.setup()
+        await provider.prepare_volumes(ref, spec, {}, {"cfg": {"greeting": (b"hello through ECI\n", 0o644)}})
+        group_id = await provider.ensure(ref, spec, {})
+        deadline = time.monotonic() + 90
+        inst = None
+        while time.monotonic() < deadline and not (inst and inst.state == "running" and inst.containers and inst.containers[0].ready):
+            await asyncio.sleep(0.3)
+            await provider.sweep()
+            inst = await provider.inspect(ref)
+        assert inst and inst.state == "running" and inst.containers and inst.containers[0].ready, inst
+        assert pod_of(meta, ref.instance_name) and inst.ip == pod_ip(meta, ref.instance_name)
+        logs = await asyncio.to_thread(emu.logs, group_id, "web")
+        assert "hello through ECI" in logs and f"ip={inst.ip}" in logs
+        await provider.delete(ref, 1)
+
+    asyncio.run(scenario())
+    deadline = time.monotonic() + 60
+    while pod_of(meta, ref.instance_name) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert pod_of(meta, ref.instance_name) == []

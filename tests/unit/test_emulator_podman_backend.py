@@ -280,3 +280,12 @@ def test_a_sandbox_is_read_again_when_the_provider_says_it_changed(fake, monkeyp
         await backend.close()
 
     run(scenario())
+
+
+def test_an_empty_cluster_tag_names_no_cluster(fake):
+    """The aliyun provider tags a group of no tenant cluster with an empty cluster uid."""
+    provider, _, backend = fake
+    g = group(**{**TAGS, "Tag.4.Value": ""})
+    backend.admit(g)
+    run(backend.start(g))
+    assert [c[2] for c in provider.calls if c[0] == "ensure"] == [{}]

@@ -66,13 +66,15 @@ def ref_of(group: Group) -> SandboxRef:
 
 
 def check_tags(group: Group) -> None:
-    """The tags that name a sandbox are used as names on this host: refused unless they are
-    what Kubernetes names are (a namespace and uid a DNS label, a name a DNS subdomain)."""
+    """The tags that name a sandbox are used as names on this host: refused unless empty (no
+    cluster, no pod: the aliyun provider tags a group of no cluster with an empty cluster
+    uid) or what Kubernetes names are (a namespace and uid a DNS label, a name a DNS subdomain)."""
     rules = ((LABEL_SANDBOX_NAMESPACE, DNS_LABEL), (LABEL_SANDBOX_NAME, DNS_SUBDOMAIN), (LABEL_SANDBOX_UID, DNS_LABEL),
              (LABEL_CLUSTER_UID, DNS_LABEL))
     for i, t in enumerate(group.get("Tag", []), 1):
         for key, pattern in rules:
-            if isinstance(t, dict) and t.get("Key") == key and not pattern.match(untag_value(t.get("Value")) or ""):
+            value = untag_value(t.get("Value") or "") if isinstance(t, dict) else ""
+            if isinstance(t, dict) and t.get("Key") == key and value and not pattern.match(value):
                 raise invalid(f"Tag.{i}.Value", f"The tag {key} names a sandbox on this host: a lowercase DNS name.")
 
 
