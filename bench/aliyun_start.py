@@ -89,8 +89,10 @@ def main() -> None:
         sequential_calls = emulator(env, "calls")
         burst_s, burst_calls = burst(api, env, args.burst)
     finally:
-        sk8s(env, "down")
+        # The emulator first: its kubelets would start again the sandboxes `down` removes.
         proc.terminate()
+        proc.wait(timeout=30)
+        sk8s(env, "down")
     lo, al = summary(local), summary(aliyun)
     print()
     print(row("SandboxPod -> Running, provider local", lo))

@@ -103,11 +103,33 @@ def cmd_down(args) -> int:
         if comp.get("pid") and _alive(comp["pid"]):
             os.kill(comp["pid"], signal.SIGKILL)
     stopped = _stop_planes(lay)
+    _stop_emulator(lay)
     removed = asyncio.run(_remove_sandboxes(lay))
     lay.state_file.unlink(missing_ok=True)
     lay.supervisor_pid.unlink(missing_ok=True)
     print(f"sk8s is down; stopped {stopped} tenant control plane(s), removed {removed} sandbox(es)")
     return 0
+
+
+def emulator_pid_file(lay: Layout) -> Path:
+    return lay.run / "alibaba-emulator.pid"
+
+
+def _stop_emulator(lay: Layout) -> None:
+    """An Alibaba emulator running groups as this home's sandboxes goes first: its kubelets
+    would start again the sandboxes removed next."""
+    try:
+        pid = int(emulator_pid_file(lay).read_text())
+    except (OSError, ValueError):
+        return
+    if _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    emulator_pid_file(lay).unlink(missing_ok=True)
 
 
 def _mark_clusters_stopped(lay: Layout) -> None:
@@ -338,6 +360,9 @@ def cmd_emulator_alibaba(args) -> int:
     if args.backend == "podman":  # container groups run as real sandboxes of this home
         from .emulator.alibaba.podman_backend import PodmanBackend
         backend = PodmanBackend.for_home()
+        lay = layout()
+        lay.run.mkdir(parents=True, exist_ok=True)
+        emulator_pid_file(lay).write_text(str(os.getpid()))  # `sk8s down` stops it first
     faults = FaultConfig(throttle_rate=args.throttle_rate, error_rate=args.error_rate, latency=args.latency,
                          drop_rate=args.drop_rate, seed=args.seed)
 

@@ -45,3 +45,4 @@ def test_each_configured_provider_gets_its_own_sandboxpod_operator():
     assert extra.env["SK8S_PROVIDER"] == "aliyun" and "operators.sandboxpod.operator" in extra.argv
     assert all("SK8S_PROVIDER" not in c.env for c in plain)
     assert len({c.health_url for c in both}) == len(both)
+
