@@ -74,13 +74,11 @@ class AliyunProvider(SandboxLifecycle):
 
     # --- shared resources -------------------------------------------------------------
     async def setup(self) -> None:
-        """Takes over the groups this installation already has. An account the cloud refuses
-        (a wrong key, a region without ECI) is logged, not fatal: restarting would not fix it,
-        and each SandboxPod then fails with the cloud's code in its status and Events."""
-        try:
-            await self.sweep()
-        except AliyunError as err:
-            log.error("the aliyun account cannot list container groups: %s", err)
+        """Nothing to wait for: the groups this installation already has are taken over by
+        the first sweep (`watch`, or the first `inspect`). An account the cloud refuses (a
+        wrong key, a region without ECI) or a cloud out of reach is not fatal either: a
+        restart would not fix it; the sweeps log it and each SandboxPod fails with the
+        cloud's code in its status and Events."""
 
     # --- sandboxes ------------------------------------------------------------------------
     async def prepare_volumes(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str],

@@ -11,6 +11,7 @@ from ... import kopfresync, kopfsettings, kube
 from ...config import provider_name
 from ...models.contracts import FINALIZER_SANDBOXPOD
 from ...providers import make_provider
+from ...providers.errors import ProviderError
 from ..events import SandboxEvents
 from ..ownership import DEFAULT_PROVIDER, takes
 from ..sandbox import collect_garbage
@@ -62,7 +63,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     kopfresync.start(memo, "sandboxpods", finalizer(), diffbase=kopfresync.DIFFBASE_ANNOTATION + storage_suffix(),
                      accept=takes)
     provider = memo.provider
-    removed = await collect_garbage(provider)
+    try:
+        removed = await collect_garbage(provider)
+    except ProviderError as exc:  # a cloud unreachable now: the periodic collection tries again
+        log.error("collecting orphaned sandboxes at start-up failed: %s", exc)
+        removed = []
     if removed:
         log.warning("removed %d orphaned sandbox(es) at start-up", len(removed))
     if getattr(memo, "gc", None) is None:
