@@ -92,12 +92,7 @@ def cmd_down(args) -> int:
     if pid and state.get("ready"):
         _mark_clusters_stopped(lay)
     if pid:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        _terminate(pid, 60)
     # Whatever a killed supervisor left behind.
     for comp in (state.get("components") or {}).values():
         if comp.get("pid") and _alive(comp["pid"]):
@@ -123,13 +118,18 @@ def _stop_emulator(lay: Layout) -> None:
     except (OSError, ValueError):
         return
     if _alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        _terminate(pid, 10)
     emulator_pid_file(lay).unlink(missing_ok=True)
+
+
+def _terminate(pid: int, grace: float) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _mark_clusters_stopped(lay: Layout) -> None:

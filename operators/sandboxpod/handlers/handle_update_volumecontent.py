@@ -20,7 +20,6 @@ async def update_volume_content(event: dict, body, namespace: str, name: str, me
     sbp = await kube.get_object(PLURAL, namespace, name)
     if sbp is None or sbp["metadata"].get("deletionTimestamp") or not takes(sbp.get("spec")):
         return  # the create handler writes the files of a sandbox not made yet; another provider's
-
     spec = spec_of(sbp)
     changed = await memo.provider.write_volumes(ref_of(sbp), spec, read_content_secret(dict(body)))
     if changed:
