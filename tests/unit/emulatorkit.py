@@ -22,10 +22,10 @@ AK, SK, REGION = "LTAI-test-key", "test-secret", "cn-hangzhou"
 
 class EmulatorThread:
     def __init__(self, *, start_delay: float = 0.0, run_time: float = 0.0, schedule_delay: float = 0.0,
-                 tick: float = 0.02, faults: FaultConfig | None = None):
+                 tick: float = 0.02, faults: FaultConfig | None = None, services: tuple = ()):
         self.backend = MemoryBackend(start_delay=start_delay, run_time=run_time)
         self.eci = EciService(self.backend, schedule_delay=schedule_delay, tick=tick)
-        self.emulator = server.Emulator({AK: SK}, [self.eci], Faults(faults))
+        self.emulator = server.Emulator({AK: SK}, [self.eci, *services], Faults(faults))
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
