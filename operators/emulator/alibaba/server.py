@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from aiohttp import web
 
-from . import errors
+from . import errors, pvtz
 from .backends import GroupBackend, MemoryBackend
 from .eci import Call, EciService
 from .errors import ApiError
@@ -155,7 +155,7 @@ def parse_credentials(pairs: Iterable[str]) -> dict[str, str]:
 def build(credentials: Mapping[str, str], *, backend: GroupBackend | None = None,
           faults: FaultConfig | None = None, schedule_delay: float = 0.5, tick: float = 0.5) -> Emulator:
     eci = EciService(backend or MemoryBackend(), schedule_delay=schedule_delay, tick=tick)
-    return Emulator(credentials, [eci], Faults(faults))
+    return Emulator(credentials, [eci, pvtz.for_groups(eci.backend)], Faults(faults))
 
 
 async def serve(emulator: Emulator, host: str, port: int) -> tuple[web.AppRunner, int]:
