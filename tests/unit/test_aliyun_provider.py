@@ -12,6 +12,7 @@ from operators.emulator.alibaba.faults import FaultConfig
 from operators.models.podspec import PodSpec
 from operators.providers.aliyun.client import AliyunClient, AliyunError, Credentials
 from operators.providers.aliyun.eci_spec import EciPlacement
+from operators.providers.aliyun.network import CloudNetwork
 from operators.providers.aliyun.provider import AliyunProvider
 from operators.providers.errors import ProviderError
 from operators.providers.sandbox import SandboxRef
@@ -40,7 +41,10 @@ def emulator():
 
 def provider_for(emu: EmulatorThread, *, secret: str = SK, home: str = "home-1", attempts: int = 8) -> AliyunProvider:
     client = AliyunClient(Credentials(AK, secret), REGION, endpoint=f"127.0.0.1:{emu.port}", attempts=attempts)
-    return AliyunProvider(client, placement(home), busy_interval=0.05, idle_interval=0.2)
+    provider = AliyunProvider(client, placement(home), busy_interval=0.05, idle_interval=0.2)
+    # Cluster c-1's network as its serverlesscluster side made it (test_aliyun_network: that side).
+    provider.networks.remember("c-1", CloudNetwork("vpc-1", "vsw-1", "vsw-2", "sg-1", "10.0.0.0/23"))
+    return provider
 
 
 async def until_state(provider: AliyunProvider, r: SandboxRef, state: str, timeout: float = 15.0):

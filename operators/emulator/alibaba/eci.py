@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import json
 import logging
 import re
@@ -120,6 +121,15 @@ def _fingerprint(call: Call) -> str:
     return hashlib.sha256(json.dumps([call.region, sorted(body.items())]).encode()).hexdigest()
 
 
+def _address(group: dict[str, Any], n: int) -> str:
+    """A made-up IntranetIp: the n-th of the group's VSwitch when it is the emulator's."""
+    local = group.get("LocalVpc")
+    if local:
+        net = ipaddress.ip_network(local["VSwitchCidr"])
+        return str(net[2 + (n - 1) % max(net.num_addresses - 4, 1)])
+    return f"192.168.{n // 250 % 250}.{n % 250 + 2}"
+
+
 class EciService:
     version = VERSION
     product = PRODUCT
@@ -138,6 +148,7 @@ class EciService:
         self._ips = 0
         self._tasks: dict[str, asyncio.Task] = {}  # starts and deletes under way, by group id
         self._loop_task: asyncio.Task | None = None
+        self.network: Any = None  # networking.Placement: groups in the emulator's own VSwitches
 
     def actions(self) -> dict[str, Callable[[Call], Awaitable[dict[str, Any]]]]:
         return {"CreateContainerGroup": self.create, "DescribeContainerGroups": self.describe,
@@ -164,6 +175,8 @@ class EciService:
                 return {"ContainerGroupId": seen[1]}
         group = p.unflatten({k: v for k, v in call.params.items() if k != "ClientToken"})
         validate_create(group)
+        if self.network is not None:
+            self.network.place(group)  # an emulator VSwitch: its VPC, its security group
         self.backend.admit(group)  # what the backend cannot run is refused now, by name
         record = self._add(group, call.region)
         if token is not None:
@@ -176,7 +189,7 @@ class EciService:
         self._ips += 1
         group.update({"ContainerGroupId": gid, "RegionId": region})
         own = self.backend.intranet_ip(group)
-        ip = own if own is not None else f"192.168.{self._ips // 250 % 250}.{self._ips % 250 + 2}"
+        ip = own if own is not None else _address(group, self._ips)
         now = self.clock()
         record = GroupRecord(id=gid, seq=self._seq, group=group, created=now, ip=ip, moved_at=now)
         self.groups[gid] = record

@@ -107,7 +107,7 @@ def render(record: GroupRecord) -> dict[str, Any]:
     return _present({
         "ContainerGroupId": record.id, "ContainerGroupName": record.name, "Status": record.status,
         "RegionId": g.get("RegionId"), "ZoneId": p.text(g, "ZoneId") or f"{g.get('RegionId')}-a",
-        "VSwitchId": g.get("VSwitchId"), "SecurityGroupId": g.get("SecurityGroupId"),
+        "VSwitchId": g.get("VSwitchId"), "VpcId": g.get("VpcId"), "SecurityGroupId": g.get("SecurityGroupId"),
         "IntranetIp": record.ip if record.status not in ("Scheduling", "ScheduleFailed") else "",
         "Cpu": cpu, "Memory": memory, "RestartPolicy": g.get("RestartPolicy") or "Always",
         "CreationTime": format_time(record.created),

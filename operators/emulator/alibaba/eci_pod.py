@@ -39,7 +39,7 @@ from .errors import invalid
 
 # Read by the API (eci.py): names, placement, tags, identity.
 API_FIELDS = ("ContainerGroupName", "ContainerGroupId", "RegionId", "ZoneId", "VSwitchId", "SecurityGroupId",
-              "Tag", "ClientToken")
+              "Tag", "ClientToken", "VpcId", "LocalVpc")  # the last two: networking.Placement's
 DEFAULT_MODE = 0o644
 MEDIUMS = ("Memory",)
 KINDS = ("EmptyDirVolume", "NFSVolume", "ConfigFileVolume")

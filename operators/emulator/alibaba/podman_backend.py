@@ -38,6 +38,7 @@ from ...providers.streaming import SandboxStreams
 from . import params as p
 from .backends import ContainerState, ContainerStatus, Group, LogOptions
 from .eci_pod import pod_from_group
+from .local_vpcs import LocalVpcBackend, check_vswitch
 from .errors import invalid
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,11 @@ def check_tags(group: Group) -> None:
 def labels_of(group: Group) -> dict[str, str]:
     """The labels the local provider reads: the cluster, whose VPC the sandbox joins."""
     tags = _tags(group)
-    return {k: tags[k] for k in (LABEL_CLUSTER, LABEL_CLUSTER_UID) if tags.get(k)}
+    labels = {k: tags[k] for k in (LABEL_CLUSTER, LABEL_CLUSTER_UID) if tags.get(k)}
+    local = group.get("LocalVpc")
+    if local:  # an emulator VSwitch: its VPC's network, whatever the tags say
+        labels[LABEL_CLUSTER_UID] = local["Key"]
+    return labels
 
 
 def _epoch(ts: str | None) -> float | None:
@@ -155,7 +160,16 @@ class PodmanBackend:
 
     def admit(self, group: Group) -> None:
         check_tags(group)
+        if group.get("LocalVpc"):
+            check_vswitch(group["LocalVpc"])
         pod_from_group(group)
+
+    def vpc_backend(self) -> LocalVpcBackend:
+        """The emulator's VPCs as this provider's VPC networks (networking.vpc_backend)."""
+        return LocalVpcBackend(self)
+
+    async def ready(self) -> None:
+        await self._ready()
 
     def intranet_ip(self, group: Group) -> str | None:
         run = self._runs.get(group.get("ContainerGroupId", ""))

@@ -27,6 +27,7 @@ from .backends import GroupBackend, MemoryBackend
 from .eci import Call, EciService
 from .errors import ApiError
 from .faults import FaultConfig, Faults
+from .networking import networking
 from .params import business
 from .signature import Verifier
 
@@ -155,7 +156,8 @@ def parse_credentials(pairs: Iterable[str]) -> dict[str, str]:
 def build(credentials: Mapping[str, str], *, backend: GroupBackend | None = None,
           faults: FaultConfig | None = None, schedule_delay: float = 0.5, tick: float = 0.5) -> Emulator:
     eci = EciService(backend or MemoryBackend(), schedule_delay=schedule_delay, tick=tick)
-    return Emulator(credentials, [eci, pvtz.for_groups(eci.backend)], Faults(faults))
+    vpc, ecs = networking(eci, eci.backend)  # vpc: the directory (local_key, vswitch) SLB and PVTZ place by
+    return Emulator(credentials, [eci, vpc, ecs, pvtz.for_groups(eci.backend, vpc)], Faults(faults))
 
 
 async def serve(emulator: Emulator, host: str, port: int) -> tuple[web.AppRunner, int]:

@@ -20,7 +20,6 @@ scheduled until a sweep that began after its creation sees it (or not: then it i
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import time
@@ -37,6 +36,7 @@ from ..errors import ProviderError
 from ..lifecycle import SandboxLifecycle, VolumeContent
 from ..sandbox import SandboxInstance, SandboxRef
 from .client import AliyunClient, AliyunError
+from .cluster_networks import ClusterNetworks
 from .eci_spec import EciPlacement, build_create_params
 from .eci_status import instance_from_group, ref_from_tags, tag_value
 
@@ -71,6 +71,7 @@ class AliyunProvider(SandboxLifecycle):
         self._sweep_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._last_sweep = 0.0
+        self.networks = ClusterNetworks(client, placement.home_id, placement.zone_id)
 
     # --- shared resources -------------------------------------------------------------
     async def setup(self) -> None:
@@ -79,6 +80,14 @@ class AliyunProvider(SandboxLifecycle):
         wrong key, a region without ECI) or a cloud out of reach is not fatal either: a
         restart would not fix it; the sweeps log it and each SandboxPod fails with the
         cloud's code in its status and Events."""
+
+    async def ensure_cluster_network(self, cluster_uid: str, cidr: str) -> str | None:
+        """The cluster's VPC, VSwitches and security group (network.py); its VPC resolver."""
+        return (await self.networks.ensure(cluster_uid, cidr)).resolver
+
+    async def release_cluster(self, cluster_uid: str) -> None:
+        """After the cluster's groups are deleted: DependencyViolation (retryable) while they drain."""
+        await self.networks.release(cluster_uid)
 
     # --- sandboxes ------------------------------------------------------------------------
     async def prepare_volumes(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str],
@@ -89,7 +98,7 @@ class AliyunProvider(SandboxLifecycle):
         known = self._known.get(ref)
         if known is not None:
             return known.group["ContainerGroupId"]
-        placement = dataclasses.replace(self.placement, cluster_uid=labels.get(LABEL_CLUSTER_UID, ""))
+        placement = await self.networks.placement(self.placement, labels.get(LABEL_CLUSTER_UID, ""))
         params = build_create_params(ref, spec, labels, placement, self._content.get(ref, {}))
         try:
             answer = await self.client.call(CreateContainerGroupRequest, params)
