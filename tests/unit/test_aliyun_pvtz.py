@@ -191,3 +191,19 @@ def test_a_cluster_without_its_network_is_a_retryable_error_and_nothing_is_made(
 
     asyncio.run(main())
     assert inventory(emu) == []
+
+
+def test_ensure_and_delete_converge_while_the_cloud_is_busy(emu):
+    emu.control("faults", {"throttle_rate": 0.3, "throttle_code": "System.Busy", "error_rate": 0.1, "seed": 7})
+
+    async def main():
+        zones = zones_for(emu)
+        assert await zones.ensure(UID, "cluster.local", ["cluster-a"], RECORDS) == ["10.240.1.254"]
+        mine = [z for z in inventory(emu) if z["Remark"] == zone_remark(HOME, UID)]
+        assert len(inventory(emu)) == 1 and len(mine[0]["Records"]) == 3
+        await zones.delete(UID)
+
+    asyncio.run(main())
+    counts = emu.control("calls")
+    assert counts["errors"].get("System.Busy", 0) > 0
+    assert inventory(emu) == []

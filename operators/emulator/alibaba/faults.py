@@ -1,8 +1,8 @@
 """Fault injection: the failures a client of the real cloud has to survive, on demand.
 
 - `throttle_rate`: the share of calls refused before they are applied, HTTP 400 with
-  `throttle_code` ("Throttling.User" as the gateway's per-user flow control says it, or
-  "Throttling");
+  `throttle_code` ("Throttling.User" as the gateway's per-user flow control says it,
+  "Throttling", or PrivateZone's "System.Busy");
 - `error_rate`: the share of calls failing before they are applied with a server error,
   HTTP 503 ServiceUnavailable or 500 InternalError (half each);
 - `latency`: seconds added to every call;
@@ -22,6 +22,7 @@ from .errors import ApiError
 THROTTLE_CODES = {
     "Throttling.User": "Request was denied due to user flow control.",
     "Throttling": "Request was denied due to request throttling.",
+    "System.Busy": "System is busy, please try again later.",  # PrivateZone's way of saying it
 }
 SERVER_ERRORS = (
     (503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server."),
