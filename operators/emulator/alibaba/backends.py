@@ -15,6 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from ...providers.sessions import StdioSession
+from .canned_exec import CannedSession
+
 Group = dict[str, Any]
 EXIT_IMAGE = re.compile(r"^exit/(\d{1,3})$")
 
@@ -70,6 +73,11 @@ class GroupBackend(Protocol):
     async def logs(self, group: Group, container: str, opts: LogOptions) -> str:
         """The container's output so far, shaped by opts."""
 
+    async def exec(self, group: Group, container: str, command: list[str], *, stdin: bool,
+                   tty: bool) -> StdioSession:
+        """`command` (data, never a shell line) run in the group's running `container`, its
+        stdio a session (ExecContainerCommand); ProviderError when it cannot be run."""
+
 
 def shape_logs(lines: list[tuple[float, str]], opts: LogOptions, now: float) -> str:
     """(epoch, line) records -> the text DescribeContainerLog returns, as `kubectl logs`
@@ -110,6 +118,7 @@ class MemoryBackend:
         self.clock = clock
         self.runs: dict[str, _Run] = {}
         self.deleted: list[str] = []
+        self.execs: list[CannedSession] = []  # every exec session, for tests to look at
 
     def admit(self, group: Group) -> None:
         pass  # any image runs: "exit/<code>" exits, anything else runs
@@ -176,6 +185,12 @@ class MemoryBackend:
     async def logs(self, group: Group, container: str, opts: LogOptions) -> str:
         run = self.runs.get(group["ContainerGroupId"])
         return shape_logs(run.logs.get(container, []) if run else [], opts, self.clock())
+
+    async def exec(self, group: Group, container: str, command: list[str], *, stdin: bool,
+                   tty: bool) -> StdioSession:
+        session = CannedSession(command, stdin=stdin, tty=tty)  # see canned_exec
+        self.execs.append(session)
+        return session
 
 
 def _exit_code(image: str | None) -> int | None:

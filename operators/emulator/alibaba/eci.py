@@ -14,7 +14,9 @@ calls, with the cloud's semantics.
   backend clean up behind. An unknown id is HTTP 404 InvalidParameter.NotFound: the ECI
   documentation lists no code for it, and the public references checked
   (virtual-kubelet/alibabacloud-eci) never look at one; clients should treat it as gone.
-- DescribeContainerLog reads a container's output from the backend."""
+- DescribeContainerLog reads a container's output from the backend.
+- ExecContainerCommand runs a command in a running container (eci_exec): its output in
+  the answer (Sync), or a one-time WebSocketUri this service serves itself (`routes()`)."""
 from __future__ import annotations
 
 import asyncio
@@ -29,6 +31,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from aiohttp import web
+
+from ...providers.sessions import StdioSession
+from . import eci_exec
 from . import params as p
 from .backends import GroupBackend, LogOptions
 from .eci_groups import FINAL, GroupRecord, group_status, render
@@ -58,6 +64,7 @@ class Call:
     params: dict[str, str]  # the API's own parameters, flat (common ones removed)
     region: str
     access_key_id: str
+    host: str = ""  # the Host the request was sent to: where URIs in answers point
 
 
 def not_found(group_id: str) -> ApiError:
@@ -149,10 +156,19 @@ class EciService:
         self._tasks: dict[str, asyncio.Task] = {}  # starts and deletes under way, by group id
         self._loop_task: asyncio.Task | None = None
         self.network: Any = None  # networking.Placement: groups in the emulator's own VSwitches
+        self.tickets = eci_exec.Tickets()
 
     def actions(self) -> dict[str, Callable[[Call], Awaitable[dict[str, Any]]]]:
         return {"CreateContainerGroup": self.create, "DescribeContainerGroups": self.describe,
-                "DeleteContainerGroup": self.delete, "DescribeContainerLog": self.logs}
+                "DeleteContainerGroup": self.delete, "DescribeContainerLog": self.logs,
+                "ExecContainerCommand": self.exec}
+
+    def routes(self) -> list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]:
+        """What the service serves besides the API: the exec WebSocket of ExecContainerCommand."""
+        return [("GET", eci_exec.WS_PATH, self._serve_exec), ("GET", eci_exec.HTTP_PATH, eci_exec.terminal)]
+
+    async def _serve_exec(self, request: web.Request) -> web.StreamResponse:
+        return await eci_exec.serve(request, self.tickets, self._open_exec)
 
     def inventory(self) -> dict[str, list[dict[str, Any]]]:
         return {"ContainerGroup": [
@@ -265,6 +281,32 @@ class EciService:
                           timestamps=p.boolean(call.params, "Timestamps"))
         content = "" if record.status == "Scheduling" else await self.backend.logs(record.group, container, opts)
         return {"ContainerName": container, "Content": content}
+
+    async def exec(self, call: Call) -> dict[str, Any]:
+        """ExecContainerCommand (see eci_exec): its output at once with Sync, else a WebSocket."""
+        request = eci_exec.parse(call.params)
+        self._running_container(request)
+        if request.sync:
+            return {"SyncResponse": await eci_exec.run_sync(await self._open_exec(request))}
+        return eci_exec.answer(call.host, self.tickets.issue(request))
+
+    def _running_container(self, request: eci_exec.ExecRequest) -> GroupRecord:
+        record = self.groups.get(request.group_id)
+        if record is None:
+            raise not_found(request.group_id)
+        if request.container not in {c.get("Name") for c in record.group.get("Container", [])}:
+            raise invalid("ContainerName", f"The group has no container {request.container}.")
+        state = record.statuses.get(request.container)
+        if record.status != "Running" or state is None or state.current.state != "Running":
+            raise eci_exec.incorrect_status(request.container)
+        return record
+
+    async def _open_exec(self, request: eci_exec.ExecRequest) -> StdioSession:
+        """The command started in the container, checked again: the group may have moved on
+        since the WebSocketUri was given."""
+        record = self._running_container(request)
+        return await self.backend.exec(record.group, request.container, request.command,
+                                       stdin=request.stdin, tty=request.tty)
 
     # -- the groups' own progress --------------------------------------------------------
 

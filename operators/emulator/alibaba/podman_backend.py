@@ -14,7 +14,8 @@ the group Pending, its containers waiting with the failure's reason (ErrImagePul
 ImagePullBackOff), and is retried with the kubelet's image back-off, as ECI keeps trying;
 any other failure fails the start (ScheduleFailed). The group's IntranetIp is its pod's
 address, known once the pod exists. Logs are `podman logs` through the local provider's
-streaming side, with every DescribeContainerLog option honoured.
+streaming side, with every DescribeContainerLog option honoured; ExecContainerCommand's
+sessions are its `podman exec` sessions.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from ...providers.errors import ProviderError
 from ...providers.lifecycle import SandboxLifecycle
 from ...providers.logopts import ContainerLogOpts
 from ...providers.sandbox import ContainerInfo, SandboxInstance, SandboxRef
+from ...providers.sessions import StdioSession
 from ...providers.streaming import SandboxStreams
 from . import params as p
 from .backends import ContainerState, ContainerStatus, Group, LogOptions
@@ -225,6 +227,16 @@ class PodmanBackend:
             tail=opts.tail, timestamps=opts.timestamps, since_seconds=opts.since_seconds,
             limit_bytes=opts.limit_bytes))]
         return b"".join(chunks).decode(errors="replace")
+
+    async def exec(self, group: Group, container: str, command: list[str], *, stdin: bool,
+                   tty: bool) -> StdioSession:
+        """`podman exec` in the group's sandbox, through the local provider's streaming side
+        (the session the virtual node gets for a local sandbox); the command stays data."""
+        run = self._runs.get(group["ContainerGroupId"])
+        if run is None:
+            raise ProviderError(f"the group has no sandbox to run {container} in", reason="NotFound",
+                                retryable=False)
+        return await self.streams.open_exec_session(run.ref, container, command, stdin=stdin, tty=tty)
 
     # -- the sandboxes' side ------------------------------------------------------------
 

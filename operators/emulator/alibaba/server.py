@@ -3,7 +3,8 @@ the query and the form body, dispatched by (Version, Action) to a product module
 
 A product module (ECI today; ECS, SLB, PVTZ and VPC later) is an object with `version`,
 `product`, `host_id`, `actions()` -> {Action: coroutine(Call) -> dict}, `inventory()` ->
-{kind: [resource, ...]}, and `start()` / `close()` coroutines for its background work.
+{kind: [resource, ...]}, and `start()` / `close()` coroutines for its background work; it
+may serve more with `routes()` -> [(method, path, handler)] (ECI's exec WebSocket).
 
 Every request is authenticated first (signature.Verifier), then faults are drawn
 (faults.Faults), then the action runs. Errors are answered in the cloud's shape with its
@@ -55,6 +56,9 @@ class Emulator:
         app.router.add_delete("/_emulator/calls", self.reset_calls)
         app.router.add_get("/_emulator/faults", self.get_faults)
         app.router.add_post("/_emulator/faults", self.set_faults)
+        for s in self.services:  # what a product serves besides its API (ECI's exec WebSocket)
+            for method, path, handler in getattr(s, "routes", list)():
+                app.router.add_route(method, path, handler)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._close)
         return app
@@ -86,7 +90,7 @@ class Emulator:
                 await asyncio.sleep(decision.latency)
             if decision.error is not None:
                 raise decision.error
-            result = await handler(Call(business(params), params.get("RegionId", ""), key_id))
+            result = await handler(Call(business(params), params.get("RegionId", ""), key_id, request.host))
             drop = decision.drop
         except ApiError as e:
             self.errors[e.code] += 1

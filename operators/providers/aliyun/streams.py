@@ -4,24 +4,31 @@ ECI serves a log as one answer (no stream), so `follow` polls: each round asks f
 lines of the last few seconds with their timestamps and passes on only those after the
 last line passed on. `previous` (the run before a restart) is a log ECI does not keep
 apart: refused, with a message, rather than answered with the current run's.
-Exec, attach and port-forward (ECI's ExecContainerCommand gives a WebSocket of its own)
-are not served yet: the base class refuses them by name.
+`kubectl exec` is ExecContainerCommand (the command a JSON array: data, never a shell
+line) and the WebSocket it answers (exec_session). ECI has no way to attach to a
+container's own stdio nor to forward a port (a group's address is in the tenant's VPC,
+out of the virtual node's reach): `kubectl attach` and `kubectl port-forward` are refused
+with a message saying so.
 """
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import math
 from typing import AsyncIterator
 
 from aliyunsdkeci.request.v20180808.DescribeContainerGroupsRequest import DescribeContainerGroupsRequest
 from aliyunsdkeci.request.v20180808.DescribeContainerLogRequest import DescribeContainerLogRequest
+from aliyunsdkeci.request.v20180808.ExecContainerCommandRequest import ExecContainerCommandRequest
 
 from ...models.contracts import LABEL_HOME
 from ..errors import ProviderError
 from ..logopts import ContainerLogOpts, truncated
 from ..sandbox import SandboxRef
+from ..sessions import StdioSession
 from ..streaming import SandboxStreams
+from . import exec_session
 from .client import AliyunClient, AliyunError
 from .eci_status import ref_from_tags
 
@@ -56,6 +63,15 @@ def new_lines(content: str, after: str | None, seen_at_after: int) -> tuple[list
     return out, last, same
 
 
+def exec_params(region: str, group_id: str, container: str, command: list[str], *, stdin: bool,
+                tty: bool) -> dict[str, str]:
+    """ExecContainerCommand's parameters: the command as one JSON array (each argument a JSON
+    string, whatever it holds), streamed (Sync false) over the WebSocket."""
+    return {"RegionId": region, "ContainerGroupId": group_id, "ContainerName": container,
+            "Command": json.dumps(list(command)), "TTY": str(tty).lower(), "Stdin": str(stdin).lower(),
+            "Sync": "false"}
+
+
 class AliyunStreams(SandboxStreams):
     name = "aliyun"
 
@@ -79,6 +95,28 @@ class AliyunStreams(SandboxStreams):
             err.retryable = False
             raise
         return answer.get("Content") or ""
+
+    async def open_exec_session(self, ref: SandboxRef, container: str, command: list[str], *,
+                                stdin: bool, tty: bool) -> StdioSession:
+        group_id = await self._group_id(ref)
+        try:
+            answer = await self.client.call(ExecContainerCommandRequest, exec_params(
+                self.client.region, group_id, container, command, stdin=stdin, tty=tty))
+        except AliyunError as err:
+            err.retryable = False  # the client is waiting: the cloud's answer now, not later
+            raise
+        return await exec_session.connect(answer.get("WebSocketUri") or "", tty=tty)
+
+    async def open_attach_session(self, ref: SandboxRef, container: str, *, stdin: bool,
+                                  tty: bool) -> StdioSession:
+        raise ProviderError("attach: ECI has no API to attach to a container's own stdio "
+                            "(ExecContainerCommand runs a new command); use kubectl exec or kubectl logs",
+                            reason="NotSupported", retryable=False)
+
+    async def open_port_stream(self, ref: SandboxRef, port: int):
+        raise ProviderError("port-forward: ECI has no API to forward a port of a container group, and its "
+                            "address is in the tenant's VPC; use a Service", reason="NotSupported",
+                            retryable=False)
 
     def logs(self, ref: SandboxRef, container: str, opts: ContainerLogOpts) -> AsyncIterator[bytes]:
         return truncated(self._logs(ref, container, opts), opts.limit_bytes)
