@@ -1,13 +1,23 @@
 """SandboxPods on the aliyun provider, end to end: kubectl apply -> the aliyun SandboxPod
 operator -> the real Alibaba SDK -> the local OpenAPI emulator (signatures checked) -> an
 ECI container group that is a real sandbox on this host -> status, logs, deletion with
-nothing left in the emulator's inventory."""
+nothing left in the emulator's inventory; exec through ExecContainerCommand and its
+WebSocket into the group's sandbox (podman exec)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 
 import pytest
+
+from operators.config import home_id
+from operators.emulator.alibaba.launch import PLACEMENT_ENV
+from operators.providers.aliyun.client import AliyunClient
+from operators.providers.aliyun.factory import read_credentials
+from operators.providers.aliyun.streams import AliyunStreams
+from operators.providers.errors import ProviderError
+from operators.sandboxpod.sandbox import ref_of
 
 from .conftest import phase, sandboxpod, until
 
@@ -61,3 +71,62 @@ def test_a_field_eci_cannot_express_is_refused_by_name_and_nothing_is_made(meta,
     obj = meta.wait_for("sandboxpod", "no-startup-probe", namespace,
                         lambda o: "startupProbe" in json.dumps(o.get("status") or {}), timeout=60)
     assert groups_of(meta, obj["metadata"]["uid"]) == []
+
+
+def aliyun_streams(meta) -> AliyunStreams:
+    """The installation's aliyun streaming side, as the virtual node makes it."""
+    port = (meta.home / "alibaba-emulator.port").read_text().strip()
+    client = AliyunClient(read_credentials(str(meta.home / "aliyun-credentials")),
+                          PLACEMENT_ENV["SK8S_ALIYUN_REGION"], endpoint=f"127.0.0.1:{port}")
+    return AliyunStreams(client, home_id(meta.home))
+
+
+async def run_exec(streams: AliyunStreams, ref, command: list[str], *, stdin: bytes | None = None,
+                   tty: bool = False, size: tuple[int, int] | None = None) -> tuple[bytes, bytes, int]:
+    """stdout, stderr and the exit code of `command` run in the SandboxPod's container."""
+    session = await streams.open_exec_session(ref, "main", command, stdin=stdin is not None, tty=tty)
+    try:
+        if size is not None:
+            session.resize(*size)
+        if stdin is not None:
+            await session.write_stdin(stdin)
+            await session.close_stdin()
+
+        async def drain(read) -> bytes:
+            chunks = []
+            while data := await read():
+                chunks.append(data)
+            return b"".join(chunks)
+
+        out, err = await asyncio.wait_for(asyncio.gather(drain(session.read_stdout), drain(session.read_stderr)), 60)
+        return out, err, await asyncio.wait_for(session.wait(), 30)
+    finally:
+        await session.close()
+
+
+def test_exec_in_an_eci_group_streams_stdio_and_the_exit_code(meta, namespace):
+    meta.apply(sandboxpod("exec-eci", [{"name": "main", "command": ["sleep", "3600"]}], provider="aliyun"),
+               namespace)
+    obj = meta.wait_for("sandboxpod", "exec-eci", namespace, lambda o: phase(o) == "Running", timeout=120)
+    streams, ref = aliyun_streams(meta), ref_of(obj)
+    hostile = "$(id); rm -rf / # 'quoted' \"\\"
+
+    async def scenario():
+        # Each argument arrives as it was given: no shell on the way sees the hostile one.
+        first = await run_exec(streams, ref, ["sh", "-c", 'echo out; echo "$1" >&2; exit 3', "sh", hostile])
+        piped = await run_exec(streams, ref, ["cat"], stdin=b"piped line\n")
+        # read: the size is asked for after the resize has reached the terminal.
+        term = await run_exec(streams, ref, ["sh", "-c", "read line; sleep 1; stty size"], stdin=b"go\r",
+                              tty=True, size=(120, 40))
+        with pytest.raises(ProviderError, match="attach"):
+            await streams.open_attach_session(ref, "main", stdin=False, tty=False)
+        return first, piped, term
+
+    first, piped, term = asyncio.run(scenario())
+    assert first == (b"out\n", (hostile + "\n").encode(), 3)
+    assert piped == (b"piped line\n", b"", 0)
+    out, err, code = term
+    assert b"40 120" in out and err == b"" and code == 0
+    calls = emulator(meta, "calls")["calls"]
+    assert calls.get("ExecContainerCommand", 0) >= 3
+    meta.kubectl("delete", "sandboxpod", "exec-eci", "-n", namespace, "--timeout=120s")
