@@ -206,3 +206,29 @@ def test_deleting_an_lb_forgets_it_and_unknown_ids_are_not_found(emu):
         e = error(lambda: emu.call(request, LoadBalancerId=lb_id))
         assert (e.get_http_status(), e.get_error_code()) == (404, "InvalidLoadBalancerId.NotFound")
     assert emu.control("inventory")["LoadBalancer"] == [] and emu.lb_backend.served == {}
+
+
+def test_the_vpc_api_is_the_directory_intranet_lbs_are_placed_by():
+    from aliyunsdkvpc.request.v20160428.CreateVpcRequest import CreateVpcRequest
+    from aliyunsdkvpc.request.v20160428.CreateVSwitchRequest import CreateVSwitchRequest
+
+    from operators.emulator.alibaba.vpc import MemoryVpcs, VpcService
+    vpcs = VpcService(MemoryVpcs(), settle=0)
+    slb = SlbService(vpcs, EciServers(None), MemoryLbBackend())
+    emu = EmulatorThread(services=(vpcs, slb))
+    try:
+        vpc_id = emu.call(CreateVpcRequest(), CidrBlock="10.20.0.0/23", **{
+            "Tag.1.Key": "sk8s.io/cluster-uid", "Tag.1.Value": "cluster-z"})["VpcId"]
+        vsw_id = until(lambda: _vswitch(emu, CreateVSwitchRequest, vpc_id))
+        lb = create(emu, AddressType="intranet", VSwitchId=vsw_id, Address="10.20.1.10")
+        assert lb["VpcId"] == vpc_id and slb.lbs[lb["LoadBalancerId"]].local_key == "cluster-z"
+    finally:
+        emu.stop()
+
+
+def _vswitch(emu, request, vpc_id):
+    try:
+        return emu.call(request(), VpcId=vpc_id, ZoneId="cn-hangzhou-h", CidrBlock="10.20.1.0/24")["VSwitchId"]
+    except ServerException as e:
+        assert e.get_error_code() == "IncorrectVpcStatus"  # the VPC is still Pending
+        return None

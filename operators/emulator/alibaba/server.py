@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from aiohttp import web
 
-from . import errors, pvtz
+from . import errors, pvtz, slb
 from .backends import GroupBackend, MemoryBackend
 from .eci import Call, EciService
 from .errors import ApiError
@@ -161,7 +161,7 @@ def build(credentials: Mapping[str, str], *, backend: GroupBackend | None = None
           faults: FaultConfig | None = None, schedule_delay: float = 0.5, tick: float = 0.5) -> Emulator:
     eci = EciService(backend or MemoryBackend(), schedule_delay=schedule_delay, tick=tick)
     vpc, ecs = networking(eci, eci.backend)  # vpc: the directory (local_key, vswitch) SLB and PVTZ place by
-    return Emulator(credentials, [eci, vpc, ecs, pvtz.for_groups(eci.backend, vpc)], Faults(faults))
+    return Emulator(credentials, [eci, vpc, ecs, pvtz.for_groups(eci.backend, vpc), slb.for_groups(eci, vpc)], Faults(faults))
 
 
 async def serve(emulator: Emulator, host: str, port: int) -> tuple[web.AppRunner, int]:
