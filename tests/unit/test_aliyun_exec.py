@@ -7,18 +7,22 @@ import asyncio
 import json
 
 import aiohttp
+import aiohttp.web
 import pytest
 from aliyunsdkcore.acs_exception.exceptions import ServerException
 from aliyunsdkeci.request.v20180808.ExecContainerCommandRequest import ExecContainerCommandRequest
 
 from operators.emulator.alibaba.eci_exec import Tickets, parse
 from operators.emulator.alibaba.errors import ApiError
+from operators.models.contracts import LABEL_POD_UID
 from operators.providers.aliyun import eci_exec_frames as ef
+from operators.providers.aliyun import exec_session
 from operators.providers.aliyun.client import AliyunClient, Credentials
 from operators.providers.aliyun.streams import AliyunStreams, exec_params
 from operators.providers.errors import ProviderError
 
 from .emulatorkit import AK, REGION, SK, EmulatorThread, until
+from .kubelet_tls import serve_kubelet
 from .test_aliyun_provider import LABELS, SPEC, provider_for, ref, until_state
 
 HOSTILE = ["echo", "a; rm -rf / #", "$(id)", "`x`", "'\"", "--", "-n", "ünï\ncode", ""]
@@ -192,3 +196,57 @@ async def test_a_container_not_running_is_incorrect_status(emulator):
     with pytest.raises(ProviderError, match="IncorrectStatus.*ContainerName:app") as refused:
         await AliyunStreams(client, "home-1").open_exec_session(ref(3), "app", ["ls"], stdin=False, tty=False)
     assert refused.value.reason == "IncorrectStatus"
+
+
+# -- kubectl exec: the virtual node's kubelet API on the aliyun streaming side ---------------
+
+async def test_kubectl_exec_through_the_kubelet_api_reports_the_exit_code(emulator, tmp_path):
+    streams = await running(emulator)
+    pod = {"metadata": {"name": "web", "namespace": "default", "uid": "pod-uid-1"},
+           "spec": {"containers": [{"name": "app", "image": "busybox"}]},
+           "status": {"containerStatuses": [{"name": "app", "state": {"running": {}}}]}}
+    sbp = {"metadata": {"name": ref(1).name, "uid": ref(1).uid, "labels": {LABEL_POD_UID: "pod-uid-1"}}}
+    async with serve_kubelet(tmp_path, streams=streams, lookup=lambda ns, name: (pod, sbp)) as client:
+        async with client() as c:
+            url = "/exec/default/web/app?command=fail&command=3&command=it&command=broke&output=1&error=1"
+            async with c.ws_connect(url, protocols=["v5.channel.k8s.io"]) as ws:
+                got: dict[int, bytes] = {}
+                async for msg in ws:
+                    got[msg.data[0]] = got.get(msg.data[0], b"") + msg.data[1:]
+            assert got[ef.STDERR] == b"it broke\n"
+            status = json.loads(got[ef.ERROR])  # what kubectl turns into its own exit code
+            assert status["reason"] == "NonZeroExitCode" and status["details"]["causes"][0]["message"] == "3"
+            async with c.ws_connect("/attach/default/web/app?output=1", protocols=["v5.channel.k8s.io"]) as ws:
+                msgs = [msg.data async for msg in ws]
+            assert b"attach: ECI has no API" in msgs[-1] and msgs[-1][0] == ef.ERROR
+
+
+@pytest.mark.parametrize("last, message", [(ef.encode(ef.ERROR, ef.failure_status("no such process")), "no such process"),
+                                           (None, "closed without the command's exit status")])
+async def test_no_exit_code_is_a_failure_that_says_why(last, message):
+    async def handler(request):
+        ws = aiohttp.web.WebSocketResponse(protocols=ef.PROTOCOLS)
+        await ws.prepare(request)
+        await ws.send_bytes(ef.encode(ef.STDOUT, b"partial"))
+        if last is not None:
+            await ws.send_bytes(last)
+        await ws.close()
+        return ws
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/exec/", handler)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        session = await exec_session.connect(f"ws://127.0.0.1:{port}/exec/?s=t", tty=False)
+        out, err = await asyncio.gather(drain(session.read_stdout), drain(session.read_stderr))
+        assert out == b"partial" and message in err.decode() and await session.wait() == 1
+        await session.close()
+        with pytest.raises(ProviderError, match="HTTP 404") as refused:
+            await exec_session.connect(f"ws://127.0.0.1:{port}/other?s=secret-ticket", tty=False)
+        assert "secret-ticket" not in str(refused.value)  # the URI's ticket is never in a message
+    finally:
+        await runner.cleanup()
