@@ -179,6 +179,10 @@ def test_a_new_cluster_ip_makes_the_lb_anew_and_an_internet_lb_cannot_choose_one
         with pytest.raises(ProviderError) as e:
             await lbs.ensure(other, state.address)
         assert e.value.reason == "AddressUnavailable" and "spec.loadBalancerIP" in str(e.value)
+        fresh = spec(id="77777777-2222-4333-8444-555555555555", address_type="internet", load_balancer_ip="203.0.113.7")
+        with pytest.raises(ProviderError) as e:
+            await lbs.ensure(fresh, None)
+        assert e.value.reason == "AddressUnavailable" and len(emu.slb.lbs) == 2  # nothing made
         await lbs.close()
     asyncio.run(run())
 

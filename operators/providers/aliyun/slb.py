@@ -125,14 +125,16 @@ class AliyunLoadBalancers(LoadBalancers):
 
     async def _check_address(self, spec: LBSpec, lb: dict | None, recorded: str | None) -> dict | None:
         """The SLB found, unless it no longer fits the spec: another address type, or another
-        intranet address asked for (SLB cannot move an address: made anew)."""
+        intranet address asked for (SLB cannot move an address: made anew). An internet SLB's
+        address is the cloud's: one asked for is refused unless it is the one it has."""
+        asked = spec.load_balancer_ip
+        has = (lb or {}).get("Address") if (lb or {}).get("AddressType") == "internet" else None
+        if spec.address_type == "internet" and asked and asked != has:
+            raise ProviderError(f"spec.loadBalancerIP: {asked} cannot be chosen for an internet SLB "
+                                f"(the cloud allocates its address{f'; it has {has}' if has else ''})",
+                                reason="AddressUnavailable", retryable=False)
         if lb is None:
             return None
-        asked = spec.load_balancer_ip
-        if spec.address_type == "internet" and asked and asked != lb.get("Address"):
-            raise ProviderError(f"spec.loadBalancerIP: {asked} cannot be chosen for an internet SLB "
-                                f"(the cloud allocates its address; it has {lb.get('Address')})",
-                                reason="AddressUnavailable", retryable=False)
         if lb.get("AddressType") == spec.address_type and (spec.address_type == "internet" or not asked
                                                            or asked == lb.get("Address")):
             return lb
@@ -240,7 +242,9 @@ class AliyunLoadBalancers(LoadBalancers):
     async def _poll_health(self) -> None:
         while True:
             await asyncio.sleep(self.health_interval)
-            for uid in list(self._ensured):
+            for uid, (_, _, spec, _) in list(self._ensured.items()):
+                if not spec.listeners or not spec.backends:
+                    continue  # no check to report: no call
                 before = self._states.get(uid)
                 try:
                     after = await self._read_state(uid)
