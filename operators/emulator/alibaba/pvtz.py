@@ -343,5 +343,5 @@ def for_groups(groups: object, directory: VpcDirectory | None = None) -> PvtzSer
     when the groups are real sandboxes (PodmanBackend), else in memory."""
     from .podman_backend import PodmanBackend
     from .pvtz_backends import LocalZones, MemoryZones
-    backend = LocalZones.for_home() if isinstance(groups, PodmanBackend) else MemoryZones()
+    backend = LocalZones.on(groups.provider) if isinstance(groups, PodmanBackend) else MemoryZones()
     return PvtzService(directory or AnyVpc(), backend)

@@ -63,9 +63,15 @@ class LocalZones:
         self.zones = zones
 
     @classmethod
-    def for_home(cls) -> LocalZones:
-        from ...providers import make_private_zones
-        return cls(make_private_zones("local"))
+    def on(cls, provider: Any) -> LocalZones:
+        """The zones of the VPCs the provider's sandboxes run in (its LocalVpcs, the one
+        the emulator's VPC module makes networks with), else this installation's."""
+        vpcs = getattr(provider, "vpcs", None)
+        if vpcs is None:
+            from ...providers import make_private_zones
+            return cls(make_private_zones("local"))
+        from ...providers.local.privatezone import LocalPrivateZones
+        return cls(LocalPrivateZones(vpcs))
 
     async def apply(self, zone_id: str, zone_name: str, vpc_keys: list[str], records: list[dict]) -> None:
         await self.zones.ensure(zone_id, zone_name, vpc_keys, records)
