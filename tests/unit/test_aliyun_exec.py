@@ -169,6 +169,7 @@ async def test_sync_answers_the_output(emulator):
                                      ContainerGroupId=group_id(emulator), ContainerName="app",
                                      Command='["fail","2","oops"]', Sync="true")
     assert answer["SyncResponse"] == "oops\n"
+    assert emulator.backend.execs[-1].stdin is False  # Sync has no socket to send input on
 
 
 async def test_refusals(emulator):

@@ -17,7 +17,7 @@ from ...providers.sessions import StdioSession
 
 class CannedSession(StdioSession):
     def __init__(self, command: list[str], *, stdin: bool, tty: bool):
-        self.command, self.tty = list(command), tty
+        self.command, self.stdin, self.tty = list(command), stdin, tty
         self.sizes: list[tuple[int, int]] = []
         self._out: asyncio.Queue[bytes] = asyncio.Queue()
         self._err: asyncio.Queue[bytes] = asyncio.Queue()

@@ -28,7 +28,7 @@ import re
 import secrets
 import string
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -286,7 +286,8 @@ class EciService:
         """ExecContainerCommand (see eci_exec): its output at once with Sync, else a WebSocket."""
         request = eci_exec.parse(call.params)
         self._running_container(request)
-        if request.sync:
+        if request.sync:  # no input: there is no socket to send it on
+            request = replace(request, stdin=False)
             return {"SyncResponse": await eci_exec.run_sync(await self._open_exec(request))}
         return eci_exec.answer(call.host, self.tickets.issue(request))
 
