@@ -251,3 +251,15 @@ def test_one_lb_after_lost_answers_and_throttling(emu, monkeypatch):
     lb = the_lb(emu)
     assert sorted(lb.listeners) == [("tcp", 80), ("udp", 53)] and lb_spec(lb).backends == [a]
     assert all(lst.status == "running" for lst in lb.listeners.values())
+
+
+def test_setup_with_the_cloud_out_of_reach_is_not_fatal():
+    client = AliyunClient(Credentials(AK, SK), REGION, endpoint="127.0.0.1:9", attempts=1)
+    lbs = AliyunLoadBalancers(client, HOME, find_network=_network)
+
+    async def run():
+        await lbs.setup({})  # logged, not raised
+        with pytest.raises(ProviderError):
+            await lbs.ensure(spec(), None)
+        await lbs.close()
+    asyncio.run(run())

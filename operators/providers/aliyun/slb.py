@@ -77,13 +77,17 @@ class AliyunLoadBalancers(LoadBalancers):
 
     async def setup(self, known: dict[str, str]) -> None:
         """Delete the SLBs of this installation no ServiceLB records (orphans of a run that
-        died, or of ServiceLBs deleted meanwhile)."""
-        for lb in await self._list(s.tags(self.home_id, None)):
-            uid = s.uid_of(lb)
-            if uid not in known:
-                log.warning("deleting orphaned SLB %s (ServiceLB %s)", lb["LoadBalancerId"], uid)
-                await self._delete_lb(lb["LoadBalancerId"])
+        died, or of ServiceLBs deleted meanwhile). A cloud out of reach or refusing the key is
+        logged, not fatal: a restart would not fix it, and each ensure then fails with the reason."""
         self._start_health()
+        try:
+            for lb in await self._list(s.tags(self.home_id, None)):
+                uid = s.uid_of(lb)
+                if uid not in known:
+                    log.warning("deleting orphaned SLB %s (ServiceLB %s)", lb["LoadBalancerId"], uid)
+                    await self._delete_lb(lb["LoadBalancerId"])
+        except ProviderError as err:
+            log.warning("orphaned SLBs not collected at start: %s", err)
 
     def _start_health(self) -> None:
         if self._health is None or self._health.done():
