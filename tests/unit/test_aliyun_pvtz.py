@@ -207,3 +207,18 @@ def test_ensure_and_delete_converge_while_the_cloud_is_busy(emu):
     counts = emu.control("calls")
     assert counts["errors"].get("System.Busy", 0) > 0
     assert inventory(emu) == []
+
+
+def test_a_renamed_zone_is_made_anew_and_the_old_name_stops_answering(emu):
+    async def main():
+        await zones_for(emu).ensure(UID, "cluster.local", ["cluster-a"], RECORDS)
+        await zones_for(emu, home="f0f0f0f0f0").ensure(UID, "cluster.local", ["cluster-b"], [])  # not ours
+        zones = zones_for(emu)  # a fresh process: nothing cached
+        await zones.ensure(UID, "tenant.example", ["cluster-a"], RECORDS)
+        await zones.ensure(UID, "tenant.example", ["cluster-a"], RECORDS)
+
+    asyncio.run(main())
+    mine = [z for z in inventory(emu) if z["Remark"] == zone_remark(HOME, UID)]
+    assert [(z["ZoneName"], len(z["Records"])) for z in mine] == [("tenant.example", 3)]
+    assert sorted(z["ZoneName"] for z in inventory(emu)) == ["cluster.local", "tenant.example"]
+    assert [v[0] for v in emu.zones.served.values()] == ["cluster.local", "tenant.example"]

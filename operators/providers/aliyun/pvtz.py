@@ -70,7 +70,7 @@ class AliyunPrivateZones(PrivateZones):
         self.home_id = home_id
         self.find_network = find_network or _find_network
         self.req = _requests()
-        self._ids: dict[str, str] = {}  # sk8s zone uid -> the cloud's ZoneId
+        self._ids: dict[str, tuple[str, str]] = {}  # sk8s zone uid -> (the cloud's ZoneId, zone name)
         self._unmarked: dict[str, str] = {}  # added, its remark not set yet
         self._adding: dict[str, asyncio.Lock] = {}  # by zone name
 
@@ -94,14 +94,17 @@ class AliyunPrivateZones(PrivateZones):
     async def delete(self, zone_id: str) -> None:
         remark = zone_remark(self.home_id, zone_id)
         ids = {z["ZoneId"] for z in await self._zones(None) if z.get("Remark") == remark}
-        ids |= {i for i in (self._ids.pop(zone_id, None), self._unmarked.pop(zone_id, None)) if i}
+        ids |= {i for i in (self._ids.pop(zone_id, ("",))[0], self._unmarked.pop(zone_id, None)) if i}
         for cloud_id in ids:
-            try:
-                await self._call("BindZoneVpc", bind_params(cloud_id, self.client.region, []))
-                await self._call("DeleteZone", {"ZoneId": cloud_id})
-            except AliyunError as exc:
-                if not _gone(exc):
-                    raise
+            await self._remove(cloud_id)
+
+    async def _remove(self, cloud_id: str) -> None:
+        try:
+            await self._call("BindZoneVpc", bind_params(cloud_id, self.client.region, []))
+            await self._call("DeleteZone", {"ZoneId": cloud_id})
+        except AliyunError as exc:
+            if not _gone(exc):
+                raise
 
     async def vpc_resolver(self, vpc_id: str) -> str:
         return resolver_of((await self._network(vpc_id)).cidr)
@@ -129,16 +132,21 @@ class AliyunPrivateZones(PrivateZones):
             number += 1
 
     async def _zone(self, zone_id: str, zone_name: str) -> str:
-        if zone_id in self._ids:
-            return self._ids[zone_id]
+        cached = self._ids.get(zone_id)
+        if cached and cached[1] == zone_name.lower():
+            return cached[0]
         remark = zone_remark(self.home_id, zone_id)
         async with self._adding.setdefault(zone_name.lower(), asyncio.Lock()):
             if zone_id not in self._unmarked:
                 zones = await self._zones(zone_name)
                 mine = [z["ZoneId"] for z in zones if z.get("Remark") == remark]
                 if mine:
-                    self._ids[zone_id] = mine[0]
+                    self._ids[zone_id] = (mine[0], zone_name.lower())
                     return mine[0]
+                # Made anew: a zone of this PrivateZone under an earlier name (PVTZ renames
+                # nothing) would go on answering that name in its VPCs.
+                for old in [z["ZoneId"] for z in await self._zones(None) if z.get("Remark") == remark]:
+                    await self._remove(old)
                 self._unmarked[zone_id] = await self._add(zone_name, zones)
             try:
                 await self._call("UpdateZoneRemark", {"ZoneId": self._unmarked[zone_id], "Remark": remark})
@@ -146,8 +154,8 @@ class AliyunPrivateZones(PrivateZones):
                 if _gone(exc):  # removed meanwhile: the next ensure adds again
                     self._unmarked.pop(zone_id, None)
                 raise
-            self._ids[zone_id] = self._unmarked.pop(zone_id)
-            return self._ids[zone_id]
+            self._ids[zone_id] = (self._unmarked.pop(zone_id), zone_name.lower())
+            return self._ids[zone_id][0]
 
     async def _add(self, zone_name: str, before: list[dict]) -> str:
         """AddZone, once; after a failure, the zone it may have made all the same."""
