@@ -222,3 +222,28 @@ def test_a_renamed_zone_is_made_anew_and_the_old_name_stops_answering(emu):
     assert [(z["ZoneName"], len(z["Records"])) for z in mine] == [("tenant.example", 3)]
     assert sorted(z["ZoneName"] for z in inventory(emu)) == ["cluster.local", "tenant.example"]
     assert [v[0] for v in emu.zones.served.values()] == ["cluster.local", "tenant.example"]
+
+
+def test_the_zone_is_bound_to_the_vpc_the_network_provider_made_for_the_cluster():
+    from operators.emulator.alibaba.ecs import EcsService
+    from operators.emulator.alibaba.vpc import VpcService
+    from operators.providers.aliyun import network
+
+    vpcs = VpcService(settle=0.0)
+    served = MemoryZones()
+    emu = EmulatorThread(services=(vpcs, EcsService(vpcs), PvtzService(vpcs, served)))
+    client = AliyunClient(Credentials(AK, SK), REGION, endpoint=f"127.0.0.1:{emu.port}")
+
+    async def main():
+        net = await network.ensure_network(client, HOME, "cluster-x", "10.240.4.0/23", zone_id="cn-hangzhou-h")
+        zones = AliyunPrivateZones(client, HOME)  # the real find_network: by the cluster's tags
+        assert await zones.ensure(UID, "cluster.local", ["cluster-x"], RECORDS) == [net.resolver] == ["10.240.5.254"]
+        return net
+
+    try:
+        net = asyncio.run(main())
+        zone = inventory(emu)[0]
+        assert zone["Vpcs"] == [{"RegionId": REGION, "VpcId": net.vpc_id}]
+        assert served.served[zone["ZoneId"]][1] == ["cluster-x"]  # the VPC's local key: the cluster's uid
+    finally:
+        emu.stop()

@@ -155,3 +155,18 @@ def test_records_update_delete_page_and_conflict(emu):
     req = DescribeZoneRecordsRequest()
     req.set_ZoneId("no-such-zone")
     assert error(lambda: emu.call(req)).get_error_code() == "Zone.NotExists"
+
+
+def test_a_pending_vpc_is_not_bound():
+    class Pending(StubVpcs):
+        def vpc(self, vpc_id):
+            return {"VpcId": vpc_id, "Status": "Pending"} if vpc_id in self.keys else None
+
+    zones = MemoryZones()
+    e = EmulatorThread(services=(PvtzService(Pending({"vpc-a": "uid-a"}), zones),))
+    try:
+        zone = add_zone(e)
+        assert error(lambda: bind(e, zone, "vpc-a")).get_error_code() == "IncorrectVpcStatus"
+        assert zones.served == {}
+    finally:
+        e.stop()

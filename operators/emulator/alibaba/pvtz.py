@@ -7,7 +7,8 @@ manages, with the cloud's semantics.
   `_ - , .`). DescribeZones filters by Keyword (LIKE, case-insensitive, or SearchMode EXACT)
   and pages by PageNumber/PageSize (default 20, at most 100) with TotalItems/TotalPages.
 - BindZoneVpc sets the zone's whole VPC list (Vpcs.N.RegionId / Vpcs.N.VpcId; none
-  unbinds all); an unknown VPC is InvalidVpcId.NotFound, asked of the VPC directory.
+  unbinds all); an unknown VPC is InvalidVpcId.NotFound, asked of the VPC directory, one
+  still Pending IncorrectVpcStatus (the emulator's choice: its network does not exist yet).
 - DeleteZone refuses a zone still bound (Zone.VpcExists, "Zone have vpc bound.", as the
   cloud answers: terraform's provider retries on it); an unknown zone is Zone.NotExists.
 - Records: one per (Rr, Type, Value); a second identical one, or a CNAME next to other
@@ -227,6 +228,11 @@ class PvtzService:
             key = self.directory.local_key(vpc_id)
             if key is None:
                 raise ApiError(400, "InvalidVpcId.NotFound", f"The specified VpcId {vpc_id} is not found.")
+            # Not before its network exists: the resolver would make one of its own range.
+            details = getattr(self.directory, "vpc", lambda _id: None)(vpc_id)
+            if details is not None and details.get("Status", "Available") != "Available":
+                raise ApiError(400, "IncorrectVpcStatus", "The current status of the VPC does not support this "
+                               "operation.")
             if vpc_id not in seen:
                 seen.add(vpc_id)
                 bound.append({"RegionId": p.text(vpc, "RegionId") or call.region, "VpcId": vpc_id, "LocalKey": key})
