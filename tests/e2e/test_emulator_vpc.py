@@ -1,0 +1,140 @@
+"""The Alibaba emulator's VPCs are real local networks: CreateVpc + CreateVSwitch through the
+real SDK make the local provider's VPC network with the VPC's range; container groups in the
+VSwitch run as sandboxes in it, with addresses from the VSwitch's range, and reach each
+other; DeleteVpc removes the network.
+
+As in test_emulator_podman, the emulator's local provider has an installation id of its
+own (the meta installation's plus "v"), torn down at the end."""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+import threading
+import time
+
+import pytest
+from aliyunsdkcore.acs_exception.exceptions import ServerException
+from aliyunsdkecs.request.v20140526.CreateSecurityGroupRequest import CreateSecurityGroupRequest
+from aliyunsdkecs.request.v20140526.DeleteSecurityGroupRequest import DeleteSecurityGroupRequest
+from aliyunsdkeci.request.v20180808.CreateContainerGroupRequest import CreateContainerGroupRequest
+from aliyunsdkeci.request.v20180808.DeleteContainerGroupRequest import DeleteContainerGroupRequest
+from aliyunsdkvpc.request.v20160428.CreateVSwitchRequest import CreateVSwitchRequest
+from aliyunsdkvpc.request.v20160428.CreateVpcRequest import CreateVpcRequest
+from aliyunsdkvpc.request.v20160428.DeleteVSwitchRequest import DeleteVSwitchRequest
+from aliyunsdkvpc.request.v20160428.DeleteVpcRequest import DeleteVpcRequest
+from aliyunsdkvpc.request.v20160428.DescribeVSwitchesRequest import DescribeVSwitchesRequest
+from aliyunsdkvpc.request.v20160428.DescribeVpcsRequest import DescribeVpcsRequest
+
+from operators.config import home_id
+from operators.emulator.alibaba import server
+from operators.emulator.alibaba.eci import EciService
+from operators.emulator.alibaba.networking import networking
+from operators.emulator.alibaba.podman_backend import PodmanBackend
+from operators.providers.local.provider import LocalProvider
+from operators.providers.local.streams import LocalStreams
+
+from .conftest import IMAGE, Meta
+from .test_emulator_podman import AK, SK, PodmanEmulator, container, pod_ip, pod_of
+
+
+class VpcEmulator(PodmanEmulator):
+    """PodmanEmulator with the VPC and ECS modules wired as server.build() wires them."""
+
+    def __init__(self, meta: Meta, tmp):  # noqa: the parent's wiring without networks is not called
+        conf = str(meta.home / "containers.conf")
+        self.home_id = home_id(meta.home) + "v"
+        self.provider = LocalProvider(home_id=self.home_id, containers_conf=conf, state_dir=tmp / "kubelet")
+        self.backend = PodmanBackend(self.provider, LocalStreams(containers_conf=conf))
+        self.eci = EciService(self.backend, schedule_delay=0.2, tick=0.2)
+        self.vpc, self.ecs = networking(self.eci, self.backend, settle=0.2)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        emulator = server.Emulator({AK: SK}, [self.eci, self.vpc, self.ecs])
+        self.runner, self.port = self.submit(server.serve(emulator, "127.0.0.1", 0))
+
+    def call_create(self, name: str, **params: str) -> str:
+        return self.call(CreateContainerGroupRequest(), ContainerGroupName=name, **params)["ContainerGroupId"]
+
+    def until(self, predicate, what: str, timeout: float = 90):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.3)
+        raise AssertionError(f"not within {timeout}s: {what}")
+
+
+@pytest.fixture(scope="module")
+def emu(meta: Meta, tmp_path_factory):
+    saved = {k: os.environ.get(k) for k in ("SK8S_HOME", "CONTAINERS_CONF")}
+    os.environ.update(SK8S_HOME=str(meta.home), CONTAINERS_CONF=str(meta.home / "containers.conf"))
+    e = VpcEmulator(meta, tmp_path_factory.mktemp("emulator-vpc"))
+    try:
+        yield e
+    finally:
+        e.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def network(meta: Meta, name: str) -> dict | None:
+    res = meta.podman("network", "inspect", name)
+    if res.returncode != 0:
+        return None
+    net = json.loads(res.stdout)
+    return net[0] if isinstance(net, list) else net
+
+
+def test_a_vpc_is_a_local_network_its_groups_reach_each_other_and_deletion_removes_it(
+        emu: VpcEmulator, meta: Meta, tmp_path):
+    cidr = emu.submit(emu.provider.reserve_network(str(tmp_path)))  # a range no other network has
+    pods_half = str(list(ipaddress.ip_network(cidr).subnets(prefixlen_diff=1))[0])
+    try:
+        vpc_id = emu.call(CreateVpcRequest(), CidrBlock=cidr, ClientToken="sk8s-e2e-vpc")["VpcId"]
+        emu.until(lambda: emu.call(DescribeVpcsRequest(), VpcId=vpc_id)["Vpcs"]["Vpc"][0]["Status"] == "Available",
+                  "the VPC Available")
+        name = f"sk8s-{emu.home_id}-{vpc_id[:12]}"
+        net = network(meta, name)
+        assert net is not None and net["subnets"][0]["subnet"] == cidr
+        vsw = emu.call(CreateVSwitchRequest(), VpcId=vpc_id, ZoneId="cn-hangzhou-h", CidrBlock=pods_half)["VSwitchId"]
+        emu.until(lambda: emu.call(DescribeVSwitchesRequest(), VSwitchId=vsw)["VSwitches"]["VSwitch"][0]["Status"]
+                  == "Available", "the VSwitch Available")
+        sg = emu.call(CreateSecurityGroupRequest(), VpcId=vpc_id)["SecurityGroupId"]
+        common = {"VSwitchId": vsw, "SecurityGroupId": sg, "TerminationGracePeriodSeconds": "0",
+                  "Container.1.Image": IMAGE, "Container.1.ImagePullPolicy": "IfNotPresent"}
+        web = emu.call_create("e2e-vpc-web", **common, **{
+            "Container.1.Name": "web", "Container.1.Command.1": "sh", "Container.1.Command.2": "-c",
+            "Container.1.Arg.1": "mkdir -p /srv && echo hello-from-the-vpc > /srv/index.html && "
+                                 "exec httpd -f -p 8080 -h /srv",
+            "Container.1.ReadinessProbe.TcpSocket.Port": "8080", "Container.1.ReadinessProbe.PeriodSeconds": "1"})
+        group = emu.wait(web, lambda g: g["Status"] == "Running" and container(g, "web")["Ready"])
+        ip = group["IntranetIp"]
+        assert group["VpcId"] == vpc_id and ipaddress.ip_address(ip) in ipaddress.ip_network(pods_half)
+        assert ip == pod_ip(meta, pod_of(meta, f"sk8s-{web}")[0]["Name"])
+        client = emu.call_create("e2e-vpc-client", RestartPolicy="Never", **common, **{
+            "Container.1.Name": "client", "Container.1.Command.1": "sh", "Container.1.Command.2": "-c",
+            "Container.1.Arg.1": f"for i in $(seq 1 20); do timeout 3 wget -qO- http://{ip}:8080/index.html "
+                                 "&& exit 0; sleep 1; done; exit 1"})
+        done = emu.wait(client, lambda g: g["Status"] in ("Succeeded", "Failed"))
+        assert ipaddress.ip_address(done["IntranetIp"]) in ipaddress.ip_network(pods_half)
+        assert done["Status"] == "Succeeded", emu.logs(client, "client")
+        assert "hello-from-the-vpc" in emu.logs(client, "client")
+        with pytest.raises(ServerException) as e:  # the cloud's order: groups, VSwitch, group, VPC
+            emu.call(DeleteVpcRequest(), VpcId=vpc_id)
+        assert e.value.get_error_code() == "DependencyViolation.VSwitch"
+        for gid in (web, client):
+            emu.call(DeleteContainerGroupRequest(), ContainerGroupId=gid)
+        emu.until(lambda: not pod_of(meta, f"sk8s-{web}") and not pod_of(meta, f"sk8s-{client}"), "the pods gone")
+        emu.call(DeleteVSwitchRequest(), VSwitchId=vsw)
+        emu.call(DeleteSecurityGroupRequest(), SecurityGroupId=sg)
+        emu.call(DeleteVpcRequest(), VpcId=vpc_id)
+        emu.until(lambda: network(meta, name) is None, f"the network {name} removed")
+    finally:
+        emu.submit(emu.provider.release_network(cidr))
