@@ -7,10 +7,11 @@ import logging
 
 import kopf
 
-from .config import in_cluster_apiserver
+from .config import in_cluster_apiserver, provider_name
 from .models.contracts import KOPF_ANNOTATION_PREFIX
 
 DIFFBASE_KEY = "last-handled-configuration"
+DEFAULT_PROVIDER = "local"
 UNEXPECTED_ERROR_RETRY = 5.0  # seconds
 
 
@@ -62,3 +63,23 @@ def login(**kwargs) -> kopf.ConnectionInfo | None:
     if in_cluster_apiserver():
         return kopf.login_with_service_account(**kwargs)
     return kopf.login_with_kubeconfig(**kwargs)
+
+
+def provider_of(spec) -> str:
+    """The provider an object (SandboxPod, ServiceLB, PrivateZone) names; local if none."""
+    return (spec or {}).get("provider") or DEFAULT_PROVIDER
+
+
+def storage_suffix() -> str:
+    """"" for the default provider's operators, "-<provider>" for another provider's (each
+    provider has operators of its own, as each virtual-kubelet provider runs its own node):
+    their own finalizer, progress and diff base. With one finalizer, the other operator would
+    remove it (kopf drops a finalizer no handler of its own requires), and with one diff base
+    would mark an object handled before its provider's operator ever saw it."""
+    provider = provider_name()
+    return "" if provider == DEFAULT_PROVIDER else f"-{provider}"
+
+
+def owns(spec, **_) -> bool:
+    """kopf's `when=` filter of a per-provider operator's handlers: the objects of its provider."""
+    return provider_of(spec) == provider_name()

@@ -89,6 +89,9 @@ CONDITION_CONTAINERS_READY = "ContainersReady"
 # A ServerlessCluster's (serverlesscluster/status.py; `sk8s down` goes through it too).
 CONDITION_CONTROL_PLANE_READY = "ControlPlaneReady"
 CONDITION_VIRTUAL_NODE_READY = "VirtualNodeReady"
+# Whether the cluster's provider accepted its account and built its network (the cloud's
+# error code as the reason when not).
+CONDITION_PROVIDER_READY = "ProviderReady"
 # Container waiting reasons, as a kubelet names them: raised by providers, reported by the
 # SandboxPod operator, mirrored onto tenant pods by the virtual node.
 REASON_CONFIG_ERROR = "CreateContainerConfigError"

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import DNS1123_SUBDOMAIN, KOPF_STATUS_FIELD, Condition, K8sModel, LocalObjectRef
+from .base import DNS1123_SUBDOMAIN, KOPF_STATUS_FIELD, Condition, K8sModel, LocalObjectRef, cel
 from .contracts import CLUSTER_DOMAIN
 
 RECORD_TYPES = ("A", "AAAA", "CNAME", "SRV", "TXT", "PTR")
@@ -29,6 +29,8 @@ class ZoneRecord(K8sModel):
 class PrivateZoneSpec(K8sModel):
     zoneName: str = Field(default=CLUSTER_DOMAIN, min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
     clusterRef: LocalObjectRef | None = None
+    provider: Literal["local", "aliyun"] | None = Field(
+        default=None, description="Provider that serves the zone (its cluster's); defaults to local.")
     vpcIDs: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         min_length=1, max_length=16, description="VPCs the zone answers in (sk8s: the tenant cluster's uid).",
         json_schema_extra={"x-kubernetes-list-type": "set"})
@@ -52,5 +54,8 @@ class PrivateZoneStatus(K8sModel):
 class PrivateZone(K8sModel):
     """A private DNS zone answering inside the VPCs it is bound to."""
 
-    spec: PrivateZoneSpec
+    spec: PrivateZoneSpec = Field(json_schema_extra={"x-kubernetes-validations": [
+        cel("(has(self.provider) ? self.provider : 'local') == (has(oldSelf.provider) ? oldSelf.provider : 'local')",
+            "provider is immutable: delete and re-create", field_path=".provider"),
+    ]})
     status: PrivateZoneStatus | None = None

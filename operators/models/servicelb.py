@@ -44,6 +44,8 @@ class Backend(K8sModel):
 class ServiceLBSpec(K8sModel):
 
     clusterRef: LocalObjectRef | None = None
+    provider: Literal["local", "aliyun"] | None = Field(
+        default=None, description="Provider that serves the load balancer (its cluster's); defaults to local.")
     service: ServiceRef | None = Field(default=None, description="The tenant Service this LB serves.")
     addressType: Literal["internet", "intranet"] = Field(
         default="internet", description="internet (public address) or intranet (VPC-only).")
@@ -111,6 +113,8 @@ class ServiceLB(K8sModel):
             field_path=".vpcID"),
         cel("self.addressType == oldSelf.addressType", "addressType is immutable: delete and re-create",
             field_path=".addressType"),
+        cel("(has(self.provider) ? self.provider : 'local') == (has(oldSelf.provider) ? oldSelf.provider : 'local')",
+            "provider is immutable: delete and re-create", field_path=".provider"),
         cel("!has(self.apiServer) || !self.apiServer || self.addressType == 'intranet'",
             "apiServer: only an intranet load balancer may front the API server", field_path=".apiServer"),
     ]})

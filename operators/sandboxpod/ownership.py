@@ -8,13 +8,10 @@ have, to refuse them by name (`handle_create_sandboxpod.admitted`): nobody else 
 from __future__ import annotations
 
 from ..config import provider_name
+from ..kopfsettings import DEFAULT_PROVIDER, provider_of
 from ..providers import available_providers
 
-DEFAULT_PROVIDER = "local"
-
-
-def provider_of(spec) -> str:
-    return (spec or {}).get("provider") or DEFAULT_PROVIDER
+__all__ = ["DEFAULT_PROVIDER", "provider_of", "takes"]
 
 
 def takes(spec, **_) -> bool:

@@ -6,8 +6,8 @@ health timer, and `sk8s down` (which marks Ready clusters stopped before it stop
 from __future__ import annotations
 
 from ..conditions import condition
-from ..models.contracts import (CONDITION_CONTROL_PLANE_READY, CONDITION_READY, CONDITION_VIRTUAL_NODE_READY,
-                                VIRTUAL_NODE_NAME)
+from ..models.contracts import (CONDITION_CONTROL_PLANE_READY, CONDITION_PROVIDER_READY, CONDITION_READY,
+                                CONDITION_VIRTUAL_NODE_READY, VIRTUAL_NODE_NAME)
 
 # The Ready condition's reason while sk8s is down (the planes stop with it).
 REASON_STOPPED = "Stopped"
@@ -15,14 +15,19 @@ REASON_STOPPED = "Stopped"
 
 def cluster_status(*, generation: int | None, prev: dict, control_plane: bool, node: bool,
                    endpoint: str | None, secret: str | None, sandbox_namespace: str, version: str,
-                   message: str = "", failed: str | None = None, node_names: list[str] | None = None) -> dict:
-    """`node_names`: the tenant's Nodes (default: the one virtual node); nodeName is the first."""
+                   message: str = "", failed: str | None = None, node_names: list[str] | None = None,
+                   provider: dict | None = None, waiting: str | None = None) -> dict:
+    """`node_names`: the tenant's Nodes (default: the one virtual node); nodeName is the first.
+    `provider`: the ProviderReady condition (provider_condition) if this writer learnt it,
+    else the previous one is kept. `waiting`: the Ready reason while not ready, if not the
+    control plane's or node's."""
     node_names = node_names or [VIRTUAL_NODE_NAME]
     conds_prev = prev.get("conditions") or []
     ready = control_plane and node and failed is None
     phase = "Failed" if failed else ("Ready" if ready else "Provisioning")
-    reason_ready = "ClusterReady" if ready else (failed or ("WaitingForVirtualNode" if control_plane
-                                                           else "WaitingForControlPlane"))
+    reason_ready = "ClusterReady" if ready else (failed or waiting or ("WaitingForVirtualNode" if control_plane
+                                                                      else "WaitingForControlPlane"))
+    provider = provider or next((c for c in conds_prev if c.get("type") == CONDITION_PROVIDER_READY), None)
     return {
         "phase": phase,
         "endpoint": endpoint,
@@ -40,9 +45,15 @@ def cluster_status(*, generation: int | None, prev: dict, control_plane: bool, n
             condition(CONDITION_VIRTUAL_NODE_READY, node, "NodeReady" if node else "NodeNotReady",
                       "" if node else "virtual node has not reported Ready", generation=generation,
                       previous=conds_prev),
+            *([provider] if provider else []),
             condition(CONDITION_READY, ready, reason_ready, message, generation=generation, previous=conds_prev),
         ],
     }
+
+
+def provider_condition(prev: dict, ok: bool, reason: str, message: str, generation: int | None) -> dict:
+    return condition(CONDITION_PROVIDER_READY, ok, reason, message, generation=generation,
+                     previous=prev.get("conditions") or [])
 
 
 def stopped_status(prev: dict, generation: int | None, message: str = "sk8s is down") -> dict | None:

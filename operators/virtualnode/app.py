@@ -57,11 +57,12 @@ class VirtualNode:
                                node_name=opts.node_name, meta_namespace=opts.meta_namespace, cluster=opts.cluster,
                                cluster_uid=opts.cluster_uid, allocatable={"cpu": opts.cpu, "memory": opts.memory},
                                services=inf.services,
-                               nodes={n.name: {"cpu": n.cpu, "memory": n.memory} for n in self.nodes})
+                               nodes={n.name: {"cpu": n.cpu, "memory": n.memory} for n in self.nodes},
+                               provider=opts.provider)
         self.services = ServiceSync(tenant=tenant, meta=meta, services=inf.services, slices=inf.slices,
                                     servicelbs=inf.servicelbs, events=self.events, cluster=opts.cluster,
                                     cluster_uid=opts.cluster_uid, meta_namespace=opts.meta_namespace,
-                                    service_cidr=opts.service_cidr, pods=inf.pods)
+                                    service_cidr=opts.service_cidr, pods=inf.pods, provider=opts.provider)
         self.event_mirror = EventMirror(tenant, events=inf.sandbox_events, sandboxes=inf.sandboxes,
                                         pod_for=self.podsync.pod_for, host=opts.node_name)
         self.kubelet = KubeletServer(lookup=self.lookup, streams=self.streams, meta_namespace=opts.meta_namespace)

@@ -9,8 +9,14 @@ from ...models.contracts import FINALIZER_PRIVATEZONE
 from ...providers import make_private_zones
 
 
+def finalizer() -> str:
+    return FINALIZER_PRIVATEZONE + kopfsettings.storage_suffix()
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
-    kopfsettings.configure(settings, finalizer=FINALIZER_PRIVATEZONE, max_workers=8)
+    # One operator per provider, each with its own finalizer, progress and diff base.
+    kopfsettings.configure(settings, finalizer=finalizer(), max_workers=8,
+                           storage_suffix=kopfsettings.storage_suffix())
 
 
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
@@ -22,4 +28,5 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     zones = make_private_zones(provider_name())
     await zones.setup()
     memo.zones = zones
-    kopfresync.start(memo, "privatezones", FINALIZER_PRIVATEZONE)
+    kopfresync.start(memo, "privatezones", finalizer(),
+                     diffbase=kopfresync.DIFFBASE_ANNOTATION + kopfsettings.storage_suffix(), accept=kopfsettings.owns)

@@ -13,7 +13,7 @@ from ...models.contracts import FINALIZER_SANDBOXPOD
 from ...providers import make_provider
 from ...providers.errors import ProviderError
 from ..events import SandboxEvents
-from ..ownership import DEFAULT_PROVIDER, takes
+from ..ownership import takes
 from ..sandbox import collect_garbage
 from ..watcher import StatusPusher
 
@@ -22,12 +22,7 @@ GC_SECONDS = 60.0
 
 
 def storage_suffix() -> str:
-    """"" for the default provider's operator, "-<provider>" for another provider's: its own
-    finalizer, progress and diff base. With one finalizer, the other operator would remove
-    it (kopf drops a finalizer no handler of its own requires), and with one diff base
-    would mark a SandboxPod handled before its provider's operator ever created it."""
-    provider = provider_name()
-    return "" if provider == DEFAULT_PROVIDER else f"-{provider}"
+    return kopfsettings.storage_suffix()
 
 
 def finalizer() -> str:

@@ -11,7 +11,7 @@ from ...kubeclient.client import ApiError
 from ...providers import available_providers, cluster_providers
 from ...providers.errors import ProviderError
 from .. import cluster, planes
-from ..status import cluster_status
+from ..status import cluster_status, provider_condition
 from .handle_check_cluster import handed_over
 
 APISERVER_TIMEOUT = 90
@@ -61,7 +61,7 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     steps["credentials"] = time.monotonic() - t0
     # The VPC first: the plane's virtual node (started with its arguments by warm_up) and
     # the operators it drives would otherwise make the VPC lazily with a range of their own.
-    resolver = await _build_network(body, t, provider)
+    resolver = await _build_network(body, patch, t, provider, base)
     if not await cluster.warm_up(t, APISERVER_TIMEOUT):  # a no-op for a warm standby plane
         raise kopf.TemporaryError(f"tenant apiserver not ready; see {t.directory}/logs/kube-apiserver.log",
                                   delay=5)
@@ -90,13 +90,25 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
                 ", ".join(f"{k} at {v:.2f}s" for k, v in steps.items()))
 
 
-async def _build_network(body, t, provider: str) -> str | None:
-    """The tenant's VPC, built with its plane's address plan; its resolver's address."""
+async def _build_network(body, patch: kopf.Patch, t, provider: str, base: dict) -> str | None:
+    """The tenant's VPC, built with its plane's address plan; its resolver's address. The
+    first call to the provider's account: whether it takes it is the ProviderReady condition
+    (`base` carries it into every status this run writes), with the cloud's code as reason.
+    Nothing of the cluster is made in the cloud before it (the plane is local)."""
+    prev, generation = base["prev"], base["generation"]
     try:
-        return await cluster.build_network(t, provider)
+        resolver = await cluster.build_network(t, provider)
     except ProviderError as exc:
-        kopf.warn(body, reason="NetworkFailed", message=f"building the tenant's VPC: {exc}")
-        raise kopf.TemporaryError(f"building the tenant's VPC: {exc}", delay=5) from exc
+        msg = f"provider {provider}: building the tenant's VPC: {exc}"
+        base["provider"] = provider_condition(prev, False, exc.reason or "ProviderError", msg, generation)
+        patch.status.update(cluster_status(control_plane=False, node=False, endpoint=None, secret=None,
+                                           message=msg, waiting="ProviderFailed", **base))
+        kopf.warn(body, reason="ProviderFailed", message=msg)
+        # A refused key or a missing VSwitch takes a person to fix: ask again less often.
+        raise kopf.TemporaryError(msg, delay=5 if exc.retryable else 20) from exc
+    base["provider"] = provider_condition(prev, True, "NetworkReady", f"provider {provider}: the tenant's VPC "
+                                          f"{t.network.vpc_cidr if t.network else ''} is built", generation)
+    return resolver
 
 
 async def _reserve_resolver(body, t, resolver: str | None) -> None:

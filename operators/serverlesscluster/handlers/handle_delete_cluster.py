@@ -4,7 +4,7 @@ from __future__ import annotations
 import kopf
 
 from ... import kube
-from ...providers import make_provider
+from ...providers.errors import ProviderError
 from ...tenancy import sandbox_namespace
 from .. import cluster, planes
 
@@ -23,6 +23,12 @@ async def delete_cluster(body, logger, **_) -> None:
         raise kopf.TemporaryError(f"waiting for namespace {sandbox_ns} ({phase}) to go", delay=1)
     if plane:
         await cluster.destroy_plane(plane)
-    await make_provider((body.get("spec") or {}).get("provider", "local")).release_cluster(meta["uid"])
+    provider = (body.get("spec") or {}).get("provider", "local")
+    try:
+        # The cloud's network goes last: its VSwitches hold until their groups and LBs are gone.
+        await cluster.provider(provider).release_cluster(meta["uid"])
+    except ProviderError as exc:
+        kopf.warn(body, reason="ProviderFailed", message=f"provider {provider}: releasing the tenant's network: {exc}")
+        raise kopf.TemporaryError(f"releasing the tenant's network: {exc}", delay=2 if exc.retryable else 20) from exc
     await kube.delete_secret(meta["namespace"], f"{meta['name']}-kubeconfig")
     logger.info("cluster %s deleted", meta["name"])

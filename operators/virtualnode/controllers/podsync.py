@@ -20,7 +20,7 @@ import logging
 import time
 from typing import Mapping
 
-from ..mapping import deadline
+from ..mapping import deadline, with_provider
 from ..mapping.envresolve import ConfigError, referenced_sources, resolve_env
 from ..mapping.serviceenv import service_env_of
 from ...kubeclient.events import EventRecorder
@@ -60,10 +60,12 @@ class PodSync:
     def __init__(self, *, tenant: KubeClient, meta: KubeClient, pods: Informer, sandboxes: Informer,
                  configmaps: Informer, secrets: Informer, events: EventRecorder, node_name: str,
                  meta_namespace: str, cluster: str, cluster_uid: str, allocatable: dict[str, str],
-                 services: Informer | None = None, nodes: Mapping[str, dict[str, str]] | None = None):
+                 services: Informer | None = None, nodes: Mapping[str, dict[str, str]] | None = None,
+                 provider: str = "local"):
         """`nodes`: every Node of this process and its allocatable (the downward API's default
         limits), when it registers several; else `node_name` with `allocatable`."""
         self.tenant = tenant
+        self.provider = provider  # the cluster's: its sandboxes are that provider's
         self.services = services  # read for the pods' service variables (started by the VirtualNode)
         self.meta = meta
         self.pods = pods
@@ -186,8 +188,9 @@ class PodSync:
         except ConfigError as err:
             await self._config_error(name, pod, str(err), CONFIG_RETRY_MAX)
             return
-        body = build_sandboxpod(pod, namespace=self.meta_namespace, cluster=self.cluster,
-                                cluster_uid=self.cluster_uid, env=env, service_env=service_env)
+        body = with_provider(build_sandboxpod(pod, namespace=self.meta_namespace, cluster=self.cluster,
+                                              cluster_uid=self.cluster_uid, env=env, service_env=service_env),
+                             self.provider)
         if content is not None:
             # Before the SandboxPod, so that the provider finds the files; owned by it right after.
             await self.volumes.write(name, content, body["metadata"]["labels"])

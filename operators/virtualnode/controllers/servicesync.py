@@ -16,6 +16,7 @@ from ...kubeclient.client import ApiError, KubeClient
 from ...kubeclient.runner import Runner
 from ...models.contracts import LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE
 from ..mapping.reversezone import REVERSE_ZONE_OBJECT, build_reverse_zone, pod_records, ptr_records
+from ..mapping import with_provider
 from ..mapping.services import (ZONE_OBJECT, build_servicelbs, build_zone,
                        external_type, ignored_ports, ingress, lb_failure, lb_refusal, records, svc_key)
 
@@ -32,8 +33,9 @@ def _ns_name(obj: dict) -> tuple[str, str]:
 class ServiceSync:
     def __init__(self, *, tenant: KubeClient, meta: KubeClient, services: Informer, slices: Informer,
                  servicelbs: Informer, events: EventRecorder, cluster: str, cluster_uid: str, meta_namespace: str,
-                 service_cidr: str = "", pods: Informer | None = None):
+                 service_cidr: str = "", pods: Informer | None = None, provider: str = "local"):
         self.tenant, self.meta, self.events = tenant, meta, events
+        self.provider = provider  # the cluster's: its load balancers and zones are that provider's
         self.service_cidr = service_cidr or None  # the tenant's ClusterIP range (mapping/services.py)
         self.cluster, self.cluster_uid, self.namespace = cluster, cluster_uid, meta_namespace
         self.lb_path = f"/apis/{API_VERSION}/namespaces/{meta_namespace}/servicelbs"
@@ -128,7 +130,7 @@ class ServiceSync:
                 self.zone_dirty.set()
                 return
         desired = {} if svc is None else {
-            lb["metadata"]["name"]: lb for lb in build_servicelbs(
+            lb["metadata"]["name"]: with_provider(lb, self.provider) for lb in build_servicelbs(
                 svc, self.slices_of(*key), cluster=self.cluster, cluster_uid=self.cluster_uid,
                 namespace=self.namespace, service_cidr=self.service_cidr)}
         current = self.lbs_of(*key)
@@ -210,8 +212,9 @@ class ServiceSync:
         except ApiError as exc:
             if exc.status != 404:
                 raise
-            await self.meta.create(self.zone_path, build(cluster=self.cluster, cluster_uid=self.cluster_uid,
-                                                         namespace=self.namespace, zone_records=want))
+            await self.meta.create(self.zone_path, with_provider(
+                build(cluster=self.cluster, cluster_uid=self.cluster_uid, namespace=self.namespace,
+                      zone_records=want), self.provider))
         self._zone_records[name] = want
 
 
