@@ -22,10 +22,14 @@ from aliyunsdkvpc.request.v20160428.DeleteVpcRequest import DeleteVpcRequest
 from aliyunsdkvpc.request.v20160428.DescribeVSwitchesRequest import DescribeVSwitchesRequest
 from aliyunsdkvpc.request.v20160428.DescribeVpcsRequest import DescribeVpcsRequest
 
+from operators.emulator.alibaba import server
+from operators.emulator.alibaba.errors import ApiError
 from operators.emulator.alibaba.launch import PLACEMENT_ENV
+from operators.emulator.alibaba.local_vpcs import check_vswitch
+from operators.emulator.alibaba.podman_backend import labels_of
 from operators.providers.aliyun.eci_status import tag_value
 
-from .emulatorkit import group_params, until
+from .emulatorkit import AK, SK, group_params, until
 from .netkit import NetworkEmulator
 
 ZONE = "cn-hangzhou-h"
@@ -223,3 +227,26 @@ def test_authorize_keeps_the_rule_once(emu):
         {"IpProtocol": "tcp", "PortRange": "80/80", "Policy": "accept", "Priority": "1",
          "SourceCidrIp": "10.20.0.0/23"}]
     assert refused(emu, AuthorizeSecurityGroupRequest(), **{**rule, "IpProtocol": "sctp"}) == (400, "InvalidParameter")
+
+
+def test_the_podman_backend_runs_a_group_in_its_vswitchs_vpc_network():
+    local = {"Key": "c-1", "CidrBlock": "10.20.0.0/23", "VSwitchCidr": "10.20.0.0/24"}
+    group = {"Tag": [{"Key": "sk8s.io/cluster-uid", "Value": "another"}], "LocalVpc": local}
+    assert labels_of(group) == {"sk8s.io/cluster-uid": "c-1"}  # the VSwitch's VPC, whatever the tags say
+    assert labels_of({"Tag": [{"Key": "sk8s.io/cluster-uid", "Value": "c-2"}]}) == {"sk8s.io/cluster-uid": "c-2"}
+    check_vswitch(local)
+    check_vswitch({**local, "VSwitchCidr": "10.20.0.0/23"})
+    for outside in ("10.20.1.0/24", "10.20.0.0/25"):  # addresses would come from outside the VSwitch
+        with pytest.raises(ApiError) as e:
+            check_vswitch({**local, "VSwitchCidr": outside})
+        assert e.value.code == "InvalidParameter" and "VSwitchId" in e.value.message
+
+
+def test_build_serves_vpc_and_security_groups_with_eci_placing_groups_in_them():
+    emulator = server.build({AK: SK})
+    assert {("2016-04-28", a) for a in ("CreateVpc", "DescribeVpcs", "DeleteVpc", "CreateVSwitch", "DescribeVSwitches",
+                                        "DeleteVSwitch")} <= set(emulator.routes)
+    assert {("2014-05-26", a) for a in ("CreateSecurityGroup", "DescribeSecurityGroups", "DeleteSecurityGroup",
+                                        "AuthorizeSecurityGroup")} <= set(emulator.routes)
+    eci = next(s for s in emulator.services if s.product == "Eci")
+    assert eci.network is not None
