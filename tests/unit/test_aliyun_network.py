@@ -183,3 +183,19 @@ async def test_a_clusters_sandboxes_go_into_its_network_and_release_waits_for_th
     await provider.release_cluster(UID)
     assert emu.control("inventory") == EMPTY
     assert json.dumps(await list_networks(provider.client, "h1"), default=str) == "{}"
+
+
+async def test_a_stale_cached_network_is_looked_up_again_after_the_cloud_refuses_its_ids(emu):
+    provider = provider_for(emu)
+    labels = {"sk8s.io/cluster-uid": UID}
+    await provider.ensure_cluster_network(UID, CIDR)
+    real = await find_network(provider.client, "h1", UID)
+    ghost = CloudNetwork("vpc-" + "a" * 21, "vsw-" + "b" * 21, "vsw-" + "c" * 21, "sg-" + "d" * 21, CIDR)
+    provider.networks.remember(UID, ghost)  # what another process's deletion and re-creation leaves behind
+    with pytest.raises(ProviderError) as e:
+        await provider.ensure(ref(3), SPEC, labels)
+    assert e.value.reason == "InvalidVSwitchId" and e.value.retryable
+    await provider.ensure(ref(3), SPEC, labels)  # looked up again: the cloud's current network
+    [group] = emu.control("inventory")["ContainerGroup"]
+    described = (await provider.client.call(DescribeContainerGroupsRequest, {"RegionId": REGION}))["ContainerGroups"]
+    assert described[0]["VSwitchId"] == real.pod_vswitch_id and group["ContainerGroupName"] == ref(3).instance_name

@@ -28,6 +28,10 @@ class ClusterNetworks:
         """A network known without asking (made by another process, as tests set it up)."""
         self._cache[cluster_uid] = network
 
+    def forget(self, cluster_uid: str) -> None:
+        """The cached network is not the cloud's any more (its VSwitch or group unknown)."""
+        self._cache.pop(cluster_uid, None)
+
     async def get(self, cluster_uid: str) -> CloudNetwork:
         """The cluster's network, complete, as made by `ensure` (here or in another process)."""
         cached = self._cache.get(cluster_uid)

@@ -103,6 +103,8 @@ class AliyunProvider(SandboxLifecycle):
         try:
             answer = await self.client.call(CreateContainerGroupRequest, params)
         except AliyunError as err:
+            if err.code.startswith(("InvalidVSwitchId", "InvalidSecurityGroupId")):
+                self.networks.forget(labels.get(LABEL_CLUSTER_UID, ""))  # made anew since: look again
             raise _provider_error(err) from None
         group_id = answer["ContainerGroupId"]
         self._known[ref] = _Known({"ContainerGroupId": group_id, "ContainerGroupName": ref.instance_name,
