@@ -99,7 +99,9 @@ class VSwitchRecord:
 
 
 def incorrect_status(kind: str) -> ApiError:
-    return ApiError(400, f"Incorrect{kind}Status", f"The current status of the {kind} does not support this operation.")
+    """The cloud's words ("vpc subnet" is a VSwitch)."""
+    what = {"Vpc": "Current VPC status", "VSwitch": "vpc subnet status"}[kind]
+    return ApiError(400, f"Incorrect{kind}Status", f"{what} does not support this operation.")
 
 
 def cidr_block(params: dict[str, str], masks: tuple[int, int]) -> ipaddress.IPv4Network:
@@ -227,11 +229,10 @@ class VpcService:
         if self._vpc_status(record) != "Available":
             raise incorrect_status("Vpc")
         if any(s.vpc_id == vpc_id for s in self.vswitches.values()):
-            raise ApiError(400, "DependencyViolation.VSwitch", "The specified VPC has VSwitches; delete them first.")
+            raise ApiError(400, "DependencyViolation.VSwitch", "Specified object has dependent resources.")
         kind = first_user(self.users, vpc_id)
         if kind:
-            raise ApiError(400, f"DependencyViolation.{kind}",
-                           f"The specified VPC has a dependent {kind}; delete it first.")
+            raise ApiError(400, f"DependencyViolation.{kind}", f"Specified object has dependent resources {kind}.")
         key = self.local_key(vpc_id) or vpc_id
         del self.vpcs[vpc_id]
         task = asyncio.create_task(self._release(key))
@@ -306,7 +307,7 @@ class VpcService:
             raise not_found("VSwitch", vsw_id, "VSwitch")
         kind = first_user(self.users, vsw_id)
         if kind:
-            raise ApiError(400, "DependencyViolation", f"The specified VSwitch has a dependent {kind}; delete it first.")
+            raise ApiError(400, "DependencyViolation", f"Specified object has dependent resources ({kind}).")
         if self._vswitch_status(record) != "Available":
             raise incorrect_status("VSwitch")
         del self.vswitches[vsw_id]
