@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .models.contracts import LABEL_CLUSTER, LABEL_CLUSTER_UID
-from .providers import CLUSTER_PROVIDERS
+from .models.contracts import LABEL_CLUSTER, LABEL_CLUSTER_UID, LABEL_PROVIDER
 
 
 def sandbox_namespace(name: str, uid: str) -> str:
@@ -29,6 +28,7 @@ def sandbox_namespace(name: str, uid: str) -> str:
 class Tenant:
     cluster: str  # the ServerlessCluster's name
     uid: str      # its uid: also its VPC's id
+    provider: str = "local"  # its provider: where its sandboxes, VPC, LBs and zones are
 
 
 class TenancyError(Exception):
@@ -45,7 +45,7 @@ def namespace_tenant(ns: dict | None) -> Tenant | None:
     labels = meta.get("labels") or {}
     cluster, uid = labels.get(LABEL_CLUSTER), labels.get(LABEL_CLUSTER_UID)
     if cluster and uid and meta.get("name") == sandbox_namespace(cluster, uid):
-        return Tenant(cluster, uid)
+        return Tenant(cluster, uid, labels.get(LABEL_PROVIDER) or "local")
     return None
 
 
@@ -80,11 +80,11 @@ def refusals(kind: str, body: dict, tenant: Tenant) -> list[str]:
         for i, vpc in enumerate(spec.get("vpcIDs") or []):
             if vpc != tenant.uid:
                 out.append(f"spec.vpcIDs[{i}]: {vpc!r} is not this namespace's VPC ({tenant.uid})")
-    elif kind == "SandboxPod" and spec.get("provider") not in (None, *CLUSTER_PROVIDERS):
-        # A tenant's sandboxes run where its cluster runs (its VPC is there), never on
-        # another provider's account. Tenant clusters run only on these providers so far.
-        out.append(f"spec.provider: {spec['provider']!r} is not this namespace's cluster's provider "
-                   f"({', '.join(CLUSTER_PROVIDERS)})")
+    if kind in ("SandboxPod", "ServiceLB", "PrivateZone") and (spec.get("provider") or "local") != tenant.provider:
+        # A tenant's sandboxes, LBs and zones are where its cluster runs (its VPC is there),
+        # never on another provider's account.
+        out.append(f"spec.provider: {spec.get('provider') or 'local'!r} is not this namespace's cluster's "
+                   f"provider ({tenant.provider!r})")
     return out
 
 

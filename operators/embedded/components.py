@@ -154,11 +154,13 @@ def operator(name: str, module: str, lay: Layout, port: int, ports: Ports) -> Co
 
 def operators(lay: Layout, ports: Ports, extra_providers: list[str] = ()) -> list[Component]:
     """Liveness ports are picked afresh at each boot: nothing outside needs them stable.
-    Each provider besides the default one gets a SandboxPod operator of its own (as each
-    virtual-kubelet provider runs its own node), which takes only its provider's SandboxPods."""
+    Each provider besides the default one gets SandboxPod, ServiceLB and PrivateZone
+    operators of its own (as each virtual-kubelet provider runs its own node), which take
+    only the objects naming their provider."""
     taken = {ports.etcd_client, ports.etcd_peer, ports.apiserver}
     wanted = [(name, module, None) for name, module in OPERATORS.items()]
-    wanted += [(f"sandboxpod-operator-{p}", OPERATORS["sandboxpod-operator"], p) for p in extra_providers]
+    wanted += [(f"{kind}-operator-{p}", OPERATORS[f"{kind}-operator"], p) for p in extra_providers
+               for kind in ("sandboxpod", "servicelb", "privatezone")]
     comps = []
     for name, module, provider in wanted:
         port = free_port(taken)

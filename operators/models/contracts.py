@@ -23,6 +23,9 @@ from __future__ import annotations
 # the local provider (which VPC a sandbox joins).
 LABEL_CLUSTER = "sk8s.io/cluster"  # the ServerlessCluster's name
 LABEL_CLUSTER_UID = "sk8s.io/cluster-uid"  # its uid, which is also its VPC's id
+# On a tenant's meta namespace: its cluster's provider (absent: local), set at creation
+# (ServerlessCluster.spec.provider is immutable); the objects in it must name the same.
+LABEL_PROVIDER = "sk8s.io/provider"
 
 # --- Tenant pod <-> SandboxPod -----------------------------------------------------------
 # Written by the virtual node on each SandboxPod (virtualnode/mapping/spec.py), read back

@@ -16,18 +16,10 @@ from .streaming import SandboxStreams
 
 
 def available_providers() -> list[str]:
-    """Providers SandboxPods may name: `aliyun` once an account is configured
-    (config.aliyun_settings)."""
+    """Providers SandboxPods and tenant clusters may name: `aliyun` (ECI sandboxes, VPC,
+    VSwitches and a security group per tenant, SLB, PrivateZone) once an account is
+    configured (config.aliyun_settings)."""
     return ["local"] + (["aliyun"] if aliyun_settings()["credentials"] else [])
-
-
-# Providers a whole tenant cluster may run on: its VPC, load balancers and zones too. The
-# aliyun provider runs sandboxes (ECI) but has no VPC, SLB or PrivateZone side yet.
-CLUSTER_PROVIDERS = ("local",)
-
-
-def cluster_providers() -> list[str]:
-    return list(CLUSTER_PROVIDERS)
 
 
 def _local_vpcs():
@@ -66,8 +58,10 @@ def make_streams(name: str = "local") -> SandboxStreams:
 
 def make_vpc_finder(name: str = "local"):
     """`find(vpc_id)`: a VPC's subnet and this host's gateway on it, None while it has none,
-    never making one (the tenant apiserver's egress proxy allows that subnet)."""
-    if name == "local":
+    never making one (the tenant apiserver's egress proxy allows that subnet). A cloud VPC
+    is reachable from this host only where the host is attached to it: the emulated cloud's
+    VPCs are networks of this host's data plane (same keys); a real one would need peering."""
+    if name in ("local", "aliyun"):
         vpcs = _local_vpcs()
 
         async def find(vpc_id: str):
@@ -82,6 +76,10 @@ def make_load_balancers(name: str = "local") -> LoadBalancers:
         from .local.loadbalancer import LocalLoadBalancers
         vpcs = _local_vpcs()
         return LocalLoadBalancers(vpcs, vpcs.home_id)
+    if name == "aliyun":
+        from .aliyun.factory import make_client
+        from .aliyun.slb import AliyunLoadBalancers
+        return AliyunLoadBalancers(make_client(aliyun_settings()), home_id(layout().home))
     raise ValueError(f"unknown provider {name!r}")
 
 
@@ -89,4 +87,8 @@ def make_private_zones(name: str = "local") -> PrivateZones:
     if name == "local":
         from .local.privatezone import LocalPrivateZones
         return LocalPrivateZones(_local_vpcs())
+    if name == "aliyun":
+        from .aliyun.factory import make_client
+        from .aliyun.pvtz import AliyunPrivateZones
+        return AliyunPrivateZones(make_client(aliyun_settings()), home_id(layout().home))
     raise ValueError(f"unknown provider {name!r}")

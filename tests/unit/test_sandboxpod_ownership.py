@@ -36,13 +36,14 @@ def test_a_second_providers_operator_keeps_its_own_kopf_state(monkeypatch):
     assert (handle_startup.storage_suffix(), handle_startup.finalizer()) == ("-aliyun", "sk8s.io/sandbox-aliyun")
 
 
-def test_each_configured_provider_gets_its_own_sandboxpod_operator():
+def test_each_configured_provider_gets_its_own_operators():
     lay, ports = Layout(Path("/tmp/sk8s-test-home")), Ports(etcd_client=1, etcd_peer=2, apiserver=3)
     plain = components.operators(lay, ports)
     both = components.operators(lay, ports, extra_providers=["aliyun"])
-    assert [c.name for c in both] == [c.name for c in plain] + ["sandboxpod-operator-aliyun"]
-    extra = both[-1]
-    assert extra.env["SK8S_PROVIDER"] == "aliyun" and "operators.sandboxpod.operator" in extra.argv
+    kinds = ("sandboxpod", "servicelb", "privatezone")
+    assert [c.name for c in both] == [c.name for c in plain] + [f"{k}-operator-aliyun" for k in kinds]
+    for kind, extra in zip(kinds, both[len(plain):]):
+        assert extra.env["SK8S_PROVIDER"] == "aliyun" and f"operators.{kind}.operator" in extra.argv
     assert all("SK8S_PROVIDER" not in c.env for c in plain)
     assert len({c.health_url for c in both}) == len(both)
 

@@ -177,3 +177,17 @@ def test_a_tenants_sandboxpod_runs_only_where_its_cluster_runs():
     assert why.startswith("spec.provider: 'aliyun' is not this namespace's cluster's provider")
     assert refusals("SandboxPod", {"metadata": {}, "spec": {"provider": "local"}}, tenant) == []
     assert refusals("SandboxPod", {"metadata": {}, "spec": {}}, tenant) == []
+
+
+def test_an_aliyun_tenants_objects_name_its_provider():
+    """The namespace label names the cluster's provider; its SandboxPods, LBs and zones must
+    name the same, so a compromised virtual node cannot spend another provider's account."""
+    ns = {"metadata": {"name": sandbox_namespace("beta", "uid-b"),
+                       "labels": {"sk8s.io/cluster": "beta", "sk8s.io/cluster-uid": "uid-b", "sk8s.io/provider": "aliyun"}}}
+    tenant = namespace_tenant(ns)
+    assert tenant == Tenant("beta", "uid-b", "aliyun")
+    for kind in ("SandboxPod", "ServiceLB", "PrivateZone"):
+        spec = {"vpcID": "uid-b", "vpcIDs": ["uid-b"]}
+        assert refusals(kind, {"metadata": {}, "spec": {**spec, "provider": "aliyun"}}, tenant) == []
+        (why,) = refusals(kind, {"metadata": {}, "spec": spec}, tenant)
+        assert why == "spec.provider: 'local' is not this namespace's cluster's provider ('aliyun')"

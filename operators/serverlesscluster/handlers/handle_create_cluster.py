@@ -6,9 +6,10 @@ import time
 import kopf
 
 from ... import kube
-from ...models.contracts import DEFAULT_VERSION, LABEL_CLUSTER, LABEL_CLUSTER_UID, REASON_PROVIDER_UNAVAILABLE
+from ...models.contracts import (DEFAULT_VERSION, LABEL_CLUSTER, LABEL_CLUSTER_UID, LABEL_PROVIDER,
+                                REASON_PROVIDER_UNAVAILABLE)
 from ...kubeclient.client import ApiError
-from ...providers import available_providers, cluster_providers
+from ...providers import available_providers
 from ...providers.errors import ProviderError
 from .. import cluster, planes
 from ..status import cluster_status, provider_condition
@@ -20,12 +21,9 @@ NODE_TIMEOUT = 30
 
 def unavailable(provider: str) -> str | None:
     """Why a tenant cluster cannot run on `provider`, or None."""
-    if provider in cluster_providers():
-        return None
     if provider in available_providers():
-        return (f"provider {provider!r} runs SandboxPods here, not yet whole tenant clusters "
-                f"(available for clusters: {', '.join(cluster_providers())})")
-    return f"provider {provider!r} is not available here (available: {', '.join(cluster_providers())})"
+        return None
+    return f"provider {provider!r} is not available here (available: {', '.join(available_providers())})"
 
 
 async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reason: str, **_) -> None:
@@ -54,7 +52,7 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
         await kube.patch_status("serverlessclusters", t.namespace, t.name, cluster_status(
             control_plane=False, node=False, endpoint=t.endpoint, secret=prev.get("kubeconfigSecretName"),
             message="restarting the tenant control plane", **base))
-    await kube.ensure_namespace(t.sandbox_namespace, {LABEL_CLUSTER: t.name, LABEL_CLUSTER_UID: t.uid})
+    await kube.ensure_namespace(t.sandbox_namespace, namespace_labels(t, provider))
     steps = {"namespace": time.monotonic() - t0}
     # Before the plane's waiting virtual node is handed its arguments, which name this file.
     await cluster.write_meta_credentials(t)
@@ -88,6 +86,11 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     steps["node"] = time.monotonic() - t0
     logger.info("cluster %s ready (%s, plane %s) in %.2fs: %s", t.name, reason, plane.id, steps["node"],
                 ", ".join(f"{k} at {v:.2f}s" for k, v in steps.items()))
+
+
+def namespace_labels(t, provider: str) -> dict[str, str]:
+    """The tenant's meta namespace says whose it is (tenancy.py), and its provider."""
+    return {LABEL_CLUSTER: t.name, LABEL_CLUSTER_UID: t.uid, **({LABEL_PROVIDER: provider} if provider != "local" else {})}
 
 
 async def _build_network(body, patch: kopf.Patch, t, provider: str, base: dict) -> str | None:
