@@ -1,7 +1,9 @@
 """The Alibaba emulator's VPCs are real local networks: CreateVpc + CreateVSwitch through the
 real SDK make the local provider's VPC network with the VPC's range; container groups in the
 VSwitch run as sandboxes in it, with addresses from the VSwitch's range, and reach each
-other; DeleteVpc removes the network.
+other; DeleteVpc removes the network. The aliyun provider's side: a cluster's network made
+through the APIs is the local network keyed by the cluster, its sandbox runs in it, and
+release_cluster removes it.
 
 As in test_emulator_podman, the emulator's local provider has an installation id of its
 own (the meta installation's plus "v"), torn down at the end."""
@@ -13,6 +15,8 @@ import json
 import os
 import threading
 import time
+import urllib.request
+import uuid
 
 import pytest
 from aliyunsdkcore.acs_exception.exceptions import ServerException
@@ -32,7 +36,13 @@ from operators.emulator.alibaba import server
 from operators.emulator.alibaba.eci import EciService
 from operators.emulator.alibaba.networking import networking
 from operators.emulator.alibaba.podman_backend import PodmanBackend
+from operators.models.podspec import PodSpec
+from operators.providers.aliyun.client import AliyunClient, Credentials
+from operators.providers.aliyun.eci_spec import EciPlacement
+from operators.providers.aliyun.provider import AliyunProvider
 from operators.providers.local.provider import LocalProvider
+from operators.providers.local.vpc import VpcLayout
+from operators.providers.sandbox import SandboxRef
 from operators.providers.local.streams import LocalStreams
 
 from .conftest import IMAGE, Meta
@@ -54,6 +64,11 @@ class VpcEmulator(PodmanEmulator):
         self.thread.start()
         emulator = server.Emulator({AK: SK}, [self.eci, self.vpc, self.ecs])
         self.runner, self.port = self.submit(server.serve(emulator, "127.0.0.1", 0))
+
+    def inventory(self) -> dict:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{self.port}/_emulator/inventory", timeout=10) as resp:
+            return json.loads(resp.read())
 
     def call_create(self, name: str, **params: str) -> str:
         return self.call(CreateContainerGroupRequest(), ContainerGroupName=name, **params)["ContainerGroupId"]
@@ -136,5 +151,35 @@ def test_a_vpc_is_a_local_network_its_groups_reach_each_other_and_deletion_remov
         emu.call(DeleteSecurityGroupRequest(), SecurityGroupId=sg)
         emu.call(DeleteVpcRequest(), VpcId=vpc_id)
         emu.until(lambda: network(meta, name) is None, f"the network {name} removed")
+    finally:
+        emu.submit(emu.provider.release_network(cidr))
+
+
+def test_the_aliyun_provider_makes_a_clusters_network_runs_its_sandbox_in_it_and_releases_it(
+        emu: VpcEmulator, meta: Meta, tmp_path):
+    cidr = emu.submit(emu.provider.reserve_network(str(tmp_path)))
+    layout = VpcLayout(ipaddress.ip_network(cidr))
+    cluster_uid = str(uuid.uuid4())
+    client = AliyunClient(Credentials(AK, SK), "cn-hangzhou", endpoint=f"127.0.0.1:{emu.port}")
+    placement = EciPlacement(region_id="cn-hangzhou", zone_id="cn-hangzhou-h", vswitch_id="vsw-sk8s-local",
+                             security_group_id="sg-sk8s-local", cluster_uid="", home_id="e2e-home")
+    provider = AliyunProvider(client, placement)
+    ref = SandboxRef("tenant-e2e", "app-1", str(uuid.uuid4()))
+    spec = PodSpec.model_validate({"terminationGracePeriodSeconds": 0, "containers": [
+        {"name": "app", "image": IMAGE, "imagePullPolicy": "IfNotPresent", "command": ["sleep", "3600"]}]})
+    try:
+        assert emu.submit(provider.ensure_cluster_network(cluster_uid, cidr)) == layout.resolver
+        name = f"sk8s-{emu.home_id}-{cluster_uid[:12]}"  # the local network is keyed by the cluster
+        assert network(meta, name)["subnets"][0]["subnet"] == cidr
+        gid = emu.submit(provider.ensure(ref, spec, {"sk8s.io/cluster-uid": cluster_uid}))
+        group = emu.wait(gid, lambda g: g["Status"] == "Running" and g["IntranetIp"])
+        assert ipaddress.ip_address(group["IntranetIp"]) in layout.pod_range
+        assert group["IntranetIp"] == pod_ip(meta, pod_of(meta, f"sk8s-{ref.uid}")[0]["Name"])
+        emu.submit(provider.delete(ref, 0))
+        emu.until(lambda: not pod_of(meta, f"sk8s-{ref.uid}"), "the sandbox gone")
+        emu.submit(provider.release_cluster(cluster_uid))
+        emu.until(lambda: network(meta, name) is None, f"the network {name} removed")
+        inventory = emu.inventory()
+        assert [inventory[k] for k in ("vpcs", "vswitches", "securityGroups")] == [[], [], []]
     finally:
         emu.submit(emu.provider.release_network(cidr))
