@@ -11,7 +11,8 @@ Every request is authenticated first (signature.Verifier), then faults are drawn
 HTTP status. Control endpoints, unauthenticated (bind the emulator to loopback):
 `GET /_emulator/inventory` (every resource held, by kind), `GET /_emulator/calls` (calls
 received by action, and errors by code; `DELETE` resets them), `GET|POST /_emulator/faults`
-(the fault settings, changed by a JSON object)."""
+(the fault settings, changed by a JSON object), `POST /_emulator/keys` (access keys
+disabled or enabled again, as in the RAM console)."""
 from __future__ import annotations
 
 import asyncio
@@ -56,6 +57,7 @@ class Emulator:
         app.router.add_delete("/_emulator/calls", self.reset_calls)
         app.router.add_get("/_emulator/faults", self.get_faults)
         app.router.add_post("/_emulator/faults", self.set_faults)
+        app.router.add_post("/_emulator/keys", self.set_keys)
         for s in self.services:  # what a product serves besides its API (ECI's exec WebSocket)
             for method, path, handler in getattr(s, "routes", list)():
                 app.router.add_route(method, path, handler)
@@ -132,6 +134,21 @@ class Emulator:
         self.faults.injected.clear()
         return web.json_response({})
 
+    async def set_keys(self, request: web.Request) -> web.Response:
+        """{"disable": [AccessKeyId...], "enable": [...]}: a key switched off answers
+        InvalidAccessKeyId.Inactive, as a key disabled in the RAM console does."""
+        try:
+            changes = await request.json()
+            unknown = [k for k in (changes.get("disable") or []) + (changes.get("enable") or [])
+                       if k not in self.verifier.credentials]
+            if unknown:
+                raise ValueError(f"unknown access keys: {unknown}")
+        except (ValueError, AttributeError, TypeError) as e:
+            return web.json_response({"error": str(e)}, status=400)
+        self.verifier.disabled |= set(changes.get("disable") or [])
+        self.verifier.disabled -= set(changes.get("enable") or [])
+        return web.json_response({"disabled": sorted(self.verifier.disabled)})
+
     async def get_faults(self, _request: web.Request) -> web.Response:
         return web.json_response(self.faults.describe())
 
@@ -161,7 +178,10 @@ def build(credentials: Mapping[str, str], *, backend: GroupBackend | None = None
           faults: FaultConfig | None = None, schedule_delay: float = 0.5, tick: float = 0.5) -> Emulator:
     eci = EciService(backend or MemoryBackend(), schedule_delay=schedule_delay, tick=tick)
     vpc, ecs = networking(eci, eci.backend)  # vpc: the directory (local_key, vswitch) SLB and PVTZ place by
-    return Emulator(credentials, [eci, vpc, ecs, pvtz.for_groups(eci.backend, vpc), slb.for_groups(eci, vpc)], Faults(faults))
+    lbs = slb.for_groups(eci, vpc)
+    # A VSwitch holding an SLB is not deleted (DependencyViolation), as the cloud refuses it.
+    vpc.users.append(lambda vsw_id: "LoadBalancer" if lbs.in_vswitch(vsw_id) else None)
+    return Emulator(credentials, [eci, vpc, ecs, pvtz.for_groups(eci.backend, vpc), lbs], Faults(faults))
 
 
 async def serve(emulator: Emulator, host: str, port: int) -> tuple[web.AppRunner, int]:

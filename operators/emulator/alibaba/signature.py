@@ -81,6 +81,7 @@ class Verifier:
 
     def __init__(self, credentials: Mapping[str, str], clock: Callable[[], float] = time.time):
         self.credentials = dict(credentials)
+        self.disabled: set[str] = set()  # keys switched off, as in the RAM console
         self.clock = clock
         self.nonces = NonceCache()
 
@@ -92,6 +93,8 @@ class Verifier:
         secret = self.credentials.get(key_id)
         if secret is None:
             raise ApiError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+        if key_id in self.disabled:
+            raise ApiError(400, "InvalidAccessKeyId.Inactive", "Specified access key is disabled.")
         now = self.clock()
         stamp = parse_time(params.get("Timestamp", ""))
         if stamp is None or abs(now - stamp) > WINDOW:

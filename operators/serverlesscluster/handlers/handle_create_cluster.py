@@ -9,6 +9,7 @@ from ... import kube
 from ...models.contracts import (DEFAULT_VERSION, LABEL_CLUSTER, LABEL_CLUSTER_UID, LABEL_PROVIDER,
                                 REASON_PROVIDER_UNAVAILABLE)
 from ...kubeclient.client import ApiError
+from ...config import aliyun_settings
 from ...providers import available_providers
 from ...providers.errors import ProviderError
 from .. import cluster, planes
@@ -19,11 +20,14 @@ APISERVER_TIMEOUT = 90
 NODE_TIMEOUT = 30
 
 
-def unavailable(provider: str) -> str | None:
-    """Why a tenant cluster cannot run on `provider`, or None."""
-    if provider in available_providers():
-        return None
-    return f"provider {provider!r} is not available here (available: {', '.join(available_providers())})"
+def unavailable(provider: str, region: str | None = None) -> str | None:
+    """Why a tenant cluster cannot run on `provider` (in `region`), or None."""
+    if provider not in available_providers():
+        return f"provider {provider!r} is not available here (available: {', '.join(available_providers())})"
+    served = aliyun_settings()["region"] if provider == "aliyun" else None
+    if served and region != served:
+        return f"spec.region: {region!r} is not a region this installation's {provider} account serves ({served})"
+    return None
 
 
 async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reason: str, **_) -> None:
@@ -32,7 +36,7 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     meta = body["metadata"]
     prev = dict(body.get("status") or {})
     provider = spec.get("provider", "local")
-    msg = unavailable(provider)
+    msg = unavailable(provider, spec.get("region"))
     if msg:
         patch.status.update(cluster_status(generation=meta.get("generation"), prev=prev, control_plane=False,
                                            node=False, endpoint=None, secret=None, sandbox_namespace="",

@@ -35,7 +35,10 @@ async def ensure_lb(body, spec, status, meta, patch, memo: kopf.Memo, **_) -> No
         patch.status.update(failed_status(str(exc), exc.reason or "ProviderError", generation=generation,
                                           previous=previous))
         kopf.warn(body, reason="SyncLoadBalancerFailed", message=str(exc))
-        raise kopf.TemporaryError(str(exc), delay=10) from exc
+        if exc.reason == "NotSupported":  # never with this spec: the next one may be served
+            raise kopf.PermanentError(str(exc)) from exc
+        # A refused key or an exhausted quota takes a person to fix: ask again less often.
+        raise kopf.TemporaryError(str(exc), delay=10 if exc.retryable else 30) from exc
     patch.status.update(build_status(state, provider=memo.lbs.name, generation=generation, previous=previous))
     if first:
         kopf.info(body, reason="EnsuredLoadBalancer",
