@@ -39,6 +39,12 @@ class SandboxLifecycle(abc.ABC):
     async def release_cluster(self, cluster_uid: str) -> None:
         """Free what the provider holds for one tenant cluster (its network). Idempotent."""
 
+    async def cluster_networks(self) -> list[str]:
+        """The uids of the tenant clusters whose networks this provider holds, for garbage
+        collection (a cluster deleted while its operator could not release them); [] where
+        networks go with the sandboxes' host."""
+        return []
+
     async def reserve_network(self, owner: str) -> str | None:
         """Hold a free address range for a future tenant VPC (its control plane plans its
         Services in it) while the directory `owner` exists; None where the provider chooses

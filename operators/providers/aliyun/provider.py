@@ -37,6 +37,7 @@ from ..lifecycle import SandboxLifecycle, VolumeContent
 from ..sandbox import SandboxInstance, SandboxRef
 from .client import AliyunClient, AliyunError
 from .cluster_networks import ClusterNetworks
+from .network import list_networks
 from .eci_spec import EciPlacement, build_create_params
 from .eci_status import instance_from_group, ref_from_tags, tag_value
 
@@ -88,6 +89,9 @@ class AliyunProvider(SandboxLifecycle):
     async def release_cluster(self, cluster_uid: str) -> None:
         """After the cluster's groups are deleted: DependencyViolation (retryable) while they drain."""
         await self.networks.release(cluster_uid)
+
+    async def cluster_networks(self) -> list[str]:
+        return list(await list_networks(self.client, self.placement.home_id))
 
     # --- sandboxes ------------------------------------------------------------------------
     async def prepare_volumes(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str],
