@@ -8,7 +8,7 @@ import kopf
 
 from ... import kopfresync, kopfsettings, kube
 from ...models.contracts import FINALIZER_SERVERLESSCLUSTER
-from .. import pool
+from .. import netgc, pool
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +24,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
         log.info("discarded %d standby control plane(s) of an earlier run", removed)
     memo.pool_wake = asyncio.Event()
     memo.pool_task = asyncio.create_task(pool.keep_pool(memo.pool_wake))
+    if getattr(memo, "netgc_task", None) is None:
+        memo.netgc_task = asyncio.create_task(netgc.collect_periodically())
     kopfresync.start(memo, "serverlessclusters", FINALIZER_SERVERLESSCLUSTER)
 
 
 async def stop(memo: kopf.Memo, **_) -> None:
-    task = getattr(memo, "pool_task", None)
-    if task:
-        task.cancel()
+    for name in ("pool_task", "netgc_task"):
+        task = getattr(memo, name, None)
+        if task:
+            task.cancel()
