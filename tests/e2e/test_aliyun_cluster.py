@@ -56,11 +56,11 @@ def test_the_cluster_is_built_in_the_cloud(meta, ali):
     assert cond["ProviderReady"]["status"] == "True", cond
     uid = obj["metadata"]["uid"]
     inv = emulator(meta, "inventory")
-    (vpc,) = tagged(inv["vpcs"], uid)
+    (vpc,) = tagged(inv["Vpc"], uid)
     assert vpc["CidrBlock"] == obj["status"]["network"]["vpcCIDR"]
-    assert {v["CidrBlock"] for v in tagged(inv["vswitches"], uid)} == {
+    assert {v["CidrBlock"] for v in tagged(inv["VSwitch"], uid)} == {
         obj["status"]["network"]["podCIDR"], obj["status"]["network"]["serviceCIDR"]}
-    assert len(tagged(inv["securityGroups"], uid)) == 1
+    assert len(tagged(inv["SecurityGroup"], uid)) == 1
 
 
 def test_seed_demo(meta, ali):

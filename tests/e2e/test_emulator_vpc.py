@@ -180,6 +180,6 @@ def test_the_aliyun_provider_makes_a_clusters_network_runs_its_sandbox_in_it_and
         emu.submit(provider.release_cluster(cluster_uid))
         emu.until(lambda: network(meta, name) is None, f"the network {name} removed")
         inventory = emu.inventory()
-        assert [inventory[k] for k in ("vpcs", "vswitches", "securityGroups")] == [[], [], []]
+        assert [inventory[k] for k in ("Vpc", "VSwitch", "SecurityGroup")] == [[], [], []]
     finally:
         emu.submit(emu.provider.release_network(cidr))

@@ -28,7 +28,7 @@ from .test_aliyun_provider import SPEC, ref
 UID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
 CIDR = "10.112.4.0/23"
 ZONE = "cn-hangzhou-h"
-EMPTY = {"ContainerGroup": [], "vpcs": [], "vswitches": [], "securityGroups": []}
+EMPTY = {"ContainerGroup": [], "Vpc": [], "VSwitch": [], "SecurityGroup": []}
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +49,7 @@ def client_for(emu: NetworkEmulator) -> AliyunClient:
 
 def counts(emu: NetworkEmulator) -> tuple[int, int, int]:
     inv = emu.control("inventory")
-    return len(inv["vpcs"]), len(inv["vswitches"]), len(inv["securityGroups"])
+    return len(inv["Vpc"]), len(inv["VSwitch"]), len(inv["SecurityGroup"])
 
 
 # -- builders ------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ async def test_ensure_makes_once_find_lists_and_delete_removes_everything(emu):
     assert await ensure_network(client, "h1", UID, CIDR, zone_id=ZONE) == net  # found, nothing new
     assert await find_network(client, "h1", UID) == net
     assert counts(emu) == (1, 2, 1)
-    switches = {v["VSwitchId"]: v for v in emu.control("inventory")["vswitches"]}
+    switches = {v["VSwitchId"]: v for v in emu.control("inventory")["VSwitch"]}
     assert switches[net.pod_vswitch_id]["CidrBlock"] == "10.112.4.0/24"
     assert switches[net.service_vswitch_id]["CidrBlock"] == "10.112.5.0/24"
     assert emu.networks.networks == {UID: CIDR}  # the local network is keyed by the cluster

@@ -93,7 +93,7 @@ def test_deletion_order_is_enforced_with_the_clouds_codes(emu):
     emu.call(DeleteSecurityGroupRequest(), SecurityGroupId=sg)
     assert refused(emu, DeleteSecurityGroupRequest(), SecurityGroupId=sg) == (404, "InvalidSecurityGroupId.NotFound")
     emu.call(DeleteVpcRequest(), VpcId=vpc_id)
-    assert emu.control("inventory") == {"ContainerGroup": [], "vpcs": [], "vswitches": [], "securityGroups": []}
+    assert emu.control("inventory") == {"ContainerGroup": [], "Vpc": [], "VSwitch": [], "SecurityGroup": []}
 
 
 def test_cidr_blocks_are_checked_as_the_cloud_does(emu):
@@ -125,7 +125,7 @@ def test_client_token_makes_creates_idempotent(emu):
     sg = emu.call(CreateSecurityGroupRequest(), VpcId=first, ClientToken="sk8s-u1-sg")["SecurityGroupId"]
     assert emu.call(CreateSecurityGroupRequest(), VpcId=first, ClientToken="sk8s-u1-sg")["SecurityGroupId"] == sg
     inv = emu.control("inventory")
-    assert (len(inv["vpcs"]), len(inv["vswitches"]), len(inv["securityGroups"])) == (1, 1, 1)
+    assert (len(inv["Vpc"]), len(inv["VSwitch"]), len(inv["SecurityGroup"])) == (1, 1, 1)
 
 
 def test_describes_filter_by_tags_and_page(emu):
@@ -223,7 +223,7 @@ def test_authorize_keeps_the_rule_once(emu):
     rule = {"SecurityGroupId": sg, "IpProtocol": "tcp", "PortRange": "80/80", "SourceCidrIp": "10.20.0.0/23"}
     emu.call(AuthorizeSecurityGroupRequest(), **rule)
     emu.call(AuthorizeSecurityGroupRequest(), **rule)
-    assert emu.control("inventory")["securityGroups"][0]["Rules"] == [
+    assert emu.control("inventory")["SecurityGroup"][0]["Rules"] == [
         {"IpProtocol": "tcp", "PortRange": "80/80", "Policy": "accept", "Priority": "1",
          "SourceCidrIp": "10.20.0.0/23"}]
     assert refused(emu, AuthorizeSecurityGroupRequest(), **{**rule, "IpProtocol": "sctp"}) == (400, "InvalidParameter")

@@ -68,7 +68,7 @@ class EcsService:
                 "DeleteSecurityGroup": self.delete, "AuthorizeSecurityGroup": self.authorize}
 
     def inventory(self) -> dict[str, list[dict[str, Any]]]:
-        return {"securityGroups": [{**self._render(g), "Rules": list(g.rules)}
+        return {"SecurityGroup": [{**self._render(g), "Rules": list(g.rules)}
                                    for g in sorted(self.groups.values(), key=lambda g: g.seq)]}
 
     def security_group(self, sg_id: str) -> dict | None:

@@ -142,8 +142,8 @@ class VpcService:
                 "DeleteVSwitch": self.delete_vswitch}
 
     def inventory(self) -> dict[str, list[dict[str, Any]]]:
-        return {"vpcs": [self._render_vpc(r) for r in sorted(self.vpcs.values(), key=lambda r: r.seq)],
-                "vswitches": [self._render_vswitch(r) for r in sorted(self.vswitches.values(), key=lambda r: r.seq)]}
+        return {"Vpc": [self._render_vpc(r) for r in sorted(self.vpcs.values(), key=lambda r: r.seq)],
+                "VSwitch": [self._render_vswitch(r) for r in sorted(self.vswitches.values(), key=lambda r: r.seq)]}
 
     # -- the directory -------------------------------------------------------------------
 
