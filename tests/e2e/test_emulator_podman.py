@@ -3,81 +3,34 @@ real SDK run as local-provider podman pods on this host, report their states, ad
 exits and logs through DescribeContainerGroups / DescribeContainerLog, join a tenant VPC
 when tagged with a cluster, and are gone from podman after DeleteContainerGroup.
 
-The emulator's local provider is given an installation id of its own (the meta
-installation's plus "e"): the installation's SandboxPod operator collects sandboxes of its
-id that no SandboxPod owns, which these groups (naming made-up pods) would be. Everything of
-that id is torn down at the end (`LocalProvider.teardown`)."""
+The emulator runs in this process with an installation id of its own (emulated.py)."""
 from __future__ import annotations
 
 import asyncio
 import base64
 import ipaddress
 import json
-import os
-import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from aliyunsdkcore.acs_exception.exceptions import ServerException
-from aliyunsdkcore.client import AcsClient
 from aliyunsdkeci.request.v20180808.CreateContainerGroupRequest import CreateContainerGroupRequest
 from aliyunsdkeci.request.v20180808.DeleteContainerGroupRequest import DeleteContainerGroupRequest
 from aliyunsdkeci.request.v20180808.DescribeContainerGroupsRequest import DescribeContainerGroupsRequest
 from aliyunsdkeci.request.v20180808.DescribeContainerLogRequest import DescribeContainerLogRequest
 
-from operators.config import home_id
-from operators.emulator.alibaba import server
-from operators.emulator.alibaba.eci import EciService
-from operators.emulator.alibaba.podman_backend import PodmanBackend
 from operators.models.podspec import PodSpec
 from operators.providers.aliyun.client import AliyunClient, Credentials
 from operators.providers.aliyun.eci_spec import EciPlacement
 from operators.providers.aliyun.provider import AliyunProvider
-from operators.providers.local.provider import LocalProvider
-from operators.providers.local.streams import LocalStreams
 from operators.providers.sandbox import SandboxRef
 
 from .conftest import IMAGE, Meta
+from .emulated import AK, REGION, SK, InProcessEmulator, running
 
-AK, SK, REGION = "LTAI-e2e", "e2e-secret", "cn-hangzhou"
-
-
-class PodmanEmulator:
-    """The emulator on 127.0.0.1 (a free port), its loop in a thread, groups on podman."""
-
-    def __init__(self, meta: Meta, tmp: Path):
-        conf = str(meta.home / "containers.conf")
-        self.home_id = home_id(meta.home) + "e"
-        self.provider = LocalProvider(home_id=self.home_id, containers_conf=conf, state_dir=tmp / "kubelet")
-        self.backend = PodmanBackend(self.provider, LocalStreams(containers_conf=conf))
-        self.eci = EciService(self.backend, schedule_delay=0.2, tick=0.2)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        emulator = server.Emulator({AK: SK}, [self.eci])
-        self.runner, self.port = self.submit(server.serve(emulator, "127.0.0.1", 0))
-
-    def submit(self, coro, timeout: float = 120):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=timeout)
-
-    def stop(self) -> None:
-        try:
-            self.submit(self.runner.cleanup())
-            self.submit(self.backend.close())
-            self.submit(self.provider.teardown(), timeout=300)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=10)
-
-    def call(self, request, **params) -> dict:
-        request.set_endpoint(f"127.0.0.1:{self.port}")
-        request.set_protocol_type("http")
-        for key, value in params.items():
-            request.add_query_param(key, value)
-        client = AcsClient(AK, SK, REGION, auto_retry=False, proxy={"http": None, "https": None})
-        return json.loads(client.do_action_with_exception(request))
+class PodmanEmulator(InProcessEmulator):
+    """ECI alone, with helpers for its groups."""
 
     def create(self, name: str, **params: str) -> str:
         return self.call(CreateContainerGroupRequest(), ContainerGroupName=name, SecurityGroupId="sg-e2e",
@@ -104,19 +57,8 @@ class PodmanEmulator:
 
 @pytest.fixture(scope="module")
 def emu(meta: Meta, tmp_path_factory):
-    # The local provider reads the installation's layout (its volumes) from the environment.
-    saved = {k: os.environ.get(k) for k in ("SK8S_HOME", "CONTAINERS_CONF")}
-    os.environ.update(SK8S_HOME=str(meta.home), CONTAINERS_CONF=str(meta.home / "containers.conf"))
-    e = PodmanEmulator(meta, tmp_path_factory.mktemp("emulator"))
-    try:
+    with running(PodmanEmulator, meta, tmp_path_factory.mktemp("emulator")) as e:
         yield e
-    finally:
-        e.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def container(group: dict, name: str) -> dict:

@@ -4,43 +4,32 @@ that is a real sandbox in that VPC, an internet SLB answers on its loopback addr
 this host, a listener whose backend port is closed reports it abnormal, and deleting the
 SLBs stops them answering.
 
-The emulator runs in this process (its loop in a thread) with an installation id of its
-own, as test_emulator_podman.py's does; the VPC directory is a stub naming the sandbox's
+The emulator runs in this process with an installation id of its own (emulated.py); the VPC directory is a stub naming the sandbox's
 local VPC (the VPC API has its own tests)."""
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import threading
 import time
 import urllib.request
 import uuid
 from types import SimpleNamespace
 
 import pytest
-from aliyunsdkcore.client import AcsClient
 from aliyunsdkeci.request.v20180808.CreateContainerGroupRequest import CreateContainerGroupRequest
 from aliyunsdkeci.request.v20180808.DeleteContainerGroupRequest import DeleteContainerGroupRequest
 from aliyunsdkeci.request.v20180808.DescribeContainerGroupsRequest import DescribeContainerGroupsRequest
 
-from operators.config import home_id
-from operators.emulator.alibaba import server
-from operators.emulator.alibaba.eci import EciService
-from operators.emulator.alibaba.podman_backend import PodmanBackend
 from operators.emulator.alibaba.slb import EciServers, SlbService
 from operators.emulator.alibaba.slb_backends import LocalLbBackend
-from operators.providers.aliyun.client import AliyunClient, Credentials
 from operators.providers.aliyun.slb import AliyunLoadBalancers
 from operators.providers.local.loadbalancer import LocalLoadBalancers
-from operators.providers.local.provider import LocalProvider
-from operators.providers.local.streams import LocalStreams
 from operators.providers.services import LBListener, LBSpec
 
 from .conftest import IMAGE, Meta, until
+from .emulated import InProcessEmulator, running
 
-AK, SK, REGION = "LTAI-e2e", "e2e-secret", "cn-hangzhou"
 HOME = "e2e-slb-home"
 
 
@@ -58,57 +47,20 @@ class Directory:
         return self.vswitches.get(vsw_id)
 
 
-class SlbEmulator:
-    def __init__(self, meta: Meta, tmp):
-        conf = str(meta.home / "containers.conf")
-        self.home_id = home_id(meta.home) + "s"
-        self.provider = LocalProvider(home_id=self.home_id, containers_conf=conf, state_dir=tmp / "kubelet")
-        self.backend = PodmanBackend(self.provider, LocalStreams(containers_conf=conf))
-        self.eci = EciService(self.backend, schedule_delay=0.2, tick=0.2)
+class SlbEmulator(InProcessEmulator):
+    suffix = "s"
+
+    def services(self) -> list:
         self.directory = Directory()
         self.lbs = LocalLoadBalancers(self.provider.vpcs, self.home_id)
         self.slb = SlbService(self.directory, EciServers(self.eci), LocalLbBackend(self.lbs))
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.runner, self.port = self.submit(server.serve(server.Emulator({AK: SK}, [self.eci, self.slb]),
-                                                          "127.0.0.1", 0))
-
-    def submit(self, coro, timeout: float = 120):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=timeout)
-
-    def stop(self) -> None:
-        try:
-            self.submit(self.runner.cleanup())
-            self.submit(self.backend.close())
-            self.submit(self.provider.teardown(), timeout=300)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=10)
-
-    def call(self, request, **params) -> dict:
-        request.set_endpoint(f"127.0.0.1:{self.port}")
-        request.set_protocol_type("http")
-        for key, value in params.items():
-            request.add_query_param(key, value)
-        client = AcsClient(AK, SK, REGION, auto_retry=False, proxy={"http": None, "https": None})
-        return json.loads(client.do_action_with_exception(request))
+        return [self.slb]
 
 
 @pytest.fixture(scope="module")
 def emu(meta: Meta, tmp_path_factory):
-    saved = {k: os.environ.get(k) for k in ("SK8S_HOME", "CONTAINERS_CONF")}
-    os.environ.update(SK8S_HOME=str(meta.home), CONTAINERS_CONF=str(meta.home / "containers.conf"))
-    e = SlbEmulator(meta, tmp_path_factory.mktemp("slb-emulator"))
-    try:
+    with running(SlbEmulator, meta, tmp_path_factory.mktemp("slb-emulator")) as e:
         yield e
-    finally:
-        e.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def fetch(address: str, port: int) -> str | None:
@@ -157,7 +109,7 @@ def test_slbs_made_through_the_sdk_forward_to_a_real_sandbox(emu: SlbEmulator):
 
     async def find_network(client, home, uid):
         return network if uid == cluster else None
-    client = AliyunClient(Credentials(AK, SK), REGION, endpoint=f"127.0.0.1:{emu.port}")
+    client = emu.client()
     lbs = AliyunLoadBalancers(client, HOME, find_network=find_network, health_interval=0.5)
     http, closed = LBListener("TCP", 80, 8080), LBListener("TCP", 81, 9999)
     intranet = LBSpec(str(uuid.uuid4()), "intranet", cluster, [http], [ip], load_balancer_ip=cluster_ip)

@@ -5,17 +5,11 @@ other; DeleteVpc removes the network. The aliyun provider's side: a cluster's ne
 through the APIs is the local network keyed by the cluster, its sandbox runs in it, and
 release_cluster removes it.
 
-As in test_emulator_podman, the emulator's local provider has an installation id of its
-own (the meta installation's plus "v"), torn down at the end."""
+The emulator runs in this process with an installation id of its own (emulated.py)."""
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
-import os
-import threading
-import time
-import urllib.request
 import uuid
 
 import pytest
@@ -31,72 +25,35 @@ from aliyunsdkvpc.request.v20160428.DeleteVpcRequest import DeleteVpcRequest
 from aliyunsdkvpc.request.v20160428.DescribeVSwitchesRequest import DescribeVSwitchesRequest
 from aliyunsdkvpc.request.v20160428.DescribeVpcsRequest import DescribeVpcsRequest
 
-from operators.config import home_id
-from operators.emulator.alibaba import server
-from operators.emulator.alibaba.eci import EciService
 from operators.emulator.alibaba.networking import networking
-from operators.emulator.alibaba.podman_backend import PodmanBackend
 from operators.models.podspec import PodSpec
-from operators.providers.aliyun.client import AliyunClient, Credentials
 from operators.providers.aliyun.eci_spec import EciPlacement
 from operators.providers.aliyun.provider import AliyunProvider
-from operators.providers.local.provider import LocalProvider
 from operators.providers.local.vpc import VpcLayout
 from operators.providers.sandbox import SandboxRef
-from operators.providers.local.streams import LocalStreams
 
 from .conftest import IMAGE, Meta
-from .test_emulator_podman import AK, SK, PodmanEmulator, container, pod_ip, pod_of
+from .emulated import running
+from .test_emulator_podman import PodmanEmulator, container, pod_ip, pod_of
 
 
 class VpcEmulator(PodmanEmulator):
-    """PodmanEmulator with the VPC and ECS modules wired as server.build() wires them."""
+    """The VPC and ECS modules wired as server.build() wires them."""
 
-    def __init__(self, meta: Meta, tmp):  # noqa: the parent's wiring without networks is not called
-        conf = str(meta.home / "containers.conf")
-        self.home_id = home_id(meta.home) + "v"
-        self.provider = LocalProvider(home_id=self.home_id, containers_conf=conf, state_dir=tmp / "kubelet")
-        self.backend = PodmanBackend(self.provider, LocalStreams(containers_conf=conf))
-        self.eci = EciService(self.backend, schedule_delay=0.2, tick=0.2)
+    suffix = "v"
+
+    def services(self) -> list:
         self.vpc, self.ecs = networking(self.eci, self.backend, settle=0.2)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        emulator = server.Emulator({AK: SK}, [self.eci, self.vpc, self.ecs])
-        self.runner, self.port = self.submit(server.serve(emulator, "127.0.0.1", 0))
-
-    def inventory(self) -> dict:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(f"http://127.0.0.1:{self.port}/_emulator/inventory", timeout=10) as resp:
-            return json.loads(resp.read())
+        return [self.vpc, self.ecs]
 
     def call_create(self, name: str, **params: str) -> str:
         return self.call(CreateContainerGroupRequest(), ContainerGroupName=name, **params)["ContainerGroupId"]
 
-    def until(self, predicate, what: str, timeout: float = 90):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.3)
-        raise AssertionError(f"not within {timeout}s: {what}")
-
 
 @pytest.fixture(scope="module")
 def emu(meta: Meta, tmp_path_factory):
-    saved = {k: os.environ.get(k) for k in ("SK8S_HOME", "CONTAINERS_CONF")}
-    os.environ.update(SK8S_HOME=str(meta.home), CONTAINERS_CONF=str(meta.home / "containers.conf"))
-    e = VpcEmulator(meta, tmp_path_factory.mktemp("emulator-vpc"))
-    try:
+    with running(VpcEmulator, meta, tmp_path_factory.mktemp("emulator-vpc")) as e:
         yield e
-    finally:
-        e.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def network(meta: Meta, name: str) -> dict | None:
@@ -160,7 +117,7 @@ def test_the_aliyun_provider_makes_a_clusters_network_runs_its_sandbox_in_it_and
     cidr = emu.submit(emu.provider.reserve_network(str(tmp_path)))
     layout = VpcLayout(ipaddress.ip_network(cidr))
     cluster_uid = str(uuid.uuid4())
-    client = AliyunClient(Credentials(AK, SK), "cn-hangzhou", endpoint=f"127.0.0.1:{emu.port}")
+    client = emu.client()
     placement = EciPlacement(region_id="cn-hangzhou", zone_id="cn-hangzhou-h", vswitch_id="vsw-sk8s-local",
                              security_group_id="sg-sk8s-local", cluster_uid="", home_id="e2e-home")
     provider = AliyunProvider(client, placement)
