@@ -58,6 +58,14 @@ class FakeProvider(SandboxLifecycle):
         self.inspected += 1
         return self.instances.get(ref)
 
+    async def write_volumes(self, ref, spec, content):
+        self.calls.append(("write_volumes", ref, content))
+        return list(content)
+
+    async def change_images(self, ref, spec, labels):
+        self.calls.append(("change_images", ref, labels, [c.image for c in spec.containers]))
+        return [c.name for c in spec.containers]
+
     async def delete(self, ref, grace_seconds):
         self.calls.append(("delete", ref, grace_seconds))
         self.instances.pop(ref, None)
@@ -289,3 +297,27 @@ def test_an_empty_cluster_tag_names_no_cluster(fake):
     backend.admit(g)
     run(backend.start(g))
     assert [c[2] for c in provider.calls if c[0] == "ensure"] == [{}]
+
+
+def test_an_update_reaches_the_sandbox_as_the_local_provider_takes_it(fake):
+    """UpdateContainerGroup: new files through write_volumes (every content volume: one left
+    out would be emptied), new images through change_images; a group not started is left
+    to its start."""
+    provider, _, backend = fake
+    files = {"Volume.1.Name": "cfg", "Volume.1.Type": "ConfigFileVolume",
+             "Volume.1.ConfigFileVolume.ConfigFileToPath.1.Path": "a",
+             "Volume.1.ConfigFileVolume.ConfigFileToPath.1.Content": base64.b64encode(b"1").decode(),
+             "Volume.2.Name": "other", "Volume.2.Type": "ConfigFileVolume",
+             "Volume.2.ConfigFileVolume.ConfigFileToPath.1.Path": "b",
+             "Volume.2.ConfigFileVolume.ConfigFileToPath.1.Content": base64.b64encode(b"2").decode()}
+    run(backend.update(group("eci-9"), ["main"], []))  # never started: nothing to do
+    assert provider.calls == []
+    run(backend.start(group(**TAGS, **files)))
+    provider.calls.clear()
+    g = group(**TAGS, **{**files, "Container.1.Image": "busybox:v2",
+                         "Volume.1.ConfigFileVolume.ConfigFileToPath.1.Content": base64.b64encode(b"new").decode()})
+    run(backend.update(g, ["main"], ["cfg"]))
+    ref = SandboxRef("tenant-a", "web", UID)
+    assert provider.calls == [
+        ("write_volumes", ref, {"cfg": {"a": (b"new", 0o644)}, "other": {"b": (b"2", 0o644)}}),
+        ("change_images", ref, {"sk8s.io/cluster-uid": "c-uid-1"}, ["busybox:v2"])]

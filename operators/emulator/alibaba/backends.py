@@ -67,6 +67,10 @@ class GroupBackend(Protocol):
     async def state(self, group: Group) -> dict[str, ContainerStatus]:
         """Container name (init containers too) -> its status; absent names are Waiting."""
 
+    async def update(self, group: Group, containers: list[str], volumes: list[str]) -> None:
+        """UpdateContainerGroup: `group` as it is now; `containers` have a new Image (each is
+        restarted with it, its restart count +1), `volumes` new files (written in place)."""
+
     async def delete(self, group: Group) -> None:
         """Stop and remove everything of the group; a group never started is no error."""
 
@@ -119,6 +123,7 @@ class MemoryBackend:
         self.runs: dict[str, _Run] = {}
         self.deleted: list[str] = []
         self.execs: list[CannedSession] = []  # every exec session, for tests to look at
+        self.updates: list[tuple[str, list[str], list[str]]] = []  # (group id, containers, volumes)
 
     def admit(self, group: Group) -> None:
         pass  # any image runs: "exit/<code>" exits, anything else runs
@@ -177,6 +182,24 @@ class MemoryBackend:
             start_time=status.current.start_time, finish_time=at)
         status.ready = False
         run.logs.setdefault(c.get("Name"), []).append((at, f"{c.get('Name')}: exited {code}"))
+
+    async def update(self, group: Group, containers: list[str], volumes: list[str]) -> None:
+        """Recorded; each container named is restarted at once, as a kubelet kills and starts
+        one whose image changed (exit 137, restart count +1)."""
+        gid = group["ContainerGroupId"]
+        self.updates.append((gid, list(containers), list(volumes)))
+        run = self.runs.get(gid)
+        now = self.clock()
+        for c in group.get("Container", []):
+            status = run.statuses.get(c.get("Name")) if run else None
+            if status is None or c.get("Name") not in containers:
+                continue
+            if status.current.state == "Running":
+                self._finish(run, c, now, 137)
+            previous = run.statuses[c["Name"]].current
+            self._begin(run, c, now)
+            run.statuses[c["Name"]].previous = previous
+            run.statuses[c["Name"]].restart_count = status.restart_count + 1
 
     async def delete(self, group: Group) -> None:
         self.runs.pop(group["ContainerGroupId"], None)

@@ -38,6 +38,7 @@ from . import eci_exec
 from . import params as p
 from .backends import GroupBackend, LogOptions
 from .eci_groups import FINAL, GroupRecord, group_status, render
+from .eci_update import apply_update
 from .errors import ApiError, invalid, missing
 
 VERSION = "2018-08-08"
@@ -161,7 +162,7 @@ class EciService:
     def actions(self) -> dict[str, Callable[[Call], Awaitable[dict[str, Any]]]]:
         return {"CreateContainerGroup": self.create, "DescribeContainerGroups": self.describe,
                 "DeleteContainerGroup": self.delete, "DescribeContainerLog": self.logs,
-                "ExecContainerCommand": self.exec}
+                "ExecContainerCommand": self.exec, "UpdateContainerGroup": self.update}
 
     def routes(self) -> list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]:
         """What the service serves besides the API: the exec WebSocket of ExecContainerCommand."""
@@ -258,6 +259,42 @@ class EciService:
             await self.backend.delete(record.group)
         except Exception:  # the group is gone from the API either way; the backend says why
             log.exception("backend could not delete %s", record.id)
+        finally:
+            if self._tasks.get(record.id) is asyncio.current_task():
+                del self._tasks[record.id]
+
+    async def update(self, call: Call) -> dict[str, Any]:
+        """UpdateContainerGroup (eci_update): the group Updating while the backend applies the
+        change (new images restart their containers, new files are written), then Running as
+        its containers say. A ClientToken seen before answers again without a second update."""
+        gid = p.text(call.params, "ContainerGroupId") or ""
+        token = p.text(call.params, "ClientToken")
+        seen = self.tokens.get((call.access_key_id, token)) if token else None
+        if seen is not None:
+            if seen != (_fingerprint(call), gid):
+                raise ApiError(400, "IdempotentParameterMismatch",
+                               "The request uses the same client token as a previous, but non-identical request.")
+            return {}
+        record = self.groups.get(gid)
+        if record is None:
+            raise missing("ContainerGroupId") if not gid else not_found(gid)
+        group, images, volumes = apply_update(record.group, record.status, call.params)
+        self.backend.admit(group)
+        if token:
+            self.tokens[(call.access_key_id, token)] = (_fingerprint(call), gid)
+        record.group = group
+        self._move(record, "Updating", self.clock())
+        self._tasks[gid] = asyncio.create_task(self._apply(record, images, volumes))
+        return {}
+
+    async def _apply(self, record: GroupRecord, images: list[str], volumes: list[str]) -> None:
+        try:
+            await self.backend.update(record.group, images, volumes)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the containers' states say the rest
+            log.warning("backend could not update %s: %s", record.id, e)
+            record.event(self.clock(), "Warning", "UpdateFailed", str(e)[:500])
         finally:
             if self._tasks.get(record.id) is asyncio.current_task():
                 del self._tasks[record.id]

@@ -206,6 +206,21 @@ class PodmanBackend:
             run.ip = (inst.ip if inst else None) or run.ip
         return run.statuses
 
+    async def update(self, group: Group, containers: list[str], volumes: list[str]) -> None:
+        """The sandbox takes the change as the local provider takes it from its own
+        SandboxPod operator: new files through write_volumes (atomically swapped, no
+        restart), new images through change_images (the kubelet restarts those containers)."""
+        run = self._runs.get(group["ContainerGroupId"])
+        if run is None:
+            return  # not started yet: the start runs the group as it is now
+        spec, content = pod_from_group(group)
+        run.spec = spec
+        if volumes:
+            await self.provider.write_volumes(run.ref, spec, content)  # every volume: one left out is emptied
+        if containers:
+            await self.provider.change_images(run.ref, spec, run.labels)
+        run.changed = True
+
     async def delete(self, group: Group) -> None:
         run = self._runs.pop(group["ContainerGroupId"], None)
         if run is None:

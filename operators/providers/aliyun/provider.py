@@ -8,14 +8,24 @@ calls, the figure that decides how far it scales:
 - create: one `CreateContainerGroup`, with a `ClientToken` from the SandboxPod's uid, so
   a retry after a lost answer never makes a second group;
 - status: no call per pod. The groups on their way somewhere (Scheduling, Pending,
-  Restarting..., or just created) are described by id, 20 a call, every `busy_interval`;
-  every `idle_interval` one sweep lists all groups of this installation by its tag, 20 a
-  page (`NextToken`), which sees restarts and failures of running groups and groups gone;
+  Restarting..., or just created) are described by id, 20 a call, in rounds at most every
+  `busy_interval` (describe_pacing.py): a new group first once the time groups typically
+  take to leave Scheduling/Pending has passed (learnt from the groups seen, bounded), one
+  still moving again after `busy_interval` or a quarter of its time moving if longer, and
+  a round fills its calls with the other moving groups. Every `idle_interval` one sweep
+  lists all groups of this installation by its tag, 20 a page (`NextToken`), which sees
+  restarts and failures of running groups and groups gone; its pages count as describes
+  of the moving groups they list, and a sweep coming within a `busy_interval` of a due
+  round is made instead of it. No sweep while the rounds describe every known group.
   `watch()` yields the groups whose state changed;
-- delete: one `DeleteContainerGroup`, a group already gone counting as deleted.
+- delete: one `DeleteContainerGroup`, a group already gone counting as deleted;
+- in-place changes (eci_update.py): one `UpdateContainerGroup` per image change (the
+  containers named restart with their new image) or per change of a ConfigMap's, Secret's
+  or downward API volume's files, with a ClientToken of the change.
 
-`inspect` answers from the last sweep; a group created since is reported as being
-scheduled until a sweep that began after its creation sees it (or not: then it is gone).
+`inspect` answers from the last describe or sweep; a group created since is reported as
+being scheduled until one sees it (a sweep that began after its creation and misses it:
+it is gone).
 """
 from __future__ import annotations
 
@@ -29,6 +39,7 @@ from typing import AsyncIterator
 from aliyunsdkeci.request.v20180808.CreateContainerGroupRequest import CreateContainerGroupRequest
 from aliyunsdkeci.request.v20180808.DeleteContainerGroupRequest import DeleteContainerGroupRequest
 from aliyunsdkeci.request.v20180808.DescribeContainerGroupsRequest import DescribeContainerGroupsRequest
+from aliyunsdkeci.request.v20180808.UpdateContainerGroupRequest import UpdateContainerGroupRequest
 
 from ...models.contracts import LABEL_CLUSTER_UID, LABEL_HOME as TAG_HOME
 from ...models.podspec import PodSpec
@@ -37,9 +48,12 @@ from ..lifecycle import SandboxLifecycle, VolumeContent
 from ..sandbox import SandboxInstance, SandboxRef
 from .client import AliyunClient, AliyunError
 from .cluster_networks import ClusterNetworks
+from .describe_pacing import DescribePacing, cloud_took
 from .network import list_networks
 from .eci_spec import EciPlacement, build_create_params
 from .eci_status import instance_from_group, ref_from_tags, tag_value
+from .eci_update import (build_image_update_params, build_volume_update_params, content_volumes, image_changes,
+                         volume_digests)
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +77,19 @@ class AliyunProvider(SandboxLifecycle):
     name = "aliyun"
 
     def __init__(self, client: AliyunClient, placement: EciPlacement, *, busy_interval: float = 0.5,
-                 idle_interval: float = 5.0):
+                 idle_interval: float = 5.0, update_wait: float = 60.0):
         self.client, self.placement = client, placement
+        self.update_wait = update_wait  # seconds a content update waits for its group to be updatable
         self.busy_interval, self.idle_interval = busy_interval, idle_interval
         self._known: dict[SandboxRef, _Known] = {}
         self._content: dict[SandboxRef, VolumeContent] = {}
+        self._files: dict[SandboxRef, dict[str, str]] = {}  # volume -> digest of the files last sent
         self._swept = asyncio.Event()  # one sweep done: `inspect` may say "none"
         self._sweep_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._last_sweep = 0.0
+        self._lost = False  # a describe round missed a group: the next sweep says whether it is gone
+        self.pacing = DescribePacing(busy_interval, idle_interval)
         self.networks = ClusterNetworks(client, placement.home_id, placement.zone_id)
 
     # --- shared resources -------------------------------------------------------------
@@ -113,9 +131,77 @@ class AliyunProvider(SandboxLifecycle):
         group_id = answer["ContainerGroupId"]
         self._known[ref] = _Known({"ContainerGroupId": group_id, "ContainerGroupName": ref.instance_name,
                                    "Status": "Scheduling", "Containers": []})
-        self._content.pop(ref, None)
-        self._wake.set()  # a group on its way: sweep soon
+        self._files[ref] = volume_digests(spec, self._content.pop(ref, {}))
+        self.pacing.created(group_id, time.monotonic())
+        self._wake.set()  # a group on its way: the watch plans its first describe
         return group_id
+
+    # --- in-place changes: UpdateContainerGroup ------------------------------------------
+    async def change_images(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str]) -> list[str]:
+        """One UpdateContainerGroup naming the containers whose image changed; ECI restarts
+        them (the group goes Updating, then Running). Idempotent: an update already sent
+        shows in the next sweep's images, and its token makes a repeat the same update."""
+        group = await self._group(ref)
+        changes = image_changes(spec, group)
+        if changes:  # nothing to change is no error, whatever the group's state
+            _check_updatable(group)
+            await self._update(ref, build_image_update_params(ref, group["ContainerGroupId"], self.client.region,
+                                                              changes))
+            known = self._known.get(ref)
+            if known is not None:  # as the cloud shows it from now on: a repeat finds nothing to change
+                known.group["Containers"] = [{**c, "Image": changes.get(c.get("Name"), c.get("Image"))}
+                                             for c in known.group.get("Containers") or []]
+        return sorted(changes)
+
+    async def write_volumes(self, ref: SandboxRef, spec: PodSpec, content: VolumeContent) -> list[str]:
+        """The volumes whose files differ from those last sent, as ConfigFileVolumes again.
+        Before the group exists the files wait for its create (prepare_volumes' way)."""
+        if ref not in self._known and ref in self._content:
+            self._content[ref] = content
+            return []
+        digests = volume_digests(spec, content)
+        sent = self._files.get(ref, {})
+        names = [n for n in content_volumes(spec, content) if sent.get(n) != digests.get(n)]
+        if not names:
+            return []
+        # Nobody retries a content change (an event, not a spec diff): wait out a group still
+        # being scheduled or updated here, for a while.
+        deadline = time.monotonic() + self.update_wait
+        while True:
+            try:
+                group = _check_updatable(await self._group(ref))
+                await self._update(ref, build_volume_update_params(ref, group["ContainerGroupId"], self.client.region,
+                                                                   spec, content, names))
+                break
+            except ProviderError as err:
+                if not err.retryable or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(self.busy_interval)
+            await self.refresh_moving()
+        self._files[ref] = {**sent, **{n: digests[n] for n in names}}
+        return names
+
+    async def _group(self, ref: SandboxRef) -> dict:
+        """The group as last described."""
+        if not self._swept.is_set() or ref not in self._known:
+            await self.sweep()
+        known = self._known.get(ref)
+        if known is None:
+            raise ProviderError(f"no container group for {ref.instance_name}", reason="NotFound", retryable=True)
+        return known.group
+
+    async def _update(self, ref: SandboxRef, params: dict[str, str]) -> None:
+        try:
+            await self.client.call(UpdateContainerGroupRequest, params)
+        except AliyunError as err:
+            if err.code.startswith("IncorrectStatus"):
+                err.retryable = True  # an update or a restart under way: the group comes back Running
+                raise err from None
+            raise _provider_error(err) from None
+        known = self._known.get(ref)
+        if known is not None:  # Updating until a describe says otherwise: polled as a moving group
+            known.group = {**known.group, "Status": "Updating"}
+        self._wake.set()
 
     async def inspect(self, ref: SandboxRef) -> SandboxInstance | None:
         if not self._swept.is_set():
@@ -125,6 +211,7 @@ class AliyunProvider(SandboxLifecycle):
 
     async def delete(self, ref: SandboxRef, grace_seconds: int) -> None:
         self._content.pop(ref, None)
+        self._files.pop(ref, None)
         known = self._known.get(ref)
         group_id = known.group["ContainerGroupId"] if known else await self._find(ref)
         if group_id is not None:
@@ -133,6 +220,7 @@ class AliyunProvider(SandboxLifecycle):
             except AliyunError as err:
                 if not is_gone(err):
                     raise _provider_error(err) from None
+            self.pacing.forget(group_id)
         self._known.pop(ref, None)
 
     async def _find(self, ref: SandboxRef) -> str | None:
@@ -161,6 +249,9 @@ class AliyunProvider(SandboxLifecycle):
             if known is None or _digest(known.group) != _digest(group):
                 changed.append(ref)
             self._known[ref] = _Known(group, created_at=0.0)
+            status = group.get("Status")
+            self.pacing.seen(group["ContainerGroupId"], status, status in TRANSIENT, time.monotonic(),
+                             cloud_took(group))
         return changed, seen
 
     async def sweep(self) -> list[SandboxRef]:
@@ -171,27 +262,64 @@ class AliyunProvider(SandboxLifecycle):
             for ref, known in list(self._known.items()):
                 if ref not in seen and known.created_at < began:  # gone (a sweep that began later missed it)
                     del self._known[ref]
+                    self.pacing.forget(known.group["ContainerGroupId"])
                     changed.append(ref)
             self._swept.set()
-            self._last_sweep = began
+            self._last_sweep, self._lost = began, False
             return changed
 
     def _moving(self) -> list[str]:
-        return [k.group["ContainerGroupId"] for k in self._known.values()
-                if k.created_at or k.group.get("Status") in TRANSIENT]
+        """The groups the rounds describe; a group marked moving here (an update sent) joins them."""
+        now, moving = time.monotonic(), set(self.pacing.moving())
+        for known in self._known.values():
+            if known.group.get("Status") in TRANSIENT and known.group["ContainerGroupId"] not in moving:
+                self.pacing.soon(known.group["ContainerGroupId"], now)
+        return self.pacing.moving()
 
     async def refresh_moving(self) -> list[SandboxRef]:
-        """Describe only the groups on their way somewhere, by id, 20 a call: a burst of pods
-        costs a call per 20 of them per interval, the groups that run steadily nothing. A
-        group missing from the answer is left to the next full sweep to call gone."""
+        """Describe the moving groups whose time has come (describe_pacing), by id, 20 a
+        call: a burst of pods costs a call per 20 of them per round, the groups that run
+        steadily nothing. A group missing from the answer is left to the next full sweep
+        to call gone (a group just made may not be listed yet)."""
         async with self._sweep_lock:
-            ids = self._moving()
+            self._moving()
             changed: list[SandboxRef] = []
-            for i in range(0, len(ids), PAGE):
+            for ids in self.pacing.take_round(time.monotonic()):
                 answer = await self.client.call(DescribeContainerGroupsRequest, {
-                    "RegionId": self.client.region, "ContainerGroupIds": json.dumps(ids[i:i + PAGE]), "Limit": PAGE})
-                changed += self._take(answer.get("ContainerGroups") or [])[0]
+                    "RegionId": self.client.region, "ContainerGroupIds": json.dumps(ids), "Limit": PAGE})
+                groups = answer.get("ContainerGroups") or []
+                changed += self._take(groups)[0]
+                self._lost |= len(groups) < len(ids)
             return changed
+
+    def _covered(self) -> bool:
+        """Every known group is moving and the rounds find them all: a sweep would tell nothing."""
+        moving = set(self._moving())
+        return not self._lost and all(k.group["ContainerGroupId"] in moving for k in self._known.values())
+
+    async def poll(self) -> list[SandboxRef]:
+        """What is due now: a sweep (early, instead of a round due within a `busy_interval`
+        of it), else a describe round; the refs whose group changed."""
+        now = time.monotonic()
+        sweep_at = self._last_sweep + self.idle_interval
+        self._moving()
+        round_at = self.pacing.next_round()
+        if round_at is not None and round_at <= now and sweep_at - self.busy_interval <= now:
+            sweep_at = now
+        if sweep_at <= now:
+            if not self._covered() or not self._swept.is_set():
+                return await self.sweep()
+            self._last_sweep = now
+        return await self.refresh_moving()
+
+    def _next_poll(self) -> float:
+        """Seconds until `poll` has something to do."""
+        due = self._last_sweep + self.idle_interval
+        self._moving()
+        round_at = self.pacing.next_round()
+        if round_at is not None:
+            due = min(due, round_at)
+        return max(due - time.monotonic(), 0.0)
 
     async def _list_groups(self) -> list[dict]:
         params = {"RegionId": self.client.region, "Limit": PAGE, "Tag.1.Key": TAG_HOME,
@@ -206,21 +334,32 @@ class AliyunProvider(SandboxLifecycle):
                 return groups
 
     async def watch(self) -> AsyncIterator[SandboxRef]:
-        """Polls (ECI pushes nothing): the moving groups every `busy_interval`, every group
-        every `idle_interval` (restarts and failures of running groups, groups gone)."""
+        """Polls (ECI pushes nothing): the moving groups as `poll` paces them, every group
+        every `idle_interval` (restarts and failures of running groups, groups gone). A
+        create wakes it to plan the new group's first describe."""
         while True:
-            self._wake.clear()  # before: a create during the sweep wakes the next one
+            self._wake.clear()  # before: a create during the poll is planned for
             try:
-                due = time.monotonic() - self._last_sweep >= self.idle_interval
-                for ref in await (self.sweep() if due or not self._moving() else self.refresh_moving()):
+                for ref in await self.poll():
                     yield ref
             except ProviderError as err:
                 log.warning("describing container groups failed: %s", err)
-            interval = self.busy_interval if self._moving() else self.idle_interval
+                # Not at once again (a failed sweep is still due): as often as the groups need.
+                await asyncio.sleep(self.busy_interval if self._moving() else self.idle_interval)
             try:
-                await asyncio.wait_for(self._wake.wait(), interval)
+                await asyncio.wait_for(self._wake.wait(), self._next_poll())
             except asyncio.TimeoutError:
                 pass
+
+
+def _check_updatable(group: dict) -> dict:
+    """The cloud updates only a Pending or Running group; one on its way there (Updating,
+    Restarting, Scheduling) will be, later."""
+    status = group.get("Status")
+    if status not in ("Pending", "Running"):
+        raise ProviderError(f"the container group is {status}: ECI updates only a Pending or Running one",
+                            reason="IncorrectStatus", retryable=status in TRANSIENT)
+    return group
 
 
 def _digest(group: dict) -> str:
