@@ -2,10 +2,12 @@
 operator -> the real Alibaba SDK -> the local OpenAPI emulator (signatures checked) -> an
 ECI container group that is a real sandbox on this host -> status, logs, deletion with
 nothing left in the emulator's inventory; exec through ExecContainerCommand and its
-WebSocket into the group's sandbox (podman exec)."""
+WebSocket into the group's sandbox (podman exec); an image and a ConfigMap's files changed
+in place through UpdateContainerGroup."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import urllib.request
 
@@ -19,7 +21,7 @@ from operators.providers.aliyun.streams import AliyunStreams
 from operators.providers.errors import ProviderError
 from operators.sandboxpod.sandbox import ref_of
 
-from .conftest import phase, sandboxpod, until
+from .conftest import IMAGE, phase, sandboxpod, until
 
 pytestmark = pytest.mark.e2e
 
@@ -130,3 +132,58 @@ def test_exec_in_an_eci_group_streams_stdio_and_the_exit_code(meta, namespace):
     calls = emulator(meta, "calls")["calls"]
     assert calls.get("ExecContainerCommand", 0) >= 3
     meta.kubectl("delete", "sandboxpod", "exec-eci", "-n", namespace, "--timeout=120s")
+
+
+def content_secret(name: str, files: dict[str, bytes]) -> dict:
+    """The volume-content Secret the virtual node writes for a pod (operators/volumecontent.py)."""
+    blob = {path: {"data": base64.b64encode(data).decode(), "mode": 0o644} for path, data in files.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "labels": {"sk8s.io/volume-content": "true"}},
+            "data": {"cfg": base64.b64encode(json.dumps(blob).encode()).decode()}}
+
+
+def main_status(obj: dict) -> dict:
+    return next((c for c in (obj.get("status") or {}).get("containerStatuses") or [] if c["name"] == "main"), {})
+
+
+def test_an_image_and_a_configmaps_files_change_in_place_through_update_container_group(meta, namespace):
+    """containerImages (what the virtual node writes for `kubectl set image`): the group's
+    container restarts with the new image, restartCount 1; a content Secret rewritten (a
+    ConfigMap changed): the new file is in the running container, without a restart."""
+    other = IMAGE.rsplit(":", 1)[0] + ":e2e-eci-swap"
+    assert meta.podman("tag", IMAGE, other).returncode == 0  # the same root file system, another name
+    meta.apply(content_secret("upd-eci", {"greeting": b"hello"}), namespace)
+    pod = sandboxpod("upd-eci", [{"name": "main", "command": ["sleep", "3600"],
+                                  "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}]}], provider="aliyun",
+                     volumes=[{"name": "cfg", "configMap": {"name": "settings"}}])
+    meta.apply(pod, namespace)
+    obj = meta.wait_for("sandboxpod", "upd-eci", namespace, lambda o: phase(o) == "Running", timeout=120)
+    streams, ref = aliyun_streams(meta), ref_of(obj)
+
+    def cat() -> bytes:
+        try:
+            return asyncio.run(run_exec(streams, ref, ["cat", "/etc/cfg/greeting"]))[0]
+        except ProviderError as err:  # IncorrectStatus while the group is Updating
+            assert err.reason == "IncorrectStatus", err
+            return b""
+    assert cat() == b"hello"
+
+    meta.apply(content_secret("upd-eci", {"greeting": b"bonjour"}), namespace)
+    until(lambda: cat() == b"bonjour", 60, "the ConfigMap's new file in the container")
+    assert main_status(meta.get("sandboxpod", "upd-eci", namespace))["restartCount"] == 0
+
+    meta.kubectl("patch", "sandboxpod", "upd-eci", "-n", namespace, "--type=merge",
+                 "-p", json.dumps({"containerImages": [{"name": "main", "image": other}]}))
+    obj = meta.wait_for("sandboxpod", "upd-eci", namespace,
+                        lambda o: main_status(o).get("restartCount") == 1 and "running" in main_status(o)["state"]
+                        and phase(o) == "Running", timeout=90)
+    assert main_status(obj)["image"] == other
+    (group,) = groups_of(meta, obj["metadata"]["uid"])
+    assert group["Status"] == "Running" and group["ContainerGroupId"] == obj["status"]["instanceID"]
+    (sandbox,) = json.loads(meta.podman("pod", "ps", "--format=json",
+                                        f"--filter=name=sk8s-{obj['metadata']['uid']}").stdout)
+    running = json.loads(meta.podman("ps", "--format=json", f"--filter=pod={sandbox['Id']}").stdout)
+    assert other in [c["Image"] for c in running]  # the container runs the new image indeed
+    assert cat() == b"bonjour"  # the files stay across the restart
+    assert emulator(meta, "calls")["calls"].get("UpdateContainerGroup", 0) >= 2
+    meta.kubectl("delete", "sandboxpod", "upd-eci", "-n", namespace, "--timeout=120s")
