@@ -168,6 +168,7 @@ async def test_only_moving_groups_are_described_and_twenty_a_call(emulator):
     provider = provider_for(emulator)
     refs = [ref(200 + i) for i in range(25)]
     await asyncio.gather(*(provider.ensure(r, SPEC, LABELS) for r in refs))
+    await asyncio.sleep(provider.pacing.first_delay())  # the time a new group takes, before any is learnt
     emulator.control("calls", method="DELETE")
     await provider.refresh_moving()
     assert emulator.control("calls")["calls"] == {"DescribeContainerGroups": 2}  # 25 moving: 20 + 5

@@ -262,8 +262,8 @@ class AliyunProvider(SandboxLifecycle):
             for ref, known in list(self._known.items()):
                 if ref not in seen and known.created_at < began:  # gone (a sweep that began later missed it)
                     del self._known[ref]
-                    self.pacing.forget(known.group["ContainerGroupId"])
                     changed.append(ref)
+            self.pacing.keep({k.group["ContainerGroupId"] for k in self._known.values()})
             self._swept.set()
             self._last_sweep, self._lost = began, False
             return changed
@@ -342,8 +342,11 @@ class AliyunProvider(SandboxLifecycle):
             try:
                 for ref in await self.poll():
                     yield ref
-            except ProviderError as err:
-                log.warning("describing container groups failed: %s", err)
+            except Exception as err:  # noqa: BLE001 - the watch must outlive any one poll
+                if isinstance(err, ProviderError):
+                    log.warning("describing container groups failed: %s", err)
+                else:
+                    log.exception("polling container groups failed")
                 # Not at once again (a failed sweep is still due): as often as the groups need.
                 await asyncio.sleep(self.busy_interval if self._moving() else self.idle_interval)
             try:
