@@ -42,6 +42,7 @@ from .tenant_pki import ensure_front_proxy_pki, ensure_scheduler_client, ensure_
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VNODE_RBAC = REPO_ROOT / "operators" / "virtualnode" / "rbac.yaml"
 COMPATIBILITY_POLICY = REPO_ROOT / "operators" / "serverlesscluster" / "compatibility.yaml"
+PROVIDER_POLICIES = {"aliyun": (COMPATIBILITY_POLICY.with_name("compatibility-aliyun.yaml"),)}  # what ECI can't run
 DEFAULT_QUOTAS = {"maxPods": 100, "cpu": "32", "memory": "128Gi"}
 FIELD_MANAGER = "sk8s-serverlesscluster"
 TENANT_TIMEOUT = aiohttp.ClientTimeout(total=10)  # of one request: a health tick must not hang on one
@@ -281,10 +282,9 @@ RETIRED = [
 
 
 async def bootstrap(t: cp.Tenant) -> None:
-    """Objects the tenant needs before its virtual node starts: the node's RBAC, and the
-    compatibility policy that refuses what sk8s cannot run."""
+    """Before its virtual node starts: the node's RBAC, the policies refusing what sk8s or its provider cannot run."""
     async with tenant_client(t) as tc:
-        for source in (VNODE_RBAC, COMPATIBILITY_POLICY):
+        for source in (VNODE_RBAC, COMPATIBILITY_POLICY, *PROVIDER_POLICIES.get(t.provider, ())):
             for doc in yaml.safe_load_all(source.read_text()):
                 if doc:
                     await tc.apply(bootstrap_path(doc), doc, FIELD_MANAGER)

@@ -6,12 +6,14 @@ the cluster leaves nothing in the emulator's inventory."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 
 import pytest
 
 from operators.emulator.alibaba.launch import PLACEMENT_ENV
 
+from ..unit.eci_admission_cases import ACCEPTED, REFUSED
 from .conftest import IMAGE, until
 from .tenant import cluster_uid, make_cluster
 from .test_aliyun_provider import emulator
@@ -95,6 +97,52 @@ def test_seed_demo(meta, ali):
     assert rc == 7
     # The page was served: the web server logged the requests, read through DescribeContainerLog.
     assert until(lambda: "response:200" in ali.kubectl("logs", name).stdout, 30, "the server's log")
+
+
+ECI_REFUSAL = re.compile(r"([\w.\[\]]+): Forbidden: not supported by ECI")
+
+
+def eci_refusals(t, obj: dict) -> set[str] | None:
+    """The fields the tenant's admission refuses as ECI's (None: admitted), by a server-side dry run."""
+    out = t.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(obj), check=False)
+    if out.returncode == 0:
+        return None
+    assert "sk8s-compatibility-aliyun" in out.stderr and "Forbidden" in out.stderr, out.stderr
+    return set(ECI_REFUSAL.findall(out.stderr))
+
+
+def test_what_eci_cannot_express_is_refused_at_admission(ali):
+    """Admission refuses, naming each field, what eci_unsupported refuses on the SandboxPod
+    (tests/unit/test_eci_admission.py runs the same cases through it) and admits what it runs;
+    for pod templates as for pods; kubectl debug, which ECI cannot serve, is refused too."""
+    for name, spec, fields in REFUSED:
+        obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "a"}}, "spec": spec}
+        assert eci_refusals(ali, obj) == fields, name
+    for name, spec in ACCEPTED:
+        obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "a"}}, "spec": spec}
+        assert eci_refusals(ali, obj) is None, name
+
+    probe = {"exec": {"command": ["true"]}}
+    overrides = {"spec": {"containers": [{"name": "probed", "image": IMAGE, "startupProbe": probe}]}}
+    run = ali.kubectl("run", "probed", f"--image={IMAGE}", f"--overrides={json.dumps(overrides)}", check=False)
+    assert run.returncode != 0 and "Forbidden" in run.stderr, run.stderr
+    assert "spec.containers[0].startupProbe: Forbidden" in run.stderr, run.stderr
+    assert ali.kubectl("get", "pod", "probed", check=False).returncode != 0
+    template = {"metadata": {"labels": {"app": "probed"}},
+                "spec": {"containers": [{"name": "app", "image": IMAGE, "startupProbe": probe}]}}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "probed"},
+                  "spec": {"selector": {"matchLabels": {"app": "probed"}}, "template": template}}
+    out = ali.kubectl("create", "-f", "-", input=json.dumps(deployment), check=False)
+    assert out.returncode != 0 and "spec.template.spec.containers[0].startupProbe: Forbidden" in out.stderr, out.stderr
+    assert ali.kubectl("get", "deployment", "probed", check=False).returncode != 0
+    cronjob = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "probed"},
+               "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": {
+                   "spec": {**template["spec"], "restartPolicy": "Never"}}}}}}
+    assert eci_refusals(ali, cronjob) == {"spec.jobTemplate.spec.template.spec.containers[0].startupProbe"}
+
+    (pod,) = json.loads(ali.kubectl("get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
+    debug = ali.kubectl("debug", pod["metadata"]["name"], f"--image={IMAGE}", "--", "true", check=False)
+    assert debug.returncode != 0 and "spec.ephemeralContainers: Forbidden" in debug.stderr, debug.stderr
 
 
 def test_deleting_the_cluster_leaves_nothing_in_the_cloud(meta, ali):
