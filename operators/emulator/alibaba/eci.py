@@ -20,9 +20,7 @@ calls, with the cloud's semantics.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
-import json
 import logging
 import re
 import secrets
@@ -40,6 +38,7 @@ from .backends import GroupBackend, LogOptions
 from .eci_groups import FINAL, GroupRecord, group_status, render
 from .eci_update import apply_update
 from .errors import ApiError, invalid, missing
+from .resources import ClientTokens
 
 VERSION = "2018-08-08"
 PRODUCT = "Eci"
@@ -123,12 +122,6 @@ def _tagged(record: GroupRecord, wanted: dict[str, str]) -> bool:
                for t in record.tags)
 
 
-def _fingerprint(call: Call) -> str:
-    """What makes two creates the same request: every parameter but the token."""
-    body = {k: v for k, v in call.params.items() if k != "ClientToken"}
-    return hashlib.sha256(json.dumps([call.region, sorted(body.items())]).encode()).hexdigest()
-
-
 def _address(group: dict[str, Any], n: int) -> str:
     """A made-up IntranetIp: the n-th of the group's VSwitch when it is the emulator's."""
     local = group.get("LocalVpc")
@@ -151,7 +144,7 @@ class EciService:
         self.retention = retention
         self.clock = clock
         self.groups: dict[str, GroupRecord] = {}
-        self.tokens: dict[tuple[str, str], tuple[str, str]] = {}  # (key id, token) -> (fingerprint, id)
+        self.tokens = ClientTokens()
         self._seq = 0
         self._ips = 0
         self._tasks: dict[str, asyncio.Task] = {}  # starts and deletes under way, by group id
@@ -180,24 +173,16 @@ class EciService:
     # -- actions -------------------------------------------------------------------------
 
     async def create(self, call: Call) -> dict[str, Any]:
-        token = p.text(call.params, "ClientToken")
-        if token is not None:
-            if len(token) > 64 or not token.isascii():
-                raise invalid("ClientToken", "At most 64 ASCII characters.")
-            seen = self.tokens.get((call.access_key_id, token))
-            if seen is not None:
-                if seen[0] != _fingerprint(call):
-                    raise ApiError(400, "IdempotentParameterMismatch",
-                                   "The request uses the same client token as a previous, but non-identical request.")
-                return {"ContainerGroupId": seen[1]}
+        earlier = self.tokens.seen("CreateContainerGroup", call.access_key_id, call.region, call.params)
+        if earlier is not None:
+            return {"ContainerGroupId": earlier}
         group = p.unflatten({k: v for k, v in call.params.items() if k != "ClientToken"})
         validate_create(group)
         if self.network is not None:
             self.network.place(group)  # an emulator VSwitch: its VPC, its security group
         self.backend.admit(group)  # what the backend cannot run is refused now, by name
         record = self._add(group, call.region)
-        if token is not None:
-            self.tokens[(call.access_key_id, token)] = (_fingerprint(call), record.id)
+        self.tokens.remember("CreateContainerGroup", call.access_key_id, call.region, call.params, record.id)
         return {"ContainerGroupId": record.id}
 
     def _add(self, group: dict[str, Any], region: str) -> GroupRecord:
@@ -268,20 +253,14 @@ class EciService:
         change (new images restart their containers, new files are written), then Running as
         its containers say. A ClientToken seen before answers again without a second update."""
         gid = p.text(call.params, "ContainerGroupId") or ""
-        token = p.text(call.params, "ClientToken")
-        seen = self.tokens.get((call.access_key_id, token)) if token else None
-        if seen is not None:
-            if seen != (_fingerprint(call), gid):
-                raise ApiError(400, "IdempotentParameterMismatch",
-                               "The request uses the same client token as a previous, but non-identical request.")
+        if self.tokens.seen("UpdateContainerGroup", call.access_key_id, call.region, call.params) is not None:
             return {}
         record = self.groups.get(gid)
         if record is None:
             raise missing("ContainerGroupId") if not gid else not_found(gid)
         group, images, volumes = apply_update(record.group, record.status, call.params)
         self.backend.admit(group)
-        if token:
-            self.tokens[(call.access_key_id, token)] = (_fingerprint(call), gid)
+        self.tokens.remember("UpdateContainerGroup", call.access_key_id, call.region, call.params, gid)
         record.group = group
         self._move(record, "Updating", self.clock())
         self._tasks[gid] = asyncio.create_task(self._apply(record, images, volumes))

@@ -23,9 +23,7 @@ provider calls, with the cloud's semantics.
   InvalidParameter "The specified resource does not exist." (the cloud's words)."""
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import json
 import secrets
 import string
 import time
@@ -36,6 +34,7 @@ from ...providers.aliyun.eci_status import untag_value
 from . import params as p
 from .eci import Call
 from .errors import ApiError, invalid, missing
+from .resources import ClientTokens
 from .slb_backends import LbBackend
 from .slb_records import (LISTENER_KEEP, LbRecord, ListenerRecord, ServerRecord, parse_servers, render,
                           render_attribute, render_listener, tag_filters, tags_of)
@@ -89,11 +88,6 @@ def new_id() -> str:
     return "lb-" + "".join(secrets.choice(alphabet) for _ in range(22))
 
 
-def _fingerprint(call: Call) -> str:
-    body = {k: v for k, v in call.params.items() if k != "ClientToken"}
-    return hashlib.sha256(json.dumps([call.region, sorted(body.items())]).encode()).hexdigest()
-
-
 class SlbService:
     version = VERSION
     product = PRODUCT
@@ -103,7 +97,7 @@ class SlbService:
                  clock: Callable[[], float] = time.time):
         self.vpcs, self.servers, self.backend, self.clock = vpcs, servers, backend, clock
         self.lbs: dict[str, LbRecord] = {}
-        self.tokens: dict[tuple[str, str], tuple[str, str]] = {}  # (key id, token) -> (fingerprint, id)
+        self.tokens = ClientTokens()
         self._seq = 0
 
     def actions(self) -> dict[str, Callable[[Call], Awaitable[dict[str, Any]]]]:
@@ -136,18 +130,9 @@ class SlbService:
     # -- load balancers --------------------------------------------------------------------
 
     async def create(self, call: Call) -> dict[str, Any]:
-        token = p.text(call.params, "ClientToken")
-        if token is not None:
-            if len(token) > 64 or not token.isascii():
-                raise invalid("ClientToken", "At most 64 ASCII characters.")
-            seen = self.tokens.get((call.access_key_id, token))
-            if seen is not None:
-                if seen[0] != _fingerprint(call):
-                    raise ApiError(400, "IdempotentParameterMismatch",
-                                   "The request uses the same client token as a previous, but non-identical request.")
-                lb = self.lbs.get(seen[1])
-                if lb is not None:
-                    return self._created(lb)
+        earlier = self.tokens.seen("CreateLoadBalancer", call.access_key_id, call.region, call.params)
+        if earlier is not None and earlier in self.lbs:
+            return self._created(self.lbs[earlier])
         f = call.params
         address_type = (p.text(f, "AddressType") or "internet").lower()
         if address_type not in ADDRESS_TYPES:
@@ -160,8 +145,7 @@ class SlbService:
         lb.name = lb.name or f"auto_named_slb_{lb.id[3:11]}"
         lb.address = await self.backend.serve(lb)
         self.lbs[lb.id] = lb
-        if token is not None:
-            self.tokens[(call.access_key_id, token)] = (_fingerprint(call), lb.id)
+        self.tokens.remember("CreateLoadBalancer", call.access_key_id, call.region, call.params, lb.id)
         return self._created(lb)
 
     @staticmethod
