@@ -82,3 +82,43 @@ async def test_a_burst_of_events_for_one_sandbox_is_one_refresh(monkeypatch):
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert calls == [A]
+
+
+class FailingWatchProvider:
+    """A watch that fails once after its first event, then reports B."""
+
+    name = "fake"
+
+    def __init__(self):
+        self.watches = 0
+
+    async def list(self):
+        return [A, B]
+
+    async def watch(self):
+        self.watches += 1
+        if self.watches == 1:
+            yield A
+            raise KeyError("a bug in one poll")
+        yield B
+        await asyncio.Event().wait()
+
+
+async def test_a_failed_watch_is_started_again_and_every_sandbox_refreshed(monkeypatch):
+    calls: list[SandboxRef] = []
+    done = asyncio.Event()
+
+    async def refresh(provider, ref):
+        calls.append(ref)
+        if ref == B:
+            done.set()
+
+    monkeypatch.setattr(watcher, "refresh", refresh)
+    monkeypatch.setattr(watcher, "WATCH_RETRY_SECONDS", 0.01)
+    provider = FailingWatchProvider()
+    pusher = watcher.StatusPusher(provider, queue=WorkQueue(base_delay=0.01, max_delay=0.05))
+    await _run_until(pusher, done)
+    assert provider.watches == 2
+    # A from the first watch, A and B from the refresh of all and B from the new watch
+    # (keys queued meanwhile collapse into one refresh each).
+    assert set(calls) == {A, B}
