@@ -44,11 +44,22 @@ def test_fifty_pods_under_faults_end_running_or_gone_with_no_duplicate_or_orphan
         doomed = [f"f{i:02d}" for i in range(0, PODS, 2)]
         meta.kubectl("delete", "sandboxpods", "-n", namespace, "--wait=false", *doomed)
 
+        last: dict[str, dict] = {}
+
         def settled():
             items = json.loads(meta.kubectl("get", "sandboxpods", "-n", namespace, "-o", "json").stdout)["items"]
-            names = {o["metadata"]["name"]: phase(o) for o in items}
-            return set(names) == set(uids) - set(doomed) and all(p == "Running" for p in names.values()) and names
-        until(settled, 300, "the 25 kept pods Running and the 25 deleted ones gone", interval=2)
+            last.clear()
+            last.update({o["metadata"]["name"]: o for o in items})
+            return set(last) == set(uids) - set(doomed) and all(phase(o) == "Running" for o in last.values())
+        try:
+            until(settled, 300, "the 25 kept pods Running and the 25 deleted ones gone", interval=2)
+        except AssertionError:
+            groups = {next((t["Value"] for t in g["Tags"] if t["Key"] == "sk8s.io/uid"), None): g["Status"]
+                      for g in emulator(meta, "inventory")["ContainerGroup"]}
+            stuck = {n: ((o.get("status") or {}).get("phase"), (o.get("status") or {}).get("reason"),
+                         groups.get(o["metadata"]["uid"])) for n, o in last.items() if phase(o) != "Running"}
+            raise AssertionError(f"not settled; pods not Running (phase, reason, group status): {stuck}; "
+                                 f"still there of the deleted: {sorted(set(last) & set(doomed))}") from None
         held = groups_by_uid(meta)
         duplicates = {u: ids for u, ids in held.items() if len(ids) > 1}
         assert not duplicates, duplicates

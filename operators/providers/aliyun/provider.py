@@ -82,6 +82,10 @@ class AliyunProvider(SandboxLifecycle):
         self.update_wait = update_wait  # seconds a content update waits for its group to be updatable
         self.busy_interval, self.idle_interval = busy_interval, idle_interval
         self._known: dict[SandboxRef, _Known] = {}
+        # Refs whose group changed since the watch last yielded: recorded where a describe
+        # is taken in (_take), so a change is reported even when the call that saw it was
+        # not the watch's, or the watch's round failed after it.
+        self._unreported: set[SandboxRef] = set()
         self._content: dict[SandboxRef, VolumeContent] = {}
         self._files: dict[SandboxRef, dict[str, str]] = {}  # volume -> digest of the files last sent
         self._swept = asyncio.Event()  # one sweep done: `inspect` may say "none"
@@ -248,6 +252,7 @@ class AliyunProvider(SandboxLifecycle):
             known = self._known.get(ref)
             if known is None or _digest(known.group) != _digest(group):
                 changed.append(ref)
+                self._unreported.add(ref)
             self._known[ref] = _Known(group, created_at=0.0)
             status = group.get("Status")
             self.pacing.seen(group["ContainerGroupId"], status, status in TRANSIENT, time.monotonic(),
@@ -263,6 +268,7 @@ class AliyunProvider(SandboxLifecycle):
                 if ref not in seen and known.created_at < began:  # gone (a sweep that began later missed it)
                     del self._known[ref]
                     changed.append(ref)
+                    self._unreported.add(ref)
             self.pacing.keep({k.group["ContainerGroupId"] for k in self._known.values()})
             self._swept.set()
             self._last_sweep, self._lost = began, False
@@ -339,15 +345,21 @@ class AliyunProvider(SandboxLifecycle):
         create wakes it to plan the new group's first describe."""
         while True:
             self._wake.clear()  # before: a create during the poll is planned for
+            failed = False
             try:
-                for ref in await self.poll():
-                    yield ref
+                await self.poll()
             except Exception as err:  # noqa: BLE001 - the watch must outlive any one poll
+                failed = True
                 if isinstance(err, ProviderError):
                     log.warning("describing container groups failed: %s", err)
                 else:
                     log.exception("polling container groups failed")
-                # Not at once again (a failed sweep is still due): as often as the groups need.
+            # Every change recorded since the last turn, by whichever call recorded it: a
+            # round failing after its first call, an inspect's or a volume update's describe.
+            unreported, self._unreported = self._unreported, set()
+            for ref in sorted(unreported, key=lambda r: (r.namespace, r.name)):
+                yield ref
+            if failed:  # not at once again (a failed sweep is still due): as often as the groups need
                 await asyncio.sleep(self.busy_interval if self._moving() else self.idle_interval)
             try:
                 await asyncio.wait_for(self._wake.wait(), self._next_poll())
