@@ -35,7 +35,7 @@ def test_cluster_status_and_virtual_node(meta, alpha):
     assert st["phase"] == "Ready" and st["endpoint"].startswith("https://127.0.0.1:")
     assert st["kubeconfigSecretName"] == "alpha-kubeconfig"
     assert {c["type"]: c["status"] for c in st["conditions"]} == {
-        "ControlPlaneReady": "True", "VirtualNodeReady": "True", "Ready": "True"}
+        "ControlPlaneReady": "True", "VirtualNodeReady": "True", "ProviderReady": "True", "Ready": "True"}
     nodes = json.loads(alpha.kubectl("get", "nodes", "-o", "json").stdout)["items"]
     assert [n["metadata"]["name"] for n in nodes] == ["virtual-node"]
     node = nodes[0]
