@@ -113,8 +113,8 @@ async def _build_network(body, patch: kopf.Patch, t, provider: str, base: dict) 
         kopf.warn(body, reason="ProviderFailed", message=msg)
         # A refused key or a missing VSwitch takes a person to fix: ask again less often.
         raise kopf.TemporaryError(msg, delay=5 if exc.retryable else 20) from exc
-    base["provider"] = provider_condition(prev, True, "NetworkReady", f"provider {provider}: the tenant's VPC "
-                                          f"{t.network.vpc_cidr if t.network else ''} is built", generation)
+    built = f"the tenant's VPC {t.network.vpc_cidr} is built" if t.network else "the tenant's network is ready"
+    base["provider"] = provider_condition(prev, True, "NetworkReady", f"provider {provider}: {built}", generation)
     return resolver
 
 
