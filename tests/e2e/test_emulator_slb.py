@@ -40,10 +40,10 @@ class Directory:
         self.keys: dict[str, str] = {}
         self.vswitches: dict[str, dict] = {}
 
-    def local_key(self, vpc_id):
+    def local_key(self, vpc_id, account=None):
         return self.keys.get(vpc_id)
 
-    def vswitch(self, vsw_id):
+    def vswitch(self, vsw_id, account=None):
         return self.vswitches.get(vsw_id)
 
 

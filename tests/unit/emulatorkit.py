@@ -22,10 +22,18 @@ AK, SK, REGION = "LTAI-test-key", "test-secret", "cn-hangzhou"
 
 class EmulatorThread:
     def __init__(self, *, start_delay: float = 0.0, run_time: float = 0.0, schedule_delay: float = 0.0,
-                 tick: float = 0.02, faults: FaultConfig | None = None, services: tuple = ()):
-        self.backend = MemoryBackend(start_delay=start_delay, run_time=run_time)
-        self.eci = EciService(self.backend, schedule_delay=schedule_delay, tick=tick)
-        self.emulator = server.Emulator({AK: SK}, [self.eci, *services], Faults(faults))
+                 tick: float = 0.02, faults: FaultConfig | None = None, services: tuple = (),
+                 emulator: server.Emulator | None = None):
+        """ECI (and `services`) on a MemoryBackend; or `emulator` as given (server.build's
+        whole cloud), its ECI service first."""
+        if emulator is None:
+            self.backend = MemoryBackend(start_delay=start_delay, run_time=run_time)
+            self.eci = EciService(self.backend, schedule_delay=schedule_delay, tick=tick)
+            emulator = server.Emulator({AK: SK}, [self.eci, *services], Faults(faults))
+        else:
+            self.eci = emulator.services[0]
+            self.backend = self.eci.backend
+        self.emulator = emulator
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -51,6 +59,11 @@ class EmulatorThread:
         for key, value in params.items():
             request.add_query_param(key, value)
         return json.loads((client or self.client()).do_action_with_exception(request))
+
+    def add_account(self, name: str, keys: dict[str, str]) -> dict:
+        """POST /_emulator/accounts: the account `name` with these keys ({id: secret}), or
+        more keys to it; urllib's HTTPError (400) for a key already known."""
+        return self.control("accounts", {"name": name, "keys": keys})
 
     def control(self, path: str, body: dict | None = None, method: str | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None

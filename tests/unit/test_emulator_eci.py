@@ -61,7 +61,8 @@ def test_a_signed_request_creates_a_group_the_listing_shows(emu):
     assert container["CurrentState"]["StartTime"].endswith("Z") and "T" in container["CurrentState"]["StartTime"]
     assert emu.control("inventory") == {"ContainerGroup": [
         {"ContainerGroupId": gid, "ContainerGroupName": "sk8s-one", "Status": "Running",
-         "RegionId": "cn-hangzhou", "Tags": [{"Key": "sk8s-owner", "Value": "t1"}]}]}
+         "RegionId": "cn-hangzhou", "Tags": [{"Key": "sk8s-owner", "Value": "t1"}],
+         "Account": "default"}]}
     assert emu.control("calls")["calls"]["CreateContainerGroup"] == 1
 
 

@@ -28,7 +28,7 @@ class StubVpcs:
     def __init__(self, keys: dict[str, str]):
         self.keys = keys
 
-    def local_key(self, vpc_id: str) -> str | None:
+    def local_key(self, vpc_id: str, account: str | None = None) -> str | None:
         return self.keys.get(vpc_id)
 
 
@@ -159,7 +159,7 @@ def test_records_update_delete_page_and_conflict(emu):
 
 def test_a_pending_vpc_is_not_bound():
     class Pending(StubVpcs):
-        def vpc(self, vpc_id):
+        def vpc(self, vpc_id, account=None):
             return {"VpcId": vpc_id, "Status": "Pending"} if vpc_id in self.keys else None
 
     zones = MemoryZones()

@@ -40,10 +40,10 @@ class StubVpcs:
                           "vsw-svc": {"VpcId": "vpc-a", "CidrBlock": "10.8.1.0/24"},
                           "vsw-b": {"VpcId": "vpc-b", "CidrBlock": "10.9.0.0/24"}}
 
-    def local_key(self, vpc_id):
+    def local_key(self, vpc_id, account=None):
         return self.keys.get(vpc_id)
 
-    def vswitch(self, vsw_id):
+    def vswitch(self, vsw_id, account=None):
         return self.vswitches.get(vsw_id)
 
 

@@ -16,7 +16,9 @@ calls, with the cloud's semantics.
   (virtual-kubelet/alibabacloud-eci) never look at one; clients should treat it as gone.
 - DescribeContainerLog reads a container's output from the backend.
 - ExecContainerCommand runs a command in a running container (eci_exec): its output in
-  the answer (Sync), or a one-time WebSocketUri this service serves itself (`routes()`)."""
+  the answer (Sync), or a one-time WebSocketUri this service serves itself (`routes()`).
+- Accounts (accounts.py): a call lists and names its own account's groups only; another
+  account's id is InvalidParameter.NotFound, as an unknown one."""
 from __future__ import annotations
 
 import asyncio
@@ -34,11 +36,12 @@ from aiohttp import web
 from ...providers.sessions import StdioSession
 from . import eci_exec
 from . import params as p
+from .accounts import DEFAULT
 from .backends import GroupBackend, LogOptions
 from .eci_groups import FINAL, GroupRecord, group_status, render
 from .eci_update import apply_update
 from .errors import ApiError, invalid, missing
-from .resources import ClientTokens
+from .resources import ClientTokens, owned
 
 VERSION = "2018-08-08"
 PRODUCT = "Eci"
@@ -65,6 +68,7 @@ class Call:
     region: str
     access_key_id: str
     host: str = ""  # the Host the request was sent to: where URIs in answers point
+    account: str = DEFAULT  # the account of the key (accounts.py): the resources the call sees
 
 
 def not_found(group_id: str) -> ApiError:
@@ -167,25 +171,25 @@ class EciService:
     def inventory(self) -> dict[str, list[dict[str, Any]]]:
         return {"ContainerGroup": [
             {"ContainerGroupId": r.id, "ContainerGroupName": r.name, "Status": r.status,
-             "RegionId": r.group.get("RegionId"), "Tags": r.tags}
+             "RegionId": r.group.get("RegionId"), "Tags": r.tags, "Account": r.account}
             for r in sorted(self.groups.values(), key=lambda r: r.seq)]}
 
     # -- actions -------------------------------------------------------------------------
 
     async def create(self, call: Call) -> dict[str, Any]:
-        earlier = self.tokens.seen("CreateContainerGroup", call.access_key_id, call.region, call.params)
+        earlier = self.tokens.seen("CreateContainerGroup", call.account, call.region, call.params)
         if earlier is not None:
             return {"ContainerGroupId": earlier}
         group = p.unflatten({k: v for k, v in call.params.items() if k != "ClientToken"})
         validate_create(group)
         if self.network is not None:
-            self.network.place(group)  # an emulator VSwitch: its VPC, its security group
+            self.network.place(group, call.account)  # an emulator VSwitch: its VPC, its security group
         self.backend.admit(group)  # what the backend cannot run is refused now, by name
-        record = self._add(group, call.region)
-        self.tokens.remember("CreateContainerGroup", call.access_key_id, call.region, call.params, record.id)
+        record = self._add(group, call.region, call.account)
+        self.tokens.remember("CreateContainerGroup", call.account, call.region, call.params, record.id)
         return {"ContainerGroupId": record.id}
 
-    def _add(self, group: dict[str, Any], region: str) -> GroupRecord:
+    def _add(self, group: dict[str, Any], region: str, account: str) -> GroupRecord:
         gid = new_id()
         self._seq += 1
         self._ips += 1
@@ -193,7 +197,7 @@ class EciService:
         own = self.backend.intranet_ip(group)
         ip = own if own is not None else _address(group, self._ips)
         now = self.clock()
-        record = GroupRecord(id=gid, seq=self._seq, group=group, created=now, ip=ip, moved_at=now)
+        record = GroupRecord(id=gid, seq=self._seq, group=group, created=now, ip=ip, moved_at=now, account=account)
         self.groups[gid] = record
         return record
 
@@ -206,7 +210,7 @@ class EciService:
         after = self._cursor(p.text(f, "NextToken"))
         wanted = set(ids) if ids is not None else None
         matches = sorted((r for r in self.groups.values()
-                          if r.group.get("RegionId") == call.region
+                          if r.group.get("RegionId") == call.region and r.account == call.account
                           and (wanted is None or r.id in wanted)
                           and (name is None or r.name == name)
                           and (status is None or r.status == status)
@@ -225,13 +229,18 @@ class EciService:
             raise invalid("NextToken")
         return int(token)
 
+    def _group(self, gid: str, account: str) -> GroupRecord:
+        """The account's group; another account's is one that does not exist."""
+        record = owned(self.groups, gid, account)
+        if record is None:
+            raise not_found(gid)
+        return record
+
     async def delete(self, call: Call) -> dict[str, Any]:
         gid = p.text(call.params, "ContainerGroupId")
         if gid is None:
             raise missing("ContainerGroupId")
-        record = self.groups.pop(gid, None)
-        if record is None:
-            raise not_found(gid)
+        record = self.groups.pop(self._group(gid, call.account).id)
         starting = self._tasks.pop(gid, None)
         self._tasks[gid] = asyncio.create_task(self._clean_up(record, starting))
         return {}
@@ -253,14 +262,14 @@ class EciService:
         change (new images restart their containers, new files are written), then Running as
         its containers say. A ClientToken seen before answers again without a second update."""
         gid = p.text(call.params, "ContainerGroupId") or ""
-        if self.tokens.seen("UpdateContainerGroup", call.access_key_id, call.region, call.params) is not None:
+        if self.tokens.seen("UpdateContainerGroup", call.account, call.region, call.params) is not None:
             return {}
-        record = self.groups.get(gid)
-        if record is None:
-            raise missing("ContainerGroupId") if not gid else not_found(gid)
+        if not gid:
+            raise missing("ContainerGroupId")
+        record = self._group(gid, call.account)
         group, images, volumes = apply_update(record.group, record.status, call.params)
         self.backend.admit(group)
-        self.tokens.remember("UpdateContainerGroup", call.access_key_id, call.region, call.params, gid)
+        self.tokens.remember("UpdateContainerGroup", call.account, call.region, call.params, gid)
         record.group = group
         self._move(record, "Updating", self.clock())
         self._tasks[gid] = asyncio.create_task(self._apply(record, images, volumes))
@@ -285,9 +294,7 @@ class EciService:
             raise missing("ContainerGroupId")
         if container is None:
             raise missing("ContainerName")
-        record = self.groups.get(gid)
-        if record is None:
-            raise not_found(gid)
+        record = self._group(gid, call.account)
         names = {c.get("Name") for kind in ("Container", "InitContainer") for c in record.group.get(kind, [])}
         if container not in names:
             raise invalid("ContainerName", f"The group has no container {container}.")
@@ -300,7 +307,7 @@ class EciService:
 
     async def exec(self, call: Call) -> dict[str, Any]:
         """ExecContainerCommand (see eci_exec): its output at once with Sync, else a WebSocket."""
-        request = eci_exec.parse(call.params)
+        request = eci_exec.parse(call.params, call.account)
         self._running_container(request)
         if request.sync:  # no input: there is no socket to send it on
             request = replace(request, stdin=False)
@@ -308,9 +315,7 @@ class EciService:
         return eci_exec.answer(call.host, self.tickets.issue(request))
 
     def _running_container(self, request: eci_exec.ExecRequest) -> GroupRecord:
-        record = self.groups.get(request.group_id)
-        if record is None:
-            raise not_found(request.group_id)
+        record = self._group(request.group_id, request.account)
         if request.container not in {c.get("Name") for c in record.group.get("Container", [])}:
             raise invalid("ContainerName", f"The group has no container {request.container}.")
         state = record.statuses.get(request.container)

@@ -30,6 +30,7 @@ from ...providers.aliyun import eci_exec_frames as ef
 from ...providers.errors import ProviderError
 from ...providers.sessions import StdioSession
 from . import params as p
+from .accounts import DEFAULT
 from .errors import ApiError, invalid, missing
 
 TICKET_SECONDS = 30.0
@@ -48,9 +49,10 @@ class ExecRequest:
     tty: bool
     stdin: bool
     sync: bool
+    account: str = DEFAULT  # the caller's (accounts.py): the group must be its, when asked and when opened
 
 
-def parse(params: dict[str, str]) -> ExecRequest:
+def parse(params: dict[str, str], account: str = DEFAULT) -> ExecRequest:
     gid, container = p.text(params, "ContainerGroupId"), p.text(params, "ContainerName")
     if gid is None:
         raise missing("ContainerGroupId")
@@ -64,7 +66,7 @@ def parse(params: dict[str, str]) -> ExecRequest:
     tty, sync = p.boolean(params, "TTY"), p.boolean(params, "Sync")
     if sync and tty:
         raise invalid("TTY", "TTY must be false when Sync is true.")
-    return ExecRequest(gid, container, command, tty, p.boolean(params, "Stdin", True), sync)
+    return ExecRequest(gid, container, command, tty, p.boolean(params, "Stdin", True), sync, account)
 
 
 def incorrect_status(container: str) -> ApiError:

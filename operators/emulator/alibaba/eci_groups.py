@@ -20,6 +20,7 @@ class GroupRecord:
     group: Group  # unflattened create parameters + ContainerGroupId + RegionId
     created: float
     ip: str
+    account: str  # whose key made it (accounts.py)
     status: str = "Scheduling"
     events: list[dict[str, Any]] = field(default_factory=list)
     statuses: dict[str, ContainerStatus] = field(default_factory=dict)

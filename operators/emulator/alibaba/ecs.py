@@ -12,7 +12,9 @@ part sk8s's provider calls, with the cloud's semantics.
 - AuthorizeSecurityGroup keeps the rule (IpProtocol, PortRange, SourceCidrIp or
   SourceGroupId, Policy, Priority) and shows it in the inventory; the local data plane
   does not filter by it (its VPC networks are isolated from each other, open inside,
-  which is a normal group's default for its members)."""
+  which is a normal group's default for its members).
+- Accounts (accounts.py): a call lists and names its own account's groups, in its own
+  account's VPCs, only; another account's id is an unknown one."""
 from __future__ import annotations
 
 import time
@@ -22,8 +24,8 @@ from typing import Any, Awaitable, Callable
 from . import params as p
 from .eci import Call
 from .errors import ApiError, invalid, missing
-from .resources import ClientTokens, create_tags, first_user, new_id, not_found, page, render_time, tag_filters
-from .resources import tagged
+from .resources import ClientTokens, create_tags, first_user, new_id, not_found, owned, page, render_time
+from .resources import tag_filters, tagged
 from .vpc import VpcService
 
 VERSION = "2014-05-26"
@@ -45,6 +47,7 @@ class GroupRecord:
     type: str
     tags: list[dict[str, str]]
     created: float
+    account: str  # whose key made it (accounts.py)
     rules: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -68,22 +71,23 @@ class EcsService:
                 "DeleteSecurityGroup": self.delete, "AuthorizeSecurityGroup": self.authorize}
 
     def inventory(self) -> dict[str, list[dict[str, Any]]]:
-        return {"SecurityGroup": [{**self._render(g), "Rules": list(g.rules)}
+        return {"SecurityGroup": [{**self._render(g), "Rules": list(g.rules), "Account": g.account}
                                    for g in sorted(self.groups.values(), key=lambda g: g.seq)]}
 
-    def security_group(self, sg_id: str) -> dict | None:
-        g = self.groups.get(sg_id)
+    def security_group(self, sg_id: str, account: str | None = None) -> dict | None:
+        """The group as DescribeSecurityGroups shows it; None if `account` has no such group."""
+        g = owned(self.groups, sg_id, account)
         return self._render(g) if g else None
 
     async def create(self, call: Call) -> dict[str, Any]:
-        earlier = self.tokens.seen("CreateSecurityGroup", call.access_key_id, call.region, call.params)
+        earlier = self.tokens.seen("CreateSecurityGroup", call.account, call.region, call.params)
         if earlier is not None:
             return {"SecurityGroupId": earlier}
         f = call.params
         vpc_id = p.text(f, "VpcId")
         if vpc_id is None:
             raise invalid("VpcId", "The emulator has no classic network: a security group belongs to a VPC.")
-        vpc = self.vpc.vpc(vpc_id)
+        vpc = self.vpc.vpc(vpc_id, call.account)
         if vpc is None or vpc["RegionId"] != call.region:
             raise not_found("Vpc", vpc_id, "VPC")
         kind = p.text(f, "SecurityGroupType") or "normal"
@@ -92,9 +96,9 @@ class EcsService:
         self._seq += 1
         record = GroupRecord(id=new_id("sg"), seq=self._seq, region=call.region, vpc_id=vpc_id,
                              name=p.text(f, "SecurityGroupName") or "", description=p.text(f, "Description") or "",
-                             type=kind, tags=create_tags(f), created=self.clock())
+                             type=kind, tags=create_tags(f), created=self.clock(), account=call.account)
         self.groups[record.id] = record
-        self.tokens.remember("CreateSecurityGroup", call.access_key_id, call.region, f, record.id)
+        self.tokens.remember("CreateSecurityGroup", call.account, call.region, f, record.id)
         return {"SecurityGroupId": record.id}
 
     async def describe(self, call: Call) -> dict[str, Any]:
@@ -105,7 +109,8 @@ class EcsService:
         one, vpc_id, name = p.text(f, "SecurityGroupId"), p.text(f, "VpcId"), p.text(f, "SecurityGroupName")
         filters = tag_filters(f)
         matches = [g for g in sorted(self.groups.values(), key=lambda g: g.seq)
-                   if g.region == call.region and (ids is None or g.id in ids) and one in (None, g.id)
+                   if g.region == call.region and g.account == call.account and (ids is None or g.id in ids)
+                   and one in (None, g.id)
                    and vpc_id in (None, g.vpc_id) and name in (None, g.name) and tagged(g.tags, filters)]
         shown, paging = page(matches, f)
         return {**paging, "RegionId": call.region, "SecurityGroups": {"SecurityGroup": [self._render(g) for g in shown]}}
@@ -120,7 +125,7 @@ class EcsService:
         sg_id = p.text(call.params, "SecurityGroupId")
         if sg_id is None:
             raise missing("SecurityGroupId")
-        g = self.groups.get(sg_id)
+        g = owned(self.groups, sg_id, call.account)
         if g is None or g.region != call.region:
             raise not_found("SecurityGroup", sg_id, "security group")
         return g

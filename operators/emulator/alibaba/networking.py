@@ -7,7 +7,8 @@ key, "CidrBlock": the VPC's, "VSwitchCidr": the VSwitch's}), which the podman ba
 places its sandbox by. An unknown id of the emulator's shape is refused as the cloud
 refuses it (Invalid{VSwitch,SecurityGroup}Id.NotFound); any other id is an account's
 pre-existing VSwitch or group the emulator does not hold (the default placement of
-launch.PLACEMENT_ENV) and is taken as given, as before there were VPCs here.
+launch.PLACEMENT_ENV) and is taken as given, as before there were VPCs here. Only the
+caller's account's VSwitches and groups are found: another account's is an unknown id.
 
 While a group is listed, its VSwitch and security group are in use: DeleteVSwitch and
 DeleteSecurityGroup answer DependencyViolation."""
@@ -27,10 +28,10 @@ class Placement:
     def __init__(self, vpc: VpcService, ecs: EcsService):
         self.vpc, self.ecs = vpc, ecs
 
-    def place(self, group: dict[str, Any]) -> None:
+    def place(self, group: dict[str, Any], account: str) -> None:
         vsw_id, sg_id = str(group.get("VSwitchId")), str(group.get("SecurityGroupId"))
-        vsw = self.vpc.vswitch(vsw_id)
-        sg = self.ecs.security_group(sg_id)
+        vsw = self.vpc.vswitch(vsw_id, account)
+        sg = self.ecs.security_group(sg_id, account)
         if vsw is None and own_shape(vsw_id, "vsw"):
             raise not_found("VSwitch", vsw_id, "VSwitch")
         if sg is None and (own_shape(sg_id, "sg") or vsw is not None):
@@ -43,9 +44,9 @@ class Placement:
         if sg["VpcId"] != vsw["VpcId"]:
             raise ApiError(400, "InvalidSecurityGroup.NotInVpc",
                            f"The security group {sg_id} is not in the VPC of the VSwitch {vsw_id}.")
-        vpc = self.vpc.vpc(vsw["VpcId"])
+        vpc = self.vpc.vpc(vsw["VpcId"], account)
         group["VpcId"] = vsw["VpcId"]
-        group["LocalVpc"] = {"Key": self.vpc.local_key(vsw["VpcId"]), "CidrBlock": vpc["CidrBlock"],
+        group["LocalVpc"] = {"Key": self.vpc.local_key(vsw["VpcId"], account), "CidrBlock": vpc["CidrBlock"],
                              "VSwitchCidr": vsw["CidrBlock"]}
 
 

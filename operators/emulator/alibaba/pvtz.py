@@ -15,6 +15,10 @@ manages, with the cloud's semantics.
   data at its Rr, is Record.Invalid.Conflict. SRV values are "priority weight port target";
   Priority is MX's only. DescribeZoneRecords pages as DescribeZones does.
 
+Accounts (accounts.py): a call sees its own account's zones and records only, and binds
+its own account's VPCs; another account's id is an unknown one (Zone.NotExists,
+Record.NotExists, InvalidVpcId.NotFound).
+
 What is bound is served by a ZoneBackend (`pvtz_backends`): in memory for tests, or the
 local provider's resolvers of the VPCs on this host."""
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any, Awaitable, Callable, Protocol
 from . import params as p
 from .eci import Call
 from .errors import ApiError, missing
+from .resources import owned
 from .pvtz_backends import ZoneBackend, local_records
 
 VERSION = "2018-01-01"
@@ -44,9 +49,10 @@ log = logging.getLogger(__name__)
 
 
 class VpcDirectory(Protocol):
-    """The emulator's VPCs (vpc.py): a VPC's key on the local data plane, None if unknown."""
+    """The emulator's VPCs (vpc.py): a VPC's key on the local data plane, None if the
+    account has no such VPC."""
 
-    def local_key(self, vpc_id: str) -> str | None: ...
+    def local_key(self, vpc_id: str, account: str | None = None) -> str | None: ...
 
 
 def zone_missing(zone_id: str | None) -> ApiError:
@@ -77,6 +83,7 @@ class Zone:
     region: str
     created: float
     updated: float
+    account: str  # whose key made it (accounts.py)
     remark: str = ""
     vpcs: list[dict[str, str]] = field(default_factory=list)  # {"RegionId", "VpcId", "LocalKey"}
     records: dict[int, Record] = field(default_factory=dict)
@@ -146,7 +153,8 @@ class PvtzService:
         return {"PrivateZone": [
             {"ZoneId": z.id, "ZoneName": z.name, "Remark": z.remark, "RegionId": z.region,
              "Vpcs": [{"RegionId": v["RegionId"], "VpcId": v["VpcId"]} for v in z.vpcs],
-             "Records": [self._render_record(r) for r in sorted(z.records.values(), key=lambda r: r.id)]}
+             "Records": [self._render_record(r) for r in sorted(z.records.values(), key=lambda r: r.id)],
+             "Account": z.account}
             for z in sorted(self.zones.values(), key=lambda z: z.created)]}
 
     async def start(self) -> None:
@@ -157,11 +165,11 @@ class PvtzService:
 
     # -- zones ---------------------------------------------------------------------------
 
-    def _zone(self, params: dict[str, str]) -> Zone:
-        zone_id = p.text(params, "ZoneId")
+    def _zone(self, call: Call) -> Zone:
+        zone_id = p.text(call.params, "ZoneId")
         if zone_id is None:
             raise missing("ZoneId")
-        zone = self.zones.get(zone_id)
+        zone = owned(self.zones, zone_id, call.account)
         if zone is None:
             raise zone_missing(zone_id)
         return zone
@@ -174,7 +182,8 @@ class PvtzService:
         if not ZONE_NAME.match(name):
             raise ApiError(400, "Zone.Invalid.Name", "Zone name is invalid.")
         now = self.clock()
-        zone = Zone(id=secrets.token_hex(16), name=name, region=call.region, created=now, updated=now)
+        zone = Zone(id=secrets.token_hex(16), name=name, region=call.region, created=now, updated=now,
+                    account=call.account)
         self.zones[zone.id] = zone
         return {"ZoneId": zone.id, "ZoneName": name, "Success": True}
 
@@ -190,18 +199,19 @@ class PvtzService:
         keyword, mode = p.text(f, "Keyword"), p.text(f, "SearchMode")
         vpc = p.text(f, "QueryVpcId")
         found = [z for z in sorted(self.zones.values(), key=lambda z: z.created)
-                 if matches(z.name, keyword, mode) and (vpc is None or any(v["VpcId"] == vpc for v in z.vpcs))]
+                 if z.account == call.account and matches(z.name, keyword, mode)
+                 and (vpc is None or any(v["VpcId"] == vpc for v in z.vpcs))]
         zones, paging = page_of(found, f, self._render_zone)
         return {**paging, "Zones": {"Zone": zones}}
 
     async def zone_info(self, call: Call) -> dict[str, Any]:
-        zone = self._zone(call.params)
+        zone = self._zone(call)
         return {**self._render_zone(zone), "SlaveDns": False, "DnsGroup": "NORMAL_ZONE",
                 "BindVpcs": {"Vpc": [{"RegionId": v["RegionId"], "VpcId": v["VpcId"], "VpcName": "",
                                       "RegionName": v["RegionId"], "VpcType": "STANDARD"} for v in zone.vpcs]}}
 
     async def update_remark(self, call: Call) -> dict[str, Any]:
-        zone = self._zone(call.params)
+        zone = self._zone(call)
         remark = p.text(call.params, "Remark") or ""
         if not REMARK.match(remark):
             raise ApiError(400, "Zone.Remark", "50 characters long. It can only contain numbers,Chinese,"
@@ -210,7 +220,7 @@ class PvtzService:
         return {"ZoneId": zone.id}
 
     async def delete_zone(self, call: Call) -> dict[str, Any]:
-        zone = self._zone(call.params)
+        zone = self._zone(call)
         if zone.vpcs:
             raise ApiError(400, "Zone.VpcExists", "Zone have vpc bound.")
         del self.zones[zone.id]
@@ -218,18 +228,18 @@ class PvtzService:
         return {"ZoneId": zone.id}
 
     async def bind_vpcs(self, call: Call) -> dict[str, Any]:
-        zone = self._zone(call.params)
+        zone = self._zone(call)
         wanted = p.unflatten({k: v for k, v in call.params.items() if k.startswith("Vpcs.")}).get("Vpcs", [])
         bound, seen = [], set()
         for i, vpc in enumerate(wanted, 1):
             vpc_id = p.text(vpc, "VpcId") if isinstance(vpc, dict) else None
             if vpc_id is None:
                 raise missing(f"Vpcs.{i}.VpcId")
-            key = self.directory.local_key(vpc_id)
+            key = self.directory.local_key(vpc_id, call.account)
             if key is None:
                 raise ApiError(400, "InvalidVpcId.NotFound", f"The specified VpcId {vpc_id} is not found.")
             # Not before its network exists: the resolver would make one of its own range.
-            details = getattr(self.directory, "vpc", lambda _id: None)(vpc_id)
+            details = getattr(self.directory, "vpc", lambda _id, _account: None)(vpc_id, call.account)
             if details is not None and details.get("Status", "Available") != "Available":
                 raise ApiError(400, "IncorrectVpcStatus", "The current status of the VPC does not support this "
                                "operation.")
@@ -283,7 +293,7 @@ class PvtzService:
                 raise record_invalid("Conflict", "A CNAME record conflicts with another record of the host.")
 
     async def add_record(self, call: Call) -> dict[str, Any]:
-        zone = self._zone(call.params)
+        zone = self._zone(call)
         rr, rtype, value, ttl, priority = self._record_fields(call.params)
         self._conflict(zone, rr, rtype, value)
         self._record_seq += 1
@@ -295,17 +305,17 @@ class PvtzService:
         await self._serve(zone)
         return {"RecordId": record.id, "Success": True}
 
-    def _find_record(self, params: dict[str, str]) -> tuple[Zone, Record]:
-        record_id = p.integer(params, "RecordId")
+    def _find_record(self, call: Call) -> tuple[Zone, Record]:
+        record_id = p.integer(call.params, "RecordId")
         if record_id is None:
             raise missing("RecordId")
         for zone in self.zones.values():
-            if record_id in zone.records:
+            if zone.account == call.account and record_id in zone.records:
                 return zone, zone.records[record_id]
         raise ApiError(400, "Record.NotExists", f"The record {record_id} does not exist.")
 
     async def update_record(self, call: Call) -> dict[str, Any]:
-        zone, record = self._find_record(call.params)
+        zone, record = self._find_record(call)
         rr, rtype, value, ttl, priority = self._record_fields(call.params, record)
         self._conflict(zone, rr, rtype, value, skip=record.id)
         record.rr, record.type, record.value, record.ttl, record.priority = rr, rtype, value, ttl, priority
@@ -314,7 +324,7 @@ class PvtzService:
         return {"RecordId": record.id}
 
     async def delete_record(self, call: Call) -> dict[str, Any]:
-        zone, record = self._find_record(call.params)
+        zone, record = self._find_record(call)
         del zone.records[record.id]
         zone.updated = self.clock()
         await self._serve(zone)
@@ -329,7 +339,7 @@ class PvtzService:
         return out
 
     async def describe_records(self, call: Call) -> dict[str, Any]:
-        zone = self._zone(call.params)
+        zone = self._zone(call)
         keyword, mode = p.text(call.params, "Keyword"), p.text(call.params, "SearchMode")
         found = [r for r in sorted(zone.records.values(), key=lambda r: r.id) if matches(r.rr, keyword, mode)]
         records, paging = page_of(found, call.params, self._render_record)
@@ -340,7 +350,7 @@ class AnyVpc:
     """The directory while the emulator has no VPC API of its own: every VpcId is taken as
     an existing VPC whose local key is the id itself."""
 
-    def local_key(self, vpc_id: str) -> str | None:
+    def local_key(self, vpc_id: str, account: str | None = None) -> str | None:
         return vpc_id
 
 

@@ -1,6 +1,7 @@
 """What the emulator's VPC and ECS modules share with each other (and any later product
 that makes tagged, paged, idempotent resources): ClientToken idempotency, Tag.N on create
-and as a filter, PageNumber/PageSize paging, resource ids.
+and as a filter, PageNumber/PageSize paging, resource ids, a resource by id as its account
+sees it.
 
 - ClientToken: per account and action, the same token with the same parameters answers
   the first call's resource; with other parameters it is IdempotentParameterMismatch, as
@@ -11,7 +12,10 @@ and as a filter, PageNumber/PageSize paging, resource ids.
 - Paging: PageNumber from 1, PageSize 1 to 50 (default 10); TotalCount counts all matches.
 - Ids: prefix + 21 lowercase letters and digits ("vpc-bp1...", "vsw-..."); `own_shape`
   tells an id the emulator could have made from one it never would ("vsw-sk8s-local", the
-  account's pre-existing VSwitch of the default placement)."""
+  account's pre-existing VSwitch of the default placement).
+- Accounts (accounts.py): `owned` finds a record by id for one account; another account's
+  is None, as an unknown id is. Account None is the emulator's own view (every account's),
+  for what is no call's: its background work, the data plane, unit tests."""
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +24,7 @@ import re
 import secrets
 import string
 import time
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Mapping, Sequence, TypeVar
 
 from . import params as p
 from .errors import ApiError, invalid
@@ -40,9 +44,18 @@ def own_shape(resource_id: str, prefix: str) -> bool:
     return re.fullmatch(rf"{re.escape(prefix)}-[a-z0-9]{{{ID_LENGTH}}}", resource_id) is not None
 
 
+def owned(records: Mapping[str, T], resource_id: str, account: str | None) -> T | None:
+    """The record of that id if `account` holds it (None: any account's), else None."""
+    record = records.get(resource_id)
+    if record is None or account not in (None, record.account):  # type: ignore[attr-defined]
+        return None
+    return record
+
+
 class ClientTokens:
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, str, str], tuple[str, str]] = {}  # (key, action, token) -> (fingerprint, id)
+        # (account, action, token) -> (fingerprint, id): the same token in two accounts is two tokens
+        self._seen: dict[tuple[str, str, str], tuple[str, str]] = {}
 
     @staticmethod
     def _token(params: dict[str, str]) -> str | None:
@@ -56,12 +69,12 @@ class ClientTokens:
         body = sorted((k, v) for k, v in params.items() if k != "ClientToken")
         return hashlib.sha256(json.dumps([region, body]).encode()).hexdigest()
 
-    def seen(self, action: str, key_id: str, region: str, params: dict[str, str]) -> str | None:
+    def seen(self, action: str, account: str, region: str, params: dict[str, str]) -> str | None:
         """The id an earlier call with this token made, None if there was none."""
         token = self._token(params)
         if token is None:
             return None
-        earlier = self._seen.get((key_id, action, token))
+        earlier = self._seen.get((account, action, token))
         if earlier is None:
             return None
         if earlier[0] != self._fingerprint(region, params):
@@ -69,10 +82,10 @@ class ClientTokens:
                            "The request uses the same client token as a previous, but non-identical request.")
         return earlier[1]
 
-    def remember(self, action: str, key_id: str, region: str, params: dict[str, str], resource_id: str) -> None:
+    def remember(self, action: str, account: str, region: str, params: dict[str, str], resource_id: str) -> None:
         token = self._token(params)
         if token is not None:
-            self._seen[(key_id, action, token)] = (self._fingerprint(region, params), resource_id)
+            self._seen[(account, action, token)] = (self._fingerprint(region, params), resource_id)
 
 
 def _tag_text_ok(value: str) -> bool:

@@ -12,7 +12,8 @@ HTTP status. Control endpoints, unauthenticated (bind the emulator to loopback):
 `GET /_emulator/inventory` (every resource held, by kind), `GET /_emulator/calls` (calls
 received by action, and errors by code; `DELETE` resets them), `GET|POST /_emulator/faults`
 (the fault settings, changed by a JSON object), `POST /_emulator/keys` (access keys
-disabled or enabled again, as in the RAM console)."""
+disabled or enabled again, as in the RAM console), `POST /_emulator/accounts` (an account
+and its keys added: accounts.py; the starting keys are the account "default")."""
 from __future__ import annotations
 
 import asyncio
@@ -25,6 +26,7 @@ from typing import Any, Callable, Iterable, Mapping
 from aiohttp import web
 
 from . import errors, pvtz, slb
+from .accounts import Accounts
 from .backends import GroupBackend, MemoryBackend
 from .eci import Call, EciService
 from .errors import ApiError
@@ -41,6 +43,7 @@ class Emulator:
     def __init__(self, credentials: Mapping[str, str], services: Iterable[Any], faults: Faults | None = None,
                  clock: Callable[[], float] = time.time):
         self.verifier = Verifier(credentials, clock)
+        self.accounts = Accounts(credentials, self.verifier.credentials)
         self.faults = faults or Faults()
         self.services = list(services)
         self.routes = {(s.version, action): (s, handler)
@@ -58,6 +61,7 @@ class Emulator:
         app.router.add_get("/_emulator/faults", self.get_faults)
         app.router.add_post("/_emulator/faults", self.set_faults)
         app.router.add_post("/_emulator/keys", self.set_keys)
+        app.router.add_post("/_emulator/accounts", self.add_account)
         for s in self.services:  # what a product serves besides its API (ECI's exec WebSocket)
             for method, path, handler in getattr(s, "routes", list)():
                 app.router.add_route(method, path, handler)
@@ -92,7 +96,8 @@ class Emulator:
                 await asyncio.sleep(decision.latency)
             if decision.error is not None:
                 raise decision.error
-            result = await handler(Call(business(params), params.get("RegionId", ""), key_id, request.host))
+            result = await handler(Call(business(params), params.get("RegionId", ""), key_id, request.host,
+                                        self.accounts.account(key_id)))
             drop = decision.drop
         except ApiError as e:
             self.errors[e.code] += 1
@@ -149,6 +154,15 @@ class Emulator:
         self.verifier.disabled -= set(changes.get("enable") or [])
         return web.json_response({"disabled": sorted(self.verifier.disabled)})
 
+    async def add_account(self, request: web.Request) -> web.Response:
+        """{"name": NAME, "keys": {ACCESS_KEY_ID: SECRET}}: the account made, or given more
+        keys; a key already known to any account is refused (400)."""
+        try:
+            self.accounts.add(await request.json())
+        except ValueError as e:  # a body that is no JSON is a ValueError too
+            return web.json_response({"error": str(e)}, status=400)
+        return web.json_response({})
+
     async def get_faults(self, _request: web.Request) -> web.Response:
         return web.json_response(self.faults.describe())
 
@@ -175,9 +189,12 @@ def parse_credentials(pairs: Iterable[str]) -> dict[str, str]:
 
 
 def build(credentials: Mapping[str, str], *, backend: GroupBackend | None = None,
-          faults: FaultConfig | None = None, schedule_delay: float = 0.5, tick: float = 0.5) -> Emulator:
+          faults: FaultConfig | None = None, schedule_delay: float = 0.5, tick: float = 0.5,
+          settle: float = 0.5) -> Emulator:
+    """Every product, wired as one cloud: ECI placing groups in the VPC module's VSwitches,
+    SLB and PVTZ placing by its directory. `settle`: seconds a new VPC or VSwitch is Pending."""
     eci = EciService(backend or MemoryBackend(), schedule_delay=schedule_delay, tick=tick)
-    vpc, ecs = networking(eci, eci.backend)  # vpc: the directory (local_key, vswitch) SLB and PVTZ place by
+    vpc, ecs = networking(eci, eci.backend, settle=settle)  # vpc: the directory (local_key, vswitch) SLB and PVTZ place by
     lbs = slb.for_groups(eci, vpc)
     # A VSwitch holding an SLB is not deleted (DependencyViolation), as the cloud refuses it.
     vpc.users.append(lambda vsw_id: "LoadBalancer" if lbs.in_vswitch(vsw_id) else None)

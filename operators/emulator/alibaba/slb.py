@@ -20,7 +20,10 @@ provider calls, with the cloud's semantics.
 - DescribeHealthStatus: each running listener's backends, normal or abnormal as the
   backend's checks say; a stopped listener's are unavailable.
 - Unknown ids: HTTP 404 InvalidLoadBalancerId.NotFound; an unknown listener: 400
-  InvalidParameter "The specified resource does not exist." (the cloud's words)."""
+  InvalidParameter "The specified resource does not exist." (the cloud's words).
+- Accounts (accounts.py): a call sees its own account's SLBs only, and places them in, and
+  adds as backends, its own account's VSwitches and groups; another account's id is an
+  unknown one."""
 from __future__ import annotations
 
 import ipaddress
@@ -34,7 +37,7 @@ from ...providers.aliyun.eci_status import untag_value
 from . import params as p
 from .eci import Call
 from .errors import ApiError, invalid, missing
-from .resources import ClientTokens
+from .resources import ClientTokens, owned
 from .slb_backends import LbBackend
 from .slb_records import (LISTENER_KEEP, LbRecord, ListenerRecord, ServerRecord, parse_servers, render,
                           render_attribute, render_listener, tag_filters, tags_of)
@@ -50,16 +53,16 @@ ListenerKey = tuple[str, int]
 class VpcDirectory(Protocol):
     """The VPC API's records, as the SLB API needs them (vpc.VpcService)."""
 
-    def local_key(self, vpc_id: str) -> str | None:
-        """The VPC's key on the local data plane, None: no such VPC."""
+    def local_key(self, vpc_id: str, account: str | None = None) -> str | None:
+        """The VPC's key on the local data plane, None: the account has no such VPC."""
 
-    def vswitch(self, vsw_id: str) -> dict | None:
-        """The VSwitch ({"VpcId", "CidrBlock", ...}), None: no such VSwitch."""
+    def vswitch(self, vsw_id: str, account: str | None = None) -> dict | None:
+        """The VSwitch ({"VpcId", "CidrBlock", ...}), None: the account has no such VSwitch."""
 
 
 class ServerDirectory(Protocol):
-    def server(self, server_id: str, kind: str) -> tuple[str, str, dict[str, str]] | None:
-        """(IntranetIp, VSwitchId, tags) of a backend server, None: no such server."""
+    def server(self, server_id: str, kind: str, account: str) -> tuple[str, str, dict[str, str]] | None:
+        """(IntranetIp, VSwitchId, tags) of a backend server, None: the account has no such server."""
 
 
 class EciServers:
@@ -68,8 +71,8 @@ class EciServers:
     def __init__(self, eci: Any) -> None:
         self.eci = eci
 
-    def server(self, server_id: str, kind: str) -> tuple[str, str, dict[str, str]] | None:
-        record = self.eci.groups.get(server_id) if kind == "eci" else None
+    def server(self, server_id: str, kind: str, account: str) -> tuple[str, str, dict[str, str]] | None:
+        record = owned(self.eci.groups, server_id, account) if kind == "eci" else None
         if record is None:
             return None
         return record.ip, record.group.get("VSwitchId", ""), {t["Key"]: t["Value"] for t in record.tags}
@@ -114,7 +117,8 @@ class SlbService:
             {"LoadBalancerId": lb.id, "LoadBalancerName": lb.name, "AddressType": lb.address_type,
              "Address": lb.address, "VpcId": lb.vpc_id, "VSwitchId": lb.vswitch_id, "RegionId": lb.region,
              "Listeners": [f"{lst.protocol}/{lst.port}" for lst in lb.listeners.values()],
-             "BackendServers": [s.server_id for s in lb.servers.values()], "Tags": lb.tags}
+             "BackendServers": [s.server_id for s in lb.servers.values()], "Tags": lb.tags,
+             "Account": lb.account}
             for lb in sorted(self.lbs.values(), key=lambda lb: lb.seq)]}
 
     async def start(self) -> None:
@@ -130,22 +134,23 @@ class SlbService:
     # -- load balancers --------------------------------------------------------------------
 
     async def create(self, call: Call) -> dict[str, Any]:
-        earlier = self.tokens.seen("CreateLoadBalancer", call.access_key_id, call.region, call.params)
+        earlier = self.tokens.seen("CreateLoadBalancer", call.account, call.region, call.params)
         if earlier is not None and earlier in self.lbs:
             return self._created(self.lbs[earlier])
         f = call.params
         address_type = (p.text(f, "AddressType") or "internet").lower()
         if address_type not in ADDRESS_TYPES:
             raise invalid("AddressType", "One of internet, intranet.")
-        vpc_id, vsw_id, address, key = self._placement(f, address_type)
+        vpc_id, vsw_id, address, key = self._placement(f, address_type, call.account)
         self._seq += 1
         lb = LbRecord(id=new_id(), seq=self._seq, region=call.region, name=p.text(f, "LoadBalancerName") or "",
                       address_type=address_type, address=address, vpc_id=vpc_id, vswitch_id=vsw_id,
-                      spec=p.text(f, "LoadBalancerSpec") or "", tags=tags_of(f), created=self.clock(), local_key=key)
+                      spec=p.text(f, "LoadBalancerSpec") or "", tags=tags_of(f), created=self.clock(), local_key=key,
+                      account=call.account)
         lb.name = lb.name or f"auto_named_slb_{lb.id[3:11]}"
         lb.address = await self.backend.serve(lb)
         self.lbs[lb.id] = lb
-        self.tokens.remember("CreateLoadBalancer", call.access_key_id, call.region, call.params, lb.id)
+        self.tokens.remember("CreateLoadBalancer", call.account, call.region, call.params, lb.id)
         return self._created(lb)
 
     @staticmethod
@@ -154,7 +159,7 @@ class SlbService:
                 "VSwitchId": lb.vswitch_id, "NetworkType": "vpc" if lb.vpc_id else "classic",
                 "AddressIPVersion": "ipv4", "ResourceGroupId": "rg-default"}
 
-    def _placement(self, f: dict[str, str], address_type: str) -> tuple[str, str, str, str | None]:
+    def _placement(self, f: dict[str, str], address_type: str, account: str) -> tuple[str, str, str, str | None]:
         """(VpcId, VSwitchId, Address, local key) of a new SLB."""
         vsw_id, vpc_id, address = p.text(f, "VSwitchId"), p.text(f, "VpcId"), p.text(f, "Address")
         if address_type == "internet":
@@ -163,13 +168,13 @@ class SlbService:
             return "", "", "", None
         if vsw_id is None:
             raise missing("VSwitchId")
-        vsw = self.vpcs.vswitch(vsw_id)
+        vsw = self.vpcs.vswitch(vsw_id, account)
         if vsw is None:
             raise ApiError(404, "InvalidVSwitchId.NotFound", f"The specified VSwitchId {vsw_id} does not exist.")
         if vpc_id is not None and vpc_id != vsw.get("VpcId"):
             raise invalid("VpcId", f"The VSwitch {vsw_id} is not in the VPC {vpc_id}.")
         vpc_id = vsw["VpcId"]
-        key = self.vpcs.local_key(vpc_id)
+        key = self.vpcs.local_key(vpc_id, account)
         if key is None:
             raise ApiError(404, "InvalidVpcId.NotFound", f"The specified VpcId {vpc_id} does not exist.")
         return vpc_id, vsw_id, self._intranet_address(vsw, vpc_id, address), key
@@ -197,7 +202,7 @@ class SlbService:
         lb_id = p.text(call.params, "LoadBalancerId")
         if lb_id is None:
             raise missing("LoadBalancerId")
-        lb = self.lbs.get(lb_id)
+        lb = owned(self.lbs, lb_id, call.account)
         if lb is None or lb.region != call.region:
             raise not_found(lb_id)
         return lb
@@ -212,7 +217,7 @@ class SlbService:
         views = {"VpcId": "vpc_id", "VSwitchId": "vswitch_id", "AddressType": "address_type", "Address": "address",
                  "LoadBalancerName": "name"}
         matches = [lb for lb in sorted(self.lbs.values(), key=lambda lb: lb.seq)
-                   if lb.region == call.region and (not ids or lb.id in ids)
+                   if lb.region == call.region and lb.account == call.account and (not ids or lb.id in ids)
                    and all(lb.tagged(t["Key"], t["Value"]) for t in tags)
                    and all(v is None or getattr(lb, views[k]) == v for k, v in wanted.items())]
         page = matches[(number - 1) * size:number * size]
@@ -298,7 +303,7 @@ class SlbService:
             raise invalid("NextToken")
         start = int(token or 0)
         rows = [render_listener(lb, lst) for lb in sorted(self.lbs.values(), key=lambda lb: lb.seq)
-                if lb.region == call.region and (not ids or lb.id in ids)
+                if lb.region == call.region and lb.account == call.account and (not ids or lb.id in ids)
                 for lst in sorted(lb.listeners.values(), key=lambda lst: (lst.port, lst.protocol))
                 if protocol in ("", lst.protocol) and port in (None, lst.port)]
         page = rows[start:start + limit]
@@ -309,15 +314,18 @@ class SlbService:
     # -- backends -------------------------------------------------------------------------
 
     def _server(self, lb: LbRecord, s: dict[str, Any], i: int) -> ServerRecord:
-        found = self.servers.server(s["ServerId"], s["Type"])
+        found = self.servers.server(s["ServerId"], s["Type"], lb.account)
         if found is None:
             raise invalid(f"BackendServers.{i}.ServerId", f"The backend server {s['ServerId']} does not exist.")
         ip, vsw_id, tags = found
         if s["ServerIp"] and s["ServerIp"] != ip:
             raise invalid(f"BackendServers.{i}.ServerIp", f"The backend server {s['ServerId']} has no address "
                           f"{s['ServerIp']}.")
-        vsw = self.vpcs.vswitch(vsw_id) if vsw_id else None
-        key = self.vpcs.local_key(vsw["VpcId"]) if vsw else (untag_value(tags.get(LABEL_CLUSTER_UID)) or None)
+        vsw = self.vpcs.vswitch(vsw_id, lb.account) if vsw_id else None
+        if vsw:
+            key = self.vpcs.local_key(vsw["VpcId"], lb.account)
+        else:
+            key = untag_value(tags.get(LABEL_CLUSTER_UID)) or None
         if lb.address_type == "intranet" and key != lb.local_key:
             raise invalid(f"BackendServers.{i}.ServerId", f"The backend server {s['ServerId']} is not in the "
                           f"load balancer's VPC {lb.vpc_id}.")
@@ -401,10 +409,10 @@ class SlbService:
 class NoVpcs:
     """A directory without VPCs (an emulator serving no VPC API): intranet SLBs are refused."""
 
-    def local_key(self, vpc_id: str) -> str | None:
+    def local_key(self, vpc_id: str, account: str | None = None) -> str | None:
         return None
 
-    def vswitch(self, vsw_id: str) -> dict | None:
+    def vswitch(self, vsw_id: str, account: str | None = None) -> dict | None:
         return None
 
 

@@ -68,6 +68,7 @@ class LbRecord:
     spec: str
     tags: list[dict[str, str]]
     created: float
+    account: str  # whose key made it (accounts.py)
     local_key: str | None = None  # intranet: its VPC's key on the local data plane
     status: str = "active"
     listeners: dict[tuple[str, int], ListenerRecord] = field(default_factory=dict)

@@ -18,7 +18,8 @@ other product modules place their resources by (`local_key`, `vswitch`).
 The directory: `local_key(vpc_id)` is the name of the VPC's local network, the value of
 its sk8s.io/cluster-uid tag when it has one (the tenant's VPC key everywhere in sk8s), else
 its VpcId; `vswitch(id)` is a VSwitch as DescribeVSwitches shows it (VpcId, CidrBlock,
-Status). Other modules register `users`: functions from a VPC or VSwitch id to the kind
+Status). Each takes the account asking (accounts.py): another account's VPC or VSwitch is
+None, as an unknown one is. Other modules register `users`: functions from a VPC or VSwitch id to the kind
 of a resource of theirs that is in it, or None."""
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ from ...providers.aliyun.eci_status import untag_value
 from . import params as p
 from .eci import Call
 from .errors import ApiError, missing
-from .resources import ClientTokens, create_tags, first_user, new_id, not_found, page, render_time, tag_filters
-from .resources import tagged
+from .resources import ClientTokens, create_tags, first_user, new_id, not_found, owned, page, render_time
+from .resources import tag_filters, tagged
 
 VERSION = "2016-04-28"
 PRODUCT = "Vpc"
@@ -80,6 +81,7 @@ class VpcRecord:
     description: str
     tags: list[dict[str, str]]
     created: float
+    account: str  # whose key made it (accounts.py)
     made: bool = False  # the backend's network exists
     task: asyncio.Task | None = field(default=None, repr=False)
 
@@ -96,6 +98,7 @@ class VSwitchRecord:
     description: str
     tags: list[dict[str, str]]
     created: float
+    account: str  # whose key made it (accounts.py)
 
 
 def incorrect_status(kind: str) -> ApiError:
@@ -142,24 +145,26 @@ class VpcService:
                 "DeleteVSwitch": self.delete_vswitch}
 
     def inventory(self) -> dict[str, list[dict[str, Any]]]:
-        return {"Vpc": [self._render_vpc(r) for r in sorted(self.vpcs.values(), key=lambda r: r.seq)],
-                "VSwitch": [self._render_vswitch(r) for r in sorted(self.vswitches.values(), key=lambda r: r.seq)]}
+        return {"Vpc": [{**self._render_vpc(r), "Account": r.account}
+                        for r in sorted(self.vpcs.values(), key=lambda r: r.seq)],
+                "VSwitch": [{**self._render_vswitch(r), "Account": r.account}
+                            for r in sorted(self.vswitches.values(), key=lambda r: r.seq)]}
 
     # -- the directory -------------------------------------------------------------------
 
-    def local_key(self, vpc_id: str) -> str | None:
-        record = self.vpcs.get(vpc_id)
+    def local_key(self, vpc_id: str, account: str | None = None) -> str | None:
+        record = owned(self.vpcs, vpc_id, account)
         if record is None:
             return None
         cluster = next((untag_value(t["Value"]) for t in record.tags if t["Key"] == LABEL_CLUSTER_UID), "")
         return cluster or record.id
 
-    def vpc(self, vpc_id: str) -> dict | None:
-        record = self.vpcs.get(vpc_id)
+    def vpc(self, vpc_id: str, account: str | None = None) -> dict | None:
+        record = owned(self.vpcs, vpc_id, account)
         return self._render_vpc(record) if record else None
 
-    def vswitch(self, vsw_id: str) -> dict | None:
-        record = self.vswitches.get(vsw_id)
+    def vswitch(self, vsw_id: str, account: str | None = None) -> dict | None:
+        record = owned(self.vswitches, vsw_id, account)
         return self._render_vswitch(record) if record else None
 
     # -- VPCs ----------------------------------------------------------------------------
@@ -172,16 +177,17 @@ class VpcService:
         return "Available" if r.made and self.clock() - r.created >= self.settle else "Pending"
 
     async def create_vpc(self, call: Call) -> dict[str, Any]:
-        earlier = self.tokens.seen("CreateVpc", call.access_key_id, call.region, call.params)
+        earlier = self.tokens.seen("CreateVpc", call.account, call.region, call.params)
         if earlier is not None:
             return {"VpcId": earlier, "VRouterId": "vrt-" + earlier[4:], "RouteTableId": "vtb-" + earlier[4:],
                     "ResourceGroupId": ""}
         net = cidr_block(call.params, VPC_MASKS)
         record = VpcRecord(id=new_id("vpc"), seq=self._next(), region=call.region, cidr=str(net),
                            name=p.text(call.params, "VpcName") or "", tags=create_tags(call.params),
-                           description=p.text(call.params, "Description") or "", created=self.clock())
+                           description=p.text(call.params, "Description") or "", created=self.clock(),
+                           account=call.account)
         self.vpcs[record.id] = record
-        self.tokens.remember("CreateVpc", call.access_key_id, call.region, call.params, record.id)
+        self.tokens.remember("CreateVpc", call.account, call.region, call.params, record.id)
         record.task = asyncio.create_task(self._make(record))
         return {"VpcId": record.id, "VRouterId": "vrt-" + record.id[4:], "RouteTableId": "vtb-" + record.id[4:],
                 "ResourceGroupId": ""}
@@ -206,7 +212,8 @@ class VpcService:
             raise ApiError(400, "InvalidVpcId.Malformed", f"At most {MAX_IDS} VpcIds, comma-separated.")
         name, filters = p.text(f, "VpcName"), tag_filters(f)
         matches = [r for r in sorted(self.vpcs.values(), key=lambda r: r.seq)
-                   if r.region == call.region and (not ids or r.id in ids) and name in (None, r.name)
+                   if r.region == call.region and r.account == call.account and (not ids or r.id in ids)
+                   and name in (None, r.name)
                    and tagged(r.tags, filters)]
         shown, paging = page(matches, f)
         return {**paging, "Vpcs": {"Vpc": [self._render_vpc(r) for r in shown]}}
@@ -223,7 +230,7 @@ class VpcService:
         vpc_id = p.text(call.params, "VpcId")
         if vpc_id is None:
             raise missing("VpcId")
-        record = self.vpcs.get(vpc_id)
+        record = owned(self.vpcs, vpc_id, call.account)
         if record is None:
             raise not_found("Vpc", vpc_id, "VPC")
         if self._vpc_status(record) != "Available":
@@ -252,7 +259,7 @@ class VpcService:
         return "Available" if self.clock() - r.created >= self.settle else "Pending"
 
     async def create_vswitch(self, call: Call) -> dict[str, Any]:
-        earlier = self.tokens.seen("CreateVSwitch", call.access_key_id, call.region, call.params)
+        earlier = self.tokens.seen("CreateVSwitch", call.account, call.region, call.params)
         if earlier is not None:
             return {"VSwitchId": earlier}
         f = call.params
@@ -261,7 +268,7 @@ class VpcService:
             raise missing("VpcId")
         if zone is None:
             raise missing("ZoneId")
-        vpc = self.vpcs.get(vpc_id)
+        vpc = owned(self.vpcs, vpc_id, call.account)
         if vpc is None or vpc.region != call.region:
             raise not_found("Vpc", vpc_id, "VPC")
         net = cidr_block(f, VSWITCH_MASKS)
@@ -275,9 +282,10 @@ class VpcService:
             raise incorrect_status("Vpc")
         record = VSwitchRecord(id=new_id("vsw"), seq=self._next(), region=call.region, vpc_id=vpc_id, zone=zone,
                                cidr=str(net), name=p.text(f, "VSwitchName") or "", tags=create_tags(f),
-                               description=p.text(f, "Description") or "", created=self.clock())
+                               description=p.text(f, "Description") or "", created=self.clock(),
+                               account=call.account)
         self.vswitches[record.id] = record
-        self.tokens.remember("CreateVSwitch", call.access_key_id, call.region, f, record.id)
+        self.tokens.remember("CreateVSwitch", call.account, call.region, f, record.id)
         return {"VSwitchId": record.id}
 
     async def describe_vswitches(self, call: Call) -> dict[str, Any]:
@@ -286,7 +294,7 @@ class VpcService:
         fields = {"VpcId": "vpc_id", "VSwitchId": "id", "ZoneId": "zone", "VSwitchName": "name"}
         filters = tag_filters(f)
         matches = [r for r in sorted(self.vswitches.values(), key=lambda r: r.seq)
-                   if r.region == call.region and tagged(r.tags, filters)
+                   if r.region == call.region and r.account == call.account and tagged(r.tags, filters)
                    and all(v is None or getattr(r, fields[k]) == v for k, v in wanted.items())]
         shown, paging = page(matches, f)
         return {**paging, "VSwitches": {"VSwitch": [self._render_vswitch(r) for r in shown]}}
@@ -302,7 +310,7 @@ class VpcService:
         vsw_id = p.text(call.params, "VSwitchId")
         if vsw_id is None:
             raise missing("VSwitchId")
-        record = self.vswitches.get(vsw_id)
+        record = owned(self.vswitches, vsw_id, call.account)
         if record is None or record.region != call.region:
             raise not_found("VSwitch", vsw_id, "VSwitch")
         kind = first_user(self.users, vsw_id)
