@@ -26,6 +26,15 @@ fi
 
 command -v go >/dev/null || die "go is not installed (need Go >= 1.26)"
 mkdir -p "$OUT"
+# One build at a time per cache (make setup and a test both asking at once): the second
+# waits for the first, then finds the binaries built.
+exec 9>"$CACHE/build.lock"
+flock 9
+if all_present; then
+  log "cached: $OUT"
+  echo "$OUT"
+  exit 0
+fi
 WORK="$CACHE/build"
 mkdir -p "$WORK/k8s" "$WORK/etcd"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"

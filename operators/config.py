@@ -186,6 +186,12 @@ def standby_planes() -> int:
     return int(os.environ.get("SK8S_STANDBY_PLANES", "1"))
 
 
+def standby_max() -> int:
+    """SK8S_STANDBY_MAX (default 6): the most warm standby planes the pool grows to when
+    clusters are created in a row (serverlesscluster/pool.py; memory bounds it too)."""
+    return int(os.environ.get("SK8S_STANDBY_MAX", "6"))
+
+
 def etcd_url() -> str:
     """SK8S_ETCD_URL (default https://127.0.0.1:2379): the meta etcd tenant apiservers store
     in (each under its own prefix); the supervisor sets it for the ServerlessCluster operator."""

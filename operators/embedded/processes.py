@@ -127,7 +127,7 @@ def alive(pid: int) -> bool:
     try:  # a zombie is not alive
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
+    except (FileNotFoundError, ProcessLookupError, IndexError):  # reaped meanwhile
         return False
 
 

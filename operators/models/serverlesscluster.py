@@ -16,12 +16,22 @@ class Quotas(K8sModel):
                                       nonnegative=True)
 
 
+class SecretReference(K8sModel):
+    name: str = Field(description="A Secret in the ServerlessCluster's own namespace.", min_length=1,
+                      max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
 class ServerlessClusterSpec(K8sModel):
     version: Literal[SUPPORTED_VERSIONS] = Field(  # type: ignore[valid-type]
         default=DEFAULT_VERSION, description="Kubernetes version of the tenant control plane.")
     provider: Literal["local", "aliyun"] = Field(default="local", description="Provider for the sandboxes.")
     region: str | None = Field(default=None, description="Cloud region (aliyun provider only).",
                                pattern=r"^[a-z]{2}-[a-z0-9-]+$")
+    credentialsSecretRef: SecretReference | None = Field(
+        default=None,
+        description="The cloud account the tenant's resources are made in (aliyun provider only): a Secret in this "
+                    "namespace with keys access-key-id and access-key-secret. Unset: the installation's account. "
+                    "Immutable: the cluster's VPC, instances and load balancers live in that account.")
     quotas: Quotas | None = Field(default=None, description="Limits enforced on the tenant.")
     sleepWhenIdle: bool | None = Field(default=None, description="Stop the control plane when idle.")
     # Immutable: the Nodes, their zones and their share of the quota are fixed at claim, and
@@ -68,6 +78,18 @@ class ServerlessCluster(K8sModel):
         json_schema_extra={"x-kubernetes-validations": [
             cel("self.provider != 'aliyun' || has(self.region)", "region is required for the aliyun provider",
                 field_path=".region"),
+            # The tenant's network, sandboxes and load balancers live with the provider, in
+            # the region and the account they were made in; nothing moves them.
+            cel("self.provider == oldSelf.provider", "spec.provider is immutable: delete and re-create",
+                field_path=".provider"),
+            cel("has(self.region) == has(oldSelf.region) && (!has(self.region) || self.region == oldSelf.region)",
+                "spec.region is immutable: delete and re-create", field_path=".region"),
+            cel("self.provider == 'aliyun' || !has(self.credentialsSecretRef)",
+                "spec.credentialsSecretRef: only the aliyun provider takes a cloud account", field_path=".credentialsSecretRef"),
+            cel("has(self.credentialsSecretRef) == has(oldSelf.credentialsSecretRef) && (!has(self.credentialsSecretRef)"
+                " || self.credentialsSecretRef.name == oldSelf.credentialsSecretRef.name)",
+                "spec.credentialsSecretRef is immutable: the cluster's cloud resources live in its account",
+                field_path=".credentialsSecretRef"),
             # Each node's pod capacity is its share of maxPods (at least one pod each).
             cel("!has(self.quotas) || !has(self.quotas.maxPods) || self.quotas.maxPods >= self.virtualNodes",
                 "spec.quotas.maxPods must be at least spec.virtualNodes", field_path=".virtualNodes"),

@@ -9,6 +9,7 @@ exec, attach, port-forward)."""
 from __future__ import annotations
 
 from ..config import aliyun_settings, home_id, layout, pod_subnet, write_containers_conf
+from .errors import ProviderError
 from .lifecycle import SandboxLifecycle
 from .sandbox import EventSink
 from .services import LoadBalancers, PrivateZones
@@ -37,10 +38,12 @@ def make_provider(name: str = "local", *, events: EventSink | None = None) -> Sa
         return LocalProvider(home_id=home_id(lay.home), containers_conf=str(write_containers_conf(lay)),
                              subnet=pod_subnet(), state_dir=lay.run / "kubelet", events=events)
     if name == "aliyun":  # ECI runs its containers' restarts and probes itself: no event sink
-        from .aliyun.factory import make_client, make_placement
+        from .aliyun.factory import make_placement, make_router
         from .aliyun.provider import AliyunProvider
+        from .aliyun.routed import RoutedLifecycle
         settings = aliyun_settings()
-        return AliyunProvider(make_client(settings), make_placement(settings, home_id(layout().home)))
+        placement = make_placement(settings, home_id(layout().home))
+        return RoutedLifecycle(make_router(settings, lambda client: AliyunProvider(client, placement)))
     raise ValueError(f"unknown provider {name!r}")
 
 
@@ -50,9 +53,11 @@ def make_streams(name: str = "local") -> SandboxStreams:
         from .local.streams import LocalStreams
         return LocalStreams(containers_conf=str(write_containers_conf(layout())))
     if name == "aliyun":
-        from .aliyun.factory import make_client
+        from .aliyun.factory import make_router
+        from .aliyun.routed import RoutedStreams
         from .aliyun.streams import AliyunStreams
-        return AliyunStreams(make_client(aliyun_settings()), home_id(layout().home))
+        hid = home_id(layout().home)
+        return RoutedStreams(make_router(aliyun_settings(), lambda client: AliyunStreams(client, hid)))
     raise ValueError(f"unknown provider {name!r}")
 
 
@@ -77,9 +82,11 @@ def make_load_balancers(name: str = "local") -> LoadBalancers:
         vpcs = _local_vpcs()
         return LocalLoadBalancers(vpcs, vpcs.home_id)
     if name == "aliyun":
-        from .aliyun.factory import make_client
+        from .aliyun.factory import make_router
+        from .aliyun.routed import RoutedLoadBalancers
         from .aliyun.slb import AliyunLoadBalancers
-        return AliyunLoadBalancers(make_client(aliyun_settings()), home_id(layout().home))
+        hid = home_id(layout().home)
+        return RoutedLoadBalancers(make_router(aliyun_settings(), lambda client: AliyunLoadBalancers(client, hid)))
     raise ValueError(f"unknown provider {name!r}")
 
 
@@ -88,7 +95,38 @@ def make_private_zones(name: str = "local") -> PrivateZones:
         from .local.privatezone import LocalPrivateZones
         return LocalPrivateZones(_local_vpcs())
     if name == "aliyun":
-        from .aliyun.factory import make_client
+        from .aliyun.factory import make_router
         from .aliyun.pvtz import AliyunPrivateZones
-        return AliyunPrivateZones(make_client(aliyun_settings()), home_id(layout().home))
+        from .aliyun.routed import RoutedPrivateZones
+        hid = home_id(layout().home)
+        return RoutedPrivateZones(make_router(aliyun_settings(), lambda client: AliyunPrivateZones(client, hid)))
     raise ValueError(f"unknown provider {name!r}")
+
+
+def bind_account(name: str, cluster_uid: str, namespace: str, data: dict[str, str]) -> bool:
+    """Record a cluster's own cloud account (its Secret's decoded `data`) for every process
+    calling its provider; whether it changed. Raises ProviderError naming a missing key."""
+    if name != "aliyun":
+        raise ProviderError(f"the {name} provider takes no cloud account", reason="NotSupported", retryable=False)
+    from .aliyun.client import Credentials
+    from .aliyun.factory import account_store
+    missing = [k for k in ("access-key-id", "access-key-secret") if not (data.get(k) or "").strip()]
+    if missing:
+        raise ProviderError(f"the Secret has no {' or '.join(missing)}", reason="MissingCredentials", retryable=False)
+    creds = Credentials(data["access-key-id"].strip(), data["access-key-secret"].strip())
+    return account_store().write(cluster_uid, namespace, creds)
+
+
+def forget_account(name: str, cluster_uid: str) -> None:
+    """After the cluster's cloud resources are gone. Idempotent."""
+    if name == "aliyun":
+        from .aliyun.factory import account_store
+        account_store().remove(cluster_uid)
+
+
+def bound_accounts(name: str) -> list[str]:
+    """The clusters (uids) with an account of their own."""
+    if name != "aliyun":
+        return []
+    from .aliyun.factory import account_store
+    return [a.cluster_uid for a in account_store().accounts()]

@@ -101,21 +101,6 @@ async def new_plane(claim_for: str | None = None) -> planes.Plane:
         raise
 
 
-async def claim_plane(uid: str) -> planes.Plane:
-    """The plane this cluster owns: found again after a restart, else a warm one, else a new one."""
-    return await on_host(_claim_existing, uid) or await new_plane(claim_for=uid)
-
-
-def _claim_existing(uid: str) -> planes.Plane | None:
-    plane = planes.find_claimed(uid)
-    if plane:
-        return plane
-    for candidate in planes.standby():
-        if planes.try_claim(candidate, uid):
-            return candidate
-    return None
-
-
 def tenant_for(body, plane: planes.Plane) -> cp.Tenant:
     meta = body["metadata"]
     spec = ServerlessClusterSpec.model_validate(body.get("spec") or {})

@@ -1,11 +1,18 @@
-"""The aliyun provider made from the operator's configuration (config.aliyun_settings)."""
+"""The aliyun provider made from the operator's configuration (config.aliyun_settings):
+the installation's account, and the clusters' own (accounts.py) behind a router."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, TypeVar
 
+from ...config import layout
 from ..errors import ProviderError
+from .accounts import AccountStore
 from .client import AliyunClient, Credentials
 from .eci_spec import EciPlacement
+from .routed import Router
+
+T = TypeVar("T")
 
 
 def read_credentials(directory: str | None) -> Credentials:
@@ -26,9 +33,20 @@ def read_credentials(directory: str | None) -> Credentials:
     return Credentials(values["access-key-id"], values["access-key-secret"])
 
 
-def make_client(settings: dict) -> AliyunClient:
-    return AliyunClient(read_credentials(settings.get("credentials")), settings["region"],
+def make_client(settings: dict, credentials: Credentials | None = None) -> AliyunClient:
+    return AliyunClient(credentials or read_credentials(settings.get("credentials")), settings["region"],
                         endpoint=settings.get("endpoint"))
+
+
+def account_store() -> AccountStore:
+    """The clusters' own accounts, beside this home's other keys (0700)."""
+    return AccountStore(layout().pki / "aliyun-accounts")
+
+
+def make_router(settings: dict, build: Callable[[AliyunClient], T]) -> Router[T]:
+    """`build(client)` makes one account's object; a client per account and region."""
+    return Router(read_credentials(settings.get("credentials")), account_store(),
+                  lambda creds: build(make_client(settings, creds)))
 
 
 def make_placement(settings: dict, home_id: str) -> EciPlacement:

@@ -41,6 +41,7 @@ from aliyunsdkeci.request.v20180808.DeleteContainerGroupRequest import DeleteCon
 from aliyunsdkeci.request.v20180808.DescribeContainerGroupsRequest import DescribeContainerGroupsRequest
 from aliyunsdkeci.request.v20180808.UpdateContainerGroupRequest import UpdateContainerGroupRequest
 
+from ...aio import wait_event
 from ...models.contracts import LABEL_CLUSTER_UID, LABEL_HOME as TAG_HOME
 from ...models.podspec import PodSpec
 from ..errors import ProviderError
@@ -361,10 +362,7 @@ class AliyunProvider(SandboxLifecycle):
                 yield ref
             if failed:  # not at once again (a failed sweep is still due): as often as the groups need
                 await asyncio.sleep(self.busy_interval if self._moving() else self.idle_interval)
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._next_poll())
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._wake, self._next_poll())
 
 
 def _check_updatable(group: dict) -> dict:

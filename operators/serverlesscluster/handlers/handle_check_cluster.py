@@ -11,9 +11,11 @@ import time
 import kopf
 
 from ... import kube
-from .. import cluster, planes
+from ...models.contracts import CONDITION_PROVIDER_READY
+from ...providers.errors import ProviderError
+from .. import cluster, credentials, planes
 from ..restarts import RestartBackoff
-from ..status import cluster_status, usage
+from ..status import cluster_status, provider_condition, usage
 
 
 def handed_over(memo: kopf.Memo) -> None:
@@ -42,6 +44,31 @@ async def _restart(memo: kopf.Memo, body, t, name: str, start, problems: list[st
     kopf.warn(body, reason="ComponentRestarted",
               message=f"{name} was down; restarted (restart {backoff.restarts} in a row)")
     problems.append(f"{name} was down; restarted")
+
+
+async def _check_account(body, t, status: dict) -> dict | None:
+    """The cluster's own account, read again (a key rotated in its Secret); the
+    ProviderReady condition if it changed: False while the Secret is unusable (the last
+    key stays in use: the cluster's resources are still managed), True once it is again."""
+    if not credentials.secret_ref(body):
+        return None
+    generation = body["metadata"].get("generation")
+    prev = next((c for c in status.get("conditions") or [] if c.get("type") == CONDITION_PROVIDER_READY), {})
+    try:
+        rotated = await credentials.sync_account(body, t.sandbox_namespace)
+    except ProviderError as exc:
+        msg = f"provider {t.provider}: {exc}; the last key read stays in use"
+        if prev.get("message") != msg:
+            kopf.warn(body, reason="ProviderFailed", message=msg)
+        return provider_condition(status, False, exc.reason or "ProviderError", msg, generation)
+    if rotated:
+        kopf.info(body, reason="CredentialsRotated", message="the key in spec.credentialsSecretRef changed; "
+                                                             "the cluster's cloud calls use the new one")
+    if prev.get("reason") == "MissingCredentials":
+        return provider_condition(status, True, "CredentialsReady",
+                                  f"provider {t.provider}: the account of spec.credentialsSecretRef is in use",
+                                  generation)
+    return None
 
 
 async def check_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, **_) -> None:
@@ -73,7 +100,8 @@ async def check_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, **_) -
     new = cluster_status(generation=body["metadata"].get("generation"), prev=status, control_plane=api_ok,
                          node=node_ok, endpoint=t.endpoint, secret=status.get("kubeconfigSecretName"),
                          sandbox_namespace=t.sandbox_namespace, version=status.get("version") or "",
-                         message="; ".join(problems), node_names=t.node_names)
+                         message="; ".join(problems), node_names=t.node_names,
+                         provider=await _check_account(body, t, status))
     new.update(usage(await kube.list_namespaced("sandboxpods", t.sandbox_namespace)))
     if any(new.get(k) != status.get(k) for k in new):
         patch.status.update(new)

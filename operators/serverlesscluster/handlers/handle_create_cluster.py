@@ -12,7 +12,7 @@ from ...kubeclient.client import ApiError
 from ...config import aliyun_settings
 from ...providers import available_providers
 from ...providers.errors import ProviderError
-from .. import cluster, planes
+from .. import claims, cluster, credentials, planes
 from ..status import cluster_status, provider_condition
 from .handle_check_cluster import handed_over
 
@@ -30,7 +30,8 @@ def unavailable(provider: str, region: str | None = None) -> str | None:
     return None
 
 
-async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reason: str, **_) -> None:
+async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reason: str, retry: int = 0,
+                         **_) -> None:
     t0 = time.monotonic()
     spec = body.get("spec") or {}
     meta = body["metadata"]
@@ -44,8 +45,7 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
                                            failed=REASON_PROVIDER_UNAVAILABLE))
         raise kopf.PermanentError(msg)
 
-    plane = await cluster.claim_plane(meta["uid"])
-    memo.pool_wake.set()  # refill the standby pool behind us
+    plane = await _claim(meta["uid"], memo, first=reason == "create" and retry == 0)
     t = cluster.tenant_for(body, plane)
     base = dict(generation=meta.get("generation"), prev=prev, sandbox_namespace=t.sandbox_namespace,
                 version=spec.get("version", DEFAULT_VERSION), node_names=t.node_names)
@@ -92,6 +92,14 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
                 ", ".join(f"{k} at {v:.2f}s" for k, v in steps.items()))
 
 
+async def _claim(uid: str, memo: kopf.Memo, first: bool):
+    plane = await claims.claim_plane(uid)
+    if first:
+        memo.pool_demand.claimed()  # the pool grows with the creations of the last minutes
+    memo.pool_wake.set()  # refill the standby pool behind us
+    return plane
+
+
 def namespace_labels(t, provider: str) -> dict[str, str]:
     """The tenant's meta namespace says whose it is (tenancy.py), and its provider."""
     return {LABEL_CLUSTER: t.name, LABEL_CLUSTER_UID: t.uid, **({LABEL_PROVIDER: provider} if provider != "local" else {})}
@@ -104,9 +112,12 @@ async def _build_network(body, patch: kopf.Patch, t, provider: str, base: dict) 
     Nothing of the cluster is made in the cloud before it (the plane is local)."""
     prev, generation = base["prev"], base["generation"]
     try:
+        await credentials.sync_account(body, t.sandbox_namespace)  # the account every later call uses
         resolver = await cluster.build_network(t, provider)
     except ProviderError as exc:
         msg = f"provider {provider}: building the tenant's VPC: {exc}"
+        if exc.reason == "MissingCredentials":
+            msg = f"provider {provider}: {exc}"
         base["provider"] = provider_condition(prev, False, exc.reason or "ProviderError", msg, generation)
         patch.status.update(cluster_status(control_plane=False, node=False, endpoint=None, secret=None,
                                            message=msg, waiting="ProviderFailed", **base))

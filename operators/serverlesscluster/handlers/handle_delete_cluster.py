@@ -4,6 +4,7 @@ from __future__ import annotations
 import kopf
 
 from ... import kube
+from ...providers import forget_account
 from ...providers.errors import ProviderError
 from ...tenancy import sandbox_namespace
 from .. import cluster, planes
@@ -30,5 +31,6 @@ async def delete_cluster(body, logger, **_) -> None:
     except ProviderError as exc:
         kopf.warn(body, reason="ProviderFailed", message=f"provider {provider}: releasing the tenant's network: {exc}")
         raise kopf.TemporaryError(f"releasing the tenant's network: {exc}", delay=2 if exc.retryable else 20) from exc
+    forget_account(provider, meta["uid"])  # its resources are gone: nothing calls the cloud for it again
     await kube.delete_secret(meta["namespace"], f"{meta['name']}-kubeconfig")
     logger.info("cluster %s deleted", meta["name"])

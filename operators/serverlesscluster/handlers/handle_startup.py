@@ -23,7 +23,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     if removed:
         log.info("discarded %d standby control plane(s) of an earlier run", removed)
     memo.pool_wake = asyncio.Event()
-    memo.pool_task = asyncio.create_task(pool.keep_pool(memo.pool_wake))
+    memo.pool_demand = pool.Demand()
+    memo.pool_task = asyncio.create_task(pool.keep_pool(memo.pool_wake, memo.pool_demand))
     if getattr(memo, "netgc_task", None) is None:
         memo.netgc_task = asyncio.create_task(netgc.collect_periodically())
     kopfresync.start(memo, "serverlessclusters", FINALIZER_SERVERLESSCLUSTER)

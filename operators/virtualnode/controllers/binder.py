@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ...aio import wait_event
 from ...kubeclient.events import EventRecorder
 from ...kubeclient.client import STRATEGIC, ApiError, KubeClient
 from ...kubeclient.informer import Informer
@@ -142,9 +143,7 @@ class Binder:
 
     async def run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), RESYNC_SECONDS)
-            except asyncio.TimeoutError:
+            if not await wait_event(self._wake, RESYNC_SECONDS):
                 self.resync()
                 if not self._wake.is_set():
                     continue

@@ -13,6 +13,7 @@ import platform
 import time
 from typing import Callable
 
+from ...aio import wait_event
 from ...conditions import now_rfc3339
 from ...kubeclient.client import MERGE, ApiError, KubeClient
 from ..nodeset import ZONE_LABEL, NodeShare
@@ -177,10 +178,7 @@ class NodeAgent:
 
     async def run_status(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), STATUS_SECONDS)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._wake, STATUS_SECONDS)
             self._wake.clear()
             try:
                 await self.refresh()
