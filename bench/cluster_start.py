@@ -8,8 +8,11 @@
 - tenant Pod created -> Running over --pods pods, next to SandboxPod-only in the same run.
 - a Deployment of --replicas replicas -> all Running (target <= 30 s).
 - memory of one idle tenant control plane (apiserver + controller-manager + virtual node;
-  target <= 350 MiB) and how many tenants this machine holds by that figure; with
-  --tenants N it really creates N clusters and reports the memory they use.
+  target <= 200 MiB Rss), per process, next to the same run's baseline: a second private
+  home whose planes start with SK8S_TENANT_LEAN=0 (the settings before the density work,
+  operators/serverlesscluster/controlplane.py), each plane measured --idle seconds after
+  Ready; and how many tenants this machine holds by that figure. With --tenants N it really
+  creates N clusters and reports the memory they use.
 """
 from __future__ import annotations
 
@@ -127,11 +130,55 @@ def mem_mib(pid: int, field: str) -> float:
     return 0.0
 
 
+MEM_FIELDS = ("Rss", "Anonymous", "Pss")  # Anonymous: the process's own pages, no binary text
+
+
 def plane_memory(home: Path, uid: str, field: str = "Rss") -> dict[str, float]:
     for d in (home / "planes").iterdir():
         if (d / "claimed-by").exists() and (d / "claimed-by").read_text() == uid:
             return {p.stem: mem_mib(int(p.read_text()), field) for p in (d / "run").glob("*.pid")}
     return {}
+
+
+def idle_plane_memory(env: dict, name: str, idle_s: float, ready_at: float | None = None) -> dict[str, dict]:
+    """Each process's memory (MiB, by MEM_FIELDS) of cluster `name`'s plane, once it has been
+    idle `idle_s` seconds since Ready (created here unless `ready_at` says when it was)."""
+    from kubernetes import client
+    if ready_at is None:
+        create_cluster(env, name)
+        ready_at = time.monotonic()
+    time.sleep(max(0.0, ready_at + idle_s - time.monotonic()))
+    uid = client.CustomObjectsApi().get_namespaced_custom_object(
+        "sk8s.io", "v1alpha1", "default", "serverlessclusters", name)["metadata"]["uid"]
+    return {f: plane_memory(Path(env["SK8S_HOME"]), uid, f) for f in MEM_FIELDS}
+
+
+def baseline_plane_memory(standby: int, idle_s: float) -> dict[str, dict]:
+    """The same figure in a second private home whose tenant planes start as before the
+    density settings (SK8S_TENANT_LEAN=0), brought up after the first is down."""
+    from kubernetes import config
+    env = private_home()
+    env.update(SK8S_STANDBY_PLANES=str(standby), SK8S_TENANT_LEAN="0")
+    sk8s(env, "up")
+    try:
+        env["KUBECONFIG"] = f"{env['SK8S_HOME']}/kubeconfig"
+        config.load_kube_config(config_file=env["KUBECONFIG"])
+        wait_pool(env, standby)
+        return idle_plane_memory(env, "base", idle_s)
+    finally:
+        sk8s(env, "down")
+
+
+def memory_lines(lean: dict[str, dict], base: dict[str, dict]) -> list[str]:
+    """One line per field: each process and the total, lean next to baseline."""
+    lines = []
+    for f in MEM_FIELDS:
+        a, b = lean.get(f, {}), base.get(f, {})
+        ta, tb = sum(a.values()), sum(b.values())
+        procs = ", ".join(f"{k} {a.get(k, 0):.0f}/{b.get(k, 0):.0f}" for k in sorted(set(a) | set(b)))
+        lines.append(f"  {f:9} total {ta:.0f} MiB / baseline {tb:.0f} MiB (ratio {ta / max(tb, 1):.2f}); "
+                     f"per process lean/baseline: {procs}")
+    return lines
 
 
 def cold_apiserver(env: dict, n: int = 3) -> list[float]:
@@ -160,6 +207,8 @@ def main() -> None:
     ap.add_argument("--replicas", type=int, default=100)
     ap.add_argument("--standby", type=int, default=5)
     ap.add_argument("--tenants", type=int, default=0)
+    ap.add_argument("--idle", type=float, default=60, help="seconds a plane idles after Ready before its memory is read")
+    ap.add_argument("--skip-baseline", action="store_true", help="no second home for the memory baseline")
     ap.add_argument("--skip-clusters", action="store_true", help="only the pod and Deployment figures")
     ap.add_argument("--skip-pods", action="store_true", help="only the cluster figures")
     args = ap.parse_args()
@@ -173,12 +222,14 @@ def main() -> None:
     from kubernetes import config
     config.load_kube_config(config_file=env["KUBECONFIG"])
     results: dict = {"up_s": up_s}
+    seq0_ready = None
     try:
         seq, conc, cold = [], [], []
         if not args.skip_clusters:
             wait_pool(env, args.standby)
         for i in range(0 if args.skip_clusters else args.sequential):
             seq.append(create_cluster(env, f"seq-{i}"))
+            seq0_ready = seq0_ready or time.monotonic()
             time.sleep(1.0)  # a user does not create clusters back to back; the pool refills meanwhile
         if not args.skip_clusters:
             names = [f"seq-{i}" for i in range(args.sequential)]
@@ -205,14 +256,9 @@ def main() -> None:
             kubectl(env, "delete", "deployment", "big", "--wait=false", kubeconfig=kc)
 
         from kubernetes import client
-        if args.skip_clusters:
-            create_cluster(env, "seq-0")
-        uid = client.CustomObjectsApi().get_namespaced_custom_object(
-            "sk8s.io", "v1alpha1", "default", "serverlessclusters", "seq-0")["metadata"]["uid"]
-        mem = plane_memory(Path(env["SK8S_HOME"]), uid)
+        lean = idle_plane_memory(env, "seq-0", args.idle, seq0_ready)
+        mem = lean["Rss"]
         mem_total = sum(mem.values())
-        pss = plane_memory(Path(env["SK8S_HOME"]), uid, "Pss")
-        pss_total = sum(pss.values())
         avail = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines()
                          if ln.startswith("MemAvailable")).split()[1]) / 1024
         tenants_mem = None
@@ -226,6 +272,7 @@ def main() -> None:
                                                 ["metadata"]["uid"], "Pss").values()) for n in extra)
     finally:
         sk8s(env, "down")
+    base = {} if args.skip_baseline else baseline_plane_memory(args.standby, args.idle)
 
     s_seq, s_conc, s_cold = summary(seq), summary(conc), summary(cold)
     s_tp, s_sbp = summary(tpods), summary(sbp)
@@ -242,17 +289,20 @@ def main() -> None:
         print(row("SandboxPod created -> Running (same run)", s_sbp))
         print(f"ratio tenant-pod/SandboxPod: p50 {s_tp['p50'] / s_sbp['p50']:.2f}x")
         print(f"Deployment of {args.replicas} replicas -> all Running: {dep_s:.2f}s   (target <= 30 s)")
-    print(f"idle tenant control plane RSS: {mem_total:.0f} MiB "
-          + ", ".join(f"{k} {v:.0f}" for k, v in sorted(mem.items())) + "   (target <= 350 MiB)")
-    print(f"  the same as Pss (shared binary pages divided among the live tenants): {pss_total:.0f} MiB "
-          + ", ".join(f"{k} {v:.0f}" for k, v in sorted(pss.items())))
+    print(f"idle tenant control plane ({args.idle:.0f} s after Ready) RSS: {mem_total:.0f} MiB "
+          + ", ".join(f"{k} {v:.0f}" for k, v in sorted(mem.items())) + "   (target <= 200 MiB)")
+    print("  lean planes vs the same run's baseline (SK8S_TENANT_LEAN=0, a second home); Anonymous is"
+          " a process's own memory, Rss adds the binary's pages that every tenant shares, Pss divides"
+          " them among the processes mapping them:")
+    for line in memory_lines(lean, base):
+        print(line)
     print(f"tenants this machine holds by the Rss figure: {int(avail // max(mem_total, 1))} "
           f"(MemAvailable {avail:.0f} MiB)")
     if tenants_mem is not None:
         print(f"{args.tenants} extra live tenants use {tenants_mem:.0f} MiB Pss "
               f"({tenants_mem / args.tenants:.0f} MiB each)")
     print(json.dumps({"seq": s_seq, "conc": s_conc, "cold": s_cold, "tenant_pod": s_tp, "sandboxpod": s_sbp,
-                      "deployment_s": dep_s, "plane_mib": mem}))
+                      "deployment_s": dep_s, "plane_mib": lean, "baseline_plane_mib": base}))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,19 @@ def test_controller_manager_never_evicts_from_the_virtual_node():
             "garbage-collector-controller"} <= set(controllers)
 
 
+def test_lean_planes_collect_garbage_sooner_and_the_baseline_is_as_before(monkeypatch):
+    # GOGC=25: a Go process keeps 1.25x its live heap instead of 1.5x; the soft limits are
+    # unchanged (well above an idle heap, so no collection storm).
+    assert cp.apiserver_env(True) == {"GOMEMLIMIT": "200MiB", "GOGC": "25"}
+    assert cp.controller_manager_env(True) == {"GOMEMLIMIT": "64MiB", "GOGC": "25"}
+    assert cp.apiserver_env(False) == {"GOMEMLIMIT": "200MiB", "GOGC": "50"}
+    assert cp.controller_manager_env(False) == {"GOMEMLIMIT": "64MiB", "GOGC": "50"}
+    monkeypatch.delenv("SK8S_TENANT_LEAN", raising=False)
+    assert cp.lean_planes() is True
+    monkeypatch.setenv("SK8S_TENANT_LEAN", "0")
+    assert cp.lean_planes() is False
+
+
 def test_virtual_node_gets_quotas_and_identity():
     args = cp.virtual_node_args(T, Path("/meta.kubeconfig"))
     assert {"--max-pods=7", "--cpu=4", "--memory=8Gi", "--cluster=c1", "--cluster-uid=u-1",
