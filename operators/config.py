@@ -192,6 +192,13 @@ def standby_max() -> int:
     return int(os.environ.get("SK8S_STANDBY_MAX", "6"))
 
 
+def lean_planes() -> bool:
+    """SK8S_TENANT_LEAN (default 1): tenant planes start with the density settings of
+    serverlesscluster/controlplane.py; 0 starts them as before those settings
+    (bench/cluster_start.py's same-run baseline, and a way back should one cost a behaviour)."""
+    return os.environ.get("SK8S_TENANT_LEAN", "1") != "0"
+
+
 def etcd_url() -> str:
     """SK8S_ETCD_URL (default https://127.0.0.1:2379): the meta etcd tenant apiservers store
     in (each under its own prefix); the supervisor sets it for the ServerlessCluster operator."""

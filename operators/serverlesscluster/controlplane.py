@@ -5,10 +5,10 @@ argument lists become the containers of a per-tenant Deployment.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import config
 from ..embedded import etcd_pki
 from ..embedded.components import EtcdClient, apiserver_argv, controller_manager_argv
 from ..models.contracts import VIRTUAL_NODE_NAME, virtual_node_names
@@ -17,13 +17,6 @@ from .netplan import LEGACY_KUBERNETES_IP, NetworkPlan
 from .tenant_pki import FRONT_PROXY_CLIENT
 
 NODE_NAME = VIRTUAL_NODE_NAME
-
-
-def lean_planes() -> bool:
-    """Whether tenant planes start with the density settings below (the default).
-    SK8S_TENANT_LEAN=0 starts them as before those settings: bench/cluster_start.py's
-    same-run baseline, and a way back should one of them cost a behaviour."""
-    return os.environ.get("SK8S_TENANT_LEAN", "1") != "0"
 
 
 def apiserver_env(lean: bool) -> dict[str, str]:
@@ -41,8 +34,8 @@ def controller_manager_env(lean: bool) -> dict[str, str]:
 
 
 # Go runtime limits keep an idle tenant control plane small (figures: README, Benchmarks).
-APISERVER_ENV = apiserver_env(lean_planes())
-KCM_ENV = controller_manager_env(lean_planes())
+APISERVER_ENV = apiserver_env(config.lean_planes())
+KCM_ENV = controller_manager_env(config.lean_planes())
 SCHEDULER_ENV = {"GOMEMLIMIT": "48MiB", "GOGC": "50"}
 
 

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from operators import config
 from operators.serverlesscluster import controlplane as cp
 from operators.serverlesscluster import planes
 from operators.serverlesscluster.status import cluster_status, stopped_status, usage
@@ -38,9 +39,9 @@ def test_lean_planes_collect_garbage_sooner_and_the_baseline_is_as_before(monkey
     assert cp.apiserver_env(False) == {"GOMEMLIMIT": "200MiB", "GOGC": "50"}
     assert cp.controller_manager_env(False) == {"GOMEMLIMIT": "64MiB", "GOGC": "50"}
     monkeypatch.delenv("SK8S_TENANT_LEAN", raising=False)
-    assert cp.lean_planes() is True
+    assert config.lean_planes() is True
     monkeypatch.setenv("SK8S_TENANT_LEAN", "0")
-    assert cp.lean_planes() is False
+    assert config.lean_planes() is False
 
 
 def test_virtual_node_gets_quotas_and_identity():
