@@ -152,19 +152,11 @@ def _mark_clusters_stopped(lay: Layout) -> None:
 
 def _stop_planes(lay: Layout) -> int:
     """Tenant control planes outlive operator restarts by design, so stop them explicitly."""
-    from concurrent.futures import ThreadPoolExecutor
-    from .embedded.processes import ProcessSet, stop_strays
-    from .serverlesscluster.planes import STOP_ORDER
-    root = lay.home / "planes"
-    sets = [ProcessSet(d) for d in sorted(root.iterdir())] if root.exists() else []
-    sets = [p for p in sets if p.names()]
-    with ThreadPoolExecutor(max_workers=16) as pool:  # an apiserver takes seconds to shut down
-        list(pool.map(lambda p: p.stop_all(order=STOP_ORDER, timeout=3), sets))
-    if root.exists():
-        strays = stop_strays(root)
-        if strays:
-            print(f"note: stopped {len(strays)} plane process(es) that no pid file held: {strays}", file=sys.stderr)
-    return len(sets)
+    from .serverlesscluster.planes import stop_all
+    stopped, strays = stop_all()
+    if strays:
+        print(f"note: stopped {len(strays)} plane process(es) that no pid file held: {strays}", file=sys.stderr)
+    return stopped
 
 
 async def _remove_sandboxes(lay: Layout) -> int:

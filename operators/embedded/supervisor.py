@@ -231,6 +231,10 @@ def main() -> int:
     except Exception as exc:  # start-up failed: say why, leave nothing running
         log(f"FAILED: {exc}")
         sup.stop()
+        from .processes import stop_process_sets
+        stopped, _ = stop_process_sets(lay.home / "planes")  # standby planes the operator had started
+        if stopped:
+            log(f"stopped {stopped} tenant control plane(s)")
         lay.supervisor_pid.unlink(missing_ok=True)
         return 1
     sup.stop()

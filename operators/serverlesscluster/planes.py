@@ -19,14 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import free_port, sk8s_home
-from ..embedded.processes import ProcessSet
+from ..embedded.processes import PLANE_STOP_ORDER, ProcessSet, stop_process_sets
 
 CLAIM = "claimed-by"
-# A plane's processes, in the order they are stopped: its users first (the virtual node,
-# the scheduler of a cluster with several nodes, the controller manager), the apiserver
-# they talk to last. `sk8s down` and the
-# ServerlessCluster operator (destroying a plane) both stop planes this way.
-STOP_ORDER = ("virtual-node", "kube-scheduler", "kube-controller-manager", "kube-apiserver")
+# A plane's processes, in the order they are stopped (embedded.processes.PLANE_STOP_ORDER).
+STOP_ORDER = PLANE_STOP_ORDER
 
 
 def planes_root() -> Path:
@@ -115,3 +112,9 @@ def mark_warm(plane: Plane) -> None:
 
 def remove(plane: Plane) -> None:
     shutil.rmtree(plane.directory, ignore_errors=True)
+
+
+def stop_all() -> tuple[int, list[int]]:
+    """Stop every plane's processes (they outlive operator restarts by design): the number
+    of planes stopped, and the pids of plane processes no pid file held."""
+    return stop_process_sets(planes_root(), STOP_ORDER)
