@@ -53,3 +53,4 @@ bench: setup
 	$(VENV)/python bench/cluster_start.py
 	$(VENV)/python bench/services.py
 	$(VENV)/python bench/aliyun_start.py
+	$(VENV)/python bench/burst_profile.py
