@@ -42,6 +42,13 @@ class Stamps:
 def watch_tenant(kubeconfig: str, stamps: Stamps) -> None:
     from kubernetes import client, config, watch
     api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+    try:
+        _follow_tenant(api, watch, stamps)
+    except Exception:  # the stream ends when the bench tears the cluster down
+        pass
+
+
+def _follow_tenant(api, watch, stamps: Stamps) -> None:
     for ev in watch.Watch().stream(api.list_namespaced_pod, "default", label_selector="app=big",
                                    timeout_seconds=900):
         pod = ev["object"]
@@ -56,6 +63,13 @@ def watch_tenant(kubeconfig: str, stamps: Stamps) -> None:
 def watch_meta(env: dict, stamps: Stamps) -> None:
     from kubernetes import client, config, watch
     api = client.CustomObjectsApi(config.new_client_from_config(config_file=env["KUBECONFIG"]))
+    try:
+        _follow_meta(api, watch, stamps)
+    except Exception:  # the stream ends when the bench tears the cluster down
+        pass
+
+
+def _follow_meta(api, watch, stamps: Stamps) -> None:
     for ev in watch.Watch().stream(api.list_cluster_custom_object, "sk8s.io", "v1alpha1", "sandboxpods",
                                    timeout_seconds=900):
         obj = ev["object"]
