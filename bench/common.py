@@ -93,3 +93,31 @@ def time_to_running(list_fn, list_args: tuple, create, n: int, prefix: str, reac
             raise SystemExit(f"{name} did not reach Running within 60 s")
         times.append(running[name] - t0)
     return times
+
+
+def http_bulk(host: str, port: int, path: str, seconds: float, streams: int) -> float:
+    """MB/s received over `streams` parallel HTTP/1.0 downloads of `path`, each fetched again
+    until `seconds` are up. Blocking sockets in threads: the client's cost per byte stays
+    small next to the data path's."""
+    import socket
+    import threading
+    total = [0] * streams
+    stop = time.monotonic() + seconds
+
+    def one(i: int) -> None:
+        buf = bytearray(256 * 1024)
+        while time.monotonic() < stop:
+            with socket.create_connection((host, port), timeout=5) as s:
+                s.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+                while time.monotonic() < stop:
+                    n = s.recv_into(buf)
+                    if not n:
+                        break
+                    total[i] += n
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(total) / (time.monotonic() - t0) / 1e6

@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # nfs-common: mount.nfs for NFS volumes; nfs-ganesha(-vfs): the userspace NFS server the e2e
-# tests start (this host's kernel may have no nfsd).
-APT_PACKAGES=(podman runc catatonit busybox-static iproute2 iptables curl nfs-common nfs-ganesha nfs-ganesha-vfs)
+# tests start (this host's kernel may have no nfsd). nftables, conntrack: the local load balancers' kernel
+# data path (nft rules; conntrack ends UDP flows to a removed backend).
+APT_PACKAGES=(podman runc catatonit busybox-static iproute2 iptables nftables conntrack curl nfs-common nfs-ganesha nfs-ganesha-vfs)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -180,6 +180,12 @@ def lb_range() -> str | None:
     return os.environ.get("SK8S_LB_RANGE") or None
 
 
+def lb_datapath() -> str:
+    """SK8S_LB_DATAPATH (default `kernel`): `proxy` makes the local provider's load balancers
+    forward in user space (the Python proxy) even where the kernel path serves (a baseline)."""
+    return os.environ.get("SK8S_LB_DATAPATH") or "kernel"
+
+
 def standby_planes() -> int:
     """SK8S_STANDBY_PLANES (default 1): warm tenant control planes the ServerlessCluster
     operator keeps started ahead of demand."""

@@ -34,6 +34,9 @@ class LBSpec:
     # IP -> the (protocol, port, target port) it serves, for backends that serve only some
     # listeners or on other ports; a backend not named here serves every listener on its target_port.
     backend_ports: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+    # The object's resourceVersion this spec was read from (None: unknown): `ensure` and
+    # `follow` (a watch's) may arrive out of order, and older backends never replace newer.
+    version: int | None = None
 
     def targets(self, lst: "LBListener", ips: list[str]) -> list[tuple[str, int]]:
         """(ip, port) of the backends among `ips` that serve `lst`."""
@@ -73,6 +76,12 @@ class LoadBalancers(abc.ABC):
     @abc.abstractmethod
     async def ensure(self, spec: LBSpec, address: str | None) -> LBState:
         """Create or update; `address` is the one recorded before (kept if still valid)."""
+
+    async def follow(self, spec: LBSpec) -> bool:
+        """Takes new backends of an LB served now, ahead of `ensure` (a fast path, fed by a
+        watch): only when nothing but `backends`/`backend_ports` changed since the last
+        `ensure`, which checked everything else. False: not taken, `ensure` will do it."""
+        return False
 
     @abc.abstractmethod
     def state(self, lb_id: str) -> LBState | None:

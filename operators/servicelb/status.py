@@ -21,7 +21,7 @@ def api_server_address(cluster: dict | None) -> tuple[str, int]:
     return parsed.hostname, parsed.port
 
 
-def lb_spec(uid: str, spec: dict, api_server: tuple[str, int] | None = None) -> LBSpec:
+def lb_spec(uid: str, spec: dict, api_server: tuple[str, int] | None = None, version: str | None = None) -> LBSpec:
     listeners = [LBListener(lst.get("protocol") or "TCP", int(lst["port"]), int(lst["targetPort"]))
                  for lst in spec.get("listeners") or []]
     ready = [b for b in spec.get("backends") or [] if b.get("ready", True) and b.get("ip")]
@@ -33,7 +33,8 @@ def lb_spec(uid: str, spec: dict, api_server: tuple[str, int] | None = None) -> 
                 (p.get("protocol") or "TCP", int(p["port"]), int(p["targetPort"])) for p in b["ports"])
     return LBSpec(uid, spec.get("addressType") or "internet", spec.get("vpcID"), listeners,
                   [] if api_server else backends, spec.get("loadBalancerIP") or None, api_server,
-                  spec.get("sessionAffinityTimeoutSeconds"), {} if api_server else ports)
+                  spec.get("sessionAffinityTimeoutSeconds"), {} if api_server else ports,
+                  int(version) if version and str(version).isdigit() else None)
 
 
 def build_status(state: LBState, *, provider: str, generation: int | None, previous: list[dict] | None) -> dict:

@@ -62,12 +62,17 @@ def plane_dir(meta, uid: str) -> Path:
     raise AssertionError(f"no plane claimed by {uid}")
 
 
-def anchor_addresses(meta, uid: str) -> set[str]:
-    """The addresses bound in cluster `uid`'s VPC anchor (its intranet load balancers)."""
+def anchor_netns(meta, uid: str) -> str:
+    """The network namespace of cluster `uid`'s VPC anchor (where its intranet LBs live)."""
     pods = json.loads(meta.podman("pod", "ps", "--format=json", f"--filter=label=sk8s.io/vpc={uid}").stdout)
     assert len(pods) == 1, pods
     infra = meta.podman("pod", "inspect", pods[0]["Id"], "--format={{.InfraContainerID}}").stdout.strip()
-    netns = meta.podman("inspect", infra, "--format={{.NetworkSettings.SandboxKey}}").stdout.strip()
+    return meta.podman("inspect", infra, "--format={{.NetworkSettings.SandboxKey}}").stdout.strip()
+
+
+def anchor_addresses(meta, uid: str) -> set[str]:
+    """The addresses bound in cluster `uid`'s VPC anchor (its intranet load balancers)."""
+    netns = anchor_netns(meta, uid)
     out = subprocess.run(["nsenter", f"--net={netns}", "ip", "-o", "-4", "addr", "show", "dev", "eth0"],
                          capture_output=True, text=True, check=True).stdout
     return {ln.split()[3].split("/")[0] for ln in out.splitlines() if ln.split()[3].endswith("/32")}

@@ -1,4 +1,17 @@
-"""Local load balancers: a real TCP/UDP proxy per LB, on an address of its own.
+"""Local load balancers, each on an address of its own, forwarding in the kernel.
+
+The data path is nftables DNAT (lbrules.py, as kube-proxy's nftables mode): round robin
+over the healthy backends of each listener, session affinity in timed sets, one table per
+LB, replaced in one transaction whenever the backends or their health change (TCP connect
+checks every second; UDP backends follow the endpoints). Rules live in the kernel, so an
+LB keeps serving while its operator restarts; the tables of LBs nobody records any more (an
+operator killed before it removed them) are dropped at the next start, as orphaned
+addresses are.
+
+The Python proxy (proxy.py) remains for what the kernel path cannot serve: the tenant's
+`kubernetes` LB, whose backend is the tenant's API server on this host (the VPC's own
+packets may not open connections to the host, firewall.py; the proxy connects from the
+host), and any LB when nft is unusable or SK8S_LB_DATAPATH=proxy.
 
 Internet LBs take an address from a loopback range (127.x.y.z, reachable from this host
 as a public address would be from anywhere); intranet LBs take one from their VPC's
@@ -10,17 +23,19 @@ address added by a run that died before recording it is freed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import ipaddress
 import logging
 import os
+import shutil
 import socket
 
-from ...config import lb_range
+from ...config import lb_datapath, lb_range
 from ...models.contracts import LABEL_HOME, LABEL_VPC
 from ..errors import ProviderError
 from ..services import BackendHealth, LBListener, LBSpec, LBState, LoadBalancers
-from . import netns
+from . import lbrules, netns, nft
 from .proxy import BackendSet, Listener, check_tcp
 from .vpc import LocalVpcs, Vpc
 
@@ -69,6 +84,10 @@ def choose_address(candidates: list[str], taken: set[str], *, asked: str | None,
     return asked
 
 
+def _older(spec: LBSpec, than: LBSpec) -> bool:
+    return spec.version is not None and than.version is not None and spec.version < than.version
+
+
 class _LB:
     def __init__(self, spec: LBSpec, address: str, ns: str | None,
                  backend_net: ipaddress.IPv4Network | None, gateway: str | None) -> None:
@@ -81,6 +100,15 @@ class _LB:
         self.listeners: dict[LBListener, Listener] = {}
         self.backends: dict[LBListener, BackendSet] = {}
         self.health_task: asyncio.Task | None = None
+        # The kernel path: its nft table (None: the proxy serves), the ruleset last applied,
+        # and what each listener forwarded to then (UDP flows to a target dropped are ended).
+        self.table: str | None = None
+        self.applied: str | None = None
+        self.served: dict[LBListener, tuple[tuple[str, int], ...]] = {}
+        # Rule changes of this LB, one at a time; the provider's lock is for what LBs share
+        # (addresses), so that one LB's change never waits for another's.
+        self.lock = asyncio.Lock()
+        self.closed = False
 
 
 class LocalLoadBalancers(LoadBalancers):
@@ -92,13 +120,42 @@ class LocalLoadBalancers(LoadBalancers):
         self.lbs: dict[str, _LB] = {}
         self.reserved: dict[str, str] = {}  # address -> lb id
         self._lock = asyncio.Lock()
+        self._kernel: bool | None = None
+
+    @property
+    def table_prefix(self) -> str:
+        """This instance's nft tables: per installation, and per internet range (the cloud
+        emulator serves its SLBs with an instance of its own, whose tables are not ours)."""
+        owner = hashlib.sha256(str(self.internet).encode()).hexdigest()[:6]
+        return f"sk8s-lb-{self.vpcs.home_id}-{owner}-"
+
+    async def kernel_path(self) -> bool:
+        """Whether nft serves here (checked once)."""
+        if self._kernel is None:
+            ok = lb_datapath() != "proxy" and shutil.which("nft") is not None
+            if ok:
+                rc, out = await nft.apply(nft.guard_script())
+                ok = rc == 0
+                if not ok:
+                    log.warning("nft unusable, load balancers forward in user space: %s", out)
+            self._kernel = ok
+        return self._kernel
 
     async def setup(self, known: dict[str, str]) -> None:
         self.reserved = {addr: lb_id for lb_id, addr in known.items() if addr}
-        await self._free_orphan_addresses()
+        await self._drop_stale_tables(None, set(known))
+        await self._free_orphan_addresses(set(known))
 
-    async def _free_orphan_addresses(self) -> None:
-        """Intranet addresses in VPC anchors that no ServiceLB records (a run killed mid-way)."""
+    async def _drop_stale_tables(self, ns: str | None, known: set[str]) -> None:
+        """Tables of LBs that no ServiceLB records: their operator died before removing them."""
+        stale = [t for t in await nft.tables(self.table_prefix, ns) if t[len(self.table_prefix):] not in known]
+        if stale:
+            log.warning("removing stale load balancer rules: %s", ", ".join(stale))
+            await nft.drop_tables(stale, ns)
+
+    async def _free_orphan_addresses(self, known: set[str]) -> None:
+        """Intranet addresses in VPC anchors that no ServiceLB records (a run killed mid-way),
+        and the rules of LBs no ServiceLB records."""
         pods = await self.vpcs.podman.json("pod", "ps", "--format=json",
                                            f"--filter=label={LABEL_HOME}={self.vpcs.home_id}")
         for pod in pods if isinstance(pods, list) else []:
@@ -110,6 +167,7 @@ class LocalLoadBalancers(LoadBalancers):
             vpc = await self.vpcs.find(vpc_id)
             if vpc is None:
                 continue
+            await self._drop_stale_tables(vpc.netns, known)
             rc, out = await netns.ip(vpc.netns, "-o", "-4", "addr", "show", "dev", "eth0")
             for line in out.splitlines() if rc == 0 else []:
                 parts = line.split()
@@ -166,24 +224,104 @@ class LocalLoadBalancers(LoadBalancers):
                 addr, ns = await self._allocate(spec, address)
                 net, gateway = await self._backend_net(spec)
                 lb = self.lbs[spec.id] = _LB(spec, addr, ns, net, gateway)
+                if spec.api_server is None and await self.kernel_path():
+                    lb.table = lbrules.table_name(self.table_prefix, spec.id)
+                    await self._open_kernel_path(lb)
                 lb.health_task = asyncio.create_task(self._check_health(lb), name=f"lb-health-{spec.id}")
-            lb.spec = spec
-            await self._sync_listeners(lb)
+            async with lb.lock:
+                if _older(spec, lb.spec):  # the watch brought newer backends already: kept
+                    spec = dataclasses.replace(spec, backends=lb.spec.backends,
+                                               backend_ports=lb.spec.backend_ports, version=lb.spec.version)
+                lb.spec = spec
+                if lb.table:
+                    await self._sync_rules(lb)
+                else:
+                    await self._sync_listeners(lb)
         return self._state(lb)
+
+    async def follow(self, spec: LBSpec) -> bool:
+        lb = self.lbs.get(spec.id)
+        if lb is None:
+            return False
+        async with lb.lock:
+            if lb.closed or not lb.table or dataclasses.replace(
+                    spec, backends=lb.spec.backends, backend_ports=lb.spec.backend_ports,
+                    version=lb.spec.version) != lb.spec:
+                return False
+            if _older(spec, lb.spec):
+                return True
+            changed = (spec.backends, spec.backend_ports) != (lb.spec.backends, lb.spec.backend_ports)
+            lb.spec = spec
+            if changed:
+                await self._sync_rules(lb)
+            return True
+
+    async def _open_kernel_path(self, lb: _LB) -> None:
+        """The settings the kernel path needs for this LB; where they cannot be made, the
+        proxy serves it."""
+        try:
+            if lb.netns:
+                await nft.open_anchor(lb.netns)
+            elif lb.gateway:
+                await nft.open_localnet(lb.gateway)
+        except (RuntimeError, OSError) as exc:
+            log.warning("LB %s forwards in user space: %s", lb.spec.id, exc)
+            lb.table = None
+
+    def _allowed(self, lb: _LB) -> list[str]:
+        # The data path runs on the host, outside the tenants' isolation: it must only ever
+        # reach the tenant's own pods, whatever endpoints the tenant writes; or, for the
+        # `kubernetes` Service, the one API server the operator found for the VPC.
+        allowed = [ip for ip in lb.spec.backends
+                   if lb.backend_net is not None and _within(ip, lb.backend_net) and ip != lb.gateway]
+        lb.refused = [] if lb.spec.api_server else sorted(set(lb.spec.backends) - set(allowed))
+        if lb.refused:
+            log.warning("LB %s: refusing backends outside its VPC: %s", lb.spec.id, ", ".join(lb.refused))
+        return allowed
+
+    async def _sync_rules(self, lb: _LB) -> None:
+        """The kernel path: backend sets as the proxy keeps them, then the table."""
+        allowed = self._allowed(lb)
+        for lst in [k for k in lb.backends if k not in set(lb.spec.listeners)]:
+            lb.backends.pop(lst)
+        for lst in lb.spec.listeners:
+            backends = lb.backends.setdefault(lst, BackendSet())
+            backends.replace(lb.spec.targets(lst, allowed))
+            backends.set_affinity(lb.spec.affinity_seconds)
+        await self._apply(lb)
+
+    async def _apply(self, lb: _LB) -> None:
+        """Writes the table if what it should say changed: each listener forwards to its
+        healthy backends, or, none being healthy, to all of them (the proxy's last resort)."""
+        routes = {}
+        for lst, backends in lb.backends.items():
+            healthy = tuple(t for t in backends.targets if t not in backends.unhealthy)
+            routes[lst] = healthy or tuple(backends.targets)
+        try:
+            text = lbrules.ruleset(lb.table, lb.address, "prerouting" if lb.netns else "output",
+                                   [lbrules.Route(lst.protocol, lst.port, t) for lst, t in routes.items()],
+                                   lb.spec.affinity_seconds)
+        except ValueError as exc:  # validated before: a value that still fails is refused whole
+            raise ProviderError(f"load balancer {lb.address}: {exc}", reason="InvalidSpec") from exc
+        if text != lb.applied:
+            rc, out = await nft.apply(text, lb.netns)
+            if rc != 0:
+                raise ProviderError(f"load balancer {lb.address}: nft: {out}", reason="ListenFailed")
+            lb.applied = text
+            log.info("LB %s %s: %s", lb.spec.id, lb.address, "; ".join(
+                f"{lst.protocol} {lst.port} -> {' '.join(f'{ip}:{p}' for ip, p in t) or 'none'}" for lst, t in routes.items()))
+        for lst, targets in routes.items():
+            if lst.protocol == "UDP":
+                for ip, _ in set(lb.served.get(lst, ())) - set(targets):
+                    await nft.forget_udp(lb.netns, lb.address, lst.port, ip)
+        lb.served = routes
 
     async def _sync_listeners(self, lb: _LB) -> None:
         wanted = set(lb.spec.listeners)
         for lst in [k for k in lb.listeners if k not in wanted]:
             await lb.listeners.pop(lst).close()
             lb.backends.pop(lst, None)
-        # The proxy runs on the host, outside the tenants' isolation: it must only ever
-        # connect to the tenant's own pods, whatever endpoints the tenant writes; or, for
-        # the `kubernetes` Service, to the one API server the operator found for the VPC.
-        allowed = [ip for ip in lb.spec.backends
-                   if lb.backend_net is not None and _within(ip, lb.backend_net) and ip != lb.gateway]
-        lb.refused = [] if lb.spec.api_server else sorted(set(lb.spec.backends) - set(allowed))
-        if lb.refused:
-            log.warning("LB %s: refusing backends outside its VPC: %s", lb.spec.id, ", ".join(lb.refused))
+        allowed = self._allowed(lb)
         for lst in lb.spec.listeners:
             targets = [lb.spec.api_server] if lb.spec.api_server else lb.spec.targets(lst, allowed)
             if lst in lb.listeners:
@@ -208,7 +346,8 @@ class LocalLoadBalancers(LoadBalancers):
             await asyncio.sleep(HEALTH_INTERVAL)
             changed = False
             for lst, backends in list(lb.backends.items()):
-                lb.listeners[lst].housekeeping()
+                if lst in lb.listeners:
+                    lb.listeners[lst].housekeeping()
                 if lst.protocol != "TCP":
                     continue
                 targets = list(backends.targets)
@@ -220,6 +359,13 @@ class LocalLoadBalancers(LoadBalancers):
                     else:
                         backends.unhealthy.add(t)
                     changed |= was != ok
+            if changed and lb.table:
+                async with lb.lock:
+                    if not lb.closed:
+                        try:
+                            await self._apply(lb)
+                        except ProviderError as exc:
+                            log.warning("LB %s: %s", lb.spec.id, exc)
             if changed and self.on_health_change:
                 self.on_health_change(lb.spec.id)
 
@@ -237,10 +383,16 @@ class LocalLoadBalancers(LoadBalancers):
         return self._state(lb) if lb else None
 
     async def _close(self, lb: _LB) -> None:
-        if lb.health_task:
-            lb.health_task.cancel()
-        for listener in lb.listeners.values():
-            await listener.close()
+        # Under the LB's lock: a rule change under way (the health task's, the watch's) ends
+        # first, since its thread would finish writing the table even if cancelled.
+        async with lb.lock:
+            lb.closed = True
+            if lb.health_task:
+                lb.health_task.cancel()
+            for listener in lb.listeners.values():
+                await listener.close()
+            if lb.table and (lb.netns is None or os.path.exists(lb.netns)):
+                await nft.drop_tables([lb.table], lb.netns)
         if lb.netns and os.path.exists(lb.netns):
             await netns.ip(lb.netns, "addr", "del", f"{lb.address}/32", "dev", "eth0")
         self.reserved.pop(lb.address, None)
@@ -256,8 +408,13 @@ class LocalLoadBalancers(LoadBalancers):
             for addr, owner in list(self.reserved.items()):
                 if owner == lb_id:
                     self.reserved.pop(addr)
-            if address and vpc_id and self.reserved.get(address) is None:
-                vpc = await self.vpcs.find(vpc_id)  # find, never create: the VPC may be gone too
-                if vpc is not None and _within(address, vpc.layout.service_range):
+            # Its rules too, wherever they are (the host's, or its VPC anchor's).
+            table = lbrules.table_name(self.table_prefix, lb_id)
+            await nft.drop_tables([table])
+            vpc = await self.vpcs.find(vpc_id) if vpc_id else None  # find, never create: the VPC may be gone too
+            if vpc is not None:
+                await nft.drop_tables([table], vpc.netns)
+            if address and vpc is not None and self.reserved.get(address) is None:
+                if _within(address, vpc.layout.service_range):
                     await netns.ip(vpc.netns, "addr", "del", f"{address}/32", "dev", "eth0")
 

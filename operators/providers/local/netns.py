@@ -13,9 +13,10 @@ import ipaddress
 import os
 import socket
 import threading
-from typing import Callable
+from typing import Callable, TypeVar
 
 CLONE_NEWNET = 0x40000000
+T = TypeVar("T")
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 
@@ -67,7 +68,13 @@ async def connect_in(netns: str, host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run_in(netns: str, make: Callable[[], socket.socket]) -> socket.socket:
+def call_in(netns: str, fn: Callable[[], T]) -> T:
+    """`fn()` run by a short-lived thread inside `netns` (anything a namespace's own
+    kernel objects must be made for: sockets, nftables rules)."""
+    return _run_in(netns, fn)
+
+
+def _run_in(netns: str, make: Callable[[], T]) -> T:
     result: dict = {}
 
     def run() -> None:

@@ -20,7 +20,7 @@ from ...models.podspec import PodSpec
 from ...models.sandboxpod import EphemeralContainer
 from ..lifecycle import SandboxLifecycle, VolumeContent
 from ..sandbox import EventSink, SandboxInstance, SandboxRef
-from . import firewall
+from . import firewall, nft
 from .kubelet import ephemeral
 from .kubelet.worker import PodWorker
 from .networks import LocalNetworks
@@ -80,6 +80,8 @@ class LocalProvider(SandboxLifecycle):
         for pod in pods if isinstance(pods, list) else []:
             await self.podman.run("pod", "rm", "--force", "--time=0", pod.get("Id") or pod.get("Name"), check=False)
         await firewall.release(f"sk8s:{self.home_id}:")
+        # The load balancers' rules on the host (those in VPC anchors went with the anchors).
+        await nft.drop_tables(await nft.tables(f"sk8s-lb-{self.home_id}-"))
         nets = await self.podman.json("network", "ls", "--format=json", f"--filter=label={LABEL_HOME}={self.home_id}")
         for net in nets if isinstance(nets, list) else []:
             await self.podman.run("network", "rm", "--force", net.get("name") or net.get("Name"), check=False)

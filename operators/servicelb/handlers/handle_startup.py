@@ -10,6 +10,7 @@ from ...config import provider_name
 from ...kube import list_objects
 from ...models.contracts import FINALIZER_SERVICELB
 from ...providers import make_load_balancers
+from .. import follow
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     known = {o["metadata"]["uid"]: (o.get("status") or {}).get("address") for o in items}
     await lbs.setup({uid: addr for uid, addr in known.items() if addr})
     memo.lbs = lbs
+    memo.follow = follow.start(lbs)  # backends ahead of the update handler (follow.py)
     kopfresync.start(memo, "servicelbs", finalizer(),
                      diffbase=kopfresync.DIFFBASE_ANNOTATION + kopfsettings.storage_suffix(), accept=kopfsettings.owns)
     log.info("ServiceLB operator: %d load balancer(s) known, provider %s", len(known), lbs.name)
