@@ -14,6 +14,11 @@ a stage whose "last" jumps is where the burst queues) and the per-pod time spent
 previous stage (p50/p99). The baseline of the same run is the bare runtime: as many
 `podman run` of the same image one after another.
 
+The provider's side is opened up too: every podman command the installation runs goes
+through a shim first on its PATH (this bench's only), which records its verb and how long
+it took; the report sums them by verb over the burst (a CLI process per call is what
+issue 13's "warm sandbox path" would remove).
+
     python bench/burst_profile.py [--replicas 100]
 """
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 from cluster_start import create_cluster, kubectl, tenant_kubeconfig
 from common import IMAGE, REPO, pct, private_home, sk8s
@@ -84,6 +90,39 @@ def _follow_meta(api, watch, stamps: Stamps) -> None:
             stamps.mark(uid, "sandbox up")
 
 
+SHIM = """#!/bin/sh
+t0=$(date +%s.%N)
+/usr/bin/podman "$@"
+rc=$?
+echo "$t0 $(date +%s.%N) $1 $2" >> "$SK8S_PODMAN_TRACE"
+exit $rc
+"""
+
+
+def install_shim(env: dict) -> Path:
+    """A `podman` first on the installation's PATH, logging each call to a file."""
+    bindir = Path(env["SK8S_HOME"]) / "bench-shim"
+    bindir.mkdir()
+    shim = bindir / "podman"
+    shim.write_text(SHIM)
+    shim.chmod(0o755)
+    trace = Path(env["SK8S_HOME"]) / "podman-trace.log"
+    env.update(PATH=f"{bindir}:{env['PATH']}", SK8S_PODMAN_TRACE=str(trace))
+    return trace
+
+
+def podman_calls(trace: Path, since: float, until: float) -> list[str]:
+    """Podman calls by verb between two wall-clock times: count and summed seconds."""
+    verbs: dict[str, list[float]] = {}
+    for line in trace.read_text().splitlines() if trace.exists() else []:
+        t0, t1, *words = line.split()
+        if since <= float(t0) <= until:
+            verb = " ".join(w for w in words[:2] if not w.startswith("-"))[:24]
+            verbs.setdefault(verb, []).append(float(t1) - float(t0))
+    rows = sorted(verbs.items(), key=lambda kv: -sum(kv[1]))
+    return [f"{verb:24} {len(ts):5} calls {sum(ts):8.1f}s  p50 {pct(ts, 50):.2f}s" for verb, ts in rows[:12]]
+
+
 def podman_runs(env: dict, n: int) -> float:
     """Seconds for n detached `podman run` one after another, then removed (the baseline)."""
     names = [f"sk8s-burst-base-{i}" for i in range(n)]
@@ -115,6 +154,7 @@ def main() -> None:
     args = ap.parse_args()
     env = private_home()
     env["KUBECONFIG"] = f"{env['SK8S_HOME']}/kubeconfig"
+    trace = install_shim(env)
     sk8s(env, "up")
     try:
         subprocess.run(["bash", str(REPO / "hack/build-image.sh")], env=env, check=True, capture_output=True)
@@ -126,7 +166,7 @@ def main() -> None:
         for target, a in ((watch_tenant, (kc, stamps)), (watch_meta, (env, stamps))):
             threading.Thread(target=target, args=a, daemon=True).start()
         time.sleep(1.0)
-        t0 = time.monotonic()
+        t0, wall0 = time.monotonic(), time.time()
         kubectl(env, "create", "deployment", "big", f"--image={IMAGE}", f"--replicas={args.replicas}",
                 "--", "sleep", "3600", kubeconfig=kc)
         while time.monotonic() - t0 < 600:
@@ -138,6 +178,9 @@ def main() -> None:
         kubectl(env, "delete", "deployment", "big", "--wait=false", kubeconfig=kc)
         print(f"Deployment of {args.replicas} replicas -> all Running: {total:.2f}s  (target <= 15 s)")
         for line in report(stamps, t0, args.replicas):
+            print("  " + line)
+        print(f"podman calls during the burst (all processes, {total:.1f}s of wall time on this machine's cores):")
+        for line in podman_calls(trace, wall0, wall0 + total):
             print("  " + line)
         time.sleep(20)  # the deletions settle before the baseline shares the runtime
         base = podman_runs(env, args.replicas)
