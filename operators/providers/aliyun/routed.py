@@ -137,10 +137,12 @@ class RoutedLifecycle(SandboxLifecycle):
                 for p in self.router.every():
                     if id(p) not in tasks:
                         tasks[id(p)] = asyncio.create_task(pump(p))
-                try:
-                    yield await asyncio.wait_for(queue.get(), rescan)
-                except asyncio.TimeoutError:
+                try:  # (asyncio.timeout: 3.11's wait_for may swallow a cancellation, see aio.py)
+                    async with asyncio.timeout(rescan):
+                        ref = await queue.get()
+                except TimeoutError:
                     continue
+                yield ref
                 while not queue.empty():
                     yield queue.get_nowait()
         finally:
