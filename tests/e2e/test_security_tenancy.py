@@ -30,7 +30,7 @@ from operators.config import home_id
 from operators.providers.local.loadbalancer import internet_range
 
 from .conftest import IMAGE, REPO, phase
-from .tenant import Tenant, anchor_addresses, delete_cluster, make_cluster
+from .tenant import Tenant, anchor_addresses, delete_cluster, make_cluster, wait_deletions
 
 pytestmark = pytest.mark.e2e
 API = "sk8s.io/v1alpha1"
@@ -158,7 +158,9 @@ def snapshot(meta, b: Side) -> dict:
 @pytest.fixture
 def b_untouched(meta, a, b):
     """B's pods, sandboxes, DNS answer and VPC are the same after the test; no network of
-    this installation appeared or went."""
+    this installation appeared or went. (An earlier module's cluster may still be being
+    deleted, its network with it: that deletion ends first.)"""
+    wait_deletions(meta)
     before, nets = snapshot(meta, b), networks(meta)
     assert len(before["pods"]) == 1 and before["dns"][1]
     yield before
