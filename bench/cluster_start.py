@@ -185,18 +185,19 @@ def cold_apiserver(env: dict, n: int = 3) -> list[float]:
     """Baseline: a tenant kube-apiserver started from nothing, until /readyz (what the pool hides)."""
     from operators.serverlesscluster import cluster, planes
     import asyncio
-    times = []
-    for _ in range(n):
-        os.environ["SK8S_HOME"] = env["SK8S_HOME"]
-        os.environ["SK8S_ETCD_URL"] = env["SK8S_ETCD_URL"]
+    os.environ["SK8S_HOME"] = env["SK8S_HOME"]
+    os.environ["SK8S_ETCD_URL"] = env["SK8S_ETCD_URL"]
+
+    async def one() -> float:
         plane = planes.new_plane(claim_for="bench-cold")
         t = cluster.plane_tenant(plane)
         t0 = time.monotonic()
-        cluster.start_apiserver(t)
-        ok = asyncio.run(cluster.wait_apiserver(t, 90))
-        times.append(time.monotonic() - t0 if ok else float("nan"))
-        cluster.destroy_plane(plane)
-    return times
+        await cluster.start_apiserver(t)
+        ok = await cluster.wait_apiserver(t, 90)
+        took = time.monotonic() - t0 if ok else float("nan")
+        await cluster.destroy_plane(plane)
+        return took
+    return [asyncio.run(one()) for _ in range(n)]
 
 
 def main() -> None:
