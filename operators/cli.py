@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from . import API_VERSION
+from .cli_power import add_power_parsers
 from .config import Layout, default_kubeconfig, home_id, layout, write_containers_conf
 
 
@@ -98,6 +99,7 @@ def cmd_down(args) -> int:
         if comp.get("pid") and _alive(comp["pid"]):
             os.kill(comp["pid"], signal.SIGKILL)
     stopped = _stop_planes(lay)
+    _drop_wake_rule()
     _stop_emulator(lay)
     removed = asyncio.run(_remove_sandboxes(lay))
     lay.state_file.unlink(missing_ok=True)
@@ -157,6 +159,12 @@ def _stop_planes(lay: Layout) -> int:
     if strays:
         print(f"note: stopped {len(strays)} plane process(es) that no pid file held: {strays}", file=sys.stderr)
     return stopped
+
+
+def _drop_wake_rule() -> None:
+    """Sleeping tenants' endpoints led to the operator, now stopped (its next start rebuilds it)."""
+    from .serverlesscluster.power import drop_rules
+    asyncio.run(drop_rules())
 
 
 async def _remove_sandboxes(lay: Layout) -> int:
@@ -400,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     cc.add_argument("--memory")
     cc.add_argument("--timeout", type=float, default=120)
     cc.set_defaults(func=cmd_cluster_create)
+    add_power_parsers(clsub)
     sl = sub.add_parser("sandbox-logs", help="a SandboxPod container's output")
     sl.add_argument("name")
     sl.add_argument("-n", "--namespace", default="default")

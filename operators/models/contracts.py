@@ -80,6 +80,11 @@ FINALIZER_SERVICELB = "sk8s.io/servicelb"
 FINALIZER_PRIVATEZONE = "sk8s.io/privatezone"
 # kopf's own annotation prefix: `sk8s.io/last-handled-configuration`, the diff base.
 KOPF_ANNOTATION_PREFIX = "sk8s.io"
+# `sk8s cluster sleep|wake NAME` asks the ServerlessCluster operator through this annotation
+# ("sleep" or "wake"), which the operator removes once it acted. Not under sk8s.io/: kopf
+# keeps its own state there and ignores changes of those annotations.
+ANNOTATION_POWER_REQUEST = "power.sk8s.io/request"
+REASON_SLEEPING = "Sleeping"
 
 # --- Condition types and reasons ----------------------------------------------------------
 # Every sk8s kind reports Ready (what `kubectl wait --for=condition=Ready` and the CRDs'

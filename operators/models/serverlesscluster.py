@@ -33,7 +33,14 @@ class ServerlessClusterSpec(K8sModel):
                     "namespace with keys access-key-id and access-key-secret. Unset: the installation's account. "
                     "Immutable: the cluster's VPC, instances and load balancers live in that account.")
     quotas: Quotas | None = Field(default=None, description="Limits enforced on the tenant.")
-    sleepWhenIdle: bool | None = Field(default=None, description="Stop the control plane when idle.")
+    sleepWhenIdle: bool | None = Field(
+        default=None,
+        description="Stop the control plane after spec.sleepAfterIdleSeconds with no API request and no pod change; "
+                    "pods and load balancers keep serving, and the first request to the endpoint wakes it (the client "
+                    "waits a few seconds, and sees no error). status.phase is Sleeping meanwhile.")
+    sleepAfterIdleSeconds: int | None = Field(
+        default=None, ge=10, le=7 * 24 * 3600,
+        description="How long the tenant must be idle before it sleeps (spec.sleepWhenIdle); default 900.")
     # Immutable: the Nodes, their zones and their share of the quota are fixed at claim, and
     # pods bound to a node that went away would have to be moved (nothing does that).
     virtualNodes: int = Field(
@@ -53,7 +60,7 @@ class NetworkStatus(K8sModel):
 
 
 class ServerlessClusterStatus(K8sModel):
-    phase: Literal["Pending", "Provisioning", "Ready", "Failed", "Deleting"] | None = None
+    phase: Literal["Pending", "Provisioning", "Ready", "Sleeping", "Failed", "Deleting"] | None = None
     endpoint: str | None = Field(default=None, description="URL of the tenant's API server.")
     kubeconfigSecretName: str | None = None
     sandboxNamespace: str | None = Field(default=None, description="Meta namespace of the tenant's SandboxPods.")

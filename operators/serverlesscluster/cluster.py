@@ -37,7 +37,9 @@ from . import controlplane as cp
 from . import node_health, planes
 from .egress import write_egress_config
 from .netplan import NetworkPlan, kube_dns_service
-from .tenant_pki import ensure_front_proxy_pki, ensure_scheduler_client, ensure_tenant_pki
+from . import idle
+from .tenant_pki import (OPERATOR_CLIENT, ensure_front_proxy_pki, ensure_operator_client, ensure_scheduler_client,
+                         ensure_tenant_pki)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VNODE_RBAC = REPO_ROOT / "operators" / "virtualnode" / "rbac.yaml"
@@ -56,8 +58,10 @@ async def on_host(fn: Callable[..., T], *args, **kwargs) -> T:
 
 
 def tenant_client(t: cp.Tenant) -> KubeClient:
-    """The tenant apiserver, as its admin (the plane's own PKI)."""
-    return KubeClient.from_pki(t.endpoint, t.pki, "admin", name=f"tenant {t.name or t.directory.name}",
+    """The tenant apiserver, as an admin of the plane's own PKI: the operator's own identity,
+    which the tenant's audit log leaves out (idle.py), once the plane has it."""
+    user = OPERATOR_CLIENT if (t.pki / f"{OPERATOR_CLIENT}.key").exists() else "admin"
+    return KubeClient.from_pki(t.endpoint, t.pki, user, name=f"tenant {t.name or t.directory.name}",
                                user_agent=FIELD_MANAGER, timeout=TENANT_TIMEOUT)
 
 
@@ -124,6 +128,7 @@ def processes(t: cp.Tenant) -> ProcessSet:
 def write_credentials(t: cp.Tenant) -> None:
     ensure_tenant_pki(t.pki, "tenant", t.kubernetes_ip)
     ensure_front_proxy_pki(t.pki)
+    ensure_operator_client(t.pki)
     ensure_etcd_client(t)
     ca = (t.pki / "ca.crt").read_bytes()
     users = ["admin", "controller-manager", "virtual-node"]
@@ -156,6 +161,14 @@ async def start_scheduler(t: cp.Tenant) -> None:
         await on_host(_start_scheduler, t)
 
 
+async def start_named(t: cp.Tenant, name: str) -> None:
+    """Start one component by name, whatever the tenant's spec says (a woken plane starts
+    again what ran when it fell asleep)."""
+    starters = {"kube-apiserver": _start_apiserver, "kube-controller-manager": _start_controller_manager,
+                "kube-scheduler": _start_scheduler, "virtual-node": _start_virtual_node}
+    await on_host(starters[name], t)
+
+
 async def stop_component(t: cp.Tenant, name: str) -> None:
     await on_host(processes(t).stop, name)
 
@@ -163,6 +176,7 @@ async def stop_component(t: cp.Tenant, name: str) -> None:
 def _start_apiserver(t: cp.Tenant) -> None:
     write_credentials(t)
     write_egress_config(t.directory)
+    idle.write_policy(t.directory)
     processes(t).start("kube-apiserver", cp.apiserver_args(ensure_binaries(quiet=True), t), env=cp.APISERVER_ENV)
 
 

@@ -12,7 +12,7 @@ from .. import config
 from ..embedded import etcd_pki
 from ..embedded.components import EtcdClient, apiserver_argv, controller_manager_argv
 from ..models.contracts import VIRTUAL_NODE_NAME, virtual_node_names
-from . import egress
+from . import egress, idle
 from .netplan import LEGACY_KUBERNETES_IP, NetworkPlan
 from .tenant_pki import FRONT_PROXY_CLIENT
 
@@ -130,6 +130,8 @@ def apiserver_args(bindir: Path, t: Tenant) -> list[str]:
         "--requestheader-username-headers=X-Remote-User",
         "--requestheader-group-headers=X-Remote-Group",
         "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        # Activity only (the plane's own traffic left out): the tenant's idle clock (idle.py).
+        *idle.audit_flags(t.directory),
     ]
 
 

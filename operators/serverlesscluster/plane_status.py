@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..embedded.processes import ProcessSet
 from ..kubeclient.client import answers
-from . import planes
+from . import idle, planes
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "virtual-node")
 
@@ -23,7 +23,7 @@ class Row:
     plane: str
     component: str
     pid: int | None
-    health: str      # healthy, unhealthy, running (no health endpoint), standby, down
+    health: str      # healthy, unhealthy, running (no health endpoint), standby, asleep, down
     endpoint: str
 
     def as_dict(self) -> dict:
@@ -77,6 +77,8 @@ async def plane_rows(plane: planes.Plane, names: dict[str, str], timeout: float 
     endpoints = {name: f"https://127.0.0.1:{getattr(plane, _PORTS[name])}" if name in _PORTS else ""
                  for name in shown}
     health = await asyncio.gather(*(_health(n, pids[n], endpoints[n], args, pki, timeout) for n in shown))
+    if idle.asleep(plane.directory) is not None:  # stopped on purpose; probing it would wake it
+        health = ["asleep" if h == "down" else h for h in health]
     return [Row(cluster, plane.id, n, pids[n], h, endpoints[n]) for n, h in zip(shown, health)]
 
 

@@ -73,10 +73,12 @@ def new_id() -> str:
 def new_plane(claim_for: str | None = None, vpc_cidr: str | None = None, pid: str | None = None) -> Plane:
     """`vpc_cidr`: the VPC range held for it (the provider's hold, recorded here)."""
     pid = pid or new_id()
+    # Not a port of another plane: a sleeping one's is bound by no process, yet its own.
+    taken = {port for p in all_planes() for port in (p.apiserver_port, p.kubelet_port)}
     directory = planes_root() / pid
     directory.mkdir(parents=True)
-    api = free_port()
-    plane = Plane(directory, pid, api, free_port({api}), f"/sk8s/tenants/{pid}", vpc_cidr)
+    api = free_port(taken)
+    plane = Plane(directory, pid, api, free_port(taken | {api}), f"/sk8s/tenants/{pid}", vpc_cidr)
     if claim_for:
         (directory / CLAIM).write_text(claim_for)
     (directory / "plane.json").write_text(json.dumps({"id": pid, "apiserver": plane.apiserver_port,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..conditions import condition
 from ..models.contracts import (CONDITION_CONTROL_PLANE_READY, CONDITION_PROVIDER_READY, CONDITION_READY,
-                                CONDITION_VIRTUAL_NODE_READY, VIRTUAL_NODE_NAME)
+                                CONDITION_VIRTUAL_NODE_READY, REASON_SLEEPING, VIRTUAL_NODE_NAME)
 
 # The Ready condition's reason while sk8s is down (the planes stop with it).
 REASON_STOPPED = "Stopped"
@@ -49,6 +49,23 @@ def cluster_status(*, generation: int | None, prev: dict, control_plane: bool, n
             condition(CONDITION_READY, ready, reason_ready, message, generation=generation, previous=conds_prev),
         ],
     }
+
+
+def sleeping_status(prev: dict, generation: int | None, message: str) -> dict:
+    """A sleeping tenant: phase Sleeping, its control plane and node stopped, yet Ready (True,
+    reason Sleeping): its endpoint serves, after the wake its first request causes, and its
+    pods and load balancers serve all along. The other fields stay as they were."""
+    conds_prev = prev.get("conditions") or []
+    kept = [c for c in conds_prev if c.get("type") not in (CONDITION_CONTROL_PLANE_READY, CONDITION_VIRTUAL_NODE_READY,
+                                                           CONDITION_READY)]
+    return {"phase": "Sleeping", "message": message, "observedGeneration": generation, "conditions": [
+        condition(CONDITION_CONTROL_PLANE_READY, False, REASON_SLEEPING, "the tenant kube-apiserver sleeps",
+                  generation=generation, previous=conds_prev),
+        condition(CONDITION_VIRTUAL_NODE_READY, False, REASON_SLEEPING, "the virtual node sleeps",
+                  generation=generation, previous=conds_prev),
+        *kept,
+        condition(CONDITION_READY, True, REASON_SLEEPING, message, generation=generation, previous=conds_prev),
+    ]}
 
 
 def provider_condition(prev: dict, ok: bool, reason: str, message: str, generation: int | None) -> dict:

@@ -7,6 +7,10 @@ from ..embedded import pki
 
 VNODE_USER = "sk8s:virtual-node"
 VNODE_GROUP = "sk8s:virtual-nodes"
+# The ServerlessCluster operator towards a tenant apiserver: an admin like the tenant's own,
+# under a name of its own, so that the tenant's audit log (idle.py) can leave it out.
+OPERATOR_USER = "sk8s:serverlesscluster-operator"
+OPERATOR_CLIENT = "operator"
 
 
 def ensure_tenant_pki(directory: Path, cluster: str, kubernetes_ip: str) -> None:
@@ -39,6 +43,14 @@ def ensure_scheduler_client(directory: Path) -> None:
         return
     ca = pki.load(directory, "ca")
     pki.write(pki.issue(ca, "system:kube-scheduler", client=True), directory, "scheduler")
+
+
+def ensure_operator_client(directory: Path) -> None:
+    """The operator's client certificate (planes made before it get theirs at their next start)."""
+    if (directory / f"{OPERATOR_CLIENT}.key").exists():
+        return
+    ca = pki.load(directory, "ca")
+    pki.write(pki.issue(ca, OPERATOR_USER, orgs=["system:masters"], client=True), directory, OPERATOR_CLIENT)
 
 
 FRONT_PROXY_CLIENT = "front-proxy-client"

@@ -13,9 +13,10 @@ import kopf
 from ... import kube
 from ...models.contracts import CONDITION_PROVIDER_READY
 from ...providers.errors import ProviderError
-from .. import cluster, credentials, planes
+from .. import cluster, credentials, idle, planes
 from ..restarts import RestartBackoff
-from ..status import cluster_status, provider_condition, usage
+from ..status import cluster_status, provider_condition, sleeping_status, usage
+from .handle_sleep_cluster import sleep_if_idle, sleep_message
 
 
 def handed_over(memo: kopf.Memo) -> None:
@@ -74,11 +75,20 @@ async def _check_account(body, t, status: dict) -> dict | None:
 async def check_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, **_) -> None:
     if not getattr(memo, "serving", False):
         return  # the create/resume handler has not brought it up yet: it owns it until then
-    status = body.get("status") or {}
     plane = planes.find_claimed(body["metadata"]["uid"])
     if plane is None:
         return
+    async with memo.power.lock(plane):  # not while it falls asleep or wakes
+        await _check(body, patch, memo, logger, plane)
+
+
+async def _check(body, patch: kopf.Patch, memo: kopf.Memo, logger, plane) -> None:
+    status = body.get("status") or {}
     t = cluster.tenant_for(body, plane)
+    if await cluster.on_host(idle.asleep, t.directory) is not None:
+        _update(patch, status, sleeping_status(status, body["metadata"].get("generation"),
+                                               status.get("message") or sleep_message(body.get("spec") or {}, True)))
+        return
     procs = cluster.processes(t)
     problems: list[str] = []
     if not procs.running("kube-apiserver"):
@@ -103,5 +113,11 @@ async def check_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, **_) -
                          message="; ".join(problems), node_names=t.node_names,
                          provider=await _check_account(body, t, status))
     new.update(usage(await kube.list_namespaced("sandboxpods", t.sandbox_namespace)))
+    if new["phase"] == "Ready":
+        new.update(await sleep_if_idle(body, t, memo, ready=True) or {})
+    _update(patch, status, new)
+
+
+def _update(patch: kopf.Patch, status: dict, new: dict) -> None:
     if any(new.get(k) != status.get(k) for k in new):
         patch.status.update(new)

@@ -12,8 +12,8 @@ from ...kubeclient.client import ApiError
 from ...config import aliyun_settings
 from ...providers import available_providers
 from ...providers.errors import ProviderError
-from .. import claims, cluster, credentials, planes
-from ..status import cluster_status, provider_condition
+from .. import claims, cluster, credentials, idle, planes
+from ..status import cluster_status, provider_condition, sleeping_status
 from .handle_check_cluster import handed_over
 
 APISERVER_TIMEOUT = 90
@@ -37,15 +37,15 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     meta = body["metadata"]
     prev = dict(body.get("status") or {})
     provider = spec.get("provider", "local")
-    msg = unavailable(provider, spec.get("region"))
-    if msg:
+    if msg := unavailable(provider, spec.get("region")):
         patch.status.update(cluster_status(generation=meta.get("generation"), prev=prev, control_plane=False,
                                            node=False, endpoint=None, secret=None, sandbox_namespace="",
                                            version=spec.get("version", ""), message=msg,
                                            failed=REASON_PROVIDER_UNAVAILABLE))
         raise kopf.PermanentError(msg)
-
-    plane = await _claim(meta["uid"], memo, first=reason == "create" and retry == 0)
+    if await _still_asleep(plane := await _claim(meta["uid"], memo, first=reason == "create" and retry == 0),
+                           patch, memo, prev, meta.get("generation")):
+        return
     t = cluster.tenant_for(body, plane)
     base = dict(generation=meta.get("generation"), prev=prev, sandbox_namespace=t.sandbox_namespace,
                 version=spec.get("version", DEFAULT_VERSION), node_names=t.node_names)
@@ -90,6 +90,15 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     steps["node"] = time.monotonic() - t0
     logger.info("cluster %s ready (%s, plane %s) in %.2fs: %s", t.name, reason, plane.id, steps["node"],
                 ", ".join(f"{k} at {v:.2f}s" for k, v in steps.items()))
+
+
+async def _still_asleep(plane, patch: kopf.Patch, memo: kopf.Memo, prev: dict, generation: int | None) -> bool:
+    """Asleep before the operator restarted: it stays so until a request wakes it."""
+    if await cluster.on_host(idle.asleep, plane.directory) is None:
+        return False
+    patch.status.update(sleeping_status(prev, generation, prev.get("message") or "asleep"))
+    handed_over(memo)
+    return True
 
 
 async def _claim(uid: str, memo: kopf.Memo, first: bool):

@@ -10,7 +10,7 @@ from ...tenancy import sandbox_namespace
 from .. import cluster, planes
 
 
-async def delete_cluster(body, logger, **_) -> None:
+async def delete_cluster(body, memo: kopf.Memo, logger, **_) -> None:
     meta = body["metadata"]
     sandbox_ns = sandbox_namespace(meta["name"], meta["uid"])
     plane = planes.find_claimed(meta["uid"])
@@ -23,6 +23,7 @@ async def delete_cluster(body, logger, **_) -> None:
     if phase is not None:
         raise kopf.TemporaryError(f"waiting for namespace {sandbox_ns} ({phase}) to go", delay=1)
     if plane:
+        await memo.power.forget(plane)  # asleep: its port leaves the wake rule (the port may be reused)
         await cluster.destroy_plane(plane)
     provider = (body.get("spec") or {}).get("provider", "local")
     try:

@@ -9,6 +9,8 @@ import kopf
 from ... import kopfresync, kopfsettings, kube
 from ...models.contracts import FINALIZER_SERVERLESSCLUSTER
 from .. import netgc, pool
+from ..power import Power
+from .handle_sleep_cluster import on_woken
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +21,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
         await kube.wait_until_served("serverlessclusters")
     except RuntimeError as exc:  # exit: the supervisor (or Deployment) restarts us
         raise kopf.PermanentError(str(exc)) from exc
+    memo.power = Power(on_woken)
+    await memo.power.start()  # before any cluster's handlers: the health timer takes its locks
     removed = await pool.clean_stale()
     if removed:
         log.info("discarded %d standby control plane(s) of an earlier run", removed)
@@ -31,6 +35,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
 
 
 async def stop(memo: kopf.Memo, **_) -> None:
+    if getattr(memo, "power", None):
+        await memo.power.stop()
     for name in ("pool_task", "netgc_task"):
         task = getattr(memo, name, None)
         if task:

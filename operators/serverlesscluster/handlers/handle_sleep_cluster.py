@@ -1,0 +1,116 @@
+"""Sleep mode's handlers: an idle tenant falls asleep (from the health timer), a woken one
+is reported, and `sk8s cluster sleep|wake` (an annotation) forces either."""
+from __future__ import annotations
+
+import logging
+import time
+
+import kopf
+
+from ... import API_VERSION, kube
+from ...models.contracts import ANNOTATION_POWER_REQUEST
+from ...conditions import now_rfc3339
+from .. import cluster, idle, planes
+from ..status import cluster_status, sleeping_status
+
+log = logging.getLogger(__name__)
+NODE_TIMEOUT = 30
+COMPONENT = "sk8s-serverlesscluster"
+
+
+async def _event(namespace: str, name: str, uid: str, reason: str, message: str) -> None:
+    """An Event from outside a handler (kopf's posting needs a handler's context)."""
+    now = now_rfc3339()
+    try:
+        await kube.create_event(namespace, {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{name[:200]}.{time.time_ns():x}", "namespace": namespace},
+            "involvedObject": {"apiVersion": API_VERSION, "kind": "ServerlessCluster", "name": name,
+                               "namespace": namespace, "uid": uid},
+            "reason": reason, "message": message, "type": "Normal", "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT, "firstTimestamp": now, "lastTimestamp": now, "count": 1})
+    except Exception as exc:  # best effort, as kopf's own
+        log.debug("event %s on %s/%s not recorded: %s", reason, namespace, name, exc)
+
+
+def sleep_message(spec: dict, forced: bool) -> str:
+    why = "asked to sleep" if forced else f"idle for {idle_seconds(spec)}s"
+    return f"{why}: the control plane sleeps; the first request to its endpoint wakes it"
+
+
+def idle_seconds(spec: dict) -> int:
+    return int(spec.get("sleepAfterIdleSeconds") or idle.DEFAULT_IDLE_SECONDS)
+
+
+async def _blocker(t) -> str | None:
+    async with cluster.tenant_client(t) as tc:
+        cronjobs = (await tc.get("/apis/batch/v1/cronjobs")).get("items") or []
+        hpas = (await tc.get("/apis/autoscaling/v2/horizontalpodautoscalers")).get("items") or []
+    return idle.sleep_blocker(cronjobs, hpas)
+
+
+async def sleep_if_idle(body, t, memo: kopf.Memo, ready: bool) -> dict | None:
+    """From the health timer, which holds the plane's lock: the Sleeping status if it fell asleep."""
+    spec = body.get("spec") or {}
+    idle_for = idle.idle_for(t.directory)
+    if not idle.should_sleep(bool(spec.get("sleepWhenIdle")), idle_for, idle_seconds(spec), ready):
+        return None
+    why = await _blocker(t)
+    if why:
+        if memo.get("sleep_blocked") != why:
+            memo["sleep_blocked"] = why
+            kopf.info(body, reason="SleepBlocked", message=f"idle, but stays awake: {why}")
+        return None
+    memo.pop("sleep_blocked", None)
+    return await _sleep(body, t, memo, forced=False)
+
+
+async def _sleep(body, t, memo: kopf.Memo, forced: bool) -> dict:
+    spec = body.get("spec") or {}
+    await memo.power.sleep(t, t.namespace, t.name)
+    msg = sleep_message(spec, forced)
+    kopf.info(body, reason="Sleeping", message=msg)
+    return sleeping_status(body.get("status") or {}, body["metadata"].get("generation"), msg)
+
+
+async def on_woken(plane: planes.Plane, info: dict, took: float, why: str) -> None:
+    """Power's callback: an Event at once, the status once the virtual node is Ready again."""
+    namespace, name, uid = info.get("namespace"), info.get("name"), plane.claimed_by
+    if not (namespace and name and uid):
+        return
+    await _event(namespace, name, uid, "Woken", f"woken by {why}: the tenant kube-apiserver answered in {took:.2f}s")
+    body = await kube.get_object("serverlessclusters", namespace, name)
+    if body is None:
+        return
+    t = cluster.tenant_for(body, plane)
+    node = await cluster.wait_node(t, NODE_TIMEOUT)
+    prev = body.get("status") or {}
+    await kube.patch_status("serverlessclusters", namespace, name, cluster_status(
+        generation=body["metadata"].get("generation"), prev=prev, control_plane=True, node=node,
+        endpoint=t.endpoint, secret=prev.get("kubeconfigSecretName"), sandbox_namespace=t.sandbox_namespace,
+        version=prev.get("version") or "", node_names=t.node_names))
+
+
+async def power_request(body, meta, patch: kopf.Patch, memo: kopf.Memo, **_) -> None:
+    """`sk8s cluster sleep|wake NAME`: the annotation's request, carried out and removed."""
+    want = (meta.get("annotations") or {}).get(ANNOTATION_POWER_REQUEST)
+    patch.metadata.setdefault("annotations", {})[ANNOTATION_POWER_REQUEST] = None
+    if want not in ("sleep", "wake"):
+        kopf.warn(body, reason="InvalidPowerRequest",
+                  message=f"metadata.annotations[{ANNOTATION_POWER_REQUEST}]: {want!r} is not 'sleep' or 'wake'")
+        return
+    plane = await cluster.on_host(planes.find_claimed, meta["uid"])
+    phase = (body.get("status") or {}).get("phase")
+    if plane is None or phase not in ("Ready", "Sleeping"):
+        kopf.warn(body, reason="PowerRequestRefused", message=f"cannot {want}: the cluster is {phase or 'not Ready'}")
+        return
+    if want == "wake":
+        t0 = time.monotonic()
+        if await memo.power.wake(plane, "sk8s cluster wake") is None:
+            raise kopf.TemporaryError("the tenant kube-apiserver did not start; trying again", delay=10)
+        kopf.info(body, reason="WakeRequested", message=f"awake in {time.monotonic() - t0:.2f}s")
+        return
+    async with memo.power.lock(plane):
+        if await cluster.on_host(idle.asleep, plane.directory) is None:
+            patch.status.update(await _sleep(body, cluster.tenant_for(body, plane), memo, forced=True))
+
