@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 SO_ORIGINAL_DST = 80
 # What "answering" means for a woken apiserver: ready, but for the two bootstrap hooks that
 # only re-create defaults its etcd already holds (they end a second after the rest).
-READYZ = "/readyz?exclude=rbac/bootstrap-roles&exclude=scheduling/bootstrap-system-priority-classes"
+READYZ = ("/readyz?exclude=poststarthook/rbac/bootstrap-roles"
+          "&exclude=poststarthook/scheduling/bootstrap-system-priority-classes")
 FIRST_BYTES_TIMEOUT = 30.0
 # How long a client's handshake waits for readiness before it is relayed to an apiserver
 # that listens but is not ready yet: client-go gives a TLS handshake 10 s, and a loaded
