@@ -54,3 +54,4 @@ bench: setup
 	$(VENV)/python bench/services.py
 	$(VENV)/python bench/aliyun_start.py
 	$(VENV)/python bench/burst_profile.py
+	$(VENV)/python bench/sleep_wake.py

@@ -143,8 +143,8 @@ def write_credentials(t: cp.Tenant) -> None:
                                                     cert_pem=pair.cert_pem, key_pem=pair.key_pem, user=user))
 
 
-async def start_apiserver(t: cp.Tenant) -> None:
-    await on_host(_start_apiserver, t)
+async def start_apiserver(t: cp.Tenant, env: dict[str, str] | None = None) -> None:
+    await on_host(_start_apiserver, t, env)
 
 
 async def start_controller_manager(t: cp.Tenant) -> None:
@@ -173,11 +173,12 @@ async def stop_component(t: cp.Tenant, name: str) -> None:
     await on_host(processes(t).stop, name)
 
 
-def _start_apiserver(t: cp.Tenant) -> None:
+def _start_apiserver(t: cp.Tenant, env: dict[str, str] | None = None) -> None:
     write_credentials(t)
     write_egress_config(t.directory)
     idle.write_policy(t.directory)
-    processes(t).start("kube-apiserver", cp.apiserver_args(ensure_binaries(quiet=True), t), env=cp.APISERVER_ENV)
+    processes(t).start("kube-apiserver", cp.apiserver_args(ensure_binaries(quiet=True), t),
+                       env=env or cp.APISERVER_ENV)
 
 
 def _start_controller_manager(t: cp.Tenant) -> None:

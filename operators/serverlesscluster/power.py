@@ -20,6 +20,7 @@ from typing import Awaitable, Callable
 
 from ..providers.local import nft
 from . import cluster, idle, planes, wakerules
+from . import controlplane as cp
 from .wake import WakeListener, apiserver_answers, listens
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class Power:
             return 0.0
         t0 = time.monotonic()
         t = cluster.plane_tenant(plane)
-        await cluster.start_apiserver(t)
+        await cluster.start_apiserver(t, cp.WAKE_APISERVER_ENV)
         procs = cluster.processes(t)
         port = plane.apiserver_port
 
