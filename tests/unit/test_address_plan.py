@@ -137,6 +137,23 @@ def test_a_vpc_is_built_with_its_planned_range_and_never_with_another(tmp_path):
     assert "--ip-range=10.112.6.0/24" in podman.created[0]
 
 
+def test_a_lazily_made_vpc_takes_its_claimed_planes_range(tmp_path):
+    """An operator resuming before the cluster's own (after `sk8s down` and `up`) makes the
+    VPC with the range its control plane holds, not one of its own (which the cluster's
+    operator would then refuse as VpcMismatch forever)."""
+    podman = FakePodman([])
+    vpcs = LocalVpcs(podman, "h", pool="10.112.0.0/20", holds=tmp_path / "holds")
+    plane = tmp_path / "plane-1"
+    plane.mkdir()
+    held = asyncio.run(vpcs.reserve(str(plane)))
+    asyncio.run(vpcs.reserve(str(tmp_path / "plane-2")))  # another plane's hold, not claimed
+    (plane / "claimed-by").write_text("uid-9")
+    assert vpcs.holds.claimed_by("uid-9") == held and vpcs.holds.claimed_by("uid-other") is None
+    with pytest.raises(ProviderError):  # the fake never lists the network it made
+        asyncio.run(vpcs._ensure_network("uid-9"))
+    assert {a for a in podman.created[0] if a.startswith("--subnet")} == {f"--subnet={held}"}
+
+
 def svc(name="web", ns="default", cluster_ip="10.112.5.20", **spec):
     return {"metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}"},
             "spec": {"type": spec.pop("type", "ClusterIP"), "clusterIP": cluster_ip,

@@ -65,6 +65,9 @@ HOLD_GRACE = 60.0  # seconds a hold counts without a live owner (its network is 
 # A released VPC's mark: its cluster is gone, and no late caller (an operator's retry or
 # start-up pass, in another process) may make its network again. Cluster uids are unique.
 HOST_RELEASED = Path("/run/sk8s/released-vpcs")
+# The file in a control plane's directory (the owner of its hold) naming the cluster that
+# claimed it (serverlesscluster/planes.py).
+CLAIM_FILE = "claimed-by"
 
 
 class SubnetHolds:
@@ -100,6 +103,19 @@ class SubnetHolds:
             else:
                 f.unlink(missing_ok=True)
         return out
+
+    def claimed_by(self, claim: str) -> ipaddress.IPv4Network | None:
+        """The subnet held for a control plane that `claim` (a cluster uid) owns: its directory
+        names it in CLAIM_FILE. A caller that makes the VPC lazily (an operator resuming
+        before the cluster's own) then makes it with the plane's plan, not a range of its own."""
+        for f in self.directory.glob("*-*") if self.directory.is_dir() else []:
+            try:
+                owner = f.read_text().strip()
+                if owner.startswith("/") and (Path(owner) / CLAIM_FILE).read_text().strip() == claim:
+                    return ipaddress.ip_network(f.name.replace("-", "/"))
+            except (OSError, ValueError):
+                continue
+        return None
 
     def try_hold(self, subnet: ipaddress.IPv4Network, owner: str) -> bool:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -211,6 +227,7 @@ class LocalVpcs:
                     raise ProviderError(f"VPC network {name} has {found[0].subnet}, but its control plane's "
                                         f"plan is {planned}", reason="VpcMismatch")
                 return name, *found
+            planned = planned or (str(held) if (held := self.holds.claimed_by(vpc_id)) else None)
             subnet = ipaddress.ip_network(planned) if planned else await self.reserve(f"vpc {vpc_id}")
             layout = VpcLayout(subnet)
             res = await self.podman.run(
