@@ -38,6 +38,7 @@ class Power:
         self._background: set[asyncio.Task] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._context = contextvars.copy_context()
+        self.unavailable: str | None = None  # why no tenant can sleep here (no nftables)
 
     def lock(self, plane: planes.Plane) -> asyncio.Lock:
         """Held by whoever changes or checks a plane's processes: sleep, wake, the health timer."""
@@ -50,7 +51,12 @@ class Power:
         port = await self.listener.start()
         sleeping = await cluster.on_host(lambda: [p.apiserver_port for p in planes.all_planes()
                                                   if idle.asleep(p.directory)])
-        await _nft(wakerules.table_script(port, sleeping))
+        try:
+            await _nft(wakerules.table_script(port, sleeping))
+        except (RuntimeError, OSError) as exc:  # the operator runs on; tenants stay awake
+            self.unavailable = f"sleep mode is unavailable on this host: {exc}"
+            log.error("%s", self.unavailable)
+            return
         log.info("wake listener on 127.0.0.1:%d; %d tenant(s) asleep", port, len(sleeping))
 
     async def stop(self) -> None:
@@ -59,7 +65,9 @@ class Power:
             task.cancel()
 
     async def sleep(self, t, namespace: str, name: str) -> None:
-        """The caller holds lock(plane)."""
+        """The caller holds lock(plane). Raises RuntimeError if it cannot (nothing changed)."""
+        if self.unavailable:
+            raise RuntimeError(self.unavailable)
         procs = cluster.processes(t)
         ran = [n for n in planes.STOP_ORDER if procs.running(n)]
         await _nft(wakerules.hold(t.ports.apiserver))

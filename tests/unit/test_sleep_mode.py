@@ -214,3 +214,21 @@ def test_a_slow_wake_relays_once_the_apiserver_listens_within_the_handshake_budg
         await listener.stop()
         server.close()
     asyncio.run(main())
+
+
+def test_without_nftables_the_operator_runs_on_and_no_tenant_sleeps(monkeypatch, tmp_path):
+    from operators.serverlesscluster import power
+
+    async def no_nft(script):
+        raise RuntimeError("nft: not installed")
+    monkeypatch.setenv("SK8S_HOME", str(tmp_path))
+    monkeypatch.setattr(power, "_nft", no_nft)
+
+    async def main():
+        p = power.Power()
+        await p.start()  # no exception: the operator must not crash-loop for it
+        assert "not installed" in p.unavailable
+        with pytest.raises(RuntimeError, match="unavailable"):
+            await p.sleep(object(), "ns", "c")
+        await p.stop()
+    asyncio.run(main())

@@ -65,9 +65,15 @@ async def sleep_if_idle(body, t, memo: kopf.Memo, ready: bool) -> dict | None:
     return await _sleep(body, t, memo, forced=False)
 
 
-async def _sleep(body, t, memo: kopf.Memo, forced: bool) -> dict:
+async def _sleep(body, t, memo: kopf.Memo, forced: bool) -> dict | None:
     spec = body.get("spec") or {}
-    await memo.power.sleep(t, t.namespace, t.name)
+    try:
+        await memo.power.sleep(t, t.namespace, t.name)
+    except RuntimeError as exc:
+        if memo.get("sleep_failed") != str(exc):
+            memo["sleep_failed"] = str(exc)
+            kopf.warn(body, reason="SleepFailed", message=f"stays awake: {exc}")
+        return None
     msg = sleep_message(spec, forced)
     kopf.info(body, reason="Sleeping", message=msg)
     return sleeping_status(body.get("status") or {}, body["metadata"].get("generation"), msg)
@@ -112,5 +118,5 @@ async def power_request(body, meta, patch: kopf.Patch, memo: kopf.Memo, **_) -> 
         return
     async with memo.power.lock(plane):
         if await cluster.on_host(idle.asleep, plane.directory) is None:
-            patch.status.update(await _sleep(body, cluster.tenant_for(body, plane), memo, forced=True))
+            patch.status.update(await _sleep(body, cluster.tenant_for(body, plane), memo, forced=True) or {})
 
