@@ -115,7 +115,8 @@ class Power:
 
     async def _wake_locked(self, plane: planes.Plane, why: str) -> float | None:
         info = await cluster.on_host(idle.asleep, plane.directory)
-        if info is None:
+        if info is None:  # awake: its port should not be held (a crash between hold and mark)
+            await _nft(wakerules.release(plane.apiserver_port))
             return 0.0
         t0 = time.monotonic()
         t = cluster.plane_tenant(plane)
