@@ -1,6 +1,7 @@
 """`sk8s cluster sleep|wake NAME` (sleep mode: operators/serverlesscluster/power.py)."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -23,12 +24,23 @@ def cmd_cluster_power(args) -> int:
         print(proc.stderr.strip(), file=sys.stderr)
         return 1
     phase = "Sleeping" if want == "sleep" else "Ready"
-    wait = subprocess.run(kubectl + ["wait", f"--for=jsonpath={{.status.phase}}={phase}",
-                                     f"--timeout={int(args.timeout)}s", f"serverlesscluster/{args.name}"],
-                          capture_output=True, text=True)
-    if wait.returncode != 0:
-        print(f"cluster {args.name} is not {phase}: {wait.stderr.strip()}", file=sys.stderr)
-        return 1
+    # Done when the operator took the request (it removes the annotation) and the phase says so:
+    # the phase alone may still be the one from before.
+    deadline = t0 + args.timeout
+    while True:
+        got = subprocess.run(kubectl + ["get", f"serverlesscluster/{args.name}", "-o", "json"], capture_output=True,
+                             text=True)
+        obj = json.loads(got.stdout) if got.returncode == 0 else {}
+        pending = ANNOTATION_POWER_REQUEST in ((obj.get("metadata") or {}).get("annotations") or {})
+        now = (obj.get("status") or {}).get("phase")
+        if not pending and now == phase:
+            break
+        if time.monotonic() > deadline:
+            print(f"cluster {args.name} is not {phase} after {args.timeout:.0f}s (phase {now}"
+                  f"{', request not taken yet' if pending else ''}); see `kubectl describe serverlesscluster "
+                  f"{args.name}`", file=sys.stderr)
+            return 1
+        time.sleep(0.2)
     print(f"cluster {args.name} is {phase} ({time.monotonic() - t0:.2f}s)")
     return 0
 

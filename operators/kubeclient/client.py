@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import ssl
 from pathlib import Path
 from typing import AsyncIterator
@@ -52,11 +53,13 @@ class KubeClient:
     """One apiserver's REST API. `name` says which in error messages ("meta", "tenant")."""
 
     def __init__(self, creds: Credentials, name: str, user_agent: str = "sk8s-virtual-node",
-                 timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT):
+                 timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT, socket_mark: int | None = None):
+        """`socket_mark`: SO_MARK of its connections, for firewall rules to tell them apart."""
         self.creds = creds
         self.name = name
         self.user_agent = user_agent
         self.timeout = timeout  # of one request (a watch has its own)
+        self.socket_mark = socket_mark
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
@@ -70,17 +73,30 @@ class KubeClient:
 
     @classmethod
     def from_pki(cls, server: str, pki: Path, user: str = "admin", name: str = "tenant",
-                 user_agent: str = "sk8s", timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT) -> "KubeClient":
+                 user_agent: str = "sk8s", timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
+                 socket_mark: int | None = None) -> "KubeClient":
         """A client certificate of one PKI directory (a tenant plane's `pki/`)."""
-        return cls(from_pki(server, pki, user), name, user_agent, timeout)
+        return cls(from_pki(server, pki, user), name, user_agent, timeout, socket_mark)
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 headers={"Accept": "application/json", "User-Agent": self.user_agent, **self.creds.headers},
-                connector=aiohttp.TCPConnector(ssl=self.creds.ssl, limit=64))
+                connector=aiohttp.TCPConnector(ssl=self.creds.ssl, limit=64, **self._socket_factory()))
         return self._session
+
+    def _socket_factory(self) -> dict:
+        if self.socket_mark is None:
+            return {}
+        mark = self.socket_mark
+
+        def marked(addr_info) -> socket.socket:
+            family, type_, proto = addr_info[:3]
+            sock = socket.socket(family, type_, proto)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+            return sock
+        return {"socket_factory": marked}
 
     async def close(self) -> None:
         if self._session is not None:

@@ -34,10 +34,9 @@ from ..providers import make_provider
 from ..providers.lifecycle import SandboxLifecycle
 from ..tenancy import sandbox_namespace
 from . import controlplane as cp
-from . import node_health, planes
+from . import idle, node_health, planes, wakerules
 from .egress import write_egress_config
 from .netplan import NetworkPlan, kube_dns_service
-from . import idle
 from .tenant_pki import (OPERATOR_CLIENT, ensure_front_proxy_pki, ensure_operator_client, ensure_scheduler_client,
                          ensure_tenant_pki)
 
@@ -58,10 +57,11 @@ async def on_host(fn: Callable[..., T], *args, **kwargs) -> T:
 
 
 def tenant_client(t: cp.Tenant) -> KubeClient:
-    """The tenant apiserver, as an admin of the plane's own PKI: the operator's own identity,
-    which the tenant's audit log leaves out (idle.py), once the plane has it."""
+    """The tenant apiserver, as an admin of the plane's PKI: the operator's own identity (the
+    tenant's audit log leaves it out: idle.py), marked past the wake rule (wakerules.py):
+    nothing the operator asks wakes a sleeping tenant (it finds the port closed)."""
     user = OPERATOR_CLIENT if (t.pki / f"{OPERATOR_CLIENT}.key").exists() else "admin"
-    return KubeClient.from_pki(t.endpoint, t.pki, user, name=f"tenant {t.name or t.directory.name}",
+    return KubeClient.from_pki(t.endpoint, t.pki, user, socket_mark=wakerules.MARK, name=f"tenant {t.name or t.directory.name}",
                                user_agent=FIELD_MANAGER, timeout=TENANT_TIMEOUT)
 
 

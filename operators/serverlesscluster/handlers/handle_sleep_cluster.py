@@ -14,7 +14,6 @@ from .. import cluster, idle, planes
 from ..status import cluster_status, sleeping_status
 
 log = logging.getLogger(__name__)
-NODE_TIMEOUT = 30
 COMPONENT = "sk8s-serverlesscluster"
 
 
@@ -80,19 +79,20 @@ async def _sleep(body, t, memo: kopf.Memo, forced: bool) -> dict | None:
 
 
 async def on_woken(plane: planes.Plane, info: dict, took: float, why: str) -> None:
-    """Power's callback: an Event at once, the status once the virtual node is Ready again."""
+    """Power's callback, once the woken apiserver is ready: an Event, and the status Ready at
+    once (the virtual node, Ready when it fell asleep, is starting; the health timer checks
+    it). Nothing here asks the tenant anything (the operator's requests never wake it)."""
     namespace, name, uid = info.get("namespace"), info.get("name"), plane.claimed_by
     if not (namespace and name and uid):
         return
     await _event(namespace, name, uid, "Woken", f"woken by {why}: the tenant kube-apiserver answered in {took:.2f}s")
     body = await kube.get_object("serverlessclusters", namespace, name)
-    if body is None:
-        return
+    if body is None or await cluster.on_host(idle.asleep, plane.directory) is not None:
+        return  # gone, or asleep again already
     t = cluster.tenant_for(body, plane)
-    node = await cluster.wait_node(t, NODE_TIMEOUT)
     prev = body.get("status") or {}
     await kube.patch_status("serverlessclusters", namespace, name, cluster_status(
-        generation=body["metadata"].get("generation"), prev=prev, control_plane=True, node=node,
+        generation=body["metadata"].get("generation"), prev=prev, control_plane=True, node=True,
         endpoint=t.endpoint, secret=prev.get("kubeconfigSecretName"), sandbox_namespace=t.sandbox_namespace,
         version=prev.get("version") or "", node_names=t.node_names))
 
