@@ -80,10 +80,12 @@ def test_idle_tenant_sleeps_keeps_serving_and_wakes_on_kubectl(meta, sleepy):
     assert cond(sc, "ControlPlaneReady")["status"] == "False"
     assert events(meta, "Sleeping"), "no Sleeping event"
 
-    # Pods and their load balancer serve while it sleeps, and serving them wakes nothing.
+    # Pods and their load balancer serve while it sleeps, and serving them wakes nothing; nor
+    # does the operator's health timer (a tick is 10 s), nor `sk8s status`.
     for _ in range(5):
         assert PAGE in http_get(f"http://{ip}/")
-    time.sleep(2)
+    assert "asleep" in meta.sk8s("status").stdout
+    time.sleep(11)
     assert cluster(meta)["status"]["phase"] == "Sleeping"
     assert not any(running(meta).values())
 
