@@ -1,5 +1,8 @@
 # The sk8s operator image: one image for every operator; the command picks which.
 #   docker build -t sk8s-operator:latest .
+# Needs a registry for its base image. Without one, `make images` builds the same image
+# (Debian's Python 3.11, `pip install .`, uid 10001, this CMD) as localhost/sk8s-operator
+# (hack/build-operator-image.sh; tests/images checks that its command is this CMD).
 # Default: the SandboxPod operator. Another operator, e.g.:
 #   kopf run --standalone --all-namespaces --liveness=http://0.0.0.0:8080/healthz -m operators.<name>.operator
 FROM python:3.11-slim

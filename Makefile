@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup binaries image crds demo test lint unit e2e bench up down status conformance
+.PHONY: setup binaries image images test-images crds demo test lint unit e2e bench up down status conformance
 
 setup:
 	@bash hack/setup.sh
@@ -15,6 +15,15 @@ binaries:
 
 image:
 	@bash hack/build-image.sh
+
+# The operator and control-plane images, built here without a registry (README "Images").
+images: setup
+	@bash hack/build-operator-image.sh
+	@bash hack/build-controlplane-image.sh
+
+# Builds the images and runs them with podman (minutes on a cold cache: not part of make test).
+test-images: setup
+	$(VENV)/python -m pytest tests/images -q -rfEs
 
 crds:
 	$(VENV)/python -m operators.crdgen
@@ -41,7 +50,7 @@ e2e: setup
 	$(VENV)/python -m pytest tests/e2e -q
 
 test: setup lint
-	$(VENV)/python -m pytest tests -q -rfEs --durations=25
+	$(VENV)/python -m pytest tests -q -rfEs --durations=25 --ignore=tests/images
 
 # Upstream [Conformance] tests against a tenant cluster (hours; README "Conformance").
 # CONFORMANCE_FOCUS=<regex> narrows it, e.g. CONFORMANCE_FOCUS='\[sig-node\] Pods .*\[Conformance\]'.
