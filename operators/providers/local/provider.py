@@ -186,6 +186,8 @@ class LocalProvider(SandboxLifecycle):
             proc = await self.podman.stream("events", "--format=json", "--filter=type=container",
                                             "--filter=event=start", "--filter=event=died",
                                             f"--filter=label={LABEL_HOME}={self.home_id}")
+            # Exits during the reconnection would go unseen: no inspection kept from before counts.
+            self.runtime.stale_all()
             try:
                 assert proc.stdout
                 async for line in proc.stdout:
@@ -207,6 +209,8 @@ class LocalProvider(SandboxLifecycle):
         if ref is None:
             return
         worker = self._workers.get(ref)
+        if event.get("Status") == "died":
+            self.runtime.stale(ref)  # before anything reacts to the exit: it inspects afresh
         if worker is not None and event.get("Status") == "died":
             code = event.get("ContainerExitCode", 0)  # podman omits a zero
             worker.on_died(attributes.get(LABEL_CONTAINER, ""), code if isinstance(code, int) else None)

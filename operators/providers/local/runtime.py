@@ -3,7 +3,13 @@ narrow `ContainerRuntime` protocol (kubelet/runtime.py) — create a pod's conta
 (pulling first where runAsNonRoot needs the image's user, with the late env and the
 subPath mounts), inspect, start, stop, retire, exec — and gives the provider podman's
 view of a whole pod (`inspect_pod`), with the pod's addresses and container ids kept for
-the pod's life."""
+the pod's life.
+
+Few podman processes per pod (each costs podman's start-up and contends on its locks, in a
+burst more than the `podman run`s themselves): images seen present are remembered
+(images.py), container inspections of pods asking together go in one process
+(inspections.py), and a pod this runtime made is inspected by its containers' names, which
+carry the pod's addresses too, without `pod inspect` and its infra container's inspection."""
 from __future__ import annotations
 
 import asyncio
@@ -18,6 +24,8 @@ from ...models.podspec import Container, PodSpec
 from ..errors import ImagePullError, ProviderError
 from ..sandbox import SandboxInstance, SandboxRef
 from . import imagepull, subpathexpr, hostsfile, podenv, security, status, termlog, volumes
+from .images import ImagePresence
+from .inspections import Inspections, Snapshots
 from .podman import Podman, cannot_run, pod_netns, scrub_host_paths
 from .spec import container_name, env_args, previous_container_name, pull_policy, run_args
 
@@ -58,6 +66,11 @@ class PodmanRuntime:
         # change must not store what it saw (a container created meanwhile would be missing
         # from the cache, and reported as ContainerCreating for ever).
         self._known_epoch: dict[SandboxRef, int] = {}
+        # The containers of each pod this runtime created (the pod too): inspected by these
+        # names at once. A pod found made (an operator restart) has no entry: podman is asked.
+        self._members: dict[SandboxRef, set[str]] = {}
+        self.images = ImagePresence(podman)
+        self.inspections = Snapshots(Inspections(podman))
 
     @property
     def volume_root(self) -> Path:
@@ -72,7 +85,7 @@ class PodmanRuntime:
         pull per the container's pull policy, recording Pulling/Pulled as it goes
         (`event(type, reason, message)`, imagepull.py for the wording)."""
         policy = pull_policy(c)
-        present = (await self.podman.run("image", "exists", "--", c.image, check=False)).rc == 0
+        present = await self.images.present(c.image, fresh=policy == "Never")
         if not present and policy == "Never":
             raise ImagePullError(f'image "{c.image}" is not present with pull policy of Never',
                                  reason="ErrImageNeverPull")
@@ -90,6 +103,7 @@ class PodmanRuntime:
             # like --pull=newer: a registry out of reach keeps the local image, which is used
             event("Normal", "Pulled", imagepull.present_message(c.image))
             return
+        self.images.seen(c.image)
         size = await self.podman.run("image", "inspect", "--format={{.Size}}", "--", c.image, check=False)
         event("Normal", "Pulled", imagepull.pulled_message(c.image, done - started, done - waited,
                                                              size.out.strip() if size.rc == 0 else ""))
@@ -150,6 +164,8 @@ class PodmanRuntime:
             async with self._creating:
                 res = await self.podman.run(*args, check=False, timeout=600)
             if res.rc == 0 or "is already in use" in res.err:
+                if new_pod and res.rc == 0:
+                    self._members[ref] = set()  # this runtime made the pod: it knows its containers
                 break  # created now, or before an operator restart
             if new_pod and "pod already exists" in res.err:
                 new_pod = False
@@ -157,13 +173,18 @@ class PodmanRuntime:
             if not new_pod and "no such pod" in res.err:
                 new_pod = True
                 continue
+            self.images.forget(c.image)  # removed behind our back, maybe: asked again next time
             raise self._classify(c.image, res.err)
+        if ref in self._members:
+            self._members[ref].add(container_name(ref, c.name))
         self._invalidate(ref)  # the pod has one more container to report
 
     async def _create_pod(self, ref: SandboxRef, spec: PodSpec, *, network: str, dns: list[str]) -> None:
         res = await self.podman.run(*podenv.pod_create_args(ref, spec, network=network, dns=dns), check=False)
         if res.rc != 0 and "already exists" not in res.err:
             raise ProviderError(f"creating pod {ref.instance_name}: {res.err.strip()}", reason="RunContainerError")
+        if res.rc == 0:
+            self._members[ref] = set()
 
     def _classify(self, image: str, stderr: str) -> ProviderError:
         return classify_run_error(image, stderr, {str(self.volume_root): "<volumes>", str(sk8s_home()): "<sk8s>"})
@@ -172,7 +193,11 @@ class PodmanRuntime:
         """The image's configured user (runAsNonRoot is verified against it), pulling the image
         first per its pull policy (unless `pulled`), as the kubelet pulls before it creates a container."""
         policy = "IfNotPresent" if pulled else pull_policy(c)
-        present = (await self.podman.run("image", "exists", "--", c.image, check=False)).rc == 0
+        # Never cached (a security check reads it, and a tag may name another image since):
+        # one inspection, which also says whether the image is there.
+        user = ("image", "inspect", "--format={{.Config.User}}", "--", c.image)
+        res = await self.podman.run(*user, check=False)
+        present = res.rc == 0
         if not present and policy == "Never":
             raise ImagePullError(f'image "{c.image}" is not present with pull policy of Never',
                                  reason="ErrImageNeverPull")
@@ -181,15 +206,13 @@ class PodmanRuntime:
                 pulled = await self.podman.run("pull", "--quiet", "--", c.image, check=False, timeout=600)
             if pulled.rc != 0 and not present:  # like --pull=newer: a registry out of reach keeps the local one
                 raise ImagePullError(f'failed to pull image "{c.image}": {pulled.err.strip()}')
-        res = await self.podman.run("image", "inspect", "--format={{.Config.User}}", "--", c.image)
+            res = await self.podman.run(*user)
         return res.out.strip()
 
     async def _started_pod(self, ref: SandboxRef, spec: PodSpec, *, network: str, dns: list[str]) -> dict:
         """The pod's infra container (`podman container inspect`), the pod created and started
         first: its address (for the late env) and its hosts file exist then."""
-        res = await self.podman.run(*podenv.pod_create_args(ref, spec, network=network, dns=dns), check=False)
-        if res.rc != 0 and "already exists" not in res.err:
-            raise ProviderError(f"creating pod {ref.instance_name}: {res.err.strip()}", reason="RunContainerError")
+        await self._create_pod(ref, spec, network=network, dns=dns)
         await self.podman.run("pod", "start", ref.instance_name, check=False)
         pod = await self.podman.json("pod", "inspect", ref.instance_name)
         pod = pod[0] if isinstance(pod, list) else pod
@@ -210,25 +233,27 @@ class PodmanRuntime:
         await asyncio.to_thread(_add_lines, Path(path), line, aliases)
 
     async def inspect_container(self, ref: SandboxRef, container: str) -> dict | None:
-        res = await self.podman.run("container", "inspect", "--", container_name(ref, container), check=False)
-        if res.rc != 0:
-            return None
-        data = json.loads(res.out)
-        return data[0] if isinstance(data, list) and data else None
+        name = container_name(ref, container)
+        return (await self.inspections.get(ref, [name]))[name]
 
     async def start_container(self, ref: SandboxRef, container: str) -> None:
         res = await self.podman.run("start", "--", container_name(ref, container), check=False)
+        self.stale(ref)
         if res.rc != 0:
             raise ProviderError(res.err.strip() or "podman start failed", reason="RunContainerError")
 
     async def stop_container(self, ref: SandboxRef, container: str, grace: int) -> None:
-        await self.podman.run("stop", f"--time={grace}", "--", container_name(ref, container),
-                              check=False, timeout=grace + 60)
+        try:
+            await self.podman.run("stop", f"--time={grace}", "--", container_name(ref, container),
+                                  check=False, timeout=grace + 60)
+        finally:
+            self.stale(ref)
 
     async def retire_container(self, ref: SandboxRef, container: str) -> bool:
         current, previous = container_name(ref, container), previous_container_name(ref, container)
         await self.podman.run("rm", "--force", "--time=0", "--", previous, check=False)
         renamed = await self.podman.run("rename", "--", current, previous, check=False)
+        self.stale(ref)
         return renamed.rc == 0 or "no such container" in renamed.err
 
     async def exec_command(self, ref: SandboxRef, container: str, command: list[str],
@@ -275,13 +300,44 @@ class PodmanRuntime:
     # --- whole pods --------------------------------------------------------------------
     async def inspect_pod(self, ref: SandboxRef) -> SandboxInstance | None:
         """podman's view of the pod, before its kubelet completes it."""
-        known, epoch = self._known.get(ref), self._known_epoch.get(ref, 0)
-        if known:
-            ids, ip, host_ip, pod_id = known
-            res = await self.podman.run("container", "inspect", *ids, check=False)
-            if res.rc == 0:
-                return status.instance(ref, pod_id, json.loads(res.out), None, ip, host_ip)
-            self._invalidate(ref)  # a container went away: look at the pod afresh
+        if self._members.get(ref):
+            inst = await self._inspect_members(ref, self._known_epoch.get(ref, 0))
+        else:
+            inst = await self._inspect_known(ref)
+        return inst if inst is not None else await self._inspect_pod(ref, self._known_epoch.get(ref, 0))
+
+    async def _inspect_known(self, ref: SandboxRef) -> SandboxInstance | None:
+        """A pod found made, by the container ids its first inspection found; None if there
+        was none or a container went away (the pod is looked at afresh)."""
+        known = self._known.get(ref)
+        if not known:
+            return None
+        ids, ip, host_ip, pod_id = known
+        found = await self.inspections.get(ref, ids)
+        if ids and all(found.values()):
+            return status.instance(ref, pod_id, [found[i] for i in ids], None, ip, host_ip)
+        self._invalidate(ref)
+        return None
+
+    async def _inspect_members(self, ref: SandboxRef, epoch: int) -> SandboxInstance | None:
+        """A pod this runtime made, by its containers' names: one inspection (shared with
+        other pods'), which gives the pod's id and addresses too (a container in a pod shows
+        the network of the pod's infra container). None where podman must be asked about
+        the pod: none made here, or one of them gone or without an address."""
+        names = sorted(self._members.get(ref) or ())
+        found = await self.inspections.get(ref, names) if names else {}
+        data = [d for d in found.values() if d]
+        if not data or len(data) < len(names):
+            return None
+        ip, gw = podenv.infra_addresses(data[0])
+        if not ip:
+            return None
+        pod_id, host_ip = str(data[0].get("Pod") or "")[:12], gw or self.host_ip
+        inst = status.instance(ref, pod_id, data, None, ip, host_ip)
+        self._remember(ref, epoch, inst, data, ip, host_ip)
+        return inst
+
+    async def _inspect_pod(self, ref: SandboxRef, epoch: int) -> SandboxInstance | None:
         res = await self.podman.run("pod", "inspect", ref.instance_name, check=False)
         if res.rc != 0:
             return None
@@ -290,23 +346,40 @@ class PodmanRuntime:
         ids = [c["Id"] for c in pod.get("Containers") or []]
         if not ids:
             return SandboxInstance(ref, pod.get("Id", "")[:12], "creating")
-        data = await self.podman.json("container", "inspect", *ids)
+        data = [d for d in (await self.inspections.get(ref, ids)).values() if d]
         infra = pod.get("InfraContainerID")
         ip, host_ip = status.pod_addresses(data, infra, self.host_ip)
         inst = status.instance(ref, pod.get("Id", "")[:12], data, infra, ip, host_ip)
+        self._remember(ref, epoch, inst, data, ip, host_ip)
+        return inst
+
+    def _remember(self, ref: SandboxRef, epoch: int, inst: SandboxInstance, data: list[dict], ip: str | None,
+                  host_ip: str | None) -> None:
+        """The pod's container ids and addresses, for its next inspections; not if a container
+        was created since the inspection began (`epoch`)."""
         if ip and self._known_epoch.get(ref, 0) == epoch:
             current = {c.container_id for c in inst.containers + inst.init_containers + inst.ephemeral_containers}
             self._known[ref] = ([d["Id"] for d in data if f"podman://{d.get('Id')}" in current], ip, host_ip,
                                 inst.instance_id)
-        return inst
 
     def _invalidate(self, ref: SandboxRef) -> None:
         self._known.pop(ref, None)
         self._known_epoch[ref] = self._known_epoch.get(ref, 0) + 1
+        self.stale(ref)
+
+    def stale(self, ref: SandboxRef) -> None:
+        """The pod's containers may have changed state (an exit, an action of this runtime):
+        its next inspections ask podman (inspections.Snapshots)."""
+        self.inspections.stale(ref)
+
+    def stale_all(self) -> None:
+        self.inspections.stale_all()
 
     def forget(self, ref: SandboxRef) -> None:
         self._known.pop(ref, None)
         self._known_epoch.pop(ref, None)
+        self._members.pop(ref, None)
+        self.inspections.forget(ref)
 
     async def containers_of(self, ref: SandboxRef) -> list[dict]:
         """Every container labelled with the sandbox, inside its pod or not."""
