@@ -22,7 +22,12 @@ if [ -f "$OUT" ]; then
   echo "$OUT"
   exit 0
 fi
-command -v mmdebstrap >/dev/null || { echo "mmdebstrap is not installed (apt-get install -y mmdebstrap)" >&2; exit 1; }
+if ! command -v mmdebstrap >/dev/null; then  # `make images` only: not in setup.sh's list
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing mmdebstrap (Debian's package)" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mmdebstrap >/dev/null
+fi
 debs="$CACHE/debs/$SUITE"
 mkdir -p "$CACHE/rootfs" "$debs"
 exec 9>"$CACHE/rootfs/build.lock"
