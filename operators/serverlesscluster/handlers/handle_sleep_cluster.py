@@ -98,25 +98,31 @@ async def on_woken(plane: planes.Plane, info: dict, took: float, why: str) -> No
 
 
 async def power_request(body, meta, patch: kopf.Patch, memo: kopf.Memo, **_) -> None:
-    """`sk8s cluster sleep|wake NAME`: the annotation's request, carried out and removed."""
+    """`sk8s cluster sleep|wake NAME`: the annotation's request, carried out, then removed. A
+    cluster not handed to its health timer yet (being created or resumed) keeps the request
+    until it is; a Failed one refuses it."""
     want = (meta.get("annotations") or {}).get(ANNOTATION_POWER_REQUEST)
-    patch.metadata.setdefault("annotations", {})[ANNOTATION_POWER_REQUEST] = None
-    if want not in ("sleep", "wake"):
-        kopf.warn(body, reason="InvalidPowerRequest",
-                  message=f"metadata.annotations[{ANNOTATION_POWER_REQUEST}]: {want!r} is not 'sleep' or 'wake'")
+    phase = (body.get("status") or {}).get("phase")
+    if want not in ("sleep", "wake") or phase == "Failed":
+        why = (f"metadata.annotations[{ANNOTATION_POWER_REQUEST}]: {want!r} is not 'sleep' or 'wake'"
+               if want not in ("sleep", "wake") else f"cannot {want}: the cluster is Failed")
+        kopf.warn(body, reason="InvalidPowerRequest" if phase != "Failed" else "PowerRequestRefused", message=why)
+        _taken(patch)
         return
     plane = await cluster.on_host(planes.find_claimed, meta["uid"])
-    phase = (body.get("status") or {}).get("phase")
-    if plane is None or phase not in ("Ready", "Sleeping"):
-        kopf.warn(body, reason="PowerRequestRefused", message=f"cannot {want}: the cluster is {phase or 'not Ready'}")
-        return
+    if plane is None or not getattr(memo, "serving", False):
+        raise kopf.TemporaryError(f"{want}: the cluster is not up yet; the request waits", delay=5)
     if want == "wake":
         t0 = time.monotonic()
         if await memo.power.wake(plane, "sk8s cluster wake") is None:
             raise kopf.TemporaryError("the tenant kube-apiserver did not start; trying again", delay=10)
         kopf.info(body, reason="WakeRequested", message=f"awake in {time.monotonic() - t0:.2f}s")
-        return
-    async with memo.power.lock(plane):
-        if await cluster.on_host(idle.asleep, plane.directory) is None:
-            patch.status.update(await _sleep(body, cluster.tenant_for(body, plane), memo, forced=True) or {})
+    else:
+        async with memo.power.lock(plane):
+            if await cluster.on_host(idle.asleep, plane.directory) is None:
+                patch.status.update(await _sleep(body, cluster.tenant_for(body, plane), memo, forced=True) or {})
+    _taken(patch)
 
+
+def _taken(patch: kopf.Patch) -> None:
+    patch.metadata.setdefault("annotations", {})[ANNOTATION_POWER_REQUEST] = None
