@@ -188,6 +188,7 @@ def main() -> None:
               f"burst / baseline: {total / base:.2f}")
     finally:
         sk8s(env, "down")
+        shutil.rmtree(env["SK8S_HOME"], ignore_errors=True)
 
 
 if __name__ == "__main__":
