@@ -24,6 +24,7 @@ issue 13's "warm sandbox path" would remove).
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import threading
 import time
