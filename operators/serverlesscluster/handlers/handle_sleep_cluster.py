@@ -42,9 +42,12 @@ def idle_seconds(spec: dict) -> int:
 
 
 async def _blocker(t) -> str | None:
-    async with cluster.tenant_client(t) as tc:
-        cronjobs = (await tc.get("/apis/batch/v1/cronjobs")).get("items") or []
-        hpas = (await tc.get("/apis/autoscaling/v2/horizontalpodautoscalers")).get("items") or []
+    try:
+        async with cluster.tenant_client(t) as tc:
+            cronjobs = (await tc.get("/apis/batch/v1/cronjobs")).get("items") or []
+            hpas = (await tc.get("/apis/autoscaling/v2/horizontalpodautoscalers")).get("items") or []
+    except Exception as exc:  # cannot tell: awake until the next tick can
+        return f"its CronJobs and HorizontalPodAutoscalers could not be read: {exc}"
     return idle.sleep_blocker(cronjobs, hpas)
 
 
