@@ -85,9 +85,11 @@ async def check_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, **_) -
 async def _check(body, patch: kopf.Patch, memo: kopf.Memo, logger, plane) -> None:
     status = body.get("status") or {}
     t = cluster.tenant_for(body, plane)
-    if await cluster.on_host(idle.asleep, t.directory) is not None:
-        _update(patch, status, sleeping_status(status, body["metadata"].get("generation"),
-                                               status.get("message") or sleep_message(body.get("spec") or {}, True)))
+    if await cluster.on_host(idle.asleep, t.directory) is not None:  # its pods are counted all the same
+        new = sleeping_status(status, body["metadata"].get("generation"),
+                              status.get("message") or sleep_message(body.get("spec") or {}, True))
+        new.update(usage(await kube.list_namespaced("sandboxpods", t.sandbox_namespace)))
+        _update(patch, status, new)
         return
     procs = cluster.processes(t)
     problems: list[str] = []
