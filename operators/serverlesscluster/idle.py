@@ -14,7 +14,6 @@ at every wake, so that a tenant just woken is not idle from before its sleep.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -122,6 +121,5 @@ def asleep(directory: Path) -> dict | None:
 
 
 def mark_awake(directory: Path) -> None:
-    (directory / WOKEN).touch()
-    os.utime(directory / WOKEN)
+    (directory / WOKEN).touch()  # an existing file's mtime moves too
     (directory / ASLEEP).unlink(missing_ok=True)
