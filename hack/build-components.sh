@@ -3,19 +3,25 @@
 # and caches them per machine, keyed by version. A second run returns in seconds.
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  <- k8s.io/kubernetes
 #   etcd                                                              <- go.etcd.io/etcd/server/v3
+# K8S_COMPONENTS (names under k8s.io/kubernetes/cmd), WITH_ETCD=0 and COMPONENTS_DIR (a name
+# under bin/ and build/) build another set in a cache of its own: hack/build-kind-components.sh
+# (kubelet, kubeadm, kube-proxy). The defaults are the control plane's set and cache key.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.37.2}"
 ETCD_VERSION="${ETCD_VERSION:-v3.7.0}"   # the etcd that this Kubernetes release pins
 CACHE="${SK8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sk8s}"
-OUT="$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
-COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+read -r -a COMPONENTS <<< "${K8S_COMPONENTS:-kube-apiserver kube-controller-manager kube-scheduler kubectl}"
+WITH_ETCD="${WITH_ETCD:-1}"
+DIR="${COMPONENTS_DIR:-k8s-$K8S_VERSION-etcd-$ETCD_VERSION}"
+OUT="$CACHE/bin/$DIR"
 
 log() { printf '[build-components %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 all_present() {
-  for c in "${COMPONENTS[@]}" etcd; do [ -x "$OUT/$c" ] || return 1; done
+  for c in "${COMPONENTS[@]}"; do [ -x "$OUT/$c" ] || return 1; done
+  [ "$WITH_ETCD" = 0 ] || [ -x "$OUT/etcd" ]
 }
 
 if all_present; then
@@ -36,14 +42,15 @@ if all_present; then
   exit 0
 fi
 WORK="$CACHE/build"
-mkdir -p "$WORK/k8s" "$WORK/etcd"
+K8S_WORK="$WORK/${COMPONENTS_DIR:-k8s}"
+mkdir -p "$K8S_WORK" "$WORK/etcd"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 export CGO_ENABLED=0
 start=$(date +%s)
 
 # --- Kubernetes ---------------------------------------------------------------
 build_k8s() {
-  cd "$WORK/k8s"
+  cd "$K8S_WORK"
   log "resolving k8s.io/kubernetes@$K8S_VERSION"
   modjson=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION") || die "go mod download k8s.io/kubernetes@$K8S_VERSION failed"
   gomod=$(printf '%s' "$modjson" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
@@ -65,20 +72,13 @@ build_k8s() {
       | awk -v v="$staging_ver" '{print "\t" $1 " => " $1 " " v}'
     echo ")"
   } > go.mod
-  cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "${COMPONENTS[@]}"
+    printf ')\n'
+  } > tools.go
   log "go mod tidy (downloads modules on the first run)"
-  go mod tidy >tidy.log 2>&1 || { tail -30 tidy.log >&2; die "go mod tidy for Kubernetes failed (log: $WORK/k8s/tidy.log)"; }
+  go mod tidy >tidy.log 2>&1 || { tail -30 tidy.log >&2; die "go mod tidy for Kubernetes failed (log: $K8S_WORK/tidy.log)"; }
   for c in "${COMPONENTS[@]}"; do
     [ -x "$OUT/$c" ] && continue
     log "building $c $K8S_VERSION (the first build takes several minutes on 2 cores)"
@@ -90,7 +90,7 @@ GO
       -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION \
       -X k8s.io/component-base/version.gitTreeState=clean" \
       -o "$OUT/$c.tmp" "k8s.io/kubernetes/cmd/$c" >"build-$c.log" 2>&1 \
-      || { tail -30 "build-$c.log" >&2; die "building $c failed (log: $WORK/k8s/build-$c.log)"; }
+      || { tail -30 "build-$c.log" >&2; die "building $c failed (log: $K8S_WORK/build-$c.log)"; }
     mv "$OUT/$c.tmp" "$OUT/$c"
     log "built $c in $(( $(date +%s) - t0 ))s ($(du -h "$OUT/$c" | cut -f1))"
   done
@@ -129,7 +129,7 @@ GO
   log "built etcd in $(( $(date +%s) - t0 ))s ($(du -h "$OUT/etcd" | cut -f1))"
 }
 
-build_etcd
+[ "$WITH_ETCD" = 0 ] || build_etcd
 build_k8s
 all_present || die "some components are missing in $OUT"
 log "all components ready in $OUT after $(( $(date +%s) - start ))s"
