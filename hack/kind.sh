@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# The kind test bed: a real 3-node Kubernetes v1.37.2 cluster (1 control plane, 2 workers)
+# in podman containers, built and run offline (README "The kind test bed").
+#   hack/kind.sh up            build what is missing, create (or reuse) the cluster, wait
+#                              until every node is Ready; prints the kubeconfig's path
+#   hack/kind.sh down          delete the cluster and its podman network
+#   hack/kind.sh load IMAGE... load podman images into every node's containerd
+#   hack/kind.sh kubeconfig    prints the kubeconfig's path
+# Pod network: no kindnetd image can be had here, so each node gets Debian's bridge CNI
+# plugin on its own pod CIDR (the one the controller manager allocated) and a route to
+# every other node's pod CIDR via that node's address on the bed's podman network.
+# Services: kube-proxy (nftables mode), from the image built with the node image.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+. "$HERE/lib/kind.sh"
+kind_env
+log() { printf '[kind %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+WORKERS="${SK8S_KIND_WORKERS:-2}"
+
+tools() {
+  KIND=$(bash "$HERE/build-kind.sh")
+  KUBECTL="$(bash "$HERE/build-components.sh")/kubectl"
+}
+
+cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; }
+
+write_config() {
+  {
+    cat <<YAML
+# Written by hack/kind.sh.
+kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+name: $KIND_CLUSTER
+networking:
+  disableDefaultCNI: true        # no kindnetd image here: hack/kind.sh sets up bridge CNI
+  kubeProxyMode: nftables
+kubeadmConfigPatches:
+- |
+  kind: ClusterConfiguration
+  imageRepository: $KIND_IMAGE_REPOSITORY
+  dns:
+    disabled: true               # no CoreDNS image built
+- |
+  kind: KubeletConfiguration
+  failCgroupV1: false            # this host has cgroup v1; kubelet 1.37 refuses it otherwise
+nodes:
+- role: control-plane
+  image: $1
+YAML
+    for _ in $(seq "$WORKERS"); do printf -- '- role: worker\n  image: %s\n' "$1"; done
+  } > "$KIND_HOME/kind-config.yaml"
+}
+
+ensure_network() {
+  podman network exists "$KIND_NETWORK" ||
+    podman network create --subnet "$KIND_SUBNET" "$KIND_NETWORK" >/dev/null
+}
+
+# node_table: "name podCIDR address" for each node, once every node has its pod CIDR.
+node_table() {
+  local want=$((WORKERS + 1)) table n
+  for _ in $(seq 120); do
+    table=$("$KUBECTL" get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}' 2>/dev/null || true)
+    n=$(awk 'NF == 3' <<< "$table" | wc -l)
+    if [ "$n" -ge "$want" ]; then awk 'NF == 3' <<< "$table"; return 0; fi
+    sleep 1
+  done
+  die "nodes without a pod CIDR after 120 s:
+$table"
+}
+
+# setup_pod_network: each node's bridge CNI config on its pod CIDR, routes to the others'.
+# Idempotent: run again after a node container restarted (its routes are gone then).
+setup_pod_network() {
+  local table node cidr addr other ocidr oaddr
+  table=$(node_table)
+  while read -r node cidr addr; do
+    podman exec -i "$node" sh -c 'cat > /etc/cni/net.d/10-sk8s-bridge.conflist.tmp &&
+      mv /etc/cni/net.d/10-sk8s-bridge.conflist.tmp /etc/cni/net.d/10-sk8s-bridge.conflist' <<JSON
+{
+  "cniVersion": "0.4.0",
+  "name": "sk8s-kind",
+  "plugins": [
+    {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$cidr"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+JSON
+    while read -r other ocidr oaddr; do
+      [ "$other" = "$node" ] && continue
+      podman exec "$node" ip route replace "$ocidr" via "$oaddr"
+    done <<< "$table"
+  done <<< "$table"
+}
+
+up() {
+  tools
+  mkdir -p /lib/modules   # kind mounts it into every node
+  local image t0
+  image=$(bash "$HERE/build-kind-node-image.sh")
+  if cluster_exists; then
+    log "reusing cluster $KIND_CLUSTER"
+    "$KIND" export kubeconfig --name "$KIND_CLUSTER" --kubeconfig "$KUBECONFIG" >/dev/null 2>&1
+  else
+    write_config "$image"
+    ensure_network
+    log "creating cluster $KIND_CLUSTER ($image, 1 control plane, $WORKERS workers)"
+    t0=$(date +%s)
+    "$KIND" create cluster --config "$KIND_HOME/kind-config.yaml" --kubeconfig "$KUBECONFIG" >&2 ||
+      die "kind create cluster failed (nodes kept for a look: $KIND_CLUSTER-*)"
+    log "kind create cluster took $(( $(date +%s) - t0 ))s"
+  fi
+  setup_pod_network
+  "$KUBECTL" wait --for=condition=Ready node --all --timeout=300s >&2
+  log "all nodes Ready"
+  echo "$KUBECONFIG"
+}
+
+down() {
+  tools
+  if cluster_exists; then "$KIND" delete cluster --name "$KIND_CLUSTER" >&2; fi
+  if podman network exists "$KIND_NETWORK"; then podman network rm "$KIND_NETWORK" >/dev/null || true; fi
+  rm -f "$KUBECONFIG"
+}
+
+# load IMAGE...: podman images into every node (kind's `load docker-image` wants docker).
+load() {
+  tools
+  [ $# -gt 0 ] || die "usage: $0 load IMAGE..."
+  local archive
+  archive=$(mktemp /var/tmp/sk8s-kind-load-XXXXXX.tar)
+  trap 'rm -f "$archive"' RETURN
+  rm -f "$archive"
+  podman save -q -m --format docker-archive -o "$archive" "$@"
+  "$KIND" load image-archive --name "$KIND_CLUSTER" "$archive" >&2
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  load) shift; load "$@" ;;
+  kubeconfig) echo "$KUBECONFIG" ;;
+  *) echo "usage: $0 up|down|load IMAGE...|kubeconfig" >&2; exit 2 ;;
+esac

@@ -1,0 +1,41 @@
+# shellcheck shell=bash
+# The kind test bed's environment, shared by hack/kind.sh and hack/build-kind-node-image.sh:
+# its state directory (kubeconfig, kind config, containers.conf), podman pointed at the
+# containers.conf written there, and kind told to use podman and the bed's own network.
+KIND_CLUSTER="${SK8S_KIND_CLUSTER:-sk8s-kind}"
+KIND_HOME="${SK8S_KIND_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/sk8s/kind}"
+KIND_NETWORK="${SK8S_KIND_NETWORK:-sk8s-kind}"
+# The node containers' network: IPv4 only (kind's own network would ask podman for an IPv6
+# ULA subnet too), away from podman's default 10.88/16 and 10.89.x/24 and from the sk8s
+# ranges (10.96/16 services, 10.112/12 tenant VPCs).
+KIND_SUBNET="${SK8S_KIND_SUBNET:-10.249.0.0/24}"
+K8S_VERSION="${K8S_VERSION:-v1.37.2}"
+KIND_NODE_IMAGE_NAME="localhost/sk8s-kind-node"
+# Where kubeadm finds the control-plane images (ClusterConfiguration.imageRepository):
+# local names, built by hack/build-kind-node-image.sh and imported into each node.
+KIND_IMAGE_REPOSITORY="localhost/sk8s-kind"
+
+# Node containers run systemd, containerd and the kubelet: runc (crun cannot run on this
+# host's hybrid cgroups), ulimits this process may set without CAP_SYS_RESOURCE (nofile
+# high enough for containerd and the kubelet), no pids limit of podman's (the node's own
+# cgroups limit its pods).
+KIND_CONTAINERS_CONF='# Written by hack/lib/kind.sh for the kind test bed (not the embedded mode'"'"'s).
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=1024:1024"]
+pids_limit = 0
+log_driver = "k8s-file"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+'
+
+kind_env() {
+  mkdir -p "$KIND_HOME"
+  export CONTAINERS_CONF="$KIND_HOME/containers.conf"
+  printf '%s' "$KIND_CONTAINERS_CONF" | cmp -s - "$CONTAINERS_CONF" ||
+    printf '%s' "$KIND_CONTAINERS_CONF" > "$CONTAINERS_CONF"
+  export KIND_EXPERIMENTAL_PROVIDER=podman KIND_EXPERIMENTAL_PODMAN_NETWORK="$KIND_NETWORK"
+  export KUBECONFIG="$KIND_HOME/kubeconfig"
+}
