@@ -109,3 +109,50 @@ def test_no_cluster_role_grants_wildcards(rendered):
         for rule in r.get("rules", []):
             for field in ("verbs", "resources", "apiGroups"):
                 assert "*" not in rule.get(field, []), f"{r['metadata']['name']}: '*' in {field}"
+
+
+def test_datastore_files_are_the_builders_output():
+    from operators.datastore import manifests as datastore
+    for name, text in datastore.files().items():
+        on_disk = (MANIFESTS / "datastore" / name).read_text()
+        assert on_disk == text, f"manifests/datastore/{name} is stale: python -m operators.datastore.manifests"
+
+
+def test_the_datastore_is_a_non_root_etcd_statefulset_with_storage_and_probes(rendered):
+    sts = {d["metadata"]["name"]: d for d in of_kind(rendered, "StatefulSet")}["sk8s-datastore"]
+    assert sts["metadata"]["namespace"] == NAMESPACE
+    spec = sts["spec"]
+    assert spec["serviceName"] == "sk8s-datastore-peers" and spec["podManagementPolicy"] == "Parallel"
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
+    assert pod["automountServiceAccountToken"] is False
+    (c,) = pod["containers"]
+    assert c["image"] == "localhost/sk8s-controlplane:latest" and c["command"] == ["/usr/local/bin/etcd"]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    args = c["args"]
+    for flag in ("--client-cert-auth=true", "--peer-client-cert-auth=true", "--enable-grpc-gateway=false",
+                 "--data-dir=/var/lib/etcd/data"):
+        assert flag in args, flag
+    assert all(a.startswith("--listen-metrics-urls=http://") or "http://" not in a for a in args)
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"]["port"] == "metrics", probe
+    assert {"name": "metrics", "containerPort": 2381} in c["ports"]
+    assert c["resources"]["requests"]["memory"] and c["resources"]["limits"]["memory"]
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert mounts["data"] == "/var/lib/etcd"
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data" and claim["spec"]["resources"]["requests"]["storage"]
+    (tls,) = [v for v in pod["volumes"] if v["name"] == "tls"]
+    assert tls["secret"]["secretName"] == "sk8s-datastore-tls"
+
+
+def test_the_datastore_services_reach_its_members(rendered):
+    sts = {d["metadata"]["name"]: d for d in of_kind(rendered, "StatefulSet")}["sk8s-datastore"]
+    pod_labels = sts["spec"]["template"]["metadata"]["labels"]
+    services = {d["metadata"]["name"]: d["spec"] for d in of_kind(rendered, "Service")}
+    peers, client = services["sk8s-datastore-peers"], services["sk8s-datastore"]
+    assert peers["clusterIP"] == "None" and peers["publishNotReadyAddresses"] is True
+    assert {p["port"] for p in peers["ports"]} == {2379, 2380}
+    assert [p["port"] for p in client["ports"]] == [2379]
+    for spec in (peers, client):
+        assert spec["selector"].items() <= pod_labels.items()

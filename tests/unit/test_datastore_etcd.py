@@ -1,0 +1,164 @@
+"""The datastore's auth against a real etcd (v3.7, TLS, client certificates required):
+after enable_auth and grant_tenant, a tenant certificate reaches its own prefix and
+nothing else; grants are idempotent and repair tampering; revoke cuts access; hostile
+names reach no RPC. One etcd for the module (~1 s to start), a fresh user per test."""
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import pytest
+import pytest_asyncio
+
+from operators.datastore import auth, names, proto
+from operators.datastore.rpc import GrpcError
+from tests.unit.etcdkit import cached_etcd, running_etcd
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+A, B = "/sk8s/tenants/aaaa/", "/sk8s/tenants/bbbb/"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def etcd(tmp_path_factory):
+    binary = cached_etcd()
+    if binary is None:
+        pytest.skip("no etcd cached by hack/build-components.sh")
+    with running_etcd(binary, tmp_path_factory.mktemp("datastore")) as store:
+        async with store.client("root") as root:
+            await auth.enable_auth(root)
+            await auth.enable_auth(root)  # idempotent
+            assert await root.auth_enabled()
+            await auth.grant_tenant(root, "tenant-a", A)
+            await auth.grant_tenant(root, "tenant-b", B)
+        yield store
+
+
+async def denied(call) -> None:
+    with pytest.raises(GrpcError) as err:
+        await call
+    assert err.value.code == 7 and err.value.message == "etcdserver: permission denied", err.value
+
+
+async def test_a_tenant_reads_and_writes_its_own_prefix(etcd):
+    async with etcd.client("tenant-a") as a:
+        await a.put(A.encode() + b"pods/x", b"one")
+        assert await a.get_range(A.encode() + b"pods/x") == [(A.encode() + b"pods/x", b"one")]
+        end = names.range_end(A.encode())
+        assert (A.encode() + b"pods/x", b"one") in await a.get_range(A.encode(), end)
+
+
+async def test_a_tenant_cannot_touch_another_prefix_or_the_whole_keyspace(etcd):
+    async with etcd.client("tenant-b") as b:
+        await b.put(B.encode() + b"secrets/s", b"b's secret")
+    async with etcd.client("tenant-a") as a:
+        await denied(a.get_range(B.encode() + b"secrets/s"))
+        await denied(a.get_range(B.encode(), names.range_end(B.encode())))
+        await denied(a.put(B.encode() + b"secrets/s", b"overwritten"))
+        await denied(a.delete_range(B.encode(), names.range_end(B.encode())))
+        await denied(a.get_range(b"\0", b"\0"))            # every key
+        await denied(a.get_range(b"/sk8s/", b"/sk8s0"))     # every tenant
+        await denied(a.get_range(A.encode()[:-1], names.range_end(A.encode()[:-1])))  # /sk8s/tenants/aaaa*, wider
+        await denied(a.put(b"/sk8s/tenants/aaaa0", b"x"))   # just past its range
+        await denied(a.put(auth.COMPACT_REV_KEY, b"1"))     # read-only for tenants
+        assert await a.get_range(auth.COMPACT_REV_KEY) == []
+        await denied(a.user_add("tenant-a2"))               # no auth administration
+        await denied(a.role_grant("tenant-tenant-a", proto.Permission(proto.READWRITE, b"\0", b"\0")))
+    async with etcd.client("root") as root:
+        assert await root.get_range(B.encode() + b"secrets/s") == [(B.encode() + b"secrets/s", b"b's secret")]
+
+
+async def test_a_certificate_of_the_ca_with_no_grant_reaches_nothing(etcd):
+    async with etcd.client("stranger") as s:
+        await denied(s.get_range(A.encode(), names.range_end(A.encode())))
+        await denied(s.put(b"/anything", b"x"))
+
+
+async def test_grant_is_idempotent_and_repairs_a_tampered_user_and_role(etcd):
+    prefix = "/sk8s/tenants/cccc/"
+    async with etcd.client("root") as root:
+        await auth.grant_tenant(root, "tenant-c", prefix)
+        await auth.grant_tenant(root, "tenant-c", prefix)
+        assert await root.user_roles("tenant-c") == ["tenant-tenant-c"]
+        assert sorted(await root.role_permissions("tenant-tenant-c"), key=repr) == \
+            sorted(auth.tenant_permissions(prefix), key=repr)
+        # Widened by hand or by a bug: the whole keyspace, and the root role.
+        await root.role_grant("tenant-tenant-c", proto.Permission(proto.READWRITE, b"\0", b"\0"))
+        await root.user_grant_role("tenant-c", "root")
+        async with etcd.client("tenant-c") as c:
+            assert await c.get_range(B.encode(), names.range_end(B.encode()))  # the tampering works...
+            await auth.grant_tenant(root, "tenant-c", prefix)
+            await denied(c.get_range(B.encode(), names.range_end(B.encode())))  # ...until the next grant
+            await c.put(prefix.encode() + b"k", b"v")
+        assert await root.user_roles("tenant-c") == ["tenant-tenant-c"]
+        assert len(await root.role_permissions("tenant-tenant-c")) == 2
+
+
+async def test_revoke_cuts_access_and_is_idempotent(etcd):
+    prefix = "/sk8s/tenants/dddd/"
+    async with etcd.client("root") as root:
+        await auth.grant_tenant(root, "tenant-d", prefix)
+        async with etcd.client("tenant-d") as d:
+            await d.put(prefix.encode() + b"k", b"v")   # the same connection, before and after
+            await auth.revoke_tenant(root, "tenant-d")
+            await auth.revoke_tenant(root, "tenant-d")
+            await denied(d.get_range(prefix.encode() + b"k"))
+            await denied(d.put(prefix.encode() + b"k", b"w"))
+        assert "tenant-d" not in await root.user_list()
+        # The data stays until the operator deletes it.
+        assert await auth.count_keys(root, prefix) == 1
+        assert await auth.delete_prefix(root, prefix) == 1
+        assert await auth.count_keys(root, prefix) == 0
+
+
+async def test_delete_prefix_deletes_that_tenant_only(etcd):
+    async with etcd.client("tenant-b") as b:
+        await b.put(B.encode() + b"configmaps/keep", b"1")
+    async with etcd.client("root") as root:
+        await root.put(b"/sk8s/tenants/eeee/x", b"1")
+        await root.put(b"/sk8s/tenants/eeee0", b"past the range")
+        assert await auth.delete_prefix(root, "/sk8s/tenants/eeee/") == 1
+        assert await root.get_range(b"/sk8s/tenants/eeee0") == [(b"/sk8s/tenants/eeee0", b"past the range")]
+        assert await root.get_range(B.encode() + b"configmaps/keep")
+
+
+@pytest.mark.parametrize("user,prefix", [("root", "/sk8s/tenants/ffff/"), ("tenant-f", "/sk8s/"),
+                                         ("tenant-f", "/sk8s/tenants/ffff/../"), ("tenant-f", "/"),
+                                         ("tenant f", "/sk8s/tenants/ffff/"), ("", "/sk8s/tenants/ffff/")])
+async def test_hostile_names_are_refused_before_any_rpc(etcd, user, prefix):
+    async with etcd.client("root") as root:
+        before = (await root.user_list(), await root.revision())
+        with pytest.raises(names.InvalidName):
+            await auth.grant_tenant(root, user, prefix)
+        assert (await root.user_list(), await root.revision()) == before
+        assert await root.user_roles("root") == ["root"]
+
+
+async def test_revoke_refuses_root(etcd):
+    async with etcd.client("root") as root:
+        with pytest.raises(names.InvalidName):
+            await auth.revoke_tenant(root, "root")
+        assert await root.user_roles("root") == ["root"]
+
+
+async def test_compaction_is_roots_and_recorded_for_the_apiservers(etcd):
+    async with etcd.client("root") as root:
+        await root.put(b"/sk8s/tenants/gggg/k", b"old")
+        old = await root.revision()
+        await root.put(b"/sk8s/tenants/gggg/k", b"new")
+        await auth.compact(root, old)
+    async with etcd.client("tenant-a") as a:
+        assert await a.get_range(auth.COMPACT_REV_KEY) == [(auth.COMPACT_REV_KEY, str(old).encode())]
+
+
+@pytest.mark.parametrize("hostname", ["sk8s-datastore.sk8s-system.svc",
+                                      "sk8s-datastore-2.sk8s-datastore-peers.sk8s-system.svc", "localhost"])
+async def test_the_member_certificate_serves_the_service_and_peer_names(etcd, hostname):
+    ctx = ssl.create_default_context(cafile=str(etcd.directory / "ca.crt"))
+    ctx.load_cert_chain(*map(str, etcd.credentials("root")[1:]))
+    host, port = etcd.url.removeprefix("https://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port), ssl=ctx, server_hostname=hostname)
+    writer.close()
+    await writer.wait_closed()
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await asyncio.open_connection(host, int(port), ssl=ctx, server_hostname="sk8s-datastore.other-ns.svc")
