@@ -6,6 +6,7 @@
 #   hack/kind.sh down          delete the cluster and its podman network
 #   hack/kind.sh load IMAGE... load podman images into every node's containerd
 #   hack/kind.sh kubeconfig    prints the kubeconfig's path
+#   hack/kind.sh exists        exit status 0 when the cluster exists
 # Pod network: no kindnetd image can be had here, so each node gets Debian's bridge CNI
 # plugin on its own pod CIDR (the one the controller manager allocated) and a route to
 # every other node's pod CIDR via that node's address on the bed's podman network.
@@ -142,5 +143,6 @@ case "${1:-}" in
   down) down ;;
   load) shift; load "$@" ;;
   kubeconfig) echo "$KUBECONFIG" ;;
-  *) echo "usage: $0 up|down|load IMAGE...|kubeconfig" >&2; exit 2 ;;
+  exists) tools; cluster_exists ;;
+  *) echo "usage: $0 up|down|load IMAGE...|kubeconfig|exists" >&2; exit 2 ;;
 esac
