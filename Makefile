@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup binaries image images test-images crds demo test lint unit e2e bench up down status conformance
+.PHONY: setup binaries image images test-images test-kind kind-up kind-down crds demo test lint unit e2e bench up down status conformance
 
 setup:
 	@bash hack/setup.sh
@@ -24,6 +24,18 @@ images: setup
 # Builds the images and runs them with podman (minutes on a cold cache: not part of make test).
 test-images: setup
 	$(VENV)/python -m pytest tests/images -q -rfEs
+
+# The kind test bed (README "The kind test bed"): a real 3-node kind cluster in podman,
+# built offline; minutes on a cold cache, so not part of make test. SK8S_KIND_KEEP=1 keeps
+# the cluster for the next run (make kind-down deletes it).
+test-kind: setup
+	$(VENV)/python -m pytest tests/kind -q -rfEs --durations=10
+
+kind-up:
+	@bash hack/kind.sh up
+
+kind-down:
+	@bash hack/kind.sh down
 
 crds:
 	$(VENV)/python -m operators.crdgen
@@ -50,7 +62,7 @@ e2e: setup
 	$(VENV)/python -m pytest tests/e2e -q
 
 test: setup lint
-	$(VENV)/python -m pytest tests -q -rfEs --durations=25 --ignore=tests/images
+	$(VENV)/python -m pytest tests -q -rfEs --durations=25 --ignore=tests/images --ignore=tests/kind
 
 # Upstream [Conformance] tests against a tenant cluster (hours; README "Conformance").
 # CONFORMANCE_FOCUS=<regex> narrows it, e.g. CONFORMANCE_FOCUS='\[sig-node\] Pods .*\[Conformance\]'.
