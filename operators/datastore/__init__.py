@@ -10,11 +10,12 @@ restore are the platform's. Instead sk8s runs its own etcd, the StatefulSet
 (pki.py) and etcd auth enabled:
 
 - `root` (user and role) is the operator's, by a client certificate with CN root and no
-  password; only root administers auth, compacts and deletes a tenant's keys.
+  password; only root administers auth and deletes a tenant's keys.
 - each tenant is a user named by its apiserver's client certificate CN (no password: cert
   auth only), holding the role tenant-<user> with readwrite on exactly its key range
-  [prefix, prefix+1) (etcd's prefix range end) and read on compact_rev_key (auth.py says
-  why), so a tenant apiserver can neither read nor write another tenant's keys.
+  [prefix, prefix+1) (etcd's prefix range end), and nothing else: a tenant apiserver can
+  neither read nor write another tenant's keys, nor any key outside its range. It runs
+  with TENANT_APISERVER_FLAGS (no compactor: etcd compacts; auth.py says why).
 
 This is what Kamaji does for its shared datastores. All tenants' data is in one etcd, so
 one `etcdctl snapshot save` (as root) backs up every tenant.
@@ -26,16 +27,16 @@ API (all async, all idempotent, names checked as hostile first: names.py):
         await grant_tenant(etcd, user, prefix)   # user: the tenant cert's CN
         await revoke_tenant(etcd, user)
         await delete_prefix(etcd, prefix)
-        await compact(etcd, revision)
+        await count_keys(etcd, prefix)
 
 The client speaks gRPC (h2), not etcd's JSON gateway, which refuses CN-bearing client
 certificates once auth is on (rpc.py).
 """
-from .auth import COMPACT_REV_KEY, TENANT_APISERVER_FLAGS, compact, delete_prefix, enable_auth, grant_tenant, \
+from .auth import COMPACT_REV_KEY, TENANT_APISERVER_FLAGS, count_keys, delete_prefix, enable_auth, grant_tenant, \
     revoke_tenant
 from .client import EtcdAuthClient
 from .names import InvalidName, tenant_prefix
 from .rpc import GrpcError
 
-__all__ = ["COMPACT_REV_KEY", "TENANT_APISERVER_FLAGS", "EtcdAuthClient", "GrpcError", "InvalidName", "compact",
+__all__ = ["COMPACT_REV_KEY", "TENANT_APISERVER_FLAGS", "EtcdAuthClient", "GrpcError", "InvalidName", "count_keys",
            "delete_prefix", "enable_auth", "grant_tenant", "revoke_tenant", "tenant_prefix"]

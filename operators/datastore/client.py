@@ -116,10 +116,6 @@ class EtcdAuthClient:
         resp = proto.decode(await self._channel.unary(_KV + "Range", proto.encode((1, b"\0"), (9, True), (3, 1))))
         return int(proto.decode(bytes(resp[1][-1])).get(3, [0])[-1])
 
-    async def compact(self, revision: int) -> None:
-        # CompactionRequest{revision = 1, physical = 2}: wait until the keys are gone.
-        await self._channel.unary(_KV + "Compact", proto.encode((1, revision), (2, True)))
-
     async def put(self, key: bytes, value: bytes) -> None:
         await self._channel.unary(_KV + "Put", proto.encode((1, key), (2, value)))
 

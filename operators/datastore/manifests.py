@@ -23,9 +23,9 @@ that the files are these builders' output).
 - Services: `sk8s-datastore-peers`, headless, publishing not-ready addresses (members find
   each other before any is ready), and `sk8s-datastore`, the ClusterIP the tenant
   apiservers use (--etcd-servers=https://sk8s-datastore.sk8s-system.svc:2379).
-- Compaction: the operator compacts (auth.compact) every few minutes; etcd's own periodic
-  compaction at 1h is a safety net that only acts when the operator has not (the quota
-  would otherwise fill and make every tenant read-only)."""
+- Compaction: etcd's own, periodic, keeping 5 min of history (what each kube-apiserver's
+  compactor does by default); the tenant apiservers run none (auth.TENANT_APISERVER_FLAGS),
+  since theirs needs a key outside their prefix."""
 from __future__ import annotations
 
 import sys
@@ -62,7 +62,7 @@ def etcd_flags(*, name: str, data_dir: str, tls_dir: str, cert_stem: str, client
         f"--peer-cert-file={tls_dir}/{cert_stem}.crt", f"--peer-key-file={tls_dir}/{cert_stem}.key",
         "--enable-grpc-gateway=false",
         f"--listen-metrics-urls={metrics_url}",
-        "--auto-compaction-mode=periodic", "--auto-compaction-retention=1h",
+        "--auto-compaction-mode=periodic", "--auto-compaction-retention=5m",
         "--quota-backend-bytes=8589934592",
         "--log-level=warn",
     ]

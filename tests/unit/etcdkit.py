@@ -55,6 +55,15 @@ def _wait_for_tls(port: int, context: ssl.SSLContext, proc: subprocess.Popen, de
             time.sleep(0.05)
 
 
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextlib.contextmanager
 def running_etcd(binary: Path, directory: Path):
     ca = dpki.make_ca()
@@ -76,10 +85,5 @@ def running_etcd(binary: Path, directory: Path):
         _wait_for_tls(client, ctx, proc, time.monotonic() + 30)
         yield etcd
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()

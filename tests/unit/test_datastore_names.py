@@ -52,10 +52,9 @@ def test_role_is_named_for_the_user_and_checked():
         names.role_name("root")
 
 
-def test_tenant_permissions_are_its_range_and_the_compaction_key_read_only():
-    rw, compact = auth.tenant_permissions("/sk8s/tenants/a/")
-    assert rw == proto.Permission(proto.READWRITE, b"/sk8s/tenants/a/", b"/sk8s/tenants/a0")
-    assert compact == proto.Permission(proto.READ, b"compact_rev_key", b"")
+def test_a_tenant_permission_is_readwrite_on_its_range():
+    assert auth.tenant_permission("/sk8s/tenants/a/") == \
+        proto.Permission(proto.READWRITE, b"/sk8s/tenants/a/", b"/sk8s/tenants/a0")
 
 
 def test_encoding_matches_protobuf_wire_format():
