@@ -276,3 +276,18 @@ def aliyun_settings() -> dict[str, str | None]:
         "security_group": env.get("SK8S_ALIYUN_SECURITY_GROUP") or None,
         "endpoint": env.get("SK8S_ALIYUN_ENDPOINT") or None,
     }
+
+
+def metapod_settings() -> dict[str, object]:
+    """The metapod provider (each sandbox a Pod of the meta-cluster, on its nodes), for the
+    operators that run it: SK8S_METAPOD (a true value: the provider is offered here; on when
+    SK8S_PROVIDER is metapod), SK8S_SANDBOX_RUNTIME_CLASS (the RuntimeClass of every sandbox
+    Pod, e.g. gVisor's or Kata's where the meta-cluster offers one; default none: the nodes'
+    runtime), SK8S_METAPOD_NAMESERVERS (comma-separated resolver addresses of the tenants'
+    pods under dnsPolicy ClusterFirst; default none: the node's resolver, never the
+    meta-cluster's DNS)."""
+    env = os.environ
+    enabled = env.get("SK8S_METAPOD", "").lower() in ("1", "true", "yes") or provider_name() == "metapod"
+    servers = tuple(s.strip() for s in env.get("SK8S_METAPOD_NAMESERVERS", "").split(",") if s.strip())
+    return {"enabled": enabled, "runtime_class": env.get("SK8S_SANDBOX_RUNTIME_CLASS") or None,
+            "name_servers": servers}

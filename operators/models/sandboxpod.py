@@ -10,14 +10,15 @@ from .imageref import IMAGE_REFERENCE, MAX_IMAGE_LENGTH
 from .podspec import DNS1123_LABEL, Container, PodSpec
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
-PROVIDERS = ("local", "aliyun")
+PROVIDERS = ("local", "aliyun", "metapod")
 
 
 class SandboxPodSpec(PodSpec):
     clusterRef: LocalObjectRef | None = Field(
         default=None, description="The ServerlessCluster (same namespace) this pod belongs to.")
-    provider: Literal["local", "aliyun"] | None = Field(
-        default=None, description="Provider that runs the sandbox; defaults to the operator's.")
+    provider: Literal["local", "aliyun", "metapod"] | None = Field(
+        default=None, description="Provider that runs the sandbox; defaults to the operator's. metapod: a Pod "
+                                  "of the meta-cluster, on its nodes.")
 
 
 class EphemeralContainer(Container):

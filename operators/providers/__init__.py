@@ -8,7 +8,7 @@ side (`make_streams`, the virtual node's kubelet API and `sk8s sandbox-logs`: lo
 exec, attach, port-forward)."""
 from __future__ import annotations
 
-from ..config import aliyun_settings, home_id, layout, pod_subnet, write_containers_conf
+from ..config import aliyun_settings, home_id, layout, metapod_settings, pod_subnet, write_containers_conf
 from .errors import ProviderError
 from .lifecycle import SandboxLifecycle
 from .sandbox import EventSink
@@ -19,8 +19,16 @@ from .streaming import SandboxStreams
 def available_providers() -> list[str]:
     """Providers SandboxPods and tenant clusters may name: `aliyun` (ECI sandboxes, VPC,
     VSwitches and a security group per tenant, SLB, PrivateZone) once an account is
-    configured (config.aliyun_settings)."""
-    return ["local"] + (["aliyun"] if aliyun_settings()["credentials"] else [])
+    configured (config.aliyun_settings); `metapod` (each sandbox a Pod of the meta-cluster,
+    on its nodes) where it is offered (config.metapod_settings)."""
+    return (["local"] + (["aliyun"] if aliyun_settings()["credentials"] else [])
+            + (["metapod"] if metapod_settings()["enabled"] else []))
+
+
+def _metapod_placement():
+    from .metapod.podbuild import MetaPlacement
+    settings = metapod_settings()
+    return MetaPlacement(home_id(layout().home), settings["runtime_class"], settings["name_servers"])
 
 
 def _local_vpcs():
@@ -44,11 +52,16 @@ def make_provider(name: str = "local", *, events: EventSink | None = None) -> Sa
         settings = aliyun_settings()
         placement = make_placement(settings, home_id(layout().home))
         return RoutedLifecycle(make_router(settings, lambda client: AliyunProvider(client, placement)))
+    if name == "metapod":  # the meta kubelets run restarts and probes and post their own events
+        from .metapod.provider import MetaPodProvider
+        return MetaPodProvider(_metapod_placement())
     raise ValueError(f"unknown provider {name!r}")
 
 
-def make_streams(name: str = "local") -> SandboxStreams:
-    """The streaming side, without the lifecycle side's networks, VPCs and kubelets."""
+def make_streams(name: str = "local", *, meta_kubeconfig: str | None = None) -> SandboxStreams:
+    """The streaming side, without the lifecycle side's networks, VPCs and kubelets.
+    `meta_kubeconfig`: the meta-cluster credentials of a process that has its own (the
+    virtual node's), for the providers that stream through the meta apiserver."""
     if name == "local":
         from .local.streams import LocalStreams
         return LocalStreams(containers_conf=str(write_containers_conf(layout())))
@@ -58,6 +71,13 @@ def make_streams(name: str = "local") -> SandboxStreams:
         from .aliyun.streams import AliyunStreams
         hid = home_id(layout().home)
         return RoutedStreams(make_router(aliyun_settings(), lambda client: AliyunStreams(client, hid)))
+    if name == "metapod":
+        from .metapod.streams import MetaPodStreams
+        if meta_kubeconfig is None:
+            return MetaPodStreams()
+        from ..kubeclient.client import KubeClient
+        meta = KubeClient.from_kubeconfig(meta_kubeconfig, "meta", "sk8s-virtual-node")
+        return MetaPodStreams(lambda: meta)
     raise ValueError(f"unknown provider {name!r}")
 
 

@@ -90,7 +90,7 @@ class VirtualNode:
         on first use: the provider stack (pydantic models) costs start-up time."""
         if self._streams is None:
             from ..providers import make_streams
-            self._streams = make_streams(self.opts.provider)
+            self._streams = make_streams(self.opts.provider, meta_kubeconfig=self.opts.meta_kubeconfig)
         return self._streams
 
     async def _warm_provider(self) -> None:

@@ -40,8 +40,11 @@ async def connect(uri: str, *, tty: bool) -> WebSocketSession:
 
 
 class WebSocketSession(StdioSession):
-    def __init__(self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, *, tty: bool):
-        self.http, self.ws, self.tty = http, ws, tty
+    def __init__(self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, *, tty: bool,
+                 lost: str = LOST):
+        """`lost`: what the client is told when the socket closes with no exit status
+        (the metapod provider's sessions, on the meta apiserver's socket, say their own)."""
+        self.http, self.ws, self.tty, self.lost = http, ws, tty, lost
         self._out: asyncio.Queue[bytes] = asyncio.Queue()
         self._err: asyncio.Queue[bytes] = asyncio.Queue()
         self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -66,7 +69,7 @@ class WebSocketSession(StdioSession):
             log.info("exec WebSocket: %s", type(exc).__name__)
         finally:
             if not self._exit.done():
-                self._report(ef.Outcome(None, LOST))
+                self._report(ef.Outcome(None, self.lost))
             self._out.put_nowait(b"")
             self._err.put_nowait(b"")
 
