@@ -14,11 +14,10 @@
 #     CAP_SYS_RESOURCE and runc fails without it; the pause image below as sandbox image;
 #     Debian's CNI plugin directory);
 #   - the images kubeadm runs (kube-apiserver, kube-controller-manager, kube-scheduler,
-#     kube-proxy, etcd, pause) built here from the same binaries under the names of
+#     kube-proxy, etcd, pause, coredns) built here from the same binaries under the names of
 #     `kubeadm config images list --image-repository localhost/sk8s-kind`, saved into
 #     /kind/images/ and imported into containerd's k8s.io namespace at the node's first boot
-#     (sk8s-images.service, ordered before the kubelet). No CoreDNS: the bed's kind config
-#     disables kubeadm's DNS addon.
+#     (sk8s-images.service, ordered before the kubelet); CoreDNS from its Go module.
 # The tag's hash covers all inputs: a second run prints the existing image in seconds.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -33,13 +32,21 @@ KIND_SRC=$(cd /tmp && go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" | s
 [ -d "$KIND_SRC/images/base/files" ] || { log "no kind source in the module cache"; exit 1; }
 BIN=$(K8S_VERSION="$K8S_VERSION" bash "$HERE/build-components.sh")
 NODE_BIN=$(K8S_VERSION="$K8S_VERSION" bash "$HERE/build-kind-components.sh")
+# The images' names as kubeadm of this version spells them (the etcd, pause and CoreDNS tags
+# are kubeadm's).
+declare -A NAMES
+while read -r ref; do
+  n=${ref##*/}; NAMES[${n%%:*}]=$ref
+done < <("$NODE_BIN/kubeadm" config images list --kubernetes-version "$K8S_VERSION" \
+           --image-repository "$KIND_IMAGE_REPOSITORY")
+COREDNS=$(go_install_cached github.com/coredns/coredns "${NAMES[coredns]##*:}")
 NODE_PACKAGES=(systemd containerd runc containernetworking-plugins conntrack iptables nftables
   iproute2 ethtool util-linux mount kmod libseccomp2 bash ca-certificates jq procps)
 ROOTFS=$(bash "$HERE/build-debian-rootfs.sh" "${NODE_PACKAGES[@]}")
 PROXY_ROOTFS=$(bash "$HERE/build-debian-rootfs.sh" iptables nftables conntrack ca-certificates)
 HASH=$( { basename "$ROOTFS"; basename "$PROXY_ROOTFS"; echo "$KIND_VERSION"; cat "$0" "$HERE/lib/kind.sh";
   (cd "$BIN" && sha256sum kube-apiserver kube-controller-manager kube-scheduler kubectl etcd);
-  (cd "$NODE_BIN" && sha256sum kubelet kubeadm kube-proxy); } | sha256sum | cut -c1-12)
+  (cd "$NODE_BIN" && sha256sum kubelet kubeadm kube-proxy); sha256sum < "$COREDNS"; } | sha256sum | cut -c1-12)
 IMAGE="$KIND_NODE_IMAGE_NAME:$K8S_VERSION-$HASH"
 current_build "$KIND_NODE_IMAGE_NAME" "$IMAGE" "$HASH" && exit 0
 t0=$(date +%s)
@@ -49,12 +56,6 @@ cleanup() { [ ${#built[@]} -eq 0 ] || podman rmi "${built[@]}" >/dev/null 2>&1 |
 trap cleanup EXIT
 
 # --- the images kubeadm runs ------------------------------------------------------------
-# Their names as kubeadm of this version spells them (the etcd and pause tags are kubeadm's).
-declare -A NAMES
-while read -r ref; do
-  n=${ref##*/}; NAMES[${n%%:*}]=$ref
-done < <("$NODE_BIN/kubeadm" config images list --kubernetes-version "$K8S_VERSION" \
-           --image-repository "$KIND_IMAGE_REPOSITORY")
 # A pod sandbox's pause process: PID 1 of the pod, reaps zombies, exits on SIGINT/SIGTERM.
 mkdir -p "$work/pause"
 cat > "$work/pause/main.go" <<'GO'
@@ -106,6 +107,10 @@ for c in kube-apiserver kube-controller-manager kube-scheduler; do component_ima
 component_image etcd - "$BIN/etcd"
 component_image kube-proxy "$PROXY_ROOTFS" "$NODE_BIN/kube-proxy"
 component_image pause - "$work/pause/pause"
+# CoreDNS (github.com/coredns/coredns at kubeadm's tag) runs as root here: upstream's image
+# gives its nonroot user the bind capability as a file capability, which a tar import loses;
+# kubeadm's Deployment adds NET_BIND_SERVICE and drops the rest.
+component_image coredns - "$COREDNS"
 
 # --- the node's root file system --------------------------------------------------------
 root="$work/root"

@@ -10,7 +10,8 @@
 # Pod network: no kindnetd image can be had here, so each node gets Debian's bridge CNI
 # plugin on its own pod CIDR (the one the controller manager allocated) and a route to
 # every other node's pod CIDR via that node's address on the bed's podman network.
-# Services: kube-proxy (nftables mode), from the image built with the node image.
+# Services: kube-proxy (nftables mode); DNS: CoreDNS; both from images built with the node
+# image.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib/kind.sh"
@@ -35,13 +36,12 @@ apiVersion: kind.x-k8s.io/v1alpha4
 name: $KIND_CLUSTER
 networking:
   disableDefaultCNI: true        # no kindnetd image here: hack/kind.sh sets up bridge CNI
+  podSubnet: $KIND_POD_SUBNET
   kubeProxyMode: nftables
 kubeadmConfigPatches:
 - |
   kind: ClusterConfiguration
   imageRepository: $KIND_IMAGE_REPOSITORY
-  dns:
-    disabled: true               # no CoreDNS image built
 - |
   kind: KubeletConfiguration
   failCgroupV1: false            # this host has cgroup v1; kubelet 1.37 refuses it otherwise
@@ -71,8 +71,12 @@ node_table() {
 $table"
 }
 
-# setup_pod_network: each node's bridge CNI config on its pod CIDR, routes to the others'.
-# Idempotent: run again after a node container restarted (its routes are gone then).
+# setup_pod_network: each node's bridge CNI config on its pod CIDR, routes to the others',
+# and pod traffic to anything outside the pod network masqueraded to the node's address (as
+# kindnetd does): a pod's own address is routed between the nodes only, so a reply from
+# elsewhere (podman's DNS server for CoreDNS, the host) finds its way back and no packet
+# from the pod range leaves the host. Idempotent: run again after a node container
+# restarted (its routes are gone then).
 setup_pod_network() {
   local table node cidr addr other ocidr oaddr
   table=$(node_table)
@@ -89,6 +93,8 @@ setup_pod_network() {
   ]
 }
 JSON
+    podman exec "$node" sh -c 'iptables -t nat -C POSTROUTING -s "$1" ! -d "$1" -j MASQUERADE 2>/dev/null ||
+      iptables -t nat -A POSTROUTING -s "$1" ! -d "$1" -j MASQUERADE' sh "$KIND_POD_SUBNET"
     while read -r other ocidr oaddr; do
       [ "$other" = "$node" ] && continue
       podman exec "$node" ip route replace "$ocidr" via "$oaddr"

@@ -9,6 +9,7 @@ KIND_NETWORK="${SK8S_KIND_NETWORK:-sk8s-kind}"
 # ULA subnet too), away from podman's default 10.88/16 and 10.89.x/24 and from the sk8s
 # ranges (10.96/16 services, 10.112/12 tenant VPCs).
 KIND_SUBNET="${SK8S_KIND_SUBNET:-10.249.0.0/24}"
+KIND_POD_SUBNET="10.244.0.0/16"   # kind's default, spelled out: hack/kind.sh masquerades leaving it
 K8S_VERSION="${K8S_VERSION:-v1.37.2}"
 KIND_NODE_IMAGE_NAME="localhost/sk8s-kind-node"
 # Where kubeadm finds the control-plane images (ClusterConfiguration.imageRepository):
@@ -38,4 +39,27 @@ kind_env() {
     printf '%s' "$KIND_CONTAINERS_CONF" > "$CONTAINERS_CONF"
   export KIND_EXPERIMENTAL_PROVIDER=podman KIND_EXPERIMENTAL_PODMAN_NETWORK="$KIND_NETWORK"
   export KUBECONFIG="$KIND_HOME/kubeconfig"
+}
+
+# go_install_cached MODULE VERSION: the module's main package built with `go install` from
+# the Go module proxy into ~/.cache/sk8s/bin/<name>-<version>/ (name: the module path's last
+# element), one Go build at a time (hack/build-components.sh's lock); prints the binary.
+go_install_cached() {
+  local module=$1 version=$2 name cache out t0
+  name=${module##*/}
+  cache="${SK8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sk8s}"
+  out="$cache/bin/$name-$version"
+  if [ ! -x "$out/$name" ]; then
+    command -v go >/dev/null || { echo "go is not installed (need Go >= 1.26)" >&2; return 1; }
+    mkdir -p "$out"
+    (
+      flock 9
+      [ -x "$out/$name" ] && exit 0
+      t0=$(date +%s)
+      GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED=0 GOBIN="$out" \
+        go install -trimpath -ldflags "-s -w" "$module@$version" >&2
+      echo "[go install] built $name $version in $(( $(date +%s) - t0 ))s" >&2
+    ) 9>"$cache/build.lock"
+  fi
+  echo "$out/$name"
 }

@@ -2,7 +2,8 @@
 hack/kind.sh; the session fixture is in conftest.py): the CRDs establish and reject an
 invalid SandboxPod naming the field, the deploy kustomization passes a server-side dry run,
 and the bed itself is what it claims: 3 nodes Ready, pods on the two workers reach each other
-without NAT, a ClusterIP Service answers across nodes, and the sk8s images load and run.
+without NAT, a ClusterIP Service answers across nodes and its name resolves (CoreDNS), and
+the sk8s images load and run.
 """
 from __future__ import annotations
 
@@ -154,6 +155,18 @@ def test_a_cluster_ip_service_answers_from_the_other_worker(kctl, net):
     proc = kctl("-n", NET_NS, "exec", "web-a", "--", "sh", "-c",
                 HTTP_GET.format(host=cluster_ip, port=8081), timeout=60)
     assert "200 OK" not in proc.stdout
+
+
+def test_a_service_name_resolves_through_coredns(kctl, net):
+    _, cluster_ip = net
+    name = f"web-b.{NET_NS}.svc.cluster.local"
+    # busybox's nslookup speaks DNS itself (no NSS): it asks the pod's nameserver, kube-dns.
+    proc = kctl("-n", NET_NS, "exec", "web-a", "--", "nslookup", name, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"Address: {cluster_ip}" in proc.stdout, proc.stdout
+    missing = kctl("-n", NET_NS, "exec", "web-a", "--", "nslookup", f"nothing.{NET_NS}.svc.cluster.local",
+                   timeout=60)
+    assert "NXDOMAIN" in missing.stdout + missing.stderr
 
 
 def run_pod_to_completion(kctl, name: str, image: str, command: list[str]) -> str:
