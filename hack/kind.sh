@@ -109,6 +109,9 @@ up() {
   image=$(bash "$HERE/build-kind-node-image.sh")
   if cluster_exists; then
     log "reusing cluster $KIND_CLUSTER"
+    running=$(podman inspect --format '{{.ImageName}}' "$KIND_CLUSTER-control-plane" 2>/dev/null || true)
+    [ "$running" = "$image" ] ||
+      log "WARNING: the cluster runs ${running:-?}, the newest node image is $image: hack/kind.sh down, then up, to use it"
     "$KIND" export kubeconfig --name "$KIND_CLUSTER" --kubeconfig "$KUBECONFIG" >/dev/null 2>&1
   else
     write_config "$image"
@@ -144,6 +147,9 @@ load() {
   "$KIND" load image-archive --name "$KIND_CLUSTER" "$archive" >&2
 }
 
+# One up, down or load at a time (two test sessions starting together share one cluster).
+exec 8>"$KIND_HOME/kind.lock"
+flock 8
 case "${1:-}" in
   up) up ;;
   down) down ;;

@@ -3,12 +3,14 @@ podman, 1 control plane and 2 workers) that hack/kind.sh builds offline and brin
 reuses when it is already there.
 
 A cluster this session created is deleted at its end (SK8S_KIND_KEEP=1 keeps it for the
-next run); one it found is left as it was. The tests skip, naming what is missing, only
+next run) unless another test session still uses it (each holds a shared lock on a file in
+the bed's state directory while it runs); one it found is left as it was. The tests skip, naming what is missing, only
 where kind cannot run at all: no podman, not root (the node containers are privileged), no
 Go toolchain for a first build.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -70,10 +72,19 @@ def kind_cluster() -> KindCluster:
     up = hack_kind("up", timeout=UP_TIMEOUT)
     if up.returncode != 0:
         pytest.fail(f"hack/kind.sh up failed:\n{up.stderr[-5000:]}")
+    kubeconfig = up.stdout.strip().splitlines()[-1]
     kubectl_bin = find_kubectl()
     assert kubectl_bin, "hack/kind.sh up builds kubectl: none found"
-    yield KindCluster(kubeconfig=up.stdout.strip().splitlines()[-1], kubectl_bin=kubectl_bin)
-    if not existed and os.environ.get("SK8S_KIND_KEEP") != "1":
+    with open(Path(kubeconfig).parent / "users.lock", "w") as users:
+        fcntl.flock(users, fcntl.LOCK_SH)
+        yield KindCluster(kubeconfig=kubeconfig, kubectl_bin=kubectl_bin)
+        if existed or os.environ.get("SK8S_KIND_KEEP") == "1":
+            return
+        fcntl.flock(users, fcntl.LOCK_UN)
+        try:
+            fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return   # another session still runs tests on it: its last user leaves it up
         hack_kind("down")
 
 
