@@ -65,6 +65,9 @@ LABEL_HOME = "sk8s.io/home"                    # config.home_id(): one installat
 LABEL_SANDBOX_NAMESPACE = "sk8s.io/namespace"  # the SandboxPod's namespace, name and uid
 LABEL_SANDBOX_NAME = "sk8s.io/name"
 LABEL_SANDBOX_UID = "sk8s.io/uid"
+# The SandboxPod's name on what a provider makes for it in the meta-cluster (a metapod
+# Pod, its files Secret): a name may be too long for a label value.
+ANNOTATION_SANDBOX_NAME = "sk8s.io/sandbox-name"
 LABEL_CONTAINER = "sk8s.io/container"          # the container's name in the pod spec
 LABEL_INIT_CONTAINER = "sk8s.io/init-container"  # "true" on an init container
 LABEL_EPHEMERAL_CONTAINER = "sk8s.io/ephemeral-container"  # "true" on a container added by `kubectl debug`

@@ -3,13 +3,11 @@ container of its meta Pod (core/v1 EphemeralContainer: no ports, probes, lifecyc
 resources; the tenant's apiserver validated that already, refused here again by name)."""
 from __future__ import annotations
 
-from ...models.contracts import REASON_CONFIG_ERROR
 from ...models.podspec import PodSpec
 from ...models.sandboxpod import EphemeralContainer
-from ..errors import InvalidSpecError
 from ..sandbox import SandboxRef
 from .containers import build_container
-from .refusals import container_refusals
+from .refusals import container_refusals, refusal
 
 NOT_EPHEMERAL = ("ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "resources",
                  "restartPolicy")
@@ -20,8 +18,7 @@ def build_ephemeral(c: EphemeralContainer, spec: PodSpec, ref: SandboxRef) -> di
     found = container_refusals(p, c) + [(f"{p}.{k}", "ephemeral containers have none") for k in NOT_EPHEMERAL
                                         if getattr(c, k)]
     if found:
-        raise InvalidSpecError("; ".join(f"{path}: not supported by the metapod provider: {why}"
-                                         for path, why in found), reason=REASON_CONFIG_ERROR)
+        raise refusal(found)
     out = build_container(c, spec, ref)
     if c.targetContainerName:
         out["targetContainerName"] = c.targetContainerName

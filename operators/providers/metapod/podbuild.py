@@ -31,18 +31,17 @@ import re
 from dataclasses import dataclass
 
 from ... import API_VERSION
-from ...models.contracts import (LABEL_CLUSTER, LABEL_CLUSTER_UID, LABEL_HOME, LABEL_PROVIDER, LABEL_SANDBOX_NAME,
-                                 LABEL_SANDBOX_NAMESPACE, LABEL_SANDBOX_UID, REASON_CONFIG_ERROR)
+from ...models.contracts import (ANNOTATION_SANDBOX_NAME, LABEL_CLUSTER, LABEL_CLUSTER_UID, LABEL_HOME,
+                                 LABEL_PROVIDER, LABEL_SANDBOX_NAME, LABEL_SANDBOX_NAMESPACE, LABEL_SANDBOX_UID)
 from ...models.podspec import PodSpec
 from ...models.volumes import Volume
-from ..errors import InvalidSpecError
 from ..lifecycle import VolumeContent
 from ..sandbox import SandboxRef
 from .containers import build_container
-from .refusals import unsupported
+from .refusals import refusal, unsupported
 
 PROVIDER = "metapod"
-ANNOTATION_NAME = "sk8s.io/sandbox-name"  # the SandboxPod's name, which may be too long for a label
+ANNOTATION_NAME = ANNOTATION_SANDBOX_NAME  # the SandboxPod's name, which may be too long for a label
 HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -68,8 +67,7 @@ def file_key(volume: str, path: str) -> str:
 def refuse(spec: PodSpec) -> None:
     found = unsupported(spec)
     if found:
-        raise InvalidSpecError("; ".join(f"{path}: not supported by the metapod provider: {why}" for path, why in found),
-                               reason=REASON_CONFIG_ERROR)
+        raise refusal(found)
 
 
 def owner_reference(ref: SandboxRef) -> dict:

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import re
 
+from ...models.contracts import REASON_CONFIG_ERROR
 from ...models.podspec import Container, PodSpec, Probe
 from ...models.securitycontext import ADDABLE_CAPABILITIES, SAFE_SYSCTLS
+from ..errors import InvalidSpecError
 
 Found = list[tuple[str, str]]
 RESOURCES = ("cpu", "memory", "ephemeral-storage")
@@ -39,6 +41,12 @@ WEAKENS = "it would weaken the sandbox"
 def cap_name(cap: str) -> str:
     up = cap.upper()
     return up[4:] if up.startswith("CAP_") else up
+
+
+def refusal(found: Found) -> InvalidSpecError:
+    """One error naming every field refused (the SandboxPod's reason: CreateContainerConfigError)."""
+    return InvalidSpecError("; ".join(f"{path}: not supported by the metapod provider: {why}" for path, why in found),
+                            reason=REASON_CONFIG_ERROR)
 
 
 def unsupported(spec: PodSpec) -> Found:

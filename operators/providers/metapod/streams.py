@@ -177,7 +177,11 @@ class PortBridge:
                 continue
             data = frame.data
             if not opened[frame.channel]:
-                opened[frame.channel], data = True, data[2:]
+                head, data = data[:2], data[2:]
+                opened[frame.channel] = True
+                if head != port_header(self.port):  # not the port asked for: nothing to pass on
+                    log.warning("port-forward %d: the stream opened with %r", self.port, head)
+                    return
             if frame.channel == ERROR and data:
                 log.info("port-forward %d: %s", self.port, data.decode(errors="replace"))
                 return
