@@ -43,7 +43,7 @@ class EtcdAuthClient:
 
     def __init__(self, url: str, ca: Path, cert: Path, key: Path, *, timeout: float = 10.0):
         self.url = url
-        self._channel = Channel(url, tls_context(ca, cert, key), timeout=timeout)
+        self._channel = Channel(url, lambda: tls_context(ca, cert, key), timeout=timeout)
 
     async def __aenter__(self) -> EtcdAuthClient:
         return self

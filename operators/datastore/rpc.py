@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
 import h2.config
@@ -46,22 +47,29 @@ def unframe(data: bytes) -> bytes:
 
 
 class Channel:
-    def __init__(self, url: str, context: ssl.SSLContext, *, timeout: float = 10.0):
+    """`context`: the TLS context, made (reading certificate files) on the first connection,
+    off the event loop."""
+
+    def __init__(self, url: str, context: Callable[[], ssl.SSLContext], *, timeout: float = 10.0):
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname or not parts.port:
             raise ValueError(f"not an https://host:port etcd URL: {url!r}")
         self.host, self.port, self.timeout = parts.hostname, parts.port, timeout
         self.authority = f"{self.host}:{self.port}"
-        context.set_alpn_protocols(["h2"])
-        self.context = context
+        self._make_context = context
+        self._context: ssl.SSLContext | None = None
         self._lock = asyncio.Lock()
         self._conn: h2.connection.H2Connection | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
     async def _connect(self) -> None:
+        if self._context is None:
+            context = await asyncio.to_thread(self._make_context)
+            context.set_alpn_protocols(["h2"])
+            self._context = context
         self._reader, self._writer = await asyncio.open_connection(
-            self.host, self.port, ssl=self.context, server_hostname=self.host)
+            self.host, self.port, ssl=self._context, server_hostname=self.host)
         self._conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
                                                                           header_encoding="utf-8"))
         self._conn.initiate_connection()

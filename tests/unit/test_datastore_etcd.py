@@ -10,7 +10,10 @@ import ssl
 import pytest
 import pytest_asyncio
 
+from operators.config import free_port
 from operators.datastore import auth, names, proto
+from operators.datastore.client import EtcdAuthClient
+from operators.embedded import pki
 from operators.datastore.rpc import GrpcError
 from tests.unit.etcdkit import cached_etcd, running_etcd
 
@@ -151,3 +154,18 @@ async def test_the_member_certificate_serves_the_service_and_peer_names(etcd, ho
     await writer.wait_closed()
     with pytest.raises(ssl.SSLCertVerificationError):
         await asyncio.open_connection(host, int(port), ssl=ctx, server_hostname="sk8s-datastore.other-ns.svc")
+
+
+async def test_an_etcd_of_another_ca_or_none_at_all_is_a_connection_error(etcd, tmp_path):
+    other = pki.make_ca("someone-else")
+    pki.write(other, tmp_path, "other-ca")
+    _, crt, key = etcd.credentials("root")
+    async with EtcdAuthClient(etcd.url, tmp_path / "other-ca.crt", crt, key) as c:
+        with pytest.raises(ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+            await c.user_list()
+    async with EtcdAuthClient(f"https://127.0.0.1:{free_port()}", *etcd.credentials("root"), timeout=3) as c:
+        with pytest.raises(ConnectionError):
+            await c.user_list()
+    async with etcd.client("tenant-a") as a:  # a refused call leaves the connection usable
+        await denied(a.get_range(B.encode()))
+        await a.put(A.encode() + b"after-refusal", b"1")
