@@ -218,6 +218,37 @@ def etcd_pki() -> Path | None:
     return Path(env) if env else None
 
 
+def plane_runner() -> str:
+    """SK8S_PLANE_RUNNER (default `host`): how tenant control planes run. `host`: processes
+    of the operator's own host (the embedded meta-cluster); `pods`: a Deployment per plane
+    in the meta-cluster (serverlesscluster/podplane.py), for a real Kubernetes."""
+    value = os.environ.get("SK8S_PLANE_RUNNER") or "host"
+    if value not in ("host", "pods"):
+        raise ValueError(f"SK8S_PLANE_RUNNER={value!r}: expected `host` or `pods`")
+    return value
+
+
+def plane_namespace() -> str:
+    """SK8S_PLANE_NAMESPACE (default sk8s-planes): where the `pods` runner puts the planes'
+    Deployments, Services and Secrets."""
+    return os.environ.get("SK8S_PLANE_NAMESPACE") or "sk8s-planes"
+
+
+def plane_images() -> tuple[str, str]:
+    """SK8S_CONTROLPLANE_IMAGE and SK8S_OPERATOR_IMAGE (defaults: the `make images` builds,
+    localhost/sk8s-controlplane:latest and localhost/sk8s-operator:latest): the images of a
+    plane's Pod (its Kubernetes components, and its virtual node)."""
+    return (os.environ.get("SK8S_CONTROLPLANE_IMAGE") or "localhost/sk8s-controlplane:latest",
+            os.environ.get("SK8S_OPERATOR_IMAGE") or "localhost/sk8s-operator:latest")
+
+
+def etcd_auth() -> bool:
+    """SK8S_ETCD_AUTH (default 0): the etcd of SK8S_ETCD_URL is sk8s' datastore with auth on
+    (operators/datastore): each plane gets a user whose role covers only its prefix, and
+    the operator acts as root with a certificate it issues from SK8S_ETCD_PKI's CA."""
+    return os.environ.get("SK8S_ETCD_AUTH", "0") == "1"
+
+
 def default_kubeconfig(path: Path) -> None:
     """KUBECONFIG: the kubernetes client library reads it; the CLI points it at the
     meta-cluster's kubeconfig unless the user set one (the user's wins)."""

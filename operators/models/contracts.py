@@ -89,6 +89,11 @@ KOPF_ANNOTATION_PREFIX = "sk8s.io"
 ANNOTATION_POWER_REQUEST = "power.sk8s.io/request"
 REASON_SLEEPING = "Sleeping"
 
+# A tenant control plane run as meta-cluster workloads (serverlesscluster/podplane.py): every
+# object of one plane carries its id; the claim Secret names the cluster that owns it.
+LABEL_PLANE = "sk8s.io/plane"
+LABEL_CLAIMED_BY = "sk8s.io/claimed-by"
+
 # --- Condition types and reasons ----------------------------------------------------------
 # Every sk8s kind reports Ready (what `kubectl wait --for=condition=Ready` and the CRDs'
 # printer columns read). A SandboxPod's Initialized and ContainersReady (written by

@@ -24,7 +24,8 @@ class SecretReference(K8sModel):
 class ServerlessClusterSpec(K8sModel):
     version: Literal[SUPPORTED_VERSIONS] = Field(  # type: ignore[valid-type]
         default=DEFAULT_VERSION, description="Kubernetes version of the tenant control plane.")
-    provider: Literal["local", "aliyun"] = Field(default="local", description="Provider for the sandboxes.")
+    provider: Literal["local", "aliyun", "metapod"] = Field(
+        default="local", description="Provider for the sandboxes. metapod: Pods of the meta-cluster, on its nodes.")
     region: str | None = Field(default=None, description="Cloud region (aliyun provider only).",
                                pattern=r"^[a-z]{2}-[a-z0-9-]+$")
     credentialsSecretRef: SecretReference | None = Field(

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import json
-import ssl
 import sys
 import time
 from pathlib import Path
@@ -21,9 +19,8 @@ import aiohttp
 import yaml
 
 from .. import GROUP, config, kube
-from ..kubeclient.client import STRATEGIC, ApiError, KubeClient
-from ..config import layout, sk8s_home
-from ..embedded import etcd_pki
+from ..kubeclient.client import ApiError, KubeClient
+from ..config import sk8s_home
 from ..embedded.binaries import ensure_binaries
 from ..embedded.kubeconfig import build_kubeconfig, write_kubeconfig
 from ..embedded.processes import ProcessSet
@@ -34,7 +31,7 @@ from ..providers import make_provider
 from ..providers.lifecycle import SandboxLifecycle
 from ..tenancy import sandbox_namespace
 from . import controlplane as cp
-from . import idle, node_health, planes, wakerules
+from . import idle, planes, podplane, podrunner, tenantstore, wakerules
 from .egress import write_egress_config
 from .netplan import NetworkPlan, kube_dns_service
 from .tenant_pki import (OPERATOR_CLIENT, ensure_front_proxy_pki, ensure_operator_client, ensure_scheduler_client,
@@ -65,20 +62,17 @@ def tenant_client(t: cp.Tenant) -> KubeClient:
                                user_agent=FIELD_MANAGER, timeout=TENANT_TIMEOUT)
 
 
-def etcd_ca_dir() -> Path:
-    """Where etcd's CA is: this home's (embedded), or a mounted Secret (SK8S_ETCD_PKI)."""
-    return config.etcd_pki() or etcd_pki.etcd_pki_dir(layout().pki)
-
-
-def ensure_etcd_client(t: cp.Tenant) -> None:
-    """The plane's client certificate of the meta etcd, signed by etcd's CA."""
-    etcd_pki.ensure_client(etcd_ca_dir(), t.pki, t.etcd_cn)
+def in_pods() -> bool:
+    """Planes run as meta-cluster workloads (podrunner.py), not as processes of this host."""
+    return config.plane_runner() == "pods"
 
 
 def plane_tenant(plane: planes.Plane, **identity) -> cp.Tenant:
-    return cp.Tenant(directory=plane.directory, ports=cp.TenantPorts(plane.apiserver_port, plane.kubelet_port),
-                     etcd_url=config.etcd_url(), etcd_prefix=plane.etcd_prefix,
-                     network=NetworkPlan(plane.vpc_cidr) if plane.vpc_cidr else None, **identity)
+    where = dict(ports=cp.TenantPorts(podplane.SERVICE_PORT, podplane.KUBELET_PORT),
+                 host=podplane.service_host(plane.id, config.plane_namespace())) if in_pods() else \
+        dict(ports=cp.TenantPorts(plane.apiserver_port, plane.kubelet_port))
+    return cp.Tenant(directory=plane.directory, etcd_url=config.etcd_url(), etcd_prefix=plane.etcd_prefix,
+                     network=NetworkPlan(plane.vpc_cidr) if plane.vpc_cidr else None, **where, **identity)
 
 
 _providers: dict[str, SandboxLifecycle] = {}
@@ -121,15 +115,15 @@ def components(t: cp.Tenant) -> list[str]:
     return [n for n in planes.STOP_ORDER if n != "kube-scheduler" or t.runs_scheduler]
 
 
-def processes(t: cp.Tenant) -> ProcessSet:
-    return ProcessSet(t.directory)
+def processes(t: cp.Tenant) -> ProcessSet | podrunner.KubeletManaged:
+    return podrunner.KubeletManaged() if in_pods() else ProcessSet(t.directory)
 
 
 def write_credentials(t: cp.Tenant) -> None:
-    ensure_tenant_pki(t.pki, "tenant", t.kubernetes_ip)
+    ensure_tenant_pki(t.pki, "tenant", t.kubernetes_ip, podplane.serving_names(t.host) if in_pods() else ())
     ensure_front_proxy_pki(t.pki)
     ensure_operator_client(t.pki)
-    ensure_etcd_client(t)
+    tenantstore.ensure_etcd_client(t)
     ca = (t.pki / "ca.crt").read_bytes()
     users = ["admin", "controller-manager", "virtual-node"]
     if t.runs_scheduler:
@@ -148,16 +142,23 @@ async def start_apiserver(t: cp.Tenant, env: dict[str, str] | None = None) -> No
 
 
 async def start_controller_manager(t: cp.Tenant) -> None:
-    await on_host(_start_controller_manager, t)
+    if not in_pods():  # in a Pod: the kubelet's
+        await on_host(_start_controller_manager, t)
 
 
 async def start_virtual_node(t: cp.Tenant) -> None:
-    await on_host(_start_virtual_node, t)
+    """Start the virtual node, or hand it its cluster; in a Pod, the claim Secret does."""
+    if not in_pods():
+        await on_host(_start_virtual_node, t)
+    elif t.name:
+        await podrunner.claim(t, planes.load(t.directory), t.directory / "meta.kubeconfig")
 
 
 async def start_scheduler(t: cp.Tenant) -> None:
     """At claim, only for a cluster with several virtual nodes (a no-op otherwise)."""
-    if t.runs_scheduler:
+    if t.runs_scheduler and in_pods():
+        await start_plane_pod(t)
+    elif t.runs_scheduler:
         await on_host(_start_scheduler, t)
 
 
@@ -199,6 +200,18 @@ VNODE_META_RULES = [{"apiGroups": [GROUP], "resources": ["sandboxpods", "service
                     {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
                     # Pods' volume content (ConfigMap, Secret, downward API files).
                     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch", "delete"]}]
+# With the metapod provider its sandboxes are Pods of that namespace: their logs and streams
+# go through the meta apiserver (providers/metapod/streams.py).
+VNODE_METAPOD_RULES = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+                       {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+                       {"apiGroups": [""], "resources": ["pods/exec", "pods/attach", "pods/portforward"],
+                        "verbs": ["get", "create"]}]
+
+
+def vnode_meta_rules(provider_name: str) -> list[dict]:
+    return VNODE_META_RULES + (VNODE_METAPOD_RULES if provider_name == "metapod" else [])
+
+
 VNODE_TOKEN_SECONDS = 365 * 24 * 3600
 
 
@@ -206,9 +219,10 @@ async def write_meta_credentials(t: cp.Tenant) -> Path:
     """A kubeconfig for the meta-cluster that a compromised virtual node cannot abuse."""
     path = t.directory / "meta.kubeconfig"
     if path.exists():
-        await kube.apply_role(t.sandbox_namespace, "virtual-node", VNODE_META_RULES)  # rights of this version
+        await kube.apply_role(t.sandbox_namespace, "virtual-node", vnode_meta_rules(t.provider))  # rights of this version
         return path
-    token = await kube.scoped_token(t.sandbox_namespace, "virtual-node", VNODE_META_RULES, VNODE_TOKEN_SECONDS)
+    rules = vnode_meta_rules(t.provider)
+    token = await kube.scoped_token(t.sandbox_namespace, "virtual-node", rules, VNODE_TOKEN_SECONDS)
     server, ca = kube.server_and_ca()
     config = {"apiVersion": "v1", "kind": "Config",
               "clusters": [{"name": "meta", "cluster": {"server": server,
@@ -313,86 +327,27 @@ async def reserve_resolver(t: cp.Tenant, resolver: str) -> None:
 
 
 async def warm_up(t: cp.Tenant, timeout: float = 90) -> bool:
-    """Everything that does not depend on which cluster will own the plane."""
-    await start_apiserver(t)
+    """Everything that does not depend on which cluster will own the plane. In a Pod the
+    controller-manager and the waiting virtual node start with the apiserver."""
+    if in_pods():
+        await start_plane_pod(t)
+    else:
+        await start_apiserver(t)
     if not await wait_apiserver(t, timeout):
         return False
     await bootstrap(t)
-    await start_controller_manager(t)
-    await start_virtual_node(t)
+    if not in_pods():
+        await start_controller_manager(t)
+        await start_virtual_node(t)
     return True
 
 
-async def node_ready(t: cp.Tenant) -> bool:
-    """Every one of the tenant's Nodes is Ready."""
-    async with tenant_client(t) as tc:
-        try:
-            nodes = [await tc.get_or_none(f"/api/v1/nodes/{name}") for name in t.node_names]
-        except Exception:
-            return False
-    return all(any(c.get("type") == "Ready" and c.get("status") == "True"
-                   for c in ((node or {}).get("status") or {}).get("conditions") or []) for node in nodes)
-
-
-def lease_path(node_name: str) -> str:
-    return f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node_name}"
-
-
-async def check_node(t: cp.Tenant, vnode_age: float | None) -> tuple[bool, str]:
-    """Whether every Node of the tenant is Ready, as its cluster's users should see it
-    (the first problem found, for the status message)."""
-    ok, why = True, ""
-    async with tenant_client(t) as tc:
-        for name in t.node_names:
-            node_ok, node_why = await _check_one_node(tc, name, vnode_age)
-            if not node_ok and ok:
-                ok, why = False, node_why
-    return ok, why
-
-
-async def _check_one_node(tc: KubeClient, name: str, vnode_age: float | None) -> tuple[bool, str]:
-    """A virtual node that is not running, or whose lease expired (hung), cannot say so
-    itself: its Node's conditions go Unknown here, as the node lifecycle controller of a
-    full cluster would write them, so that nobody trusts a frozen `Ready`.
-    `vnode_age`: seconds since the virtual node was started, None if it is not running."""
-    now = dt.datetime.now(dt.timezone.utc)
-    vnode_running = vnode_age is not None
-    # A node started less than a lease ago has not had its chance to renew it yet.
-    check_lease = vnode_running and vnode_age > node_health.LEASE_GRACE
-    try:
-        node = await tc.get_or_none(f"/api/v1/nodes/{name}")
-        lease = await tc.get_or_none(lease_path(name)) if check_lease else None
-    except Exception as exc:
-        return False, f"cannot read the Node: {exc}"
-    if node is None:
-        return False, "the virtual node has not registered its Node" + (f" {name}" if name != cp.NODE_NAME else "")
-    conds = (node.get("status") or {}).get("conditions") or []
-    why = ("the virtual node is not running" if not vnode_running else
-           "the virtual node's lease expired" if check_lease and node_health.lease_expired(lease, now)
-           else "")
-    if why:
-        patch = node_health.unknown_status_patch(conds)
-        if patch:
-            try:
-                await tc.patch(f"/api/v1/nodes/{name}/status", patch, STRATEGIC)
-            except Exception as exc:
-                return False, f"{why}; marking its Node Unknown failed: {exc}"
-        return False, why
-    ready = next((c for c in conds if c.get("type") == "Ready"), {})
-    if ready.get("status") == "True":
-        return True, ""
-    return False, f"Node {name} is not Ready: {ready.get('message') or ready.get('reason') or 'no status yet'}"
-
-
-async def wait_node(t: cp.Tenant, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await node_ready(t):
-            return True
-        if not processes(t).running("virtual-node"):
-            return False
-        await asyncio.sleep(0.05)
-    return False
+async def start_plane_pod(t: cp.Tenant) -> None:
+    """The `pods` runner's plane: its objects applied (again: a cluster of several nodes adds
+    kube-scheduler at claim), with a datastore user whose role is the plane's prefix."""
+    await on_host(write_credentials, t)
+    await tenantstore.grant(t)
+    await podrunner.create(t, planes.load(t.directory))
 
 
 def kubeconfig_secret(t: cp.Tenant) -> dict:
@@ -408,43 +363,15 @@ def kubeconfig_secret(t: cp.Tenant) -> dict:
     }
 
 
-def _etcd_ssl(t: cp.Tenant) -> ssl.SSLContext:
-    ensure_etcd_client(t)  # a plane whose apiserver never started has none yet
-    ctx = ssl.create_default_context(cafile=str(t.etcd.ca))
-    ctx.load_cert_chain(str(t.etcd.cert), str(t.etcd.key))
-    return ctx
-
-
-async def _etcd(t: cp.Tenant, op: str, **extra) -> dict:
-    """etcd's JSON gateway on the tenant's prefix: no client library needed. The meta etcd
-    serves TLS to certificates of its own CA only: the plane's etcd client certificate."""
-    prefix = (t.etcd_prefix + "/").encode()
-    end = prefix[:-1] + bytes([prefix[-1] + 1])
-    body = {"key": base64.b64encode(prefix).decode(), "range_end": base64.b64encode(end).decode(), **extra}
-    ctx = await on_host(_etcd_ssl, t)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx),
-                                     timeout=aiohttp.ClientTimeout(total=10)) as session:
-        async with session.post(f"{t.etcd_url}/v3/kv/{op}", json=body) as resp:
-            raw = await resp.read()
-            if resp.status >= 400:
-                why = raw[:300].decode(errors="replace")
-                raise RuntimeError(f"etcd {op} on {t.etcd_prefix}/: {resp.status} {why}")
-            return json.loads(raw or b"{}")
-
-
-async def delete_etcd_prefix(t: cp.Tenant) -> None:
-    await _etcd(t, "deleterange")
-
-
-async def count_etcd_keys(t: cp.Tenant) -> int:
-    return int((await _etcd(t, "range", count_only=True)).get("count", 0))
-
-
 async def destroy_plane(plane: planes.Plane) -> None:
     """Stop a plane's processes and remove its stored data and files."""
     t = plane_tenant(plane)
-    await on_host(processes(t).stop_all, order=planes.STOP_ORDER, timeout=3)
-    await delete_etcd_prefix(t)
+    if in_pods():
+        await podrunner.destroy(plane.id)
+    else:
+        await on_host(processes(t).stop_all, order=planes.STOP_ORDER, timeout=3)
+    await tenantstore.delete_prefix(t)
+    await tenantstore.revoke(t)
     await on_host(planes.remove, plane)
     if plane.vpc_cidr:  # a claimed plane's VPC network keeps its range until released
         await provider().release_network(plane.vpc_cidr)

@@ -68,6 +68,7 @@ class Tenant:
     network: NetworkPlan | None = None  # None: a plane made before address plans (10.96.0.0/16)
     virtual_nodes: int = 1  # spec.virtualNodes: above 1, the plane also runs kube-scheduler
     region: str = ""        # names the zones of several nodes (<region>-a, ...; "local" without)
+    host: str = "127.0.0.1"  # where the operator reaches the apiserver (the `pods` runner: its Service)
 
     @property
     def node_names(self) -> list[str]:
@@ -89,7 +90,7 @@ class Tenant:
 
     @property
     def endpoint(self) -> str:
-        return f"https://127.0.0.1:{self.ports.apiserver}"
+        return f"https://{self.host}:{self.ports.apiserver}"
 
     def kubeconfig(self, user: str) -> Path:
         return self.directory / f"{user}.kubeconfig"

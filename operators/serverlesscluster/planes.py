@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -64,6 +65,16 @@ def all_planes() -> list[Plane]:
     if not root.exists():
         return []
     return [p for p in (load(d) for d in sorted(root.iterdir()) if d.is_dir()) if p]
+
+
+_ID = re.compile(r"[0-9a-f]{12}")
+
+
+def safe_id(pid: str) -> str:
+    """A plane id read back from elsewhere (the `pods` runner's Secrets) before it names a directory."""
+    if not isinstance(pid, str) or not _ID.fullmatch(pid):
+        raise ValueError(f"not a plane id: {pid!r}")
+    return pid
 
 
 def new_id() -> str:

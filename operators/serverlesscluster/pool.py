@@ -21,7 +21,7 @@ from collections import deque
 
 from ..aio import wait_event
 from ..config import standby_max, standby_planes
-from . import cluster, planes
+from . import cluster, planes, podrunner
 
 log = logging.getLogger(__name__)
 # A claim is followed by the claimant's own start-up (its virtual node): starting a new
@@ -75,7 +75,13 @@ def available_memory() -> int | None:
 async def clean_stale() -> int:
     """Standby planes of an earlier run are not trusted (their processes may be gone): rebuild.
     So are planes it was retiring when it stopped."""
-    stale = planes.standby(ready_only=False) + [p for p in planes.all_planes() if p.claimed_by == RETIRED]
+    if cluster.in_pods():  # its Pods run on without us: only the ones being retired go
+        restored = await podrunner.restore()
+        if restored:
+            log.info("restored %d control plane(s) from the meta-cluster", restored)
+        stale = [p for p in planes.all_planes() if p.claimed_by == RETIRED]
+    else:
+        stale = planes.standby(ready_only=False) + [p for p in planes.all_planes() if p.claimed_by == RETIRED]
     for plane in stale:
         await cluster.destroy_plane(plane)
     return len(stale)

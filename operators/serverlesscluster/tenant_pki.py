@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from ..embedded import pki
 
@@ -13,16 +14,17 @@ OPERATOR_USER = "sk8s:serverlesscluster-operator"
 OPERATOR_CLIENT = "operator"
 
 
-def ensure_tenant_pki(directory: Path, cluster: str, kubernetes_ip: str) -> None:
+def ensure_tenant_pki(directory: Path, cluster: str, kubernetes_ip: str, names: Sequence[str] = ()) -> None:
     """Idempotent: nothing is regenerated once the set is complete (sa.key is written last).
-    `kubernetes_ip`: the `kubernetes` Service's ClusterIP, which pods connect to."""
+    `kubernetes_ip`: the `kubernetes` Service's ClusterIP, which pods connect to; `names`:
+    more DNS names of the apiserver (a plane run as a Pod: its Service's)."""
     if (directory / "sa.key").exists():
         return
     ca = pki.make_ca(f"sk8s-tenant-{cluster}-ca")
     pki.write(ca, directory, "ca")
     pki.write(pki.issue(ca, "kube-apiserver", server=True,
                         dns=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                             "kubernetes.default.svc.cluster.local"],
+                             "kubernetes.default.svc.cluster.local", *names],
                         ips=["127.0.0.1", kubernetes_ip]), directory, "apiserver")
     pki.write(pki.issue(ca, "admin", orgs=["system:masters"], client=True), directory, "admin")
     pki.write(pki.issue(ca, "system:kube-controller-manager", client=True), directory, "controller-manager")

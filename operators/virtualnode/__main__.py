@@ -13,9 +13,10 @@ import time
 from . import options
 
 ARGS_FROM = "--args-from="
+CLAIM_SECRET = "--claim-secret="
 
 
-def await_arguments(path: str) -> list[str]:
+def await_arguments(path: str, claim_secret: str | None = None) -> list[str]:
     """A standby virtual node: pay the imports now, learn which cluster it serves later.
 
     The ServerlessCluster operator starts one with every warm control plane and writes
@@ -26,6 +27,10 @@ def await_arguments(path: str) -> list[str]:
     from ..kubeclient import client  # noqa: F401
     from .kubelet import server  # noqa: F401
     from .. import providers  # noqa: F401
+    if claim_secret:
+        from pathlib import Path
+        from .claim import await_claim
+        await_claim(claim_secret, Path(path))
     while not os.path.exists(path):
         if not os.path.exists(os.path.dirname(path)):
             sys.exit(0)  # the plane was removed while we waited
@@ -36,8 +41,10 @@ def await_arguments(path: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].startswith(ARGS_FROM):
-        argv = await_arguments(argv[0][len(ARGS_FROM):])
+    if argv and argv[0].startswith(ARGS_FROM) and len(argv) <= 2:
+        claim = argv[1][len(CLAIM_SECRET):] if len(argv) == 2 and argv[1].startswith(CLAIM_SECRET) else None
+        if len(argv) == 1 or claim:
+            argv = await_arguments(argv[0][len(ARGS_FROM):], claim)
     opts = options.parse(argv)
     logging.basicConfig(level=opts.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

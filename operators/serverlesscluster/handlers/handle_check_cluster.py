@@ -13,7 +13,7 @@ import kopf
 from ... import kube
 from ...models.contracts import CONDITION_PROVIDER_READY
 from ...providers.errors import ProviderError
-from .. import cluster, credentials, idle, planes
+from .. import cluster, credentials, idle, nodecheck, planes
 from ..restarts import RestartBackoff
 from ..status import cluster_status, provider_condition, sleeping_status, usage
 from .handle_sleep_cluster import sleep_if_idle, sleep_message
@@ -99,7 +99,7 @@ async def _check(body, patch: kopf.Patch, memo: kopf.Memo, logger, plane) -> Non
     node_ok = False
     if api_ok:
         # Before the virtual node is restarted: its Node must say it was gone meanwhile.
-        node_ok, why = await cluster.check_node(t, procs.age("virtual-node"))
+        node_ok, why = await nodecheck.check_node(t, procs.age("virtual-node"))
         if why:
             problems.append(why)
         for name, start in (("kube-controller-manager", cluster.start_controller_manager),

@@ -12,7 +12,7 @@ from ...kubeclient.client import ApiError
 from ...config import aliyun_settings
 from ...providers import available_providers
 from ...providers.errors import ProviderError
-from .. import claims, cluster, credentials, idle, planes
+from .. import claims, cluster, credentials, idle, nodecheck, planes
 from ..status import cluster_status, provider_condition, sleeping_status
 from .handle_check_cluster import handed_over
 
@@ -77,7 +77,7 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     secret = cluster.kubeconfig_secret(t)
     kopf.adopt(secret, owner=body)
     await kube.apply_secret(t.namespace, secret)
-    if not await cluster.wait_node(t, NODE_TIMEOUT):
+    if not await nodecheck.wait_node(t, NODE_TIMEOUT):
         patch.status.update(cluster_status(control_plane=True, node=False, endpoint=t.endpoint,
                                            secret=secret["metadata"]["name"], **base))
         raise kopf.TemporaryError(f"virtual node not Ready; see {t.directory}/logs/virtual-node.log", delay=2)
