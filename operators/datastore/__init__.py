@@ -18,7 +18,8 @@ restore are the platform's. Instead sk8s runs its own etcd, the StatefulSet
   with TENANT_APISERVER_FLAGS (no compactor: etcd compacts; auth.py says why).
 
 This is what Kamaji does for its shared datastores. All tenants' data is in one etcd, so
-one `etcdctl snapshot save` (as root) backs up every tenant.
+one snapshot (backup.snapshot, as root: the file `etcdctl snapshot save` writes) backs up
+every tenant.
 
 API (all async, all idempotent, names checked as hostile first: names.py):
 
@@ -28,15 +29,17 @@ API (all async, all idempotent, names checked as hostile first: names.py):
         await revoke_tenant(etcd, user)
         await delete_prefix(etcd, prefix)
         await count_keys(etcd, prefix)
+        await snapshot(etcd, path)              # every tenant, one file
 
 The client speaks gRPC (h2), not etcd's JSON gateway, which refuses CN-bearing client
 certificates once auth is on (rpc.py).
 """
 from .auth import COMPACT_REV_KEY, TENANT_APISERVER_FLAGS, count_keys, delete_prefix, enable_auth, grant_tenant, \
     revoke_tenant
+from .backup import snapshot
 from .client import EtcdAuthClient
 from .names import InvalidName, tenant_prefix
 from .rpc import GrpcError
 
 __all__ = ["COMPACT_REV_KEY", "TENANT_APISERVER_FLAGS", "EtcdAuthClient", "GrpcError", "InvalidName", "count_keys",
-           "delete_prefix", "enable_auth", "grant_tenant", "revoke_tenant", "tenant_prefix"]
+           "delete_prefix", "enable_auth", "grant_tenant", "revoke_tenant", "snapshot", "tenant_prefix"]

@@ -7,6 +7,7 @@ Thin: one method per RPC, no policy (that is auth.py's)."""
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from . import proto
@@ -98,6 +99,16 @@ class EtcdAuthClient:
 
     async def role_revoke(self, name: str, key: bytes, range_end: bytes) -> None:
         await self._auth("RoleRevokePermission", (1, name), (2, key), (3, range_end))
+
+    # --- maintenance ---
+
+    async def snapshot(self, write: Callable[[bytes], Awaitable[None]]) -> None:
+        """The database as etcd streams it (root only): its bytes, then its SHA-256, to `write`."""
+        async def blob(message: bytes) -> None:
+            chunk = proto.decode(message).get(3, [b""])[-1]  # SnapshotResponse{blob = 3}
+            if chunk:
+                await write(bytes(chunk))
+        await self._channel.call("/etcdserverpb.Maintenance/Snapshot", b"", blob)
 
     # --- keys ---
 

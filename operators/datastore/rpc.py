@@ -10,12 +10,13 @@ is what etcd maps a certificate's CN to a user on, and what the apiservers speak
 operator speaks it too: the root is a certificate (CN root), with no password anywhere.
 
 One request at a time on a connection (the operator's calls are few and sequential); the
-connection is opened on first use and opened anew after a failure."""
+connection is opened on first use and opened anew after a failure. Responses are read as
+they arrive (a snapshot streams the whole database), each message at most MAX_MESSAGE."""
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
 import h2.config
@@ -23,7 +24,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
-MAX_RESPONSE = 16 * 1024 * 1024
+MAX_MESSAGE = 16 * 1024 * 1024
 PERMISSION_DENIED = 7
 
 
@@ -40,10 +41,20 @@ def frame(message: bytes) -> bytes:
     return b"\x00" + len(message).to_bytes(4, "big") + message
 
 
-def unframe(data: bytes) -> bytes:
-    if len(data) < 5 or data[0] != 0 or int.from_bytes(data[1:5], "big") != len(data) - 5:
-        raise ConnectionError("malformed gRPC response message")
-    return data[5:]
+def messages(buffer: bytearray) -> list[bytes]:
+    """The complete length-prefixed messages at the start of `buffer`, taken out of it."""
+    out = []
+    while len(buffer) >= 5:
+        if buffer[0] != 0:
+            raise ConnectionError("a compressed or malformed gRPC message")
+        size = int.from_bytes(buffer[1:5], "big")
+        if size > MAX_MESSAGE:
+            raise ConnectionError(f"a gRPC message of more than {MAX_MESSAGE} bytes")
+        if len(buffer) < 5 + size:
+            break
+        out.append(bytes(buffer[5:5 + size]))
+        del buffer[:5 + size]
+    return out
 
 
 class Channel:
@@ -93,9 +104,21 @@ class Channel:
     async def unary(self, method: str, request: bytes) -> bytes:
         """Call `method` ("/etcdserverpb.Auth/UserAdd") with an encoded request message; the
         encoded response, GrpcError for an error status, ConnectionError for a broken exchange."""
+        answers: list[bytes] = []
+
+        async def keep(message: bytes) -> None:
+            answers.append(message)
+        await self.call(method, request, keep)
+        if len(answers) != 1:
+            raise ConnectionError(f"etcd {self.authority} {method}: {len(answers)} response messages")
+        return answers[0]
+
+    async def call(self, method: str, request: bytes, sink: Callable[[bytes], Awaitable[None]]) -> None:
+        """Any call, the response messages given to `sink` as they arrive (a server stream:
+        Maintenance/Snapshot). `timeout` bounds each wait for the server, not the call."""
         async with self._lock:
             try:
-                return await asyncio.wait_for(self._call(method, request), self.timeout)
+                await self._call(method, request, sink)
             except GrpcError:
                 raise
             except (OSError, ssl.SSLError, asyncio.TimeoutError, h2.exceptions.ProtocolError) as exc:
@@ -105,9 +128,9 @@ class Channel:
                 await self.close()
                 raise
 
-    async def _call(self, method: str, request: bytes) -> bytes:
+    async def _call(self, method: str, request: bytes, sink: Callable[[bytes], Awaitable[None]]) -> None:
         if self._conn is None:
-            await self._connect()
+            await asyncio.wait_for(self._connect(), self.timeout)
         conn = self._conn
         stream = conn.get_next_available_stream_id()
         conn.send_headers(stream, [(":method", "POST"), (":scheme", "https"), (":path", method),
@@ -117,19 +140,17 @@ class Channel:
         await self._flush()
         headers: dict[str, str] = {}
         data = bytearray()
-        while True:
-            chunk = await self._reader.read(65536)
+        ended = False
+        while not ended:
+            chunk = await asyncio.wait_for(self._reader.read(65536), self.timeout)
             if not chunk:
                 raise ConnectionError("etcd closed the connection")
-            ended = False
             for ev in conn.receive_data(chunk):
                 if isinstance(ev, (h2.events.ResponseReceived, h2.events.TrailersReceived)) \
                         and ev.stream_id == stream:
                     headers.update((str(k), str(v)) for k, v in ev.headers)
                 elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == stream:
                     data += ev.data
-                    if len(data) > MAX_RESPONSE:
-                        raise ConnectionError(f"a response of more than {MAX_RESPONSE} bytes")
                     conn.acknowledge_received_data(ev.flow_controlled_length, stream)
                 elif isinstance(ev, h2.events.StreamReset) and ev.stream_id == stream:
                     raise ConnectionError(f"stream reset (HTTP/2 error {ev.error_code})")
@@ -138,11 +159,12 @@ class Channel:
                 elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == stream:
                     ended = True
             await self._flush()
-            if ended:
-                break
+            for message in messages(data):
+                await sink(message)
+        if data:
+            raise ConnectionError("a truncated gRPC message at the end of the response")
         status = headers.get("grpc-status", "")
         if not status.isdigit():
             raise ConnectionError(f"no grpc-status (HTTP status {headers.get(':status', '?')})")
         if int(status):
             raise GrpcError(int(status), unquote(headers.get("grpc-message", "")))
-        return unframe(bytes(data))

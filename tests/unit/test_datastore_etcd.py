@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from operators.config import free_port
-from operators.datastore import auth, names, proto
+from operators.datastore import auth, backup, names, proto
 from operators.datastore.client import EtcdAuthClient
 from operators.embedded import pki
 from operators.datastore.rpc import GrpcError
@@ -169,3 +169,22 @@ async def test_an_etcd_of_another_ca_or_none_at_all_is_a_connection_error(etcd, 
     async with etcd.client("tenant-a") as a:  # a refused call leaves the connection usable
         await denied(a.get_range(B.encode()))
         await a.put(A.encode() + b"after-refusal", b"1")
+
+
+async def test_a_snapshot_holds_every_tenant_and_is_roots_only(etcd, tmp_path):
+    async with etcd.client("tenant-b") as b:
+        await b.put(B.encode() + b"snap", b"in-the-backup")
+        with pytest.raises(GrpcError) as err:
+            await backup.snapshot(b, tmp_path / "by-b.db")
+        assert err.value.code == 7
+    assert not list(tmp_path.glob("by-b.db*"))
+    async with etcd.client("root") as root:
+        size = await backup.snapshot(root, tmp_path / "all.db")
+    data = (tmp_path / "all.db").read_bytes()
+    assert size == len(data) > 4096
+    assert int.from_bytes(data[16:20], "little") == 0xED0CDAED  # a bbolt database (its meta page's magic)
+    assert b"in-the-backup" in data and A.encode() in data  # both tenants' keys
+    backup.verify(tmp_path / "all.db")
+    (tmp_path / "bad.db").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(ValueError):
+        backup.verify(tmp_path / "bad.db")
