@@ -156,3 +156,8 @@ def test_the_datastore_services_reach_its_members(rendered):
     assert [p["port"] for p in client["ports"]] == [2379]
     for spec in (peers, client):
         assert spec["selector"].items() <= pod_labels.items()
+    (policy,) = [d for d in of_kind(rendered, "NetworkPolicy") if d["metadata"]["name"] == "sk8s-datastore"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert sorted(p["port"] for p in rule["ports"]) == [2379, 2380]  # not the metrics port
