@@ -52,9 +52,9 @@ def make_provider(name: str = "local", *, events: EventSink | None = None) -> Sa
         settings = aliyun_settings()
         placement = make_placement(settings, home_id(layout().home))
         return RoutedLifecycle(make_router(settings, lambda client: AliyunProvider(client, placement)))
-    if name == "metapod":  # the meta kubelets run restarts and probes and post their own events
+    if name == "metapod":  # the meta kubelets run restarts and probes; their events are relayed to `events`
         from .metapod.provider import MetaPodProvider
-        return MetaPodProvider(_metapod_placement())
+        return MetaPodProvider(_metapod_placement(), events=events)
     raise ValueError(f"unknown provider {name!r}")
 
 

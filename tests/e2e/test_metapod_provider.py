@@ -18,6 +18,7 @@ from operators.models.sandboxpod import EphemeralContainer
 from operators.providers.errors import ProviderError
 from operators.providers.logopts import ContainerLogOpts
 from operators.providers.metapod.podbuild import MetaPlacement, file_key, files_secret_name
+from operators.providers.metapod.podstatus import UNSCHEDULABLE
 from operators.providers.metapod.provider import MetaPodProvider, pods_path, secrets_path
 from operators.providers.metapod.streams import MetaPodStreams
 from operators.providers.sandbox import SandboxRef
@@ -62,7 +63,9 @@ def home() -> str:
 
 async def test_pods_are_made_once_read_back_watched_changed_and_deleted(meta: Meta, namespace: str, home: str):
     client = KubeClient.from_kubeconfig(str(meta.kubeconfig), "meta")
-    provider = MetaPodProvider(MetaPlacement(home), lambda: client, delete_slack=5)
+    relayed: list[tuple] = []
+    provider = MetaPodProvider(MetaPlacement(home), lambda: client, delete_slack=5,
+                               events=lambda *args, **kw: relayed.append((*args, kw.get("field_path"))))
     ref = make_sandboxpod(meta, namespace, "mp")
     spec = PodSpec.model_validate(SPEC)
     seen: list[SandboxRef] = []
@@ -88,6 +91,7 @@ async def test_pods_are_made_once_read_back_watched_changed_and_deleted(meta: Me
         inst = await provider.inspect(ref)
         assert (inst.state, inst.ip, inst.containers) == ("creating", None, [])
         await until_async(lambda: ref in seen, "the watch to report the new Pod")
+        await kubelet_events_are_relayed(client, pod, ref, relayed)
         assert ref in await provider.list()
         other = MetaPodProvider(MetaPlacement(home + "-other"), lambda: client)
         assert ref not in await other.list()  # another installation's sandboxes are not its own
@@ -153,8 +157,7 @@ async def test_deleting_the_sandboxpod_deletes_its_pod_and_streams_of_a_pod_on_n
             {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
              "message": "0/3 nodes are available: 3 Insufficient cpu."}]})
         inst = await provider.inspect(ref)
-        assert (inst.state, inst.reason, inst.message) == \
-            ("creating", "Unschedulable", "0/3 nodes are available: 3 Insufficient cpu.")
+        assert (inst.state, inst.reason, inst.message) == ("creating", "Unschedulable", UNSCHEDULABLE)
 
         # The real apiserver: a Pod on no node has an empty log, and no exec (400, said so).
         assert b"".join([c async for c in streams.logs(ref, "app", ContainerLogOpts())]) == b""
@@ -167,6 +170,26 @@ async def test_deleting_the_sandboxpod_deletes_its_pod_and_streams_of_a_pod_on_n
         await until_async(lambda: secret_gone(client, ref), "the garbage collector to delete the files Secret", 90)
     finally:
         await client.close()
+
+
+async def kubelet_events_are_relayed(client: KubeClient, pod: dict, ref: SandboxRef, relayed: list) -> None:
+    """Events posted on the meta Pod as a kubelet and a scheduler post them (there are none
+    here): the kubelet's container events reach the sink, the scheduler's (naming a node) not."""
+    involved = {"kind": "Pod", "apiVersion": "v1", "namespace": ref.namespace, "name": ref.instance_name,
+                "uid": pod["metadata"]["uid"]}
+    for i in range(20):  # the relay's watch starts with the provider's: post until it is on
+        for reason, path, source in (("Scheduled", None, "default-scheduler"),
+                                     ("Started", "spec.containers{app}", "kubelet")):
+            await client.create(f"/api/v1/namespaces/{ref.namespace}/events", {
+                "metadata": {"name": f"{ref.instance_name}.{reason.lower()}{i}"},
+                "involvedObject": {**involved, **({"fieldPath": path} if path else {})},
+                "reason": reason, "message": f"{reason} {i} on node-7", "type": "Normal",
+                "source": {"component": source}})
+        await asyncio.sleep(0.5)
+        if relayed:
+            break
+    assert relayed and relayed[0] == (ref, "Normal", "Started", relayed[0][3], "spec.containers{app}")
+    assert all(r[2] == "Started" for r in relayed)  # never the scheduler's
 
 
 def running_status() -> dict:

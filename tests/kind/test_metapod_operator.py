@@ -1,8 +1,9 @@
 """The SandboxPod operator with the metapod provider (SK8S_PROVIDER=metapod), as a process
 of its own against the kind bed's real apiserver and nodes: a SandboxPod becomes a Pod the
 meta kubelet runs, its status (Running, ready, the pod IP, the provider) is pushed from the
-provider's watch, its content volume comes from the volume-content Secret the virtual node
-would write, and deleting the SandboxPod deletes the Pod before the finalizer goes."""
+provider's watch, the meta kubelet's container events are relayed onto the SandboxPod (for
+the virtual node to mirror), its content volume comes from the volume-content Secret the
+virtual node would write, and deleting the SandboxPod deletes the Pod before the finalizer goes."""
 from __future__ import annotations
 
 import base64
@@ -58,6 +59,11 @@ def wait_json(kind: KindCluster, args: list[str], predicate, what: str, log: Pat
                          f"operator log:\n{log.read_text()[-4000:]}")
 
 
+def relayed_start(event: dict) -> bool:
+    """The kubelet's Started, relayed (not the operator's own "sandbox ... started" Event)."""
+    return event["reason"] == "Started" and event["source"].get("component") == "sk8s-sandbox-kubelet"
+
+
 def test_the_operator_runs_a_sandboxpod_as_a_pod_and_reports_it(kind_cluster: KindCluster, busybox: str,
                                                                 operator: Path):
     ns = f"mpo-{uuid.uuid4().hex[:8]}"
@@ -86,6 +92,13 @@ def test_the_operator_runs_a_sandboxpod_as_a_pod_and_reports_it(kind_cluster: Ki
         assert pod["metadata"]["ownerReferences"][0]["uid"] == uid and pod["spec"]["nodeName"]
         got = kind_cluster.kubectl("exec", "-n", ns, f"sk8s-{uid}", "--", "cat", "/www/index.html")
         assert got.stdout.encode() == PAGE, got.stderr
+        events = wait_json(kind_cluster, ["get", "events", "-n", ns, "--field-selector",
+                                          "involvedObject.kind=SandboxPod,involvedObject.name=web"],
+                           lambda o: any(relayed_start(e) for e in o["items"]),
+                           "the kubelet's events relayed to the SandboxPod", operator, timeout=60)["items"]
+        started = next(e for e in events if relayed_start(e))
+        assert started["involvedObject"]["fieldPath"] == "spec.containers{app}"
+        assert not {"Scheduled", "FailedScheduling"} & {e["reason"] for e in events}  # those name meta nodes
 
         done = kind_cluster.kubectl("delete", "sandboxpod", "web", "-n", ns, "--wait=true", "--timeout=90s")
         assert done.returncode == 0, done.stderr + operator.read_text()[-3000:]

@@ -3,8 +3,9 @@ own status builder: what a tenant sees of a Pod its meta kubelet runs."""
 import pytest
 
 from operators.models.podspec import PodSpec
+from operators.providers.metapod.events import relayed
 from operators.providers.metapod.podbuild import MetaPlacement, build_pod
-from operators.providers.metapod.podstatus import instance_from_pod, ref_from_pod
+from operators.providers.metapod.podstatus import UNSCHEDULABLE, instance_from_pod, ref_from_pod
 from operators.providers.sandbox import SandboxRef
 from operators.sandboxpod.status import build_status
 
@@ -66,12 +67,12 @@ def test_a_running_pod_keeps_its_kubelets_states_restarts_and_readiness():
     assert ready["Initialized"] == "True" and ready["Ready"] == "False"
 
 
-def test_a_pending_pod_the_scheduler_cannot_place_says_why_without_failing():
+def test_a_pending_pod_the_scheduler_cannot_place_says_so_without_failing_nor_describing_the_nodes():
     inst = instance_from_pod(REF, meta_pod({"phase": "Pending", "conditions": [
         {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
          "message": "0/3 nodes are available: 3 Insufficient memory."}]}))
-    assert (inst.state, inst.reason, inst.message, inst.ip) == \
-        ("creating", "Unschedulable", "0/3 nodes are available: 3 Insufficient memory.", None)
+    assert (inst.state, inst.reason, inst.ip) == ("creating", "Unschedulable", None)
+    assert inst.message == UNSCHEDULABLE  # not the scheduler's, which counts the meta nodes
     status = build_status(SPEC, inst, prev={}, generation=1, provider="metapod")
     assert status["phase"] == "Pending" and status["reason"] == "Unschedulable"
     assert {c["state"]["waiting"]["reason"] for c in status["containerStatuses"]} == {"ContainerCreating"}
@@ -103,3 +104,34 @@ def test_the_sandbox_a_pod_runs_is_read_back_from_its_labels_and_annotation():
     other["metadata"] = {**other["metadata"], "namespace": "elsewhere"}  # its labels name another namespace
     assert ref_from_pod(other) is None
     assert ref_from_pod({"metadata": {"namespace": "n", "name": "x", "labels": {}}}) is None
+
+
+def kubelet_event(pod: dict, reason: str, **extra) -> dict:
+    meta = pod["metadata"]
+    return {"type": "Normal", "reason": reason, "message": f"{reason} container app",
+            "involvedObject": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
+                               "uid": meta.get("uid", ""), "fieldPath": "spec.containers{app}"}, **extra}
+
+
+def test_the_kubelets_container_events_are_relayed_to_the_sandbox_with_their_container():
+    pod = meta_pod({})
+    assert relayed(kubelet_event(pod, "Started"), pod) == (REF, "Normal", "Started", "Started container app",
+                                                             "spec.containers{app}")
+    warn = kubelet_event(pod, "BackOff", type="Warning", message="Back-off restarting failed container app")
+    assert relayed(warn, pod)[1:3] == ("Warning", "BackOff")
+
+
+@pytest.mark.parametrize("reason", ["Scheduled", "FailedScheduling", "Preempted", "TaintManagerEviction", "Evicted"])
+def test_events_about_the_meta_cluster_stay_there(reason):
+    pod = meta_pod({})
+    assert relayed(kubelet_event(pod, reason), pod) is None  # e.g. "assigned ... to node-3", "0/3 nodes"
+
+
+def test_events_of_other_pods_are_not_relayed():
+    pod = meta_pod({})
+    assert relayed(kubelet_event(pod, "Started"), None) is None  # not one of this installation's sandboxes
+    other = kubelet_event(pod, "Started")
+    other["involvedObject"]["name"] = "someone-else"
+    assert relayed(other, pod) is None
+    earlier = kubelet_event({"metadata": {**pod["metadata"], "uid": "old-uid"}}, "Started")
+    assert relayed(earlier, {**pod, "metadata": {**pod["metadata"], "uid": "new-uid"}}) is None  # a previous Pod's

@@ -7,8 +7,9 @@ readiness as it reports them. Phases: Pending "creating", Running "running" (als
 being deleted: a kubelet's pod keeps its phase through its grace period), Succeeded
 "exited", Failed "failed" with the kubelet's reason and message (Evicted,
 DeadlineExceeded...), anything else "unknown". A Pod the scheduler cannot place yet says
-why (PodScheduled False: Unschedulable and the scheduler's message) without failing: it
-may fit later, as a tenant's Pending pod does.
+so (PodScheduled False: its reason, Unschedulable) without failing: it
+may fit later, as a tenant's Pending pod does. Not the scheduler's own message: it counts
+and describes the meta-cluster's nodes, which are no tenant's business.
 
 The Pod's IP is the sandbox's; the host's address reported is the sandbox's too (as on
 ECI): a meta node's address never reaches a tenant.
@@ -19,6 +20,7 @@ from ...models.contracts import LABEL_HOME, LABEL_SANDBOX_NAMESPACE, LABEL_SANDB
 from ..sandbox import ContainerInfo, SandboxInstance, SandboxRef
 from .podbuild import ANNOTATION_NAME
 
+UNSCHEDULABLE = "no node of the meta-cluster can run the pod now; it stays Pending until one can"
 STATES = {"Pending": "creating", "Running": "running", "Succeeded": "exited", "Failed": "failed"}
 
 
@@ -74,7 +76,7 @@ def instance_from_pod(ref: SandboxRef, pod: dict) -> SandboxInstance:
     scheduled = _condition(status, "PodScheduled")
     if scheduled.get("status") == "False":
         inst.reason = scheduled.get("reason") or "Unschedulable"
-        inst.message = scheduled.get("message") or None
+        inst.message = UNSCHEDULABLE
     return inst
 
 

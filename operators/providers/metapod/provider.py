@@ -27,8 +27,9 @@ from ...models.podspec import PodSpec
 from ...models.sandboxpod import EphemeralContainer
 from ..errors import ProviderError
 from ..lifecycle import SandboxLifecycle, VolumeContent
-from ..sandbox import SandboxInstance, SandboxRef
+from ..sandbox import EventSink, SandboxInstance, SandboxRef
 from .ephemeral import build_ephemeral
+from .events import relay_events
 from .podbuild import PROVIDER, MetaPlacement, build_files_secret, build_pod, file_key, files_secret_name
 from .podstatus import instance_from_pod, ref_from_pod
 
@@ -58,8 +59,9 @@ class MetaPodProvider(SandboxLifecycle):
     name = PROVIDER
 
     def __init__(self, placement: MetaPlacement, client: Callable[[], KubeClient] = kube.client, *,
-                 delete_slack: float = DELETE_SLACK):
-        self.placement, self._client, self.delete_slack = placement, client, delete_slack
+                 events: EventSink | None = None, delete_slack: float = DELETE_SLACK):
+        """`events`: where the meta kubelet's container events on the sandbox Pods go (events.py)."""
+        self.placement, self._client, self.delete_slack, self.events = placement, client, delete_slack, events
         self._content: dict[SandboxRef, VolumeContent] = {}
         self._informer: Informer | None = None
 
@@ -222,7 +224,8 @@ class MetaPodProvider(SandboxLifecycle):
 
     # --- state changes ----------------------------------------------------------------------
     async def watch(self) -> AsyncIterator[SandboxRef]:
-        """Every change of a sandbox Pod of this installation, from one list+watch."""
+        """Every change of a sandbox Pod of this installation, from one list+watch; with an
+        event sink, the kubelet's events on them are relayed meanwhile."""
         queue: asyncio.Queue[SandboxRef] = asyncio.Queue()
 
         def on_event(kind: str, pod: dict, old: dict | None) -> None:
@@ -232,10 +235,15 @@ class MetaPodProvider(SandboxLifecycle):
         self._informer = Informer(self._client(), pods_path(), name="metapod sandboxes",
                                   key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]),
                                   params={"labelSelector": self.selector}, on_event=on_event)
-        task = asyncio.create_task(self._informer.run())
+        informer = self._informer
+        tasks = [asyncio.create_task(informer.run())]
+        if self.events is not None:
+            tasks.append(asyncio.create_task(relay_events(self._client(), lambda ns, n: informer.get((ns, n)),
+                                                          self.events)))
         try:
             while True:
                 yield await queue.get()
         finally:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
             self._informer = None
