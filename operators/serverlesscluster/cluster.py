@@ -58,13 +58,22 @@ def tenant_client(t: cp.Tenant) -> KubeClient:
     tenant's audit log leaves it out: idle.py), marked past the wake rule (wakerules.py):
     nothing the operator asks wakes a sleeping tenant (it finds the port closed)."""
     user = OPERATOR_CLIENT if (t.pki / f"{OPERATOR_CLIENT}.key").exists() else "admin"
-    return KubeClient.from_pki(t.endpoint, t.pki, user, socket_mark=wakerules.MARK, name=f"tenant {t.name or t.directory.name}",
+    mark = None if in_pods() else wakerules.MARK  # SO_MARK needs CAP_NET_ADMIN, which a Pod lacks
+    return KubeClient.from_pki(t.endpoint, t.pki, user, socket_mark=mark, name=f"tenant {t.name or t.directory.name}",
                                user_agent=FIELD_MANAGER, timeout=TENANT_TIMEOUT)
 
 
 def in_pods() -> bool:
     """Planes run as meta-cluster workloads (podrunner.py), not as processes of this host."""
     return config.plane_runner() == "pods"
+
+
+def logs_hint(t: cp.Tenant, component: str) -> str:
+    """Where a component's log is, for a status message."""
+    if in_pods():
+        return (f"kubectl -n {config.plane_namespace()} logs deploy/{podplane.object_name(t.directory.name)} "
+                f"-c {component}")
+    return f"{t.directory}/logs/{component}.log"
 
 
 def plane_tenant(plane: planes.Plane, **identity) -> cp.Tenant:

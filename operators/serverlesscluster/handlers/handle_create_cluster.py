@@ -65,7 +65,7 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     # the operators it drives would otherwise make the VPC lazily with a range of their own.
     resolver = await _build_network(body, patch, t, provider, base)
     if not await cluster.warm_up(t, APISERVER_TIMEOUT):  # a no-op for a warm standby plane
-        raise kopf.TemporaryError(f"tenant apiserver not ready; see {t.directory}/logs/kube-apiserver.log",
+        raise kopf.TemporaryError(f"tenant apiserver not ready; see {cluster.logs_hint(t, 'kube-apiserver')}",
                                   delay=5)
     steps["control plane"] = time.monotonic() - t0
     await _reserve_resolver(body, t, resolver)
@@ -80,7 +80,7 @@ async def ensure_cluster(body, patch: kopf.Patch, memo: kopf.Memo, logger, reaso
     if not await nodecheck.wait_node(t, NODE_TIMEOUT):
         patch.status.update(cluster_status(control_plane=True, node=False, endpoint=t.endpoint,
                                            secret=secret["metadata"]["name"], **base))
-        raise kopf.TemporaryError(f"virtual node not Ready; see {t.directory}/logs/virtual-node.log", delay=2)
+        raise kopf.TemporaryError(f"virtual node not Ready; see {cluster.logs_hint(t, 'virtual-node')}", delay=2)
     patch.status.update(cluster_status(control_plane=True, node=True, endpoint=t.endpoint,
                                        secret=secret["metadata"]["name"], **base))
     handed_over(memo)  # the health timer keeps it Ready from now on
