@@ -81,7 +81,7 @@ def make_streams(name: str = "local", *, meta_kubeconfig: str | None = None) -> 
     raise ValueError(f"unknown provider {name!r}")
 
 
-def make_vpc_finder(name: str = "local"):
+def make_vpc_finder(name: str = "local", *, meta_kubeconfig: str | None = None, meta_namespace: str = ""):
     """`find(vpc_id)`: a VPC's subnet and this host's gateway on it, None while it has none,
     never making one (the tenant apiserver's egress proxy allows that subnet). A cloud VPC
     is reachable from this host only where the host is attached to it: the emulated cloud's
@@ -93,6 +93,11 @@ def make_vpc_finder(name: str = "local"):
             vpc = await vpcs.find(vpc_id)
             return (vpc.layout.subnet, vpc.gateway) if vpc else None
         return find
+    if name == "metapod" and meta_kubeconfig:  # no VPC: the addresses of its own sandbox Pods
+        from ..kubeclient.client import KubeClient
+        from .metapod.egress import make_finder
+        meta = KubeClient.from_kubeconfig(meta_kubeconfig, "meta", "sk8s-virtual-node")
+        return make_finder(lambda: meta, meta_namespace)
     raise ValueError(f"unknown provider {name!r}")
 
 

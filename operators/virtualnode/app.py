@@ -79,7 +79,8 @@ class VirtualNode:
             return None
         from ..providers import make_vpc_finder
         try:
-            find = make_vpc_finder(opts.provider)
+            find = make_vpc_finder(opts.provider, meta_kubeconfig=opts.meta_kubeconfig,
+                                   meta_namespace=opts.meta_namespace)
         except ValueError as exc:  # no proxy: the apiserver's egress fails closed ("no such file")
             log.error("--provider %s: %s; the tenant apiserver's egress proxy is not started", opts.provider, exc)
             return None

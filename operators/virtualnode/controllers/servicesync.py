@@ -30,6 +30,11 @@ def _ns_name(obj: dict) -> tuple[str, str]:
     return obj["metadata"]["namespace"], obj["metadata"]["name"]
 
 
+# Providers with private zones (the tenant's cluster.local). metapod has none yet: its
+# tenants' pods resolve with the resolvers the operator is configured with (README).
+ZONE_PROVIDERS = ("local", "aliyun")
+
+
 class ServiceSync:
     def __init__(self, *, tenant: KubeClient, meta: KubeClient, services: Informer, slices: Informer,
                  servicelbs: Informer, events: EventRecorder, cluster: str, cluster_uid: str, meta_namespace: str,
@@ -184,6 +189,9 @@ class ServiceSync:
                              kind="Service")
 
     async def _zone_loop(self) -> None:
+        if self.provider not in ZONE_PROVIDERS:
+            log.info("provider %s has no private zones: the tenant's Service names are not served", self.provider)
+            return
         while True:
             await self.zone_dirty.wait()
             await asyncio.sleep(ZONE_DEBOUNCE)  # a burst of endpoint changes becomes one patch

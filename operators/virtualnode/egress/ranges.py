@@ -12,7 +12,8 @@ from typing import Awaitable, Callable
 
 from .policy import EgressPolicy
 
-VpcFinder = Callable[[str], Awaitable[tuple[ipaddress.IPv4Network, str] | None]]
+# A VPC (its subnet, this host's gateway on it), or the addresses of its sandboxes (metapod).
+VpcFinder = Callable[[str], Awaitable[tuple[ipaddress.IPv4Network, str] | tuple[ipaddress.IPv4Network, ...] | None]]
 FOUND_TTL = 60.0
 MISSING_TTL = 2.0
 
@@ -30,6 +31,11 @@ class VpcPolicy:
     async def __call__(self) -> EgressPolicy:
         if self.clock() >= self._until:
             found = await self.find(self.cluster_uid)
+            if isinstance(found, tuple) and all(isinstance(n, ipaddress.IPv4Network) for n in found):
+                # Addresses rather than a VPC (metapod: its sandbox Pods'), which change often.
+                self._policy = EgressPolicy(self.kubelet, found)
+                self._until = self.clock() + getattr(self.find, "ttl", MISSING_TTL)
+                return self._policy
             subnet, gateway = found if found else (None, "")
             self._policy = EgressPolicy.for_vpc(self.kubelet, subnet, gateway)
             self._until = self.clock() + (FOUND_TTL if found else MISSING_TTL)
