@@ -102,6 +102,20 @@ JSON
   done <<< "$table"
 }
 
+# setup_lb_route: the host reaches the load-balancer pool (SK8S_METAPOD_LB_ADDRESSES of the
+# metapod provider, providers/metapod/loadbalancer.py) through the control-plane node on the
+# bed's bridge, whose kube-proxy serves those addresses; under it a `prohibit` route, so
+# that with the bed down (the bridge and its route gone) no packet for the pool takes the
+# default route. Local to this machine; idempotent.
+setup_lb_route() {
+  local addr
+  addr=$("$KUBECTL" get node "$KIND_CLUSTER-control-plane" \
+    -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
+  [ -n "$addr" ] || die "no address of $KIND_CLUSTER-control-plane"
+  ip route replace prohibit "$KIND_LB_SUBNET" proto static metric 4096
+  ip route replace "$KIND_LB_SUBNET" via "$addr" metric 100
+}
+
 up() {
   tools
   mkdir -p /lib/modules   # kind mounts it into every node
@@ -123,6 +137,7 @@ up() {
     log "kind create cluster took $(( $(date +%s) - t0 ))s"
   fi
   setup_pod_network
+  setup_lb_route
   "$KUBECTL" wait --for=condition=Ready node --all --timeout=300s >&2
   log "all nodes Ready"
   echo "$KUBECONFIG"

@@ -44,7 +44,7 @@ class Backend(K8sModel):
 class ServiceLBSpec(K8sModel):
 
     clusterRef: LocalObjectRef | None = None
-    provider: Literal["local", "aliyun"] | None = Field(
+    provider: Literal["local", "aliyun", "metapod"] | None = Field(
         default=None, description="Provider that serves the load balancer (its cluster's); defaults to local.")
     service: ServiceRef | None = Field(default=None, description="The tenant Service this LB serves.")
     addressType: Literal["internet", "intranet"] = Field(

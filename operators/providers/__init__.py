@@ -8,7 +8,8 @@ side (`make_streams`, the virtual node's kubelet API and `sk8s sandbox-logs`: lo
 exec, attach, port-forward)."""
 from __future__ import annotations
 
-from ..config import aliyun_settings, home_id, layout, metapod_settings, pod_subnet, write_containers_conf
+from ..config import (aliyun_settings, home_id, layout, metapod_lb_settings, metapod_settings, pod_subnet,
+                      write_containers_conf)
 from .errors import ProviderError
 from .lifecycle import SandboxLifecycle
 from .sandbox import EventSink
@@ -112,6 +113,10 @@ def make_load_balancers(name: str = "local") -> LoadBalancers:
         from .aliyun.slb import AliyunLoadBalancers
         hid = home_id(layout().home)
         return RoutedLoadBalancers(make_router(aliyun_settings(), lambda client: AliyunLoadBalancers(client, hid)))
+    if name == "metapod":  # a meta Service of type LoadBalancer per ServiceLB (metapod/loadbalancer.py)
+        from .metapod.loadbalancer import MetaPodLoadBalancers
+        settings = metapod_lb_settings()
+        return MetaPodLoadBalancers(home_id(layout().home), settings["addresses"], settings["class"])
     raise ValueError(f"unknown provider {name!r}")
 
 

@@ -37,6 +37,10 @@ class LBSpec:
     # The object's resourceVersion this spec was read from (None: unknown): `ensure` and
     # `follow` (a watch's) may arrive out of order, and older backends never replace newer.
     version: int | None = None
+    # The ServiceLB's namespace and name (None: unknown), for providers that make objects
+    # next to it in the meta-cluster (metapod: a Service owned by it).
+    namespace: str | None = None
+    name: str | None = None
 
     def targets(self, lst: "LBListener", ips: list[str]) -> list[tuple[str, int]]:
         """(ip, port) of the backends among `ips` that serve `lst`."""

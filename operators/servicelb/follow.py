@@ -33,8 +33,9 @@ def start(lbs: LoadBalancers) -> asyncio.Task:
         if spec.get("apiServer") or obj["metadata"].get("deletionTimestamp"):
             return
         meta = obj["metadata"]
-        task = asyncio.get_running_loop().create_task(lbs.follow(lb_spec(meta["uid"], spec,
-                                                                         version=meta.get("resourceVersion"))))
+        task = asyncio.get_running_loop().create_task(lbs.follow(lb_spec(
+            meta["uid"], spec, version=meta.get("resourceVersion"), namespace=meta.get("namespace"),
+            name=meta.get("name"))))
         pending.add(task)
         task.add_done_callback(_done)
         task.add_done_callback(pending.discard)

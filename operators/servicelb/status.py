@@ -21,7 +21,8 @@ def api_server_address(cluster: dict | None) -> tuple[str, int]:
     return parsed.hostname, parsed.port
 
 
-def lb_spec(uid: str, spec: dict, api_server: tuple[str, int] | None = None, version: str | None = None) -> LBSpec:
+def lb_spec(uid: str, spec: dict, api_server: tuple[str, int] | None = None, version: str | None = None,
+            *, namespace: str | None = None, name: str | None = None) -> LBSpec:
     listeners = [LBListener(lst.get("protocol") or "TCP", int(lst["port"]), int(lst["targetPort"]))
                  for lst in spec.get("listeners") or []]
     ready = [b for b in spec.get("backends") or [] if b.get("ready", True) and b.get("ip")]
@@ -34,7 +35,7 @@ def lb_spec(uid: str, spec: dict, api_server: tuple[str, int] | None = None, ver
     return LBSpec(uid, spec.get("addressType") or "internet", spec.get("vpcID"), listeners,
                   [] if api_server else backends, spec.get("loadBalancerIP") or None, api_server,
                   spec.get("sessionAffinityTimeoutSeconds"), {} if api_server else ports,
-                  int(version) if version and str(version).isdigit() else None)
+                  int(version) if version and str(version).isdigit() else None, namespace, name)
 
 
 def build_status(state: LBState, *, provider: str, generation: int | None, previous: list[dict] | None) -> dict:

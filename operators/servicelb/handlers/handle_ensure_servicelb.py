@@ -30,7 +30,8 @@ async def ensure_lb(body, spec, status, meta, patch, memo: kopf.Memo, **_) -> No
             patch.status.update(failed_status(str(exc), "ApiServerUnknown", generation=generation, previous=previous))
             raise kopf.TemporaryError(str(exc), delay=5) from exc
     try:
-        state = await memo.lbs.ensure(lb_spec(uid, dict(spec), api_server, meta.get("resourceVersion")),
+        state = await memo.lbs.ensure(lb_spec(uid, dict(spec), api_server, meta.get("resourceVersion"),
+                                              namespace=meta.get("namespace"), name=meta.get("name")),
                                       (status or {}).get("address"))
     except ProviderError as exc:
         patch.status.update(failed_status(str(exc), exc.reason or "ProviderError", generation=generation,
