@@ -48,6 +48,10 @@ class Power:
         # The wake listener's connections run in the loop's bare context; the tasks started
         # here get the operator's (kopf posts Events through context variables).
         self._context = contextvars.copy_context()
+        if cluster.in_pods():  # a Pod's apiserver is reached through its Service, which no rule of ours holds
+            self.unavailable = "sleep mode is not available for control planes run as Pods (SK8S_PLANE_RUNNER=pods)"
+            log.info("%s", self.unavailable)
+            return
         port = await self.listener.start()
         sleeping = await cluster.on_host(lambda: [p.apiserver_port for p in planes.all_planes()
                                                   if idle.asleep(p.directory)])
@@ -76,6 +80,9 @@ class Power:
 
     async def forget(self, plane: planes.Plane) -> None:
         """A plane being destroyed: its port no longer leads here."""
+        if self.unavailable:  # no rule was ever made: nothing here can be asleep
+            self._locks.pop(plane.id, None)
+            return
         async with self.lock(plane):
             await _nft(wakerules.release(plane.apiserver_port))
             await cluster.on_host(idle.mark_awake, plane.directory)

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from operators.serverlesscluster import planes
+
 from operators.models.contracts import CONDITION_CONTROL_PLANE_READY, CONDITION_READY
 from operators.serverlesscluster import idle, wake, wakerules
 from operators.serverlesscluster.status import cluster_status, sleeping_status
@@ -229,6 +231,29 @@ def test_without_nftables_the_operator_runs_on_and_no_tenant_sleeps(monkeypatch,
         await p.start()  # no exception: the operator must not crash-loop for it
         assert "not installed" in p.unavailable
         with pytest.raises(RuntimeError, match="unavailable"):
+            await p.sleep(object(), "ns", "c")
+        # Deleting a cluster asks to forget its plane: no rule to change, no error (a cluster
+        # of an operator without nftables was not deletable: found on kind).
+        plane = planes.Plane(tmp_path / "p", "0123456789ab", 1, 2, "/sk8s/tenants/0123456789ab")
+        await p.forget(plane)
+        await p.stop()
+    asyncio.run(main())
+
+
+def test_planes_run_as_pods_never_sleep(monkeypatch, tmp_path):
+    from operators.serverlesscluster import power
+
+    async def nft_must_not_run(script):
+        raise AssertionError("no wake rule for planes run as Pods")
+    monkeypatch.setenv("SK8S_HOME", str(tmp_path))
+    monkeypatch.setenv("SK8S_PLANE_RUNNER", "pods")
+    monkeypatch.setattr(power, "_nft", nft_must_not_run)
+
+    async def main():
+        p = power.Power()
+        await p.start()
+        assert "Pods" in p.unavailable
+        with pytest.raises(RuntimeError, match="Pods"):
             await p.sleep(object(), "ns", "c")
         await p.stop()
     asyncio.run(main())
