@@ -25,7 +25,7 @@ from .podbuild import PROVIDER
 LABEL_LB_UID = "sk8s.io/servicelb-uid"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
-MANAGED_BY = "sk8s.io/servicelb-metapod"  # not the endpointslice controller's: it leaves them alone
+MANAGED_BY = "servicelb-metapod.sk8s.io"  # not the endpointslice controller's: it leaves them alone (a label value: no /)
 MAX_ENDPOINTS = 100  # per slice (the endpointslice controller's default)
 REFUSED = "not the IP of a sandbox Pod in this namespace: not served"
 

@@ -122,9 +122,11 @@ class MetaPodLoadBalancers(LoadBalancers):
     async def ensure(self, spec: LBSpec, address: str | None) -> LBState:
         self._check(spec)
         async with self._locks.setdefault(spec.id, asyncio.Lock()):
-            svc = await self._apply_service(spec)
+            # Slices first: kube-proxy then sees the Service with its endpoints in one sync
+            # (one the address waits for fewer; its min-sync-period is a second).
             pods = await self._sandbox_pods(spec.namespace)
             await self._write_slices(spec, pods)
+            svc = await self._apply_service(spec)
             if self.pool:
                 addr = await self._give_address(spec, svc, address)
             else:
@@ -193,8 +195,9 @@ class MetaPodLoadBalancers(LoadBalancers):
         try:
             current = await self._client().get_or_none(services_path(spec.namespace, name))
             labels = ((current or {}).get("metadata") or {}).get("labels") or {}
-            if current is not None and labels.get(LABEL_LB_UID) != spec.id:
-                raise ProviderError(f"Service {spec.namespace}/{name} exists and is not this load balancer's",
+            if current is not None and (labels.get(LABEL_LB_UID), labels.get(LABEL_HOME)) != (spec.id, self.home_id):
+                raise ProviderError(f"Service {spec.namespace}/{name} exists and is not this load balancer's "
+                                    "(or is another installation's)",
                                     reason="Conflict", retryable=False)
             return await self._client().apply(services_path(spec.namespace, name), body, MANAGER)
         except ApiError as err:

@@ -1,0 +1,195 @@
+"""The metapod load balancers on real nodes (the kind test bed): a ServiceLB for a sandbox
+Pod running httpd is served by a meta Service of type LoadBalancer whose pool address
+(hack/kind.sh routes SK8S_KIND_LB_SUBNET from the host to a node, kube-proxy serves it)
+answers HTTP from this host; an IP that is no sandbox Pod of the namespace is never an
+endpoint; new backends through `follow`; deleting the LB stops the answer and frees the
+address; the ServiceLB's deletion takes its Service along (ownership). Prints the time
+from `ensure` to the first HTTP answer next to a plain meta Service of the same Pod (a
+selector Service whose status this test writes the same way), same run.
+
+Drives the provider against the kind apiserver (the operator's handlers are tested with
+the embedded meta-cluster); skips, naming why, where the kind bed cannot run."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from operators.kubeclient.client import KubeClient
+from operators.providers.metapod.lbbuild import REFUSED, service_name
+from operators.providers.metapod.loadbalancer import MetaPodLoadBalancers, services_path, slices_path
+from operators.providers.services import LBListener, LBSpec
+
+from tests.kind.conftest import REPO, KindCluster
+# A namespace of its own per test, made after this module's `crds` (the name it asks for).
+from tests.kind.test_metapod_provider import namespace  # noqa: F401
+
+pytestmark = pytest.mark.kind
+# The top of the bed's pool (hack/lib/kind.sh KIND_LB_SUBNET): an operator deployed on the
+# bed with the whole pool hands addresses out from its bottom.
+POOL = ("10.248.0.240/29",)
+BASELINE_ADDRESS = "10.248.0.254"
+CLASS = "sk8s.io/metapod-pool"
+HTTPD = "mkdir -p /www && echo \"served by $HOSTNAME\" > /www/index.html && exec httpd -f -p 8080 -h /www"
+
+
+@pytest.fixture(scope="module")
+def crds(kind_cluster: KindCluster) -> None:
+    """The ServiceLB CRD as this tree has it (provider metapod allowed)."""
+    for args in (("apply", "-f", str(REPO / "crds/sk8s.io_servicelbs.yaml")),
+                 ("wait", "--for=condition=Established", "--timeout=60s", "crd/servicelbs.sk8s.io")):
+        proc = kind_cluster.kubectl(*args)
+        assert proc.returncode == 0, proc.stderr
+
+
+def create(kind: KindCluster, obj: dict) -> dict:
+    proc = kind.kubectl("create", "-o", "json", "-f", "-", stdin=json.dumps(obj))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def sandbox_pod(kind: KindCluster, namespace: str, name: str, home: str, image: str) -> dict:
+    """A Pod as the metapod provider labels its sandbox Pods (podbuild.sandbox_labels)."""
+    return create(kind, {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": name, "namespace": namespace,
+        "labels": {"sk8s.io/home": home, "sk8s.io/provider": "metapod", "app": name}},
+        "spec": {"automountServiceAccountToken": False, "terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "app", "image": image, "imagePullPolicy": "Never", "command": ["sh", "-c", HTTPD],
+            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}})
+
+
+def pod_ip(kind: KindCluster, namespace: str, name: str) -> str:
+    proc = kind.kubectl("-n", namespace, "wait", "--for=condition=Ready", f"pod/{name}", "--timeout=120s")
+    assert proc.returncode == 0, proc.stderr
+    proc = kind.kubectl("-n", namespace, "get", "pod", name, "-o", "jsonpath={.status.podIP}")
+    assert proc.returncode == 0 and proc.stdout, proc.stderr
+    return proc.stdout
+
+
+def http_get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return resp.read().decode()
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+async def first_answer(url: str, timeout: float = 60) -> tuple[str, float]:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        body = await asyncio.to_thread(http_get, url)
+        if body is not None:
+            return body, time.monotonic() - t0
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no HTTP answer from {url} in {timeout:.0f}s")
+
+
+async def until_silent(url: str, timeout: float = 30) -> None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if await asyncio.to_thread(http_get, url) is None:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{url} still answers after {timeout:.0f}s")
+
+
+def servicelb(kind: KindCluster, namespace: str, ip: str) -> dict:
+    """The owner of what the provider makes. Provider `local`: no operator on the bed serves
+    it (one deployed there with SK8S_PROVIDER=metapod would take a metapod one and race
+    this test's provider for its Service)."""
+    return create(kind, {"apiVersion": "sk8s.io/v1alpha1", "kind": "ServiceLB",
+                         "metadata": {"name": "default.web.internet", "namespace": namespace},
+                         "spec": {"provider": "local", "addressType": "internet",
+                                  "listeners": [{"protocol": "TCP", "port": 80, "targetPort": 8080}],
+                                  "backends": [{"ip": ip}]}})
+
+
+async def baseline(kind: KindCluster, namespace: str) -> float:
+    """A plain meta Service selecting the same Pod, its address written as ours is: the
+    nodes' own path from a Service to the first answer."""
+    t0 = time.monotonic()
+    create(kind, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "plain", "namespace": namespace},
+                  "spec": {"type": "LoadBalancer", "loadBalancerClass": CLASS, "allocateLoadBalancerNodePorts": False,
+                           "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    status = {"status": {"loadBalancer": {"ingress": [{"ip": BASELINE_ADDRESS, "ipMode": "VIP"}]}}}
+    proc = kind.kubectl("-n", namespace, "patch", "service", "plain", "--subresource=status", "--type=merge",
+                        "-p", json.dumps(status))
+    assert proc.returncode == 0, proc.stderr
+    body, _ = await first_answer(f"http://{BASELINE_ADDRESS}/")
+    assert body == "served by web\n"
+    took = time.monotonic() - t0
+    assert kind.kubectl("-n", namespace, "delete", "service", "plain").returncode == 0
+    await until_silent(f"http://{BASELINE_ADDRESS}/")
+    return took
+
+
+async def test_a_servicelb_answers_http_from_the_host_through_its_pool_address(kind_cluster: KindCluster,
+                                                                               busybox: str, namespace: str):
+    home = f"kindlb-{uuid.uuid4().hex[:6]}"
+    sandbox_pod(kind_cluster, namespace, "web", home, busybox)
+    sandbox_pod(kind_cluster, namespace, "web2", home, busybox)
+    create(kind_cluster, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stranger", "namespace": namespace},
+                          "spec": {"containers": [{"name": "app", "image": busybox, "imagePullPolicy": "Never",
+                                                   "command": ["sh", "-c", HTTPD]}]}})
+    ip, ip2, stranger = (pod_ip(kind_cluster, namespace, n) for n in ("web", "web2", "stranger"))
+    client = KubeClient.from_kubeconfig(kind_cluster.kubeconfig, "meta")
+    lbs = MetaPodLoadBalancers(home, POOL, CLASS, lambda: client)
+    await lbs.setup({})
+    owner = servicelb(kind_cluster, namespace, ip)
+    uid = owner["metadata"]["uid"]
+    spec = LBSpec(uid, "internet", None, [LBListener("TCP", 80, 8080)], [ip, stranger], namespace=namespace,
+                  name=owner["metadata"]["name"], version=1)
+    try:
+        base = await baseline(kind_cluster, namespace)
+        t0 = time.monotonic()
+        state = await lbs.ensure(spec, None)
+        ensured = time.monotonic() - t0
+        body, _ = await first_answer(f"http://{state.address}/")
+        took = time.monotonic() - t0
+        print(f"\nServiceLB ensure -> first HTTP answer from the host: {took:.2f}s (ensure {ensured:.2f}s); plain "
+              f"meta Service of the same Pod: {base:.2f}s (ratio {took / base:.2f})")
+        assert body == "served by web\n" and state.address in [f"10.248.0.{i}" for i in range(241, 247)]
+        health = {b.ip: (b.healthy, b.message) for b in state.backends}
+        assert health == {ip: (True, None), stranger: (False, REFUSED)}  # a Pod that is no sandbox: refused
+
+        svc = await client.get(services_path(namespace, service_name(uid)))
+        assert svc["spec"]["type"] == "LoadBalancer" and "selector" not in svc["spec"]
+        assert svc["status"]["loadBalancer"]["ingress"][0]["ip"] == state.address
+        assert svc["metadata"]["ownerReferences"][0]["uid"] == uid
+        slices = (await client.get(slices_path(namespace), labelSelector=f"kubernetes.io/service-name={service_name(uid)}"))["items"]
+        assert [e["addresses"] for sl in slices for e in sl["endpoints"]] == [[ip]]
+
+        # New backends through the fast path: the old one leaves, the new one answers.
+        assert await lbs.follow(LBSpec(**{**spec.__dict__, "backends": [ip2], "version": 2}))
+        for _ in range(100):
+            if (await asyncio.to_thread(http_get, f"http://{state.address}/")) == "served by web2\n":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the new backend never answered")
+        assert lbs.state(uid).backends[0].ip == ip2
+        again = await lbs.ensure(LBSpec(**{**spec.__dict__, "backends": [ip2], "version": 3}), state.address)
+        assert again.address == state.address  # the recorded address is kept
+
+        await lbs.delete(uid, state.address)
+        await until_silent(f"http://{state.address}/")
+        assert await client.get_or_none(services_path(namespace, service_name(uid))) is None
+        assert lbs.state(uid) is None and not lbs._taken
+
+        # Ownership: the ServiceLB's deletion takes a Service it still has along.
+        await lbs.ensure(spec, None)
+        assert kind_cluster.kubectl("-n", namespace, "delete", "servicelb", owner["metadata"]["name"]).returncode == 0
+        for _ in range(60):
+            if await client.get_or_none(services_path(namespace, service_name(uid))) is None:
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError("the Service outlived its ServiceLB")
+    finally:
+        await lbs.delete(uid)
+        await client.close()
