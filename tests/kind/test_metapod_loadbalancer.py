@@ -21,6 +21,7 @@ import uuid
 import pytest
 
 from operators.kubeclient.client import KubeClient
+from operators.providers.errors import ProviderError
 from operators.providers.metapod.lbbuild import REFUSED, service_name
 from operators.providers.metapod.loadbalancer import MetaPodLoadBalancers, services_path, slices_path
 from operators.providers.services import LBListener, LBSpec
@@ -190,6 +191,55 @@ async def test_a_servicelb_answers_http_from_the_host_through_its_pool_address(k
             await asyncio.sleep(0.5)
         else:
             raise AssertionError("the Service outlived its ServiceLB")
+    finally:
+        await lbs.delete(uid)
+        await client.close()
+
+
+async def test_cloud_mode_takes_the_controllers_address_and_setup_frees_orphans(kind_cluster: KindCluster,
+                                                                                namespace: str):
+    """No pool: the meta-cluster's controller (played here: it writes a hostname, which no
+    kube-proxy routes) gives the address; without one, `ensure` asks to be retried. What is
+    not the provider's to serve or take is refused, and start-up deletes the Services of
+    LBs no status records."""
+    home = f"kindlb-{uuid.uuid4().hex[:6]}"
+    client = KubeClient.from_kubeconfig(kind_cluster.kubeconfig, "meta")
+    lbs = MetaPodLoadBalancers(home, (), None, lambda: client, address_wait=20)
+    owner = servicelb(kind_cluster, namespace, "10.244.0.1")
+    uid = owner["metadata"]["uid"]
+    spec = LBSpec(uid, "internet", None, [LBListener("TCP", 80, 8080)], [], namespace=namespace,
+                  name=owner["metadata"]["name"])
+    path = services_path(namespace, service_name(uid))
+    try:
+        task = asyncio.create_task(lbs.ensure(spec, None))
+        while await client.get_or_none(path) is None:
+            await asyncio.sleep(0.1)
+        svc = await client.get(path)
+        assert "loadBalancerClass" not in svc["spec"]  # the cloud's controller's to serve
+        await client.patch_status(path, {"loadBalancer": {"ingress": [{"hostname": "lb.example.invalid"}]}})
+        state = await asyncio.wait_for(task, 30)
+        assert state.address == "lb.example.invalid"
+
+        impatient = MetaPodLoadBalancers(home, (), None, lambda: client, address_wait=1)
+        other = LBSpec(str(uuid.uuid4()), "internet", None, spec.listeners, [], namespace=namespace, name="x")
+        with pytest.raises(ProviderError) as err:
+            await impatient.ensure(other, None)
+        assert err.value.reason == "Provisioning" and err.value.retryable
+        for refused in (LBSpec(**{**spec.__dict__, "address_type": "intranet", "vpc_id": "v"}),
+                        LBSpec(**{**spec.__dict__, "api_server": ("127.0.0.1", 6443)})):
+            with pytest.raises(ProviderError) as err:
+                await lbs.ensure(refused, None)
+            assert err.value.reason == "NotSupported" and not err.value.retryable
+        stranger = MetaPodLoadBalancers("another-home", (), None, lambda: client, address_wait=1)
+        with pytest.raises(ProviderError) as err:  # another installation's Service of that name
+            await stranger.ensure(spec, None)
+        assert err.value.reason == "Conflict"
+
+        await MetaPodLoadBalancers(home, (), None, lambda: client).setup({uid: state.address})
+        assert await client.get_or_none(path) is not None  # recorded: kept
+        await MetaPodLoadBalancers(home, (), None, lambda: client).setup({})
+        assert await client.get_or_none(path) is None  # no status records it: an orphan, deleted
+        assert await client.get_or_none(services_path(namespace, service_name(other.id))) is None
     finally:
         await lbs.delete(uid)
         await client.close()

@@ -30,6 +30,13 @@ tenant's service range, which the meta-cluster does not route) and `apiServer` o
 are refused as NotSupported. Health is the sandbox Pods' readiness as last read (the meta
 kubelet runs the probes; a change there changes the tenant's endpoints, hence `follow`).
 
+Measured on the kind bed (tests/kind/test_metapod_loadbalancer.py, pool mode, 2 shared
+cores): the first HTTP answer from the host 1.1 s after `ensure` starts (`ensure` itself
+0.05-0.08 s; the rest is kube-proxy's sync, min-sync-period 1 s), against 1.3-1.5 s for a
+plain meta Service selecting the same Pod with its address written the same way (ratio
+0.8, same run). Slices are written before the Service: the other order cost a second sync
+(2.3 s).
+
 API cost per ensure: an apply of the Service, one list of the namespace's sandbox Pods,
 one list and an apply per EndpointSlice, and in pool mode a status patch when the address
 changes; per follow the same without the Service.
