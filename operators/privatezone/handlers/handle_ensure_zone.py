@@ -19,6 +19,11 @@ async def ensure_zone(body, spec, status, meta, patch, memo: kopf.Memo, **_) -> 
     generation = meta.get("generation")
     previous = (status or {}).get("conditions")
     records = [dict(r) for r in spec.get("records") or []]
+    if memo.zones is None:  # the provider could not be made (handle_startup): say so, ask later
+        why = ProviderError(memo.zones_unavailable)
+        patch.status.update(failed(why, "ProviderUnavailable", generation, previous))
+        kopf.warn(body, reason="SyncZoneFailed", message=str(why))
+        raise kopf.TemporaryError(str(why), delay=60)
     try:
         await tenancy.check("PrivateZone", dict(body))
     except tenancy.TenancyError as exc:

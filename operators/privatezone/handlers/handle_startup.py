@@ -1,12 +1,17 @@
 """Operator start-up: kopf settings and the provider."""
 from __future__ import annotations
 
+import logging
+
 import kopf
 
 from ... import kopfresync, kopfsettings, kube
 from ...config import provider_name
 from ...models.contracts import FINALIZER_PRIVATEZONE
 from ...providers import make_private_zones
+from ...providers.errors import ProviderError
+
+log = logging.getLogger(__name__)
 
 
 def finalizer() -> str:
@@ -25,8 +30,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
         await kube.wait_until_served("privatezones")
     except RuntimeError as exc:  # exit: the supervisor (or Deployment) restarts us
         raise kopf.PermanentError(str(exc)) from exc
-    zones = make_private_zones(provider_name())
-    await zones.setup()
-    memo.zones = zones
+    try:
+        zones = make_private_zones(provider_name())
+        await zones.setup()
+    except (ProviderError, ValueError) as exc:
+        # Not a crash loop: the operator stays up and says why in each zone's status.
+        memo.zones, memo.zones_unavailable = None, f"provider {provider_name()}: {exc}"
+        log.error("no private zones can be served: %s", memo.zones_unavailable)
+    else:
+        memo.zones, memo.zones_unavailable = zones, None
     kopfresync.start(memo, "privatezones", finalizer(),
                      diffbase=kopfresync.DIFFBASE_ANNOTATION + kopfsettings.storage_suffix(), accept=kopfsettings.owns)
