@@ -49,6 +49,12 @@ HASH=$( { basename "$ROOTFS"; basename "$PROXY_ROOTFS"; echo "$KIND_VERSION"; ca
   (cd "$NODE_BIN" && sha256sum kubelet kubeadm kube-proxy); sha256sum < "$COREDNS"; } | sha256sum | cut -c1-12)
 IMAGE="$KIND_NODE_IMAGE_NAME:$K8S_VERSION-$HASH"
 current_build "$KIND_NODE_IMAGE_NAME" "$IMAGE" "$HASH" && exit 0
+# One build at a time (two beds, or two test sessions, asking at once): the second waits,
+# then finds the image built.
+CACHE="${SK8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sk8s}"
+exec 9>"$CACHE/kind-node-image.lock"
+flock 9
+current_build "$KIND_NODE_IMAGE_NAME" "$IMAGE" "$HASH" && exit 0
 t0=$(date +%s)
 work=$(mktemp -d /var/tmp/sk8s-kind-node-XXXXXX)
 built=()

@@ -163,8 +163,11 @@ load() {
 }
 
 # One up, down or load at a time (two test sessions starting together share one cluster).
-exec 8>"$KIND_HOME/kind.lock"
-flock 8
+# flock -o: the lock is held by flock itself, not inherited by what kind starts (podman's
+# conmon outlives this script and would hold it as long as the node containers run).
+if [ -z "${SK8S_KIND_LOCKED:-}" ]; then
+  SK8S_KIND_LOCKED=1 exec flock -o "$KIND_HOME/kind.lock" bash "$0" "$@"
+fi
 case "${1:-}" in
   up) up ;;
   down) down ;;

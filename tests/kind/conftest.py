@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +45,17 @@ def kind_unavailable() -> str | None:
 
 
 def hack_kind(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(KIND_SH), *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    """hack/kind.sh in a process group of its own: a timeout ends all of it (a child left
+    behind would hold the output pipe, or the bed's lock, open)."""
+    proc = subprocess.Popen(["bash", str(KIND_SH), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        err += f"\nhack/kind.sh {' '.join(args)}: no end after {timeout} s, ended"
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 @dataclass(frozen=True)

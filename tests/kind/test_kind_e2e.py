@@ -80,7 +80,6 @@ def test_kustomization_applies_in_server_dry_run(kctl, crds_loaded):
 # --- the bed itself -------------------------------------------------------------------------
 
 NET_NS = "sk8s-kind-net"
-WORKERS = ("sk8s-kind-worker", "sk8s-kind-worker2")
 HTTP_GET = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {host} {port}"   # busybox wget needs NSS
 
 
@@ -95,7 +94,16 @@ def test_three_nodes_ready_one_control_plane(kctl):
         assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.37.2"
     planes = [n for n in nodes if "node-role.kubernetes.io/control-plane" in n["metadata"]["labels"]]
     assert len(planes) == 1
-    assert sorted(n["metadata"]["name"] for n in nodes if n not in planes) == list(WORKERS)
+    assert planes[0]["spec"].get("taints"), "the control plane takes no ordinary pods"
+
+
+@pytest.fixture(scope="module")
+def workers(kctl) -> tuple[str, str]:
+    proc = kctl("get", "nodes", "-l", "!node-role.kubernetes.io/control-plane", "-o", "name")
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(line.removeprefix("node/") for line in proc.stdout.split())
+    assert len(names) == 2, names
+    return names[0], names[1]
 
 
 def pod_manifest(name: str, node: str, image: str) -> dict:
@@ -106,12 +114,12 @@ def pod_manifest(name: str, node: str, image: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def net(kctl, busybox):
+def net(kctl, busybox, workers):
     """A busybox httpd pod on each worker (scheduled there by nodeSelector) and a ClusterIP
     Service in front of the second; yields {pod name: pod IP} and the Service's address."""
     kctl("delete", "namespace", NET_NS, "--ignore-not-found", "--wait=true", timeout=300)
     assert kctl("create", "namespace", NET_NS).returncode == 0
-    items = [pod_manifest("web-a", WORKERS[0], busybox), pod_manifest("web-b", WORKERS[1], busybox),
+    items = [pod_manifest("web-a", workers[0], busybox), pod_manifest("web-b", workers[1], busybox),
              {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-b", "namespace": NET_NS},
               "spec": {"selector": {"app": "web-b"}, "ports": [{"port": 8080, "targetPort": 80}]}}]
     proc = kctl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
@@ -120,7 +128,7 @@ def net(kctl, busybox):
     assert proc.returncode == 0, proc.stderr + kctl("-n", NET_NS, "describe", "pods").stdout
     pods = json.loads(kctl("-n", NET_NS, "get", "pods", "-o", "json").stdout)["items"]
     ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
-    assert {p["metadata"]["name"]: p["spec"]["nodeName"] for p in pods} == {"web-a": WORKERS[0], "web-b": WORKERS[1]}
+    assert {p["metadata"]["name"]: p["spec"]["nodeName"] for p in pods} == {"web-a": workers[0], "web-b": workers[1]}
     svc = json.loads(kctl("-n", NET_NS, "get", "service", "web-b", "-o", "json").stdout)
     yield ips, svc["spec"]["clusterIP"]
     kctl("delete", "namespace", NET_NS, "--ignore-not-found", "--wait=false")
