@@ -75,13 +75,12 @@ def available_memory() -> int | None:
 async def clean_stale() -> int:
     """Standby planes of an earlier run are not trusted (their processes may be gone): rebuild.
     So are planes it was retiring when it stopped."""
-    if cluster.in_pods():  # its Pods run on without us: only the ones being retired go
+    if cluster.in_pods():  # the claimed ones' Pods ran on without us: write them back
         restored = await podrunner.restore()
         if restored:
             log.info("restored %d control plane(s) from the meta-cluster", restored)
-        stale = [p for p in planes.all_planes() if p.claimed_by == RETIRED]
-    else:
-        stale = planes.standby(ready_only=False) + [p for p in planes.all_planes() if p.claimed_by == RETIRED]
+    # A standby's Pod may run an older version (the image of an upgrade keeps its tag): made again.
+    stale = planes.standby(ready_only=False) + [p for p in planes.all_planes() if p.claimed_by == RETIRED]
     for plane in stale:
         await cluster.destroy_plane(plane)
     return len(stale)
