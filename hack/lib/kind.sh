@@ -10,8 +10,11 @@ KIND_NETWORK="${SK8S_KIND_NETWORK:-sk8s-kind}"
 # ranges (10.96/16 services, 10.112/12 tenant VPCs).
 KIND_SUBNET="${SK8S_KIND_SUBNET:-10.249.0.0/24}"
 # Load-balancer addresses the host routes to a node (hack/kind.sh setup_lb_route): the
-# metapod provider's pool on this bed. Outside the bed's and the sk8s ranges.
-KIND_LB_SUBNET="${SK8S_KIND_LB_SUBNET:-10.248.0.0/24}"
+# metapod provider's pool on this bed, outside the bed's and the sk8s ranges. One per bed
+# (two beds on one pool would take its route from each other): 10.248.<the third number
+# of the bed's subnet>.0/24 unless set.
+_kind_octets=${KIND_SUBNET#*.*.}
+KIND_LB_SUBNET="${SK8S_KIND_LB_SUBNET:-10.248.${_kind_octets%%.*}.0/24}"
 KIND_POD_SUBNET="10.244.0.0/16"   # kind's default, spelled out: hack/kind.sh masquerades leaving it
 K8S_VERSION="${K8S_VERSION:-v1.37.2}"
 KIND_NODE_IMAGE_NAME="localhost/sk8s-kind-node"

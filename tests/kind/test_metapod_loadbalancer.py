@@ -12,7 +12,9 @@ the embedded meta-cluster); skips, naming why, where the kind bed cannot run."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -31,10 +33,6 @@ from tests.kind.conftest import REPO, KindCluster
 from tests.kind.test_metapod_provider import namespace  # noqa: F401
 
 pytestmark = pytest.mark.kind
-# The top of the bed's pool (hack/lib/kind.sh KIND_LB_SUBNET): an operator deployed on the
-# bed with the whole pool hands addresses out from its bottom.
-POOL = ("10.248.0.240/29",)
-BASELINE_ADDRESS = "10.248.0.254"
 CLASS = "sk8s.io/metapod-pool"
 HTTPD = "mkdir -p /www && echo \"served by $HOSTNAME\" > /www/index.html && exec httpd -f -p 8080 -h /www"
 
@@ -46,6 +44,21 @@ def crds(kind_cluster: KindCluster) -> None:
                  ("wait", "--for=condition=Established", "--timeout=60s", "crd/servicelbs.sk8s.io")):
         proc = kind_cluster.kubectl(*args)
         assert proc.returncode == 0, proc.stderr
+
+
+def bed_pool(kind: KindCluster) -> tuple[str, str]:
+    """(pool, baseline address): the top of the load-balancer subnet this host routes to the
+    bed's control-plane node (hack/kind.sh setup_lb_route); an operator deployed on the bed
+    with the whole subnet hands addresses out from its bottom."""
+    proc = kind.kubectl("get", "nodes", "-l", "node-role.kubernetes.io/control-plane", "-o",
+                        'jsonpath={.items[0].status.addresses[?(@.type=="InternalIP")].address}')
+    assert proc.returncode == 0 and proc.stdout, proc.stderr
+    routes = json.loads(subprocess.run(["ip", "-j", "route", "show"], capture_output=True, text=True,
+                                       check=True).stdout)
+    found = [r["dst"] for r in routes if r.get("gateway") == proc.stdout and r["dst"].startswith("10.248.")]
+    assert found, f"no load-balancer route to {proc.stdout} on this host: hack/kind.sh up adds it"
+    *_, pool, top = ipaddress.ip_network(found[0]).subnets(new_prefix=29)
+    return str(pool), str(list(top.hosts())[-1])
 
 
 def create(kind: KindCluster, obj: dict) -> dict:
@@ -110,22 +123,22 @@ def servicelb(kind: KindCluster, namespace: str, ip: str) -> dict:
                                   "backends": [{"ip": ip}]}})
 
 
-async def baseline(kind: KindCluster, namespace: str) -> float:
+async def baseline(kind: KindCluster, namespace: str, address: str) -> float:
     """A plain meta Service selecting the same Pod, its address written as ours is: the
     nodes' own path from a Service to the first answer."""
     t0 = time.monotonic()
     create(kind, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "plain", "namespace": namespace},
                   "spec": {"type": "LoadBalancer", "loadBalancerClass": CLASS, "allocateLoadBalancerNodePorts": False,
                            "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
-    status = {"status": {"loadBalancer": {"ingress": [{"ip": BASELINE_ADDRESS, "ipMode": "VIP"}]}}}
+    status = {"status": {"loadBalancer": {"ingress": [{"ip": address, "ipMode": "VIP"}]}}}
     proc = kind.kubectl("-n", namespace, "patch", "service", "plain", "--subresource=status", "--type=merge",
                         "-p", json.dumps(status))
     assert proc.returncode == 0, proc.stderr
-    body, _ = await first_answer(f"http://{BASELINE_ADDRESS}/")
+    body, _ = await first_answer(f"http://{address}/")
     assert body == "served by web\n"
     took = time.monotonic() - t0
     assert kind.kubectl("-n", namespace, "delete", "service", "plain").returncode == 0
-    await until_silent(f"http://{BASELINE_ADDRESS}/")
+    await until_silent(f"http://{address}/")
     return took
 
 
@@ -139,14 +152,15 @@ async def test_a_servicelb_answers_http_from_the_host_through_its_pool_address(k
                                                    "command": ["sh", "-c", HTTPD]}]}})
     ip, ip2, stranger = (pod_ip(kind_cluster, namespace, n) for n in ("web", "web2", "stranger"))
     client = KubeClient.from_kubeconfig(kind_cluster.kubeconfig, "meta")
-    lbs = MetaPodLoadBalancers(home, POOL, CLASS, lambda: client)
+    pool, baseline_address = bed_pool(kind_cluster)
+    lbs = MetaPodLoadBalancers(home, (pool,), CLASS, lambda: client)
     await lbs.setup({})
     owner = servicelb(kind_cluster, namespace, ip)
     uid = owner["metadata"]["uid"]
     spec = LBSpec(uid, "internet", None, [LBListener("TCP", 80, 8080)], [ip, stranger], namespace=namespace,
                   name=owner["metadata"]["name"], version=1)
     try:
-        base = await baseline(kind_cluster, namespace)
+        base = await baseline(kind_cluster, namespace, baseline_address)
         t0 = time.monotonic()
         state = await lbs.ensure(spec, None)
         ensured = time.monotonic() - t0
@@ -154,7 +168,7 @@ async def test_a_servicelb_answers_http_from_the_host_through_its_pool_address(k
         took = time.monotonic() - t0
         print(f"\nServiceLB ensure -> first HTTP answer from the host: {took:.2f}s (ensure {ensured:.2f}s); plain "
               f"meta Service of the same Pod: {base:.2f}s (ratio {took / base:.2f})")
-        assert body == "served by web\n" and state.address in [f"10.248.0.{i}" for i in range(241, 247)]
+        assert body == "served by web\n" and ipaddress.ip_address(state.address) in ipaddress.ip_network(pool)
         health = {b.ip: (b.healthy, b.message) for b in state.backends}
         assert health == {ip: (True, None), stranger: (False, REFUSED)}  # a Pod that is no sandbox: refused
 

@@ -11,13 +11,14 @@ Who gives the address (config.metapod_lb_settings):
   (then a retryable ProviderError, and the handler asks again);
 - SK8S_METAPOD_LB_ADDRESSES (a pool): this provider is the controller. The Service takes
   loadBalancerClass `sk8s.io/metapod-pool` (a cloud's controller leaves it alone) and no
-  node ports; the provider picks a free pool address (the one recorded, else the one
-  asked for in spec.loadBalancerIP, else the first free) and writes it to the Service's
-  status.loadBalancer.ingress. kube-proxy on every node then serves it: its nftables mode
-  DNATs a load-balancer ingress IP as it does a ClusterIP, whatever the class. On the kind
-  bed, hack/kind.sh routes the pool (SK8S_KIND_LB_SUBNET, 10.248.0.0/24) from the host to
-  the control-plane node over the bed's podman bridge, with a `prohibit` route under it,
-  so no packet for the pool leaves the machine while the bed is down.
+  node ports; the provider picks a free pool address (the one asked for in
+  spec.loadBalancerIP, else the one recorded, else the first free) and writes it to the
+  Service's status.loadBalancer.ingress. kube-proxy on every node then serves it: its
+  nftables mode DNATs a load-balancer ingress IP as it does a ClusterIP, whatever the
+  class. On the kind bed, hack/kind.sh routes the pool (SK8S_KIND_LB_SUBNET, 10.248.0.0/24
+  for the first bed) from the host to the control-plane node over the bed's podman
+  bridge, with a `prohibit` route under it, so no packet for the pool leaves the machine
+  while the bed is down.
 
 Rejected alternative: `spec.externalIPs` from the pool. kube-proxy (nftables) serves those
 too (measured on the bed, same answer), but the field is deprecated (the 1.37 apiserver
