@@ -27,6 +27,13 @@ tools() {
 
 cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; }
 
+# stopped_nodes: prints the cluster's node containers that are not running; fails if none.
+stopped_nodes() {
+  local label="label=io.x-k8s.kind.cluster=$KIND_CLUSTER"
+  comm -23 <(podman ps -a --filter "$label" --format '{{.Names}}' | sort) \
+           <(podman ps --filter "$label" --format '{{.Names}}' | sort) | grep .
+}
+
 write_config() {
   {
     cat <<YAML
@@ -121,6 +128,12 @@ up() {
   mkdir -p /lib/modules   # kind mounts it into every node
   local image t0
   image=$(bash "$HERE/build-kind-node-image.sh")
+  if cluster_exists && stopped_nodes; then
+    # Node containers stopped (the machine or podman restarted): kind does not restart a
+    # cluster reliably (addresses change), a new one takes under a minute.
+    log "cluster $KIND_CLUSTER has stopped nodes ($(stopped_nodes | paste -sd' ')): creating it anew"
+    "$KIND" delete cluster --name "$KIND_CLUSTER" >&2
+  fi
   if cluster_exists; then
     log "reusing cluster $KIND_CLUSTER"
     running=$(podman inspect --format '{{.ImageName}}' "$KIND_CLUSTER-control-plane" 2>/dev/null || true)
