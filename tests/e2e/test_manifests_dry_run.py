@@ -2,8 +2,9 @@
 
 A server-side dry run of a namespaced object fails when its namespace does not exist yet
 (the Namespace in the same apply is only dry-run created: kubernetes/kubernetes#83562),
-so the test creates the (empty) sk8s-system namespace for real if it is missing, and
-leaves it: it is where `kubectl apply -k manifests` would put the operators anyway.
+so the test creates the (empty) sk8s-system and sk8s-planes namespaces for real if they are
+missing, and leaves them: they are where `kubectl apply -k manifests` would put the operators
+and the tenant control planes' Role anyway.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
 NAMESPACE = "sk8s-system"
+NAMESPACES = (NAMESPACE, "sk8s-planes")
 
 
 def kubectl(kubectl_bin: str, kubeconfig: str, *args: str) -> subprocess.CompletedProcess:
@@ -27,13 +29,13 @@ def kubectl(kubectl_bin: str, kubeconfig: str, *args: str) -> subprocess.Complet
 
 @pytest.fixture
 def operator_namespace(meta_kubeconfig, kubectl_bin):
-    got = kubectl(kubectl_bin, meta_kubeconfig, "get", "namespace", NAMESPACE,
-                  "-o", "jsonpath={.status.phase}")
-    if got.returncode != 0:
-        made = kubectl(kubectl_bin, meta_kubeconfig, "create", "namespace", NAMESPACE)
-        assert made.returncode == 0 or "AlreadyExists" in made.stderr, made.stderr
-    else:
-        assert got.stdout == "Active", f"namespace {NAMESPACE} is {got.stdout}: cannot dry-run into it"
+    for ns in NAMESPACES:
+        got = kubectl(kubectl_bin, meta_kubeconfig, "get", "namespace", ns, "-o", "jsonpath={.status.phase}")
+        if got.returncode != 0:
+            made = kubectl(kubectl_bin, meta_kubeconfig, "create", "namespace", ns)
+            assert made.returncode == 0 or "AlreadyExists" in made.stderr, made.stderr
+        else:
+            assert got.stdout == "Active", f"namespace {ns} is {got.stdout}: cannot dry-run into it"
     return NAMESPACE
 
 
