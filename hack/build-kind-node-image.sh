@@ -44,7 +44,7 @@ NODE_PACKAGES=(systemd containerd runc containernetworking-plugins conntrack ipt
   iproute2 ethtool util-linux mount kmod libseccomp2 bash ca-certificates jq procps)
 ROOTFS=$(bash "$HERE/build-debian-rootfs.sh" "${NODE_PACKAGES[@]}")
 PROXY_ROOTFS=$(bash "$HERE/build-debian-rootfs.sh" iptables nftables conntrack ca-certificates)
-HASH=$( { basename "$ROOTFS"; basename "$PROXY_ROOTFS"; echo "$KIND_VERSION"; cat "$0" "$HERE/lib/kind.sh";
+HASH=$( { basename "$ROOTFS"; basename "$PROXY_ROOTFS"; echo "$KIND_VERSION"; cat "$0"; echo "$KIND_IMAGE_REPOSITORY";
   (cd "$BIN" && sha256sum kube-apiserver kube-controller-manager kube-scheduler kubectl etcd);
   (cd "$NODE_BIN" && sha256sum kubelet kubeadm kube-proxy); sha256sum < "$COREDNS"; } | sha256sum | cut -c1-12)
 IMAGE="$KIND_NODE_IMAGE_NAME:$K8S_VERSION-$HASH"

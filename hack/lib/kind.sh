@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the variables are for the scripts that source this
 # The kind test bed's environment, shared by hack/kind.sh and hack/build-kind-node-image.sh:
 # its state directory (kubeconfig, kind config, containers.conf), podman pointed at the
 # containers.conf written there, and kind told to use podman and the bed's own network.
