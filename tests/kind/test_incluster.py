@@ -13,11 +13,13 @@ the datastore tolerates that node's taint. On a real cluster its PVC binds by it
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,18 @@ def control_plane_node(kind: KindCluster) -> str:
                            "jsonpath={.items[0].metadata.name}"), "the control-plane node")
 
 
+def lb_pool(kind: KindCluster) -> str:
+    """Addresses for the metapod LoadBalancers provider: the bottom of the subnet this host
+    routes to the bed's control-plane node (hack/kind.sh setup_lb_route)."""
+    node_ip = ok(kind.kubectl("get", "nodes", "-l", "node-role.kubernetes.io/control-plane", "-o",
+                              'jsonpath={.items[0].status.addresses[?(@.type=="InternalIP")].address}'), "node IP")
+    routes = json.loads(subprocess.run(["ip", "-j", "route", "show"], capture_output=True, text=True,
+                                       check=True).stdout)
+    found = [r["dst"] for r in routes if r.get("gateway") == node_ip and r["dst"].startswith("10.248.")]
+    assert found, f"no load-balancer route to {node_ip} on this host: hack/kind.sh up adds it"
+    return str(next(ipaddress.ip_network(found[0]).subnets(new_prefix=26)))
+
+
 def install(kind: KindCluster) -> None:
     """`kubectl apply -k manifests`, the datastore's Secrets (python -m operators.datastore.pki),
     and the bed's datastore volume."""
@@ -82,6 +96,9 @@ def install(kind: KindCluster) -> None:
         ok(kind.kubectl("-n", "sk8s-system", "create", "-f", "-", stdin=secrets), "the datastore's Secrets")
     ok(kind.kubectl("-n", "sk8s-system", "patch", "statefulset", "sk8s-datastore", "--type=json",
                     "-p", json.dumps(TOLERATE_CONTROL_PLANE)), "the datastore's toleration")
+    # No load-balancer controller on kind: the provider hands out the bed's addresses itself.
+    ok(kind.kubectl("-n", "sk8s-system", "set", "env", "deployment/servicelb-operator",
+                    f"SK8S_METAPOD_LB_ADDRESSES={lb_pool(kind)}"), "the load-balancer pool")
     # The images may have been rebuilt since the operators started: run this build.
     ok(kind.kubectl("-n", "sk8s-system", "rollout", "restart", *(f"deployment/{d}" for d in OPERATORS)),
        "restarting the operators")
@@ -155,12 +172,20 @@ class Tenant:
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.kubectl("get", "--raw", "/readyz", timeout=10).returncode == 0:
+            if self._run(("get", "--raw", "/readyz"), None, 10).returncode == 0:
                 return
             time.sleep(0.5)
         raise AssertionError(f"the tenant apiserver of plane {self.plane} does not answer through a port-forward")
 
     def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        proc = self._run(args, stdin, timeout)
+        if proc.returncode != 0 and self.forward is not None and self.forward.poll() is not None:
+            # kubectl port-forward ends at the first broken stream: forward again, once.
+            self.connect()
+            proc = self._run(args, stdin, timeout)
+        return proc
+
+    def _run(self, args, stdin, timeout) -> subprocess.CompletedProcess:
         return subprocess.run([self.kind.kubectl_bin, f"--kubeconfig={self.path}", *args], input=stdin,
                               capture_output=True, text=True, timeout=timeout)
 
@@ -185,7 +210,16 @@ spec:
       - name: web
         image: %s
         imagePullPolicy: IfNotPresent
-        command: ["sh", "-c", "echo web started on $(hostname); exec httpd -f -p 8080"]
+        command: ["sh", "-c", "mkdir -p /tmp/www && echo hello from $(hostname) > /tmp/www/index.html &&
+                  echo web started on $(hostname) && exec httpd -f -p 8080 -h /tmp/www"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
 """
 
 
@@ -236,6 +270,26 @@ def test_a_tenant_control_plane_is_a_deployment_and_its_pods_run_on_the_nodes(sk
         time.sleep(1)
     out = ok(tenant.kubectl("exec", name, "--", "sh", "-c", "echo exec in $(hostname)"), "kubectl exec")
     assert out.strip() == f"exec in {name}"
+    address, page = load_balancer_answer(tenant, "web")
+    assert page.startswith("hello from web-"), page
+    print(f"\ntenant LoadBalancer web at {address} answers: {page.strip()}")
+
+
+def load_balancer_answer(tenant: Tenant, service: str, timeout: float = 120) -> tuple[str, str]:
+    """The Service's EXTERNAL-IP, and the first page fetched from this host through it."""
+    deadline, address = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        address = address or tenant.kubectl("get", "service", service, "-o",
+                                            "jsonpath={.status.loadBalancer.ingress[0].ip}").stdout.strip()
+        if address:
+            try:
+                with urllib.request.urlopen(f"http://{address}/", timeout=2) as resp:
+                    return address, resp.read().decode()
+            except OSError:
+                pass
+        time.sleep(1)
+    svc = tenant.kubectl("get", "service", service, "-o", "yaml").stdout
+    pytest.fail(f"the tenant's LoadBalancer {service} did not answer at {address or 'no address'}:\n{svc}")
 
 
 def test_rolling_the_operator_loses_no_reconcile(sk8s: KindCluster, tenant: Tenant):
