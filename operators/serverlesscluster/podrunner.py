@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 from pathlib import Path
 
 import yaml
@@ -32,6 +33,7 @@ from . import planes, podplane
 log = logging.getLogger(__name__)
 FIELD_MANAGER = "sk8s-serverlesscluster"
 PLANE_FILE = "plane.json"
+META_KUBECONFIG = "meta.kubeconfig"  # cluster.write_meta_credentials' file, the claim's key
 # Where each kind of object a plane has lives in the API (podplane.py makes no other).
 _PATHS = {"ServiceAccount": ("/api/v1", "serviceaccounts"), "Secret": ("/api/v1", "secrets"),
           "ConfigMap": ("/api/v1", "configmaps"), "Service": ("/api/v1", "services"),
@@ -144,20 +146,27 @@ async def restore() -> int:
     ns = config.plane_namespace()
     listing = await kube.client().get(f"/api/v1/namespaces/{ns}/secrets", labelSelector=LABEL_PLANE)
     secrets = listing.get("items") or []
-    owners = {s["metadata"]["labels"][LABEL_PLANE]: s["metadata"]["labels"].get(LABEL_CLAIMED_BY)
-              for s in secrets if s["metadata"]["name"].endswith("-claim")}
+    claims = {s["metadata"]["labels"][LABEL_PLANE]: s for s in secrets if s["metadata"]["name"].endswith("-claim")}
     restored = 0
     for s in secrets:
-        data = {k: base64.b64decode(v) for k, v in (s.get("data") or {}).items()}
+        data = _decoded(s)
         if s["metadata"]["name"].endswith("-claim") or PLANE_FILE not in data:
             continue
-        if write_plane(planes.planes_root(), data, owners.get(s["metadata"]["labels"][LABEL_PLANE])):
+        claim = claims.get(s["metadata"]["labels"][LABEL_PLANE])
+        owner = claim["metadata"]["labels"].get(LABEL_CLAIMED_BY) if claim else None
+        if write_plane(planes.planes_root(), data, owner, _decoded(claim).get(META_KUBECONFIG) if claim else None):
             restored += 1
     return restored
 
 
-def write_plane(root: Path, data: dict[str, bytes], claimed_by: str | None) -> bool:
-    """One plane's directory from its credentials Secret; False if it is there already."""
+def _decoded(secret: dict) -> dict[str, bytes]:
+    return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+
+
+def write_plane(root: Path, data: dict[str, bytes], claimed_by: str | None, meta_kubeconfig: bytes | None = None) -> bool:
+    """One plane's directory from its credentials Secret (and a claimed one's meta-cluster
+    kubeconfig from its claim: the same token, so its virtual node's arguments stay the same
+    and its Pod is not restarted); False if it is there already."""
     record = json.loads(data[PLANE_FILE])
     directory = root / planes.safe_id(record["id"])
     if (directory / PLANE_FILE).exists():
@@ -170,6 +179,10 @@ def write_plane(root: Path, data: dict[str, bytes], claimed_by: str | None) -> b
             (pki / name).write_bytes(content)
     if claimed_by:
         (directory / planes.CLAIM).write_text(claimed_by)
+    if meta_kubeconfig:
+        fd = os.open(directory / META_KUBECONFIG, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(meta_kubeconfig)
     (directory / "warm").touch()
     (directory / PLANE_FILE).write_bytes(data[PLANE_FILE])  # last: the directory is complete
     return True

@@ -292,12 +292,21 @@ def load_balancer_answer(tenant: Tenant, service: str, timeout: float = 120) -> 
     pytest.fail(f"the tenant's LoadBalancer {service} did not answer at {address or 'no address'}:\n{svc}")
 
 
+def plane_pod_uid(kind: KindCluster, plane: str) -> str:
+    return ok(kind.kubectl("-n", PLANES, "get", "pods", "-l", f"sk8s.io/plane={plane}", "-o",
+                           "jsonpath={.items[*].metadata.uid}"), "the plane's Pod")
+
+
 def test_rolling_the_operator_loses_no_reconcile(sk8s: KindCluster, tenant: Tenant):
+    running = plane_pod_uid(sk8s, tenant.plane)
     ok(sk8s.kubectl("-n", "sk8s-system", "rollout", "restart", "deployment/serverlesscluster-operator"), "roll")
     create_cluster(sk8s, "kind-roll")  # while the old operator stops and the new one starts
     rolled = wait_ready(sk8s, "kind-roll")
     assert rolled["status"]["phase"] == "Ready"
     assert wait_ready(sk8s, "kind-e2e", timeout=60)["status"]["phase"] == "Ready"
+    # The new operator found the existing tenant's plane and left its Pod alone.
+    assert plane_pod_uid(sk8s, tenant.plane) == running
+    assert ok(tenant.kubectl("get", "--raw", "/readyz"), "the tenant after the roll") == "ok"
     plane = plane_id(sk8s, rolled)
     ok(sk8s.kubectl("delete", "serverlesscluster", "kind-roll", "--timeout=120s", timeout=150), "deleting kind-roll")
     left = sk8s.kubectl("-n", PLANES, "get", "deployment,service,secret,configmap", "-l", f"sk8s.io/plane={plane}",

@@ -154,8 +154,10 @@ def test_a_plane_is_written_back_from_its_secret_and_only_once(tmp_path):
     record = json.dumps({"id": "0123456789ab", "apiserver": 443, "kubelet": 10250,
                          "etcdPrefix": "/sk8s/tenants/0123456789ab"}).encode()
     data = {"plane.json": record, "ca.crt": b"CA", "sa.key": b"K", "controller-manager.kubeconfig": b"x"}
-    assert podrunner.write_plane(tmp_path, data, "uid-1") is True
+    assert podrunner.write_plane(tmp_path, data, "uid-1", b"kind: Config") is True
     d = tmp_path / "0123456789ab"
+    assert (d / "meta.kubeconfig").read_bytes() == b"kind: Config"  # the claim's: the same token
+    assert (d / "meta.kubeconfig").stat().st_mode & 0o077 == 0
     assert (d / "pki" / "ca.crt").read_bytes() == b"CA" and (d / "pki" / "sa.key").read_bytes() == b"K"
     assert not (d / "pki" / "controller-manager.kubeconfig").exists()  # the operator writes its own
     assert (d / "claimed-by").read_text() == "uid-1"
