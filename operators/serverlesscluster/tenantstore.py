@@ -97,9 +97,3 @@ async def revoke(t: cp.Tenant) -> None:
         await asyncio.to_thread(_root_certificate)
         async with root_client() as etcd:
             await datastore.revoke_tenant(etcd, t.etcd_cn)
-
-
-async def count_keys(t: cp.Tenant) -> int:
-    return int((await _etcd(t, "range", count_only=True)).get("count", 0))
-
-
