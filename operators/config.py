@@ -324,16 +324,16 @@ def metapod_settings() -> dict[str, object]:
             "name_servers": servers}
 
 
-def metapod_lb_settings() -> dict[str, object]:
+def metapod_lb_settings(pool_class: str | None = None) -> dict[str, object]:
     """The metapod provider's load balancers (providers/metapod/loadbalancer.py): each a
     meta-cluster Service of type LoadBalancer. SK8S_METAPOD_LB_ADDRESSES (comma-separated
     addresses or CIDRs; default none): the pool of internet addresses this operator hands out
     itself, writing the Service's status as a load-balancer controller would, for a
     meta-cluster without one (the kind bed: hack/kind.sh routes the pool to a node, where
     kube-proxy serves it); none: the meta-cluster's own controller (a cloud's) gives the
-    address. SK8S_METAPOD_LB_CLASS (default `sk8s.io/metapod-pool` with a pool, none
-    without): the Services' spec.loadBalancerClass, the controller that serves them."""
+    address. SK8S_METAPOD_LB_CLASS (default `pool_class`, the provider's own, with a pool;
+    none without): the Services' spec.loadBalancerClass, the controller that serves them."""
     env = os.environ
     pool = tuple(a.strip() for a in env.get("SK8S_METAPOD_LB_ADDRESSES", "").split(",") if a.strip())
-    default_class = "sk8s.io/metapod-pool" if pool else None
+    default_class = pool_class if pool else None
     return {"addresses": pool, "class": env.get("SK8S_METAPOD_LB_CLASS") or default_class}

@@ -48,6 +48,10 @@ ANNOTATION_DELETION_GRACE = "sk8s.io/deletion-grace-period-seconds"
 LABEL_SERVICE_NAMESPACE = "sk8s.io/service-namespace"
 LABEL_SERVICE_NAME = "sk8s.io/service-name"
 LABEL_SERVICE_UID = "sk8s.io/service-uid"
+# The metapod LoadBalancers provider: its meta Services name their ServiceLB; with an address
+# pool of its own it is the load-balancer controller of this class (config.metapod_lb_settings).
+LABEL_LB_UID = "sk8s.io/servicelb-uid"
+METAPOD_LB_CLASS = "sk8s.io/metapod-pool"
 
 # --- Volume content Secrets ---------------------------------------------------------------
 # Written by the virtual node on the Secret carrying a pod's volume files

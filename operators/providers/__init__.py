@@ -114,8 +114,9 @@ def make_load_balancers(name: str = "local") -> LoadBalancers:
         hid = home_id(layout().home)
         return RoutedLoadBalancers(make_router(aliyun_settings(), lambda client: AliyunLoadBalancers(client, hid)))
     if name == "metapod":  # a meta Service of type LoadBalancer per ServiceLB (metapod/loadbalancer.py)
+        from ..models.contracts import METAPOD_LB_CLASS
         from .metapod.loadbalancer import MetaPodLoadBalancers
-        settings = metapod_lb_settings()
+        settings = metapod_lb_settings(METAPOD_LB_CLASS)
         return MetaPodLoadBalancers(home_id(layout().home), settings["addresses"], settings["class"])
     raise ValueError(f"unknown provider {name!r}")
 

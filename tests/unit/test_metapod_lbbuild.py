@@ -143,4 +143,4 @@ def test_settings(monkeypatch, env, want):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert metapod_lb_settings() == want
+    assert metapod_lb_settings("sk8s.io/metapod-pool") == want

@@ -18,11 +18,10 @@ from __future__ import annotations
 import ipaddress
 
 from ... import API_VERSION
-from ...models.contracts import LABEL_HOME, LABEL_PROVIDER
+from ...models.contracts import LABEL_HOME, LABEL_LB_UID, LABEL_PROVIDER
 from ..services import BackendHealth, LBListener, LBSpec, LBState
 from .podbuild import PROVIDER
 
-LABEL_LB_UID = "sk8s.io/servicelb-uid"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 MANAGED_BY = "servicelb-metapod.sk8s.io"  # not the endpointslice controller's: it leaves them alone (a label value: no /)
