@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup binaries image images test-images test-kind kind-up kind-down crds demo test lint unit e2e bench up down status conformance
+.PHONY: setup binaries image images test-images test-long test-kind kind-up kind-down crds demo test lint unit e2e bench up down status conformance
 
 setup:
 	@bash hack/setup.sh
@@ -62,7 +62,11 @@ e2e: setup
 	$(VENV)/python -m pytest tests/e2e -q
 
 test: setup lint
-	$(VENV)/python -m pytest tests -q -rfEs --durations=25 --ignore=tests/images --ignore=tests/kind
+	$(VENV)/python -m pytest tests -q -rfEs --durations=25 --ignore=tests/images --ignore=tests/kind -m "not long"
+
+# The chaos run left out of make test for its budget (components killed at random during churn).
+test-long: setup
+	$(VENV)/python -m pytest tests/e2e -q -rfEs -m long
 
 # Upstream [Conformance] tests against a tenant cluster (hours; README "Conformance").
 # CONFORMANCE_FOCUS=<regex> narrows it, e.g. CONFORMANCE_FOCUS='\[sig-node\] Pods .*\[Conformance\]'.

@@ -108,6 +108,7 @@ def state_of_pods(meta, t, ns: str) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.long  # about 3 min: make test-long (make test stays within its 30 minutes)
 def test_components_killed_at_random_during_churn(meta):
     t = make_cluster(meta, "churn", quotas={"maxPods": 40, "cpu": "32", "memory": "32Gi"})
     try:
