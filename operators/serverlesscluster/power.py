@@ -74,6 +74,11 @@ class Power:
             raise RuntimeError(self.unavailable)
         procs = cluster.processes(t)
         ran = [n for n in planes.STOP_ORDER if procs.running(n)]
+        # The plane's own clients stop before the port is held: a controller-manager or virtual
+        # node opening a connection while it shuts down would otherwise reach the wake
+        # listener and wake the plane again as soon as this sleep ends.
+        clients = [n for n in planes.STOP_ORDER if n != "kube-apiserver"]
+        await cluster.on_host(lambda: [procs.stop(n, timeout=10) for n in clients])
         await _nft(wakerules.hold(t.ports.apiserver))
         await cluster.on_host(idle.mark_asleep, t.directory, ran, namespace, name)
         await cluster.on_host(procs.stop_all, order=planes.STOP_ORDER, timeout=10)

@@ -257,3 +257,38 @@ def test_planes_run_as_pods_never_sleep(monkeypatch, tmp_path):
             await p.sleep(object(), "ns", "c")
         await p.stop()
     asyncio.run(main())
+
+
+def test_a_falling_asleep_plane_stops_its_own_clients_before_its_port_is_held(monkeypatch, tmp_path):
+    """A controller-manager or virtual node that opens a connection while it shuts down must
+    reach the apiserver, not the wake listener: that woke the plane right after the sleep
+    (seen in CI). Its clients stop first, then the port is held, then the apiserver stops."""
+    from types import SimpleNamespace
+
+    from operators.serverlesscluster import cluster, power
+    steps: list[str] = []
+
+    class Procs:
+        def running(self, name):
+            return name != "kube-scheduler"
+
+        def stop(self, name, timeout=10.0):
+            steps.append(f"stop {name}")
+
+        def stop_all(self, order=(), timeout=10.0):
+            for name in order:
+                if not any(s == f"stop {name}" for s in steps):
+                    steps.append(f"stop {name}")
+
+    async def nft(script):
+        steps.append("hold" if "add element" in script else script)
+    monkeypatch.setenv("SK8S_HOME", str(tmp_path))
+    monkeypatch.setattr(power, "_nft", nft)
+    monkeypatch.setattr(cluster, "processes", lambda t: Procs())
+    monkeypatch.setattr(idle, "mark_asleep", lambda d, ran, ns, n: steps.append(f"asleep {','.join(ran)}"))
+    t = SimpleNamespace(ports=SimpleNamespace(apiserver=30123), directory=tmp_path)
+    asyncio.run(power.Power().sleep(t, "ns", "c"))
+    assert steps.index("hold") > max(steps.index(f"stop {n}") for n in
+                                     ("virtual-node", "kube-scheduler", "kube-controller-manager"))
+    assert steps.index("hold") < steps.index("stop kube-apiserver")
+    assert "asleep virtual-node,kube-controller-manager,kube-apiserver" in steps
