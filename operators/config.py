@@ -319,9 +319,32 @@ def metapod_settings() -> dict[str, object]:
     meta-cluster's DNS)."""
     env = os.environ
     enabled = env.get("SK8S_METAPOD", "").lower() in ("1", "true", "yes") or provider_name() == "metapod"
-    servers = tuple(s.strip() for s in env.get("SK8S_METAPOD_NAMESERVERS", "").split(",") if s.strip())
+    servers = _csv(env.get("SK8S_METAPOD_NAMESERVERS", ""))
     return {"enabled": enabled, "runtime_class": env.get("SK8S_SANDBOX_RUNTIME_CLASS") or None,
-            "name_servers": servers}
+            "name_servers": servers, **metapod_network_settings()}
+
+
+# The ranges a tenant's sandbox Pod may not reach (providers/metapod/netpol.py): the private
+# ones (the meta-cluster's nodes, Services and Pods, the cloud's internal networks), the
+# carrier-grade NAT range (cloud-internal services) and link-local (the metadata service).
+METAPOD_PRIVATE_CIDRS = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,169.254.0.0/16"
+
+
+def metapod_network_settings() -> dict[str, object]:
+    """How the metapod provider fences each tenant's sandbox namespace (one NetworkPolicy;
+    the meta-cluster's CNI must enforce NetworkPolicy): SK8S_METAPOD_PRIVATE_CIDRS
+    (comma-separated; default METAPOD_PRIVATE_CIDRS): no sandbox connects to them, but for
+    DNS; SK8S_METAPOD_POD_CIDRS (comma-separated; default 10.244.0.0/16, kind's and
+    kubeadm's usual): the meta-cluster's Pod ranges, from which no sandbox accepts a
+    connection but its own namespace's and the planes' (SK8S_PLANE_NAMESPACE)."""
+    env = os.environ
+    return {"private_cidrs": _csv(env.get("SK8S_METAPOD_PRIVATE_CIDRS") or METAPOD_PRIVATE_CIDRS),
+            "pod_cidrs": _csv(env.get("SK8S_METAPOD_POD_CIDRS") or "10.244.0.0/16"),
+            "plane_namespace": plane_namespace()}
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in value.split(",") if s.strip())
 
 
 def metapod_lb_settings(pool_class: str | None = None) -> dict[str, object]:

@@ -29,7 +29,8 @@ def available_providers() -> list[str]:
 def _metapod_placement():
     from .metapod.podbuild import MetaPlacement
     settings = metapod_settings()
-    return MetaPlacement(home_id(layout().home), settings["runtime_class"], settings["name_servers"])
+    return MetaPlacement(home_id(layout().home), settings["runtime_class"], settings["name_servers"],
+                         settings["private_cidrs"], settings["pod_cidrs"], settings["plane_namespace"])
 
 
 def _local_vpcs():

@@ -59,6 +59,12 @@ class SandboxLifecycle(abc.ABC):
         the VPC resolver's address (the tenant's kube-dns ClusterIP), None if it has none."""
         return None
 
+    async def isolate_namespace(self, namespace: str) -> None:
+        """The tenant's sandbox namespace (made by its ServerlessCluster's operator) fenced, where
+        that namespace is the tenant's network boundary (metapod: a NetworkPolicy), before any
+        sandbox runs in it; nothing where sandboxes get a network of their own (a VPC).
+        Idempotent; ProviderError if it cannot."""
+
     async def prepare_volumes(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str],
                               content: VolumeContent) -> None:
         """Make the pod's volumes ready before `ensure`, with `content` in its content

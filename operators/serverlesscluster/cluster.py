@@ -321,7 +321,9 @@ async def bootstrap(t: cp.Tenant) -> None:
 
 async def build_network(t: cp.Tenant, provider_name: str) -> str | None:
     """At claim: the provider builds the tenant's VPC with the plane's range; the VPC
-    resolver's address. Nothing for a plane without a plan (its VPC is made when first needed)."""
+    resolver's address. Nothing for a plane without a plan (its VPC is made when first needed).
+    Where the sandbox namespace is the tenant's boundary (metapod), it is fenced first."""
+    await provider(provider_name).isolate_namespace(t.sandbox_namespace)
     if t.network is None:
         return None
     return await provider(provider_name).ensure_cluster_network(t.uid, t.network.vpc_cidr)

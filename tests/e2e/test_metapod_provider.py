@@ -66,6 +66,12 @@ async def test_pods_are_made_once_read_back_watched_changed_and_deleted(meta: Me
     relayed: list[tuple] = []
     provider = MetaPodProvider(MetaPlacement(home), lambda: client, delete_slack=5,
                                events=lambda *args, **kw: relayed.append((*args, kw.get("field_path"))))
+    # The namespace's fence, accepted by a real apiserver's validation, and applied twice alike.
+    for _ in range(2):
+        await provider.isolate_namespace(namespace)
+    fence = await client.get(f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/sk8s-sandboxes")
+    assert fence["metadata"]["generation"] == 1 and fence["spec"]["podSelector"] == {}
+    assert "10.0.0.0/8" in fence["spec"]["egress"][0]["to"][1]["ipBlock"]["except"]
     ref = make_sandboxpod(meta, namespace, "mp")
     spec = PodSpec.model_validate(SPEC)
     seen: list[SandboxRef] = []

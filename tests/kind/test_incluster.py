@@ -115,7 +115,7 @@ def sk8s(kind_cluster: KindCluster, busybox: str):
     kind_cluster.load(*IMAGES)
     install(kind_cluster)
     yield kind_cluster
-    for name in ("kind-e2e", "kind-roll"):
+    for name in ("kind-e2e", "kind-roll", "kind-other"):
         kind_cluster.kubectl("delete", "serverlesscluster", name, "--ignore-not-found", "--timeout=120s", timeout=150)
     # Other tests of the bed run operators of their own against it: ours stop here.
     kind_cluster.kubectl("-n", "sk8s-system", "scale", "deployment", *OPERATORS, "--replicas=0")
@@ -273,6 +273,44 @@ def test_a_tenant_control_plane_is_a_deployment_and_its_pods_run_on_the_nodes(sk
     address, page = load_balancer_answer(tenant, "web")
     assert page.startswith("hello from web-"), page
     print(f"\ntenant LoadBalancer web at {address} answers: {page.strip()}")
+
+
+def connects(tenant: Tenant, pod: str, address: str, port: int) -> bool:
+    """Whether `pod` of the tenant opens a TCP connection to address:port (busybox nc: its
+    wget segfaults on the bed)."""
+    proc = tenant.kubectl("exec", pod, "--", "sh", "-c", f"echo | nc -w 3 {address} {port}", timeout=60)
+    return proc.returncode == 0
+
+
+def test_tenants_sandboxes_reach_their_own_pods_and_not_another_tenants(sk8s: KindCluster, tenant: Tenant,
+                                                                        busybox: str):
+    """The NetworkPolicy of each sandbox namespace (providers/metapod/netpol.py), enforced by
+    the bed's kube-router: the pods of kind-e2e (the web Deployment above) reach each other;
+    a pod of another tenant reaches none of them, nor the meta apiserver, nor a node's
+    kubelet; the web's load balancer still answers this host."""
+    create_cluster(sk8s, "kind-other")
+    other_cluster = wait_ready(sk8s, "kind-other")
+    other = Tenant(sk8s, "kind-other", plane_id(sk8s, other_cluster))
+    try:
+        for cluster in (other_cluster, json.loads(ok(sk8s.kubectl("get", "serverlesscluster", "kind-e2e", "-o",
+                                                                  "json"), "kind-e2e"))):
+            ns = cluster["status"]["sandboxNamespace"]
+            ok(sk8s.kubectl("-n", ns, "get", "networkpolicy", "sk8s-sandboxes"), f"the fence of {ns}")
+        ok(other.kubectl("run", "probe", f"--image={busybox}", "--image-pull-policy=IfNotPresent", "--",
+                         "sleep", "3600"), "the other tenant's pod")
+        ok(other.kubectl("wait", "--for=condition=Ready", "pod/probe", "--timeout=120s", timeout=150), "probe Ready")
+        web = json.loads(ok(tenant.kubectl("get", "pods", "-l", "app=web", "-o", "json"), "web pods"))["items"]
+        first, target = web[0]["metadata"]["name"], web[1]["status"]["podIP"]
+        assert connects(tenant, first, target, 8080), "a tenant's pods no longer reach each other"
+        assert not connects(other, "probe", target, 8080), "another tenant's pod reached kind-e2e's pod"
+        node_ip = ok(sk8s.kubectl("get", "node", control_plane_node(sk8s), "-o",
+                                  "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}"), "node IP")
+        for address, port in (("10.96.0.1", 443), (node_ip, 6443), (node_ip, 10250)):
+            assert not connects(other, "probe", address, port), f"a sandbox reached {address}:{port}"
+        assert load_balancer_answer(tenant, "web")[1].startswith("hello from web-")
+    finally:
+        other.close()
+        sk8s.kubectl("delete", "serverlesscluster", "kind-other", "--wait=false")
 
 
 def load_balancer_answer(tenant: Tenant, service: str, timeout: float = 120) -> tuple[str, str]:

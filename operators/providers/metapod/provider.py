@@ -30,12 +30,14 @@ from ..lifecycle import SandboxLifecycle, VolumeContent
 from ..sandbox import EventSink, SandboxInstance, SandboxRef
 from .ephemeral import build_ephemeral
 from .events import relay_events
+from .netpol import NAME as NETPOL_NAME, build_isolation
 from .podbuild import PROVIDER, MetaPlacement, build_files_secret, build_pod, file_key, files_secret_name
 from .podstatus import instance_from_pod, ref_from_pod
 
 log = logging.getLogger(__name__)
 DELETE_SLACK = 10.0  # seconds past the grace period a delete waits for the Pod to go
 DELETE_POLL = 0.5
+FIELD_MANAGER = "sk8s-metapod"
 
 
 def pods_path(namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
@@ -68,6 +70,15 @@ class MetaPodProvider(SandboxLifecycle):
     @property
     def selector(self) -> str:
         return f"{LABEL_HOME}={self.placement.home_id},{LABEL_PROVIDER}={PROVIDER}"
+
+    # --- the tenant's namespace ---------------------------------------------------------------
+    async def isolate_namespace(self, namespace: str) -> None:
+        policy = build_isolation(namespace, self.placement)
+        path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{NETPOL_NAME}"
+        try:
+            await self._client().apply(path, policy, FIELD_MANAGER)
+        except ApiError as err:
+            raise provider_error(err, f"fencing namespace {namespace} (NetworkPolicy {NETPOL_NAME})") from None
 
     # --- sandboxes ------------------------------------------------------------------------
     async def prepare_volumes(self, ref: SandboxRef, spec: PodSpec, labels: dict[str, str],
