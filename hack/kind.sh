@@ -11,7 +11,8 @@
 # plugin on its own pod CIDR (the one the controller manager allocated) and a route to
 # every other node's pod CIDR via that node's address on the bed's podman network.
 # Services: kube-proxy (nftables mode); DNS: CoreDNS; both from images built with the node
-# image.
+# image. NetworkPolicy: kube-router's policy controller alone (a DaemonSet,
+# hack/kind-netpol/), unless SK8S_KIND_NETPOL=0.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib/kind.sh"
@@ -123,6 +124,33 @@ setup_lb_route() {
   ip route replace "$KIND_LB_SUBNET" via "$addr" metric 100
 }
 
+# setup_netpol: NetworkPolicy enforced on every node by kube-router's network-policy
+# controller, firewall only (hack/build-kind-netpol.sh, hack/kind-netpol/kube-router.yaml):
+# its image loaded into the nodes that lack it, the DaemonSet applied, every pod ready (its
+# caches synced, its chains written). It adds filter-table chains and ipsets in each node
+# and leaves kube-proxy's nftables table, the bridge CNI, the routes and the masquerade
+# rule alone. Idempotent: a reused cluster with the same image gets no change.
+setup_netpol() {
+  if [ "${SK8S_KIND_NETPOL:-1}" = 0 ]; then
+    log "NetworkPolicy not enforced (SK8S_KIND_NETPOL=0)"
+    return 0
+  fi
+  local image node
+  image=$(bash "$HERE/build-kind-netpol.sh")
+  for node in $("$KIND" get nodes --name "$KIND_CLUSTER" 2>/dev/null); do
+    # Listed whole, then searched: under pipefail a grep -q ending early fails the pipe.
+    grep -qxF "$image" <<< "$(podman exec "$node" ctr --namespace=k8s.io images ls -q)" && continue
+    log "loading $image into the nodes"
+    ( load "$image" )   # a subshell: load's RETURN trap stays there
+    break
+  done
+  sed "s|image: IMAGE$|image: $image|" "$HERE/kind-netpol/kube-router.yaml" |
+    "$KUBECTL" apply -f - >&2
+  "$KUBECTL" -n kube-system rollout status daemonset/kube-router --timeout=300s >&2 ||
+    die "kube-router (NetworkPolicy) not ready on every node: kubectl -n kube-system logs -l k8s-app=kube-router"
+  log "NetworkPolicy enforced by kube-router (${image##*:})"
+}
+
 up() {
   tools
   mkdir -p /lib/modules   # kind mounts it into every node
@@ -153,6 +181,7 @@ up() {
   setup_lb_route
   "$KUBECTL" wait --for=condition=Ready node --all --timeout=300s >&2
   log "all nodes Ready"
+  setup_netpol
   echo "$KUBECONFIG"
 }
 
