@@ -132,7 +132,8 @@ setup_lb_route() {
 # rule alone. Idempotent: a reused cluster with the same image gets no change.
 setup_netpol() {
   if [ "${SK8S_KIND_NETPOL:-1}" = 0 ]; then
-    log "NetworkPolicy not enforced (SK8S_KIND_NETPOL=0)"
+    # A cluster that has kube-router keeps it (hack/kind.sh down, then up, for one without).
+    log "SK8S_KIND_NETPOL=0: kube-router not set up"
     return 0
   fi
   local image node
