@@ -94,10 +94,14 @@ def cmd_down(args) -> int:
         _mark_clusters_stopped(lay)
     if pid:
         _terminate(pid, 60)
-    # Whatever a killed supervisor left behind.
-    for comp in (state.get("components") or {}).values():
-        if comp.get("pid") and _alive(comp["pid"]):
-            os.kill(comp["pid"], signal.SIGKILL)
+    # Whatever a killed supervisor left behind, gone before `down` returns (a SIGKILL is
+    # delivered, not waited for: a loaded machine showed one still alive just after).
+    left = [c["pid"] for c in (state.get("components") or {}).values() if c.get("pid") and _alive(c["pid"])]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in left) and time.monotonic() < deadline:
+        time.sleep(0.05)
     stopped = _stop_planes(lay)
     _drop_wake_rule()
     _stop_emulator(lay)

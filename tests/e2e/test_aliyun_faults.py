@@ -14,7 +14,7 @@ from .conftest import phase, sandboxpod, until
 from .test_aliyun_cluster import control
 from .test_aliyun_provider import emulator
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]  # a fault-injection run: make test-long
 PODS = 50
 FAULTS = {"throttle_rate": 0.3, "error_rate": 0.1, "drop_rate": 0.05}
 

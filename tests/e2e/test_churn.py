@@ -22,7 +22,9 @@ from dnslib import QTYPE, RCODE, DNSRecord
 from .conftest import IMAGE
 from .tenant import anchor_addresses, delete_cluster, make_cluster, plane_dir
 
-pytestmark = pytest.mark.e2e
+# Chaos runs (operators, the meta apiserver and tenant components killed): make test-long,
+# apart from make test, which stays within its 30 minutes.
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 META = ["etcd", "kube-apiserver", "sandboxpod-operator", "serverlesscluster-operator",
         "servicelb-operator", "privatezone-operator"]
@@ -108,7 +110,6 @@ def state_of_pods(meta, t, ns: str) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.long  # about 3 min: make test-long (make test stays within its 30 minutes)
 def test_components_killed_at_random_during_churn(meta):
     t = make_cluster(meta, "churn", quotas={"maxPods": 40, "cpu": "32", "memory": "32Gi"})
     try:

@@ -442,6 +442,7 @@ spec:
     tenant.kubectl("delete", "pod", "swap", "--wait=false")
 
 
+@pytest.mark.long  # chaos (the operator killed): make test-long
 def test_restart_count_survives_an_operator_restart(meta, tenant):
     """The back-off, restart count and last termination live on in a restarted operator."""
     import os

@@ -254,6 +254,7 @@ def test_meta_apiserver_refuses_anonymous_and_tenant_apiserver_lets_it_read_heal
     assert _raw("127.0.0.1", port, "POST", "/api/v1/namespaces", STATE_CHANGES[0][2], True).split()[1] == "403"
 
 
+@pytest.mark.long  # an upgrade run (a second installation): make test-long
 def test_an_installation_made_before_etcd_had_tls_comes_up_with_it(meta, tmp_path):
     """An older home: etcd data written over plain HTTP, no etcd CA. `sk8s up` makes what
     is missing, and etcd serves the old data over TLS, to its own certificates only."""

@@ -233,6 +233,7 @@ def test_a_dead_scheduler_is_restarted_and_schedules_again(tenant, meta):
     tenant.kubectl("delete", "pod", "after-restart", "--wait=false")
 
 
+@pytest.mark.long  # chaos (test_availability.py kills a one-node cluster's in make test): make test-long
 def test_a_dead_virtual_node_turns_every_node_unknown_until_it_is_back(tenant, meta):
     procs = ProcessSet(plane_dir(meta, cluster_uid(meta, "threenodes")))
     # Every change of the last Node's Ready condition, as a client of the tenant sees it.

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
+
+from operators.embedded.processes import alive
 
 from .conftest import sandboxpod
 from .tenant import wait_deletions
@@ -13,11 +14,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
+    return alive(pid)  # a zombie (killed, its new parent not reaping it yet) is not left running
 
 
 def test_down_leaves_nothing(meta, namespace):
