@@ -21,7 +21,8 @@ from collections import deque
 
 from ..aio import wait_event
 from ..config import standby_max, standby_planes
-from . import cluster, planes, podrunner
+from . import cluster, planes
+from .runners import runner
 
 log = logging.getLogger(__name__)
 # A claim is followed by the claimant's own start-up (its virtual node): starting a new
@@ -75,10 +76,9 @@ def available_memory() -> int | None:
 async def clean_stale() -> int:
     """Standby planes of an earlier run are not trusted (their processes may be gone): rebuild.
     So are planes it was retiring when it stopped."""
-    if cluster.in_pods():  # the claimed ones' Pods ran on without us: write them back
-        restored = await podrunner.restore()
-        if restored:
-            log.info("restored %d control plane(s) from the meta-cluster", restored)
+    restored = await runner().restore()  # planes run as Pods ran on without us: written back
+    if restored:
+        log.info("restored %d control plane(s) from the meta-cluster", restored)
     # A standby's Pod may run an older version (the image of an upgrade keeps its tag): made again.
     stale = planes.standby(ready_only=False) + [p for p in planes.all_planes() if p.claimed_by == RETIRED]
     for plane in stale:

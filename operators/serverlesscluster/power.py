@@ -21,6 +21,7 @@ from typing import Awaitable, Callable
 from ..providers.local import nft
 from . import cluster, idle, planes, wakerules
 from . import controlplane as cp
+from .runners import runner
 from .wake import WakeListener, apiserver_answers, listens
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,8 @@ class Power:
         # The wake listener's connections run in the loop's bare context; the tasks started
         # here get the operator's (kopf posts Events through context variables).
         self._context = contextvars.copy_context()
-        if cluster.in_pods():  # a Pod's apiserver is reached through its Service, which no rule of ours holds
-            self.unavailable = "sleep mode is not available for control planes run as Pods (SK8S_PLANE_RUNNER=pods)"
+        if runner().sleep_unavailable:
+            self.unavailable = runner().sleep_unavailable
             log.info("%s", self.unavailable)
             return
         port = await self.listener.start()

@@ -136,26 +136,27 @@ class _Procs:
 def test_virtual_node_args_of_an_earlier_version_are_rewritten_and_the_node_restarted(tmp_path, monkeypatch):
     import json
     from operators.serverlesscluster import cluster
+    from operators.serverlesscluster.runners import HostRunner
     plane = planes.Plane(tmp_path, "p1", 6443, 10250, "/sk8s/tenants/p1")
     t = cluster.tenant_for({"metadata": {"name": "team-a", "namespace": "default", "uid": "0123456789abcdef"},
                             "spec": {}}, plane)
     procs = _Procs()
-    monkeypatch.setattr(cluster, "processes", lambda _t: procs)
+    monkeypatch.setattr(HostRunner, "processes", lambda _self, _t: procs)
     (tmp_path / "meta.kubeconfig").write_text("{}")
     args_file = tmp_path / "virtual-node.args"
     wanted = cp.virtual_node_args(t, tmp_path / "meta.kubeconfig")
 
-    cluster._start_virtual_node(t)  # claim: written, nothing to stop
+    HostRunner()._virtual_node(t)  # claim: written, nothing to stop
     assert json.loads(args_file.read_text()) == wanted and procs.calls == [("start", "virtual-node")]
 
     procs.calls.clear()
-    cluster._start_virtual_node(t)  # resume with the same version: left as it runs
+    HostRunner()._virtual_node(t)  # resume with the same version: left as it runs
     assert procs.calls == [("start", "virtual-node")]
 
     # an earlier version's arguments, without the egress socket its apiserver now dials
     args_file.write_text(json.dumps([a for a in wanted if not a.startswith("--egress-socket=")]))
     procs.calls.clear()
-    cluster._start_virtual_node(t)
+    HostRunner()._virtual_node(t)
     assert json.loads(args_file.read_text()) == wanted
     assert procs.calls == [("stop", "virtual-node"), ("start", "virtual-node")]
 

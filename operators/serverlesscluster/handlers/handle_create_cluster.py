@@ -12,7 +12,7 @@ from ...kubeclient.client import ApiError
 from ...config import aliyun_settings
 from ...providers import available_providers
 from ...providers.errors import ProviderError
-from .. import claims, cluster, credentials, idle, nodecheck, planes
+from .. import claims, cluster, credentials, idle, nodecheck
 from ..status import cluster_status, provider_condition, sleeping_status
 from .handle_check_cluster import handed_over
 
