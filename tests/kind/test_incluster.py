@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -195,6 +196,11 @@ class Tenant:
             self.forward.wait(timeout=10)
             self.forward = None
 
+    def remove(self) -> None:
+        """The port-forward stopped and the kubeconfig's directory gone."""
+        self.close()
+        shutil.rmtree(self.path.parent, ignore_errors=True)
+
 
 WEB = """
 apiVersion: apps/v1
@@ -229,7 +235,7 @@ def tenant(sk8s: KindCluster):
     cluster = wait_ready(sk8s, "kind-e2e")
     t = Tenant(sk8s, "kind-e2e", plane_id(sk8s, cluster))
     yield t
-    t.close()
+    t.remove()
 
 
 def test_the_operators_run_non_root_with_probes_and_requests(sk8s: KindCluster):
@@ -309,7 +315,7 @@ def test_tenants_sandboxes_reach_their_own_pods_and_not_another_tenants(sk8s: Ki
             assert not connects(other, "probe", address, port), f"a sandbox reached {address}:{port}"
         assert load_balancer_answer(tenant, "web")[1].startswith("hello from web-")
     finally:
-        other.close()
+        other.remove()
         sk8s.kubectl("delete", "serverlesscluster", "kind-other", "--wait=false")
 
 
