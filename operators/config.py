@@ -228,10 +228,13 @@ def plane_runner() -> str:
     return value
 
 
+PLANE_NAMESPACE = "sk8s-planes"
+
+
 def plane_namespace() -> str:
     """SK8S_PLANE_NAMESPACE (default sk8s-planes): where the `pods` runner puts the planes'
     Deployments, Services and Secrets."""
-    return os.environ.get("SK8S_PLANE_NAMESPACE") or "sk8s-planes"
+    return os.environ.get("SK8S_PLANE_NAMESPACE") or PLANE_NAMESPACE
 
 
 def plane_images() -> tuple[str, str]:
@@ -328,6 +331,7 @@ def metapod_settings() -> dict[str, object]:
 # ones (the meta-cluster's nodes, Services and Pods, the cloud's internal networks), the
 # carrier-grade NAT range (cloud-internal services) and link-local (the metadata service).
 METAPOD_PRIVATE_CIDRS = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,169.254.0.0/16"
+METAPOD_POD_CIDRS = "10.244.0.0/16"  # kind's and kubeadm's usual Pod range
 
 
 def metapod_network_settings() -> dict[str, object]:
@@ -339,7 +343,7 @@ def metapod_network_settings() -> dict[str, object]:
     connection but its own namespace's and the planes' (SK8S_PLANE_NAMESPACE)."""
     env = os.environ
     return {"private_cidrs": _csv(env.get("SK8S_METAPOD_PRIVATE_CIDRS") or METAPOD_PRIVATE_CIDRS),
-            "pod_cidrs": _csv(env.get("SK8S_METAPOD_POD_CIDRS") or "10.244.0.0/16"),
+            "pod_cidrs": _csv(env.get("SK8S_METAPOD_POD_CIDRS") or METAPOD_POD_CIDRS),
             "plane_namespace": plane_namespace()}
 
 

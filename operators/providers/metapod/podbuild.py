@@ -37,7 +37,7 @@ from ...models.podspec import PodSpec
 from ...models.volumes import Volume
 from ..lifecycle import VolumeContent
 from ..sandbox import SandboxRef
-from ...config import METAPOD_PRIVATE_CIDRS
+from ...config import METAPOD_POD_CIDRS, METAPOD_PRIVATE_CIDRS, PLANE_NAMESPACE
 from .containers import build_container
 from .refusals import refusal, unsupported
 
@@ -56,8 +56,8 @@ class MetaPlacement:
     name_servers: tuple[str, ...] = ()
     # The fence around each tenant's sandbox namespace (netpol.py; config.metapod_network_settings).
     private_cidrs: tuple[str, ...] = tuple(METAPOD_PRIVATE_CIDRS.split(","))
-    pod_cidrs: tuple[str, ...] = ("10.244.0.0/16",)
-    plane_namespace: str = "sk8s-planes"
+    pod_cidrs: tuple[str, ...] = tuple(METAPOD_POD_CIDRS.split(","))
+    plane_namespace: str = PLANE_NAMESPACE
 
 
 def files_secret_name(ref: SandboxRef) -> str:
